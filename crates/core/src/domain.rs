@@ -1,0 +1,423 @@
+//! Domain types: values that are valid by construction.
+//!
+//! "Parse, don't validate": an [`AdminEmail`] can only be built by [`AdminEmail::parse`], so code past the
+//! edge of the system never sees an invalid or un-normalised address. Secrets ([`TemporaryPassword`],
+//! [`Password`], [`Tokens`]) wrap [`secrecy::SecretString`] and never print: their `Debug` says
+//! `[REDACTED]` and they implement no `Display`.
+
+use chrono::{DateTime, Utc};
+use rand::seq::SliceRandom;
+use rand::Rng;
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use uuid::Uuid;
+
+/// Why an e-mail address was rejected. The message is meant for people.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid e-mail address: {0}")]
+pub struct InvalidEmail(pub String);
+
+/// An admin's e-mail address, trimmed and checked once at the edge.
+///
+/// Rules: at most 254 characters after trimming, exactly one `@`, a non-empty local part, a domain that
+/// contains a dot (not at either end, no empty labels), no whitespace or control characters anywhere.
+/// Uniqueness is case-insensitive: [`AdminEmail::normalized`] is the lower-cased form that the database
+/// indexes and that is used as the Cognito username, so `Ann@X.com` and `ann@x.com` are the same admin.
+#[derive(Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct AdminEmail {
+    display: String,
+    normalized: String,
+}
+
+impl AdminEmail {
+    /// Parses and normalises an address; see the type's docs for the rules.
+    pub fn parse(raw: &str) -> Result<Self, InvalidEmail> {
+        let s = raw.trim();
+        if s.is_empty() {
+            return Err(InvalidEmail("the address is empty".into()));
+        }
+        if s.chars().count() > 254 {
+            return Err(InvalidEmail("the address is longer than 254 characters".into()));
+        }
+        if s.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(InvalidEmail("the address contains whitespace or a control character".into()));
+        }
+        let mut parts = s.split('@');
+        let (local, domain) = match (parts.next(), parts.next(), parts.next()) {
+            (Some(l), Some(d), None) => (l, d),
+            (_, None, _) => return Err(InvalidEmail("the address has no '@'".into())),
+            _ => return Err(InvalidEmail("the address has more than one '@'".into())),
+        };
+        if local.is_empty() {
+            return Err(InvalidEmail("nothing before the '@'".into()));
+        }
+        if local.chars().count() > 64 {
+            return Err(InvalidEmail("the part before the '@' is longer than 64 characters".into()));
+        }
+        if domain.is_empty() {
+            return Err(InvalidEmail("nothing after the '@'".into()));
+        }
+        if !domain.contains('.') {
+            return Err(InvalidEmail("the domain has no dot".into()));
+        }
+        if domain.split('.').any(|label| label.is_empty()) {
+            return Err(InvalidEmail("the domain has an empty label (a leading, trailing or double dot)".into()));
+        }
+        if domain
+            .chars()
+            .any(|c| !(c.is_alphanumeric() || c == '-' || c == '.'))
+        {
+            return Err(InvalidEmail("the domain contains a character that is not a letter, digit, '-' or '.'".into()));
+        }
+        if local.starts_with('.') || local.ends_with('.') || local.contains("..") {
+            return Err(InvalidEmail("the part before the '@' has a leading, trailing or double dot".into()));
+        }
+        Ok(Self { display: s.to_string(), normalized: s.to_lowercase() })
+    }
+
+    /// The address as the user typed it, trimmed.
+    pub fn as_str(&self) -> &str {
+        &self.display
+    }
+
+    /// The lower-cased address: the uniqueness key and the Cognito username the product asks for.
+    pub fn normalized(&self) -> &str {
+        &self.normalized
+    }
+}
+
+impl fmt::Debug for AdminEmail {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "AdminEmail({})", self.display)
+    }
+}
+
+impl fmt::Display for AdminEmail {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.display)
+    }
+}
+
+impl TryFrom<String> for AdminEmail {
+    type Error = InvalidEmail;
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        Self::parse(&value)
+    }
+}
+
+impl From<AdminEmail> for String {
+    fn from(value: AdminEmail) -> Self {
+        value.display
+    }
+}
+
+/// A password (a new one chosen by an admin, or one typed at login). Never printed.
+#[derive(Clone)]
+pub struct Password(SecretString);
+
+impl Password {
+    /// Wraps a password.
+    pub fn new(s: impl Into<String>) -> Self {
+        Self(SecretString::from(s.into()))
+    }
+    /// The password itself, for the one call that must send it.
+    pub fn expose(&self) -> &str {
+        self.0.expose_secret()
+    }
+}
+
+impl fmt::Debug for Password {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Password([REDACTED])")
+    }
+}
+
+/// A temporary password: Cognito e-mails it to a new admin, who must replace it at first login.
+/// Never printed, logged or stored by the product.
+#[derive(Clone)]
+pub struct TemporaryPassword(SecretString);
+
+impl TemporaryPassword {
+    /// Wraps a temporary password.
+    pub fn new(s: impl Into<String>) -> Self {
+        Self(SecretString::from(s.into()))
+    }
+
+    /// Generates a 16-character password that satisfies Cognito's default policy (upper, lower, digit,
+    /// symbol), from the operating system's random source.
+    pub fn generate() -> Self {
+        const UPPER: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZ";
+        const LOWER: &[u8] = b"abcdefghijkmnopqrstuvwxyz";
+        const DIGIT: &[u8] = b"23456789";
+        const SYMBOL: &[u8] = b"!#%+-.:=?@^_";
+        let mut rng = rand::rngs::OsRng;
+        let all: Vec<u8> = [UPPER, LOWER, DIGIT, SYMBOL].concat();
+        let mut chars: Vec<u8> = vec![
+            UPPER[rng.gen_range(0..UPPER.len())],
+            LOWER[rng.gen_range(0..LOWER.len())],
+            DIGIT[rng.gen_range(0..DIGIT.len())],
+            SYMBOL[rng.gen_range(0..SYMBOL.len())],
+        ];
+        while chars.len() < 16 {
+            chars.push(all[rng.gen_range(0..all.len())]);
+        }
+        chars.shuffle(&mut rng);
+        Self::new(String::from_utf8(chars).expect("ascii"))
+    }
+
+    /// The password itself, for the one call that must send it.
+    pub fn expose(&self) -> &str {
+        self.0.expose_secret()
+    }
+}
+
+impl fmt::Debug for TemporaryPassword {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("TemporaryPassword([REDACTED])")
+    }
+}
+
+/// An opaque secret string such as a challenge session. Never printed.
+#[derive(Clone)]
+pub struct Secret(SecretString);
+
+impl Secret {
+    /// Wraps a secret.
+    pub fn new(s: impl Into<String>) -> Self {
+        Self(SecretString::from(s.into()))
+    }
+    /// The secret itself.
+    pub fn expose(&self) -> &str {
+        self.0.expose_secret()
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret([REDACTED])")
+    }
+}
+
+/// The tokens Cognito returns after a successful authentication. Never printed.
+#[derive(Clone, Debug)]
+pub struct Tokens {
+    /// The ID token (JWT, `token_use=id`).
+    pub id_token: Secret,
+    /// The access token (JWT, `token_use=access`).
+    pub access_token: Secret,
+    /// The refresh token (opaque).
+    pub refresh_token: Secret,
+    /// Lifetime of the ID and access tokens, in seconds.
+    pub expires_in: i64,
+}
+
+/// Identifier of an admin (`User.id`, also `AdminInfo.user_id`). Chosen by the saga before any side effect.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct UserId(pub Uuid);
+
+impl UserId {
+    /// A new random id.
+    pub fn new() -> Self {
+        Self(Uuid::new_v4())
+    }
+}
+
+impl Default for UserId {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl fmt::Display for UserId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// Who performs an action: an authenticated admin, or the operator at the command line.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Actor {
+    /// An admin, identified by their `User.id` (already checked to be an active admin).
+    Admin(UserId),
+    /// The operator running the CLI on the server (no token; trusted by access to the machine).
+    Operator,
+}
+
+impl Actor {
+    /// The actor as recorded in the audit log: the admin id, or `operator`.
+    pub fn audit_name(&self) -> String {
+        match self {
+            Actor::Admin(id) => id.to_string(),
+            Actor::Operator => "operator".to_string(),
+        }
+    }
+    /// Parses [`Actor::audit_name`] back.
+    pub fn from_audit_name(s: &str) -> Option<Self> {
+        if s == "operator" {
+            Some(Actor::Operator)
+        } else {
+            Uuid::parse_str(s).ok().map(|u| Actor::Admin(UserId(u)))
+        }
+    }
+}
+
+/// The state of a `User` row.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UserStatus {
+    /// Invited: Cognito user in `FORCE_CHANGE_PASSWORD`, the temporary password not yet replaced.
+    Invited,
+    /// Active: the admin has logged in and replaced the temporary password.
+    Active,
+}
+
+impl UserStatus {
+    /// The stored text form.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            UserStatus::Invited => "invited",
+            UserStatus::Active => "active",
+        }
+    }
+    /// Parses the stored text form.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "invited" => Some(UserStatus::Invited),
+            "active" => Some(UserStatus::Active),
+            _ => None,
+        }
+    }
+}
+
+/// The `User` record: one person known to the application, linked to one Cognito user.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct User {
+    /// Primary key.
+    pub id: UserId,
+    /// The address as typed (trimmed).
+    pub email: String,
+    /// Lower-cased address; unique.
+    pub email_normalized: String,
+    /// The `Username` Cognito returned (the e-mail, or a UUID in pools that use e-mail as username).
+    pub cognito_username: String,
+    /// Cognito's immutable `sub` attribute.
+    pub cognito_sub: String,
+    /// Invited or active.
+    pub status: UserStatus,
+    /// When the row was written.
+    pub created_at: DateTime<Utc>,
+    /// When the row last changed.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// The `AdminInfo` record: what makes a `User` an admin. 1:1 with `User` by foreign key `user_id`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AdminInfo {
+    /// Foreign key to `User.id` (also this row's primary key).
+    pub user_id: UserId,
+    /// Who invited: an admin's id, or `None` when the operator did (bootstrap or CLI).
+    pub invited_by: Option<UserId>,
+    /// When the first invitation was sent.
+    pub invited_at: DateTime<Utc>,
+    /// When the current temporary password expires (`INVITE_VALIDITY_DAYS` after the last send).
+    pub invite_expires_at: DateTime<Utc>,
+    /// How many invitation e-mails were sent (first one plus resends).
+    pub invites_sent: i32,
+    /// When the last invitation was sent (for the resend cooldown).
+    pub last_invite_sent_at: DateTime<Utc>,
+    /// False when Cognito reported CodeDeliveryFailure for the last send: the user exists but the e-mail
+    /// did not go out; a resend fixes it.
+    pub invite_delivered: bool,
+    /// When the admin replaced the temporary password (first login completed).
+    pub accepted_at: Option<DateTime<Utc>>,
+}
+
+/// A `User` with its `AdminInfo`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AdminRecord {
+    /// The user row.
+    pub user: User,
+    /// The linked admin row.
+    pub admin_info: AdminInfo,
+}
+
+/// An admin's invite status as shown to people, computed from both records and the saga log.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InviteStatus {
+    /// A provisioning saga is running: not yet in both systems.
+    Pending,
+    /// Invitation sent and not expired.
+    Invited,
+    /// The temporary password has expired: resend the invite.
+    Expired,
+    /// The admin has completed first login.
+    Active,
+    /// Provisioning failed and could not be cleaned up automatically (a stuck saga): needs an operator.
+    Failed,
+}
+
+impl InviteStatus {
+    /// The status of a stored admin at `now`.
+    pub fn of(record: &AdminRecord, now: DateTime<Utc>) -> Self {
+        if record.user.status == UserStatus::Active || record.admin_info.accepted_at.is_some() {
+            InviteStatus::Active
+        } else if now >= record.admin_info.invite_expires_at {
+            InviteStatus::Expired
+        } else {
+            InviteStatus::Invited
+        }
+    }
+    /// Text form.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            InviteStatus::Pending => "pending",
+            InviteStatus::Invited => "invited",
+            InviteStatus::Expired => "expired",
+            InviteStatus::Active => "active",
+            InviteStatus::Failed => "failed",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn email_is_trimmed_and_normalised() {
+        let e = AdminEmail::parse("  Ann@Example.COM ").unwrap();
+        assert_eq!(e.as_str(), "Ann@Example.COM");
+        assert_eq!(e.normalized(), "ann@example.com");
+    }
+
+    #[test]
+    fn generated_password_meets_default_policy() {
+        for _ in 0..50 {
+            let p = TemporaryPassword::generate();
+            let s = p.expose();
+            assert_eq!(s.len(), 16);
+            assert!(s.chars().any(|c| c.is_ascii_uppercase()));
+            assert!(s.chars().any(|c| c.is_ascii_lowercase()));
+            assert!(s.chars().any(|c| c.is_ascii_digit()));
+            assert!(s.chars().any(|c| !c.is_ascii_alphanumeric()));
+        }
+    }
+
+    #[test]
+    fn secrets_do_not_print() {
+        let p = TemporaryPassword::new("Sup3r$ecret");
+        assert!(!format!("{p:?}").contains("Sup3r"));
+        let t = Tokens {
+            id_token: Secret::new("idtok"),
+            access_token: Secret::new("acctok"),
+            refresh_token: Secret::new("reftok"),
+            expires_in: 3600,
+        };
+        let s = format!("{t:?}");
+        assert!(!s.contains("idtok") && !s.contains("acctok") && !s.contains("reftok"));
+    }
+}

@@ -1,0 +1,146 @@
+//! The product's domain error: one enum, each variant a stable error code and an HTTP status.
+
+use crate::domain::InvalidEmail;
+use crate::identity::IdpError;
+use crate::store::StoreError;
+use uuid::Uuid;
+
+/// Everything the five operations can fail with. [`Error::code`] is the stable code used in the HTTP error
+/// envelope and the CLI; messages are for people and never contain a secret.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum Error {
+    /// The e-mail address is malformed (code `invalid_email`, 400).
+    #[error(transparent)]
+    InvalidEmail(#[from] InvalidEmail),
+    /// The caller is not an active admin in the database (code `forbidden`, 403).
+    #[error("only an active admin may do this")]
+    Forbidden,
+    /// An admin with this e-mail exists or is being provisioned (code `admin_exists`, 409).
+    #[error("an admin with this e-mail already exists or is being created")]
+    AdminExists,
+    /// A Cognito user with this username exists that this product did not create; it is left alone
+    /// (code `admin_exists`, 409).
+    #[error("a Cognito user with this username already exists and was not created by admin-provisioner; it was left untouched")]
+    ForeignIdentityExists,
+    /// No such admin (code `not_found`, 404).
+    #[error("no such admin")]
+    NotFound,
+    /// The admin already completed first login (code `already_active`, 409).
+    #[error("this admin has already set a password; there is no invitation to resend")]
+    AlreadyActive,
+    /// An invitation was sent too recently (code `resend_cooldown`, 429).
+    #[error("an invitation was sent less than {cooldown_secs} seconds ago; try again in {retry_after_secs} seconds")]
+    ResendCooldown {
+        /// Seconds until a resend is allowed.
+        retry_after_secs: u64,
+        /// The configured cooldown.
+        cooldown_secs: u64,
+    },
+    /// Removing this admin would leave no active admin (code `last_admin`, 409).
+    #[error("this is the last active admin; create and activate another admin first")]
+    LastAdmin,
+    /// The first admin already exists (code `already_bootstrapped`, 409).
+    #[error("an admin already exists; use provision (as an admin) instead of bootstrap-admin")]
+    AlreadyBootstrapped,
+    /// Wrong username or password, or an expired temporary password (code `invalid_credentials`, 401).
+    #[error("wrong e-mail or password, or the temporary password has expired (ask an admin to resend the invitation)")]
+    InvalidCredentials,
+    /// The new password breaks the pool's policy (code `password_policy`, 400).
+    #[error("the new password does not meet the password policy: {0}")]
+    PasswordPolicy(String),
+    /// Login worked but Cognito did not ask for a new password (code `no_challenge`, 409).
+    #[error("this account does not need a new password; log in normally")]
+    NoChallenge,
+    /// Cognito rate limit (code `rate_limited`, 429).
+    #[error("the identity provider is rate-limiting requests; try again shortly")]
+    RateLimited,
+    /// Cognito failed or timed out (code `identity_provider_unavailable`, 502).
+    #[error("the identity provider is unavailable: {0}")]
+    IdentityProviderUnavailable(String),
+    /// The identity provider refused the request for a reason the product cannot fix (code
+    /// `identity_provider_error`, 502).
+    #[error("the identity provider refused the request: {0}")]
+    IdentityProviderError(String),
+    /// The database failed or timed out (code `database_unavailable`, 503).
+    #[error("the database is unavailable: {0}")]
+    DatabaseUnavailable(String),
+    /// The saga could not undo its partial work; an operator must look at saga `saga_id` (code
+    /// `saga_stuck`, 500). Nothing is lost: the saga log keeps it and recovery retries it.
+    #[error("provisioning failed and could not be fully undone yet (saga {saga_id}); it is recorded and will be retried")]
+    SagaStuck {
+        /// The stuck saga.
+        saga_id: Uuid,
+    },
+}
+
+impl Error {
+    /// Stable snake_case code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::InvalidEmail(_) => "invalid_email",
+            Error::Forbidden => "forbidden",
+            Error::AdminExists | Error::ForeignIdentityExists => "admin_exists",
+            Error::NotFound => "not_found",
+            Error::AlreadyActive => "already_active",
+            Error::ResendCooldown { .. } => "resend_cooldown",
+            Error::LastAdmin => "last_admin",
+            Error::AlreadyBootstrapped => "already_bootstrapped",
+            Error::InvalidCredentials => "invalid_credentials",
+            Error::PasswordPolicy(_) => "password_policy",
+            Error::NoChallenge => "no_challenge",
+            Error::RateLimited => "rate_limited",
+            Error::IdentityProviderUnavailable(_) => "identity_provider_unavailable",
+            Error::IdentityProviderError(_) => "identity_provider_error",
+            Error::DatabaseUnavailable(_) => "database_unavailable",
+            Error::SagaStuck { .. } => "saga_stuck",
+        }
+    }
+
+    /// The HTTP status for this error.
+    pub fn http_status(&self) -> u16 {
+        match self {
+            Error::InvalidEmail(_) | Error::PasswordPolicy(_) => 400,
+            Error::InvalidCredentials => 401,
+            Error::Forbidden => 403,
+            Error::NotFound => 404,
+            Error::AdminExists
+            | Error::ForeignIdentityExists
+            | Error::AlreadyActive
+            | Error::LastAdmin
+            | Error::AlreadyBootstrapped
+            | Error::NoChallenge => 409,
+            Error::ResendCooldown { .. } | Error::RateLimited => 429,
+            Error::SagaStuck { .. } => 500,
+            Error::IdentityProviderUnavailable(_) | Error::IdentityProviderError(_) => 502,
+            Error::DatabaseUnavailable(_) => 503,
+        }
+    }
+}
+
+impl From<StoreError> for Error {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::EmailTaken | StoreError::SagaInFlight | StoreError::CognitoUserTaken => Error::AdminExists,
+            StoreError::NotFound => Error::NotFound,
+            other => Error::DatabaseUnavailable(other.to_string()),
+        }
+    }
+}
+
+impl From<IdpError> for Error {
+    fn from(e: IdpError) -> Self {
+        match e {
+            IdpError::UsernameExists => Error::ForeignIdentityExists,
+            IdpError::UserNotFound => Error::NotFound,
+            IdpError::InvalidPassword(m) => Error::PasswordPolicy(m),
+            IdpError::PasswordHistoryPolicyViolation => {
+                Error::PasswordPolicy("the password was used recently; choose another".into())
+            }
+            IdpError::NotAuthorized(_) | IdpError::CodeMismatch(_) => Error::InvalidCredentials,
+            IdpError::TooManyRequests => Error::RateLimited,
+            IdpError::UnsupportedUserState(_) => Error::AlreadyActive,
+            e if e.is_transient() => Error::IdentityProviderUnavailable(e.to_string()),
+            e => Error::IdentityProviderError(e.to_string()),
+        }
+    }
+}

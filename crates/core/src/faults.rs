@@ -1,0 +1,301 @@
+//! Fault injection for tests: wrap any identity provider or store and make a chosen call fail.
+//!
+//! A [`FaultPlan`] holds rules "operation X fails in mode M (the next N times, or always)". The wrappers
+//! [`FaultyIdentityProvider`] and [`FaultyStore`] consult it before (or after) delegating, so the same fault
+//! matrix runs against the built-in emulator + SQLite and against moto + PostgreSQL. The plan is empty by
+//! default; a production build never installs one.
+
+use crate::domain::{AdminRecord, Password, Secret, Tokens, UserId};
+use crate::identity::{op as idp_op, *};
+use crate::store::{op as store_op, *};
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use std::sync::{Arc, Mutex};
+use uuid::Uuid;
+
+/// How an injected fault behaves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FaultMode {
+    /// The call fails without taking effect.
+    Error,
+    /// The call takes effect, then reports failure (Cognito's CodeDeliveryFailure case, a lost reply).
+    SucceedThenError,
+    /// The call never answers (until the caller's timeout) and does not take effect.
+    Hang,
+    /// The call takes effect and then never answers.
+    SucceedThenHang,
+}
+
+impl FaultMode {
+    /// Every mode, for matrices.
+    pub const ALL: [FaultMode; 4] = [FaultMode::Error, FaultMode::SucceedThenError, FaultMode::Hang, FaultMode::SucceedThenHang];
+}
+
+/// One rule of a plan.
+#[derive(Clone, Debug)]
+pub struct FaultRule {
+    /// Operation name (see [`crate::identity::op`] and [`crate::store::op`]).
+    pub op: String,
+    /// Behaviour.
+    pub mode: FaultMode,
+    /// How many more calls it hits; `None` = every call.
+    pub remaining: Option<u32>,
+    /// The identity-provider error to return (default: `Unavailable`, a transient error).
+    pub idp_error: Option<IdpError>,
+    /// The store error to return (default: `Unavailable`).
+    pub store_error: Option<StoreError>,
+}
+
+/// A shared, mutable set of fault rules; also counts calls per operation.
+#[derive(Debug, Default)]
+pub struct FaultPlan {
+    rules: Mutex<Vec<FaultRule>>,
+    calls: Mutex<Vec<String>>,
+}
+
+impl FaultPlan {
+    /// An empty plan.
+    pub fn new() -> Arc<Self> {
+        Arc::new(Self::default())
+    }
+
+    /// Adds a rule.
+    pub fn add(&self, rule: FaultRule) {
+        self.rules.lock().unwrap().push(rule);
+    }
+
+    /// Shorthand: `op` fails in `mode` the next `times` calls (`None` = always) with the default error.
+    pub fn fail(&self, op: &str, mode: FaultMode, times: Option<u32>) {
+        self.add(FaultRule { op: op.to_string(), mode, remaining: times, idp_error: None, store_error: None });
+    }
+
+    /// Shorthand: identity-provider `op` returns `err` in `mode`.
+    pub fn fail_idp(&self, op: &str, mode: FaultMode, times: Option<u32>, err: IdpError) {
+        self.add(FaultRule { op: op.to_string(), mode, remaining: times, idp_error: Some(err), store_error: None });
+    }
+
+    /// Shorthand: store `op` returns `err` in `mode`.
+    pub fn fail_store(&self, op: &str, mode: FaultMode, times: Option<u32>, err: StoreError) {
+        self.add(FaultRule { op: op.to_string(), mode, remaining: times, idp_error: None, store_error: Some(err) });
+    }
+
+    /// Removes every rule.
+    pub fn clear(&self) {
+        self.rules.lock().unwrap().clear();
+    }
+
+    /// How many times `op` was called through a wrapper.
+    pub fn calls(&self, op: &str) -> usize {
+        self.calls.lock().unwrap().iter().filter(|c| c.as_str() == op).count()
+    }
+
+    /// Every call seen, in order.
+    pub fn call_log(&self) -> Vec<String> {
+        self.calls.lock().unwrap().clone()
+    }
+
+    fn take(&self, op: &str) -> Option<FaultRule> {
+        self.calls.lock().unwrap().push(op.to_string());
+        let mut rules = self.rules.lock().unwrap();
+        let idx = rules.iter().position(|r| r.op == op && r.remaining != Some(0))?;
+        let rule = rules[idx].clone();
+        if let Some(n) = rules[idx].remaining.as_mut() {
+            *n -= 1;
+        }
+        Some(rule)
+    }
+}
+
+async fn hang_forever() {
+    // Long enough to outlive any caller timeout; the caller's timeout drops this future.
+    tokio::time::sleep(std::time::Duration::from_secs(3600)).await;
+}
+
+macro_rules! inject {
+    ($plan:expr, $op:expr, $err:expr, $call:expr) => {{
+        match $plan.take($op) {
+            None => $call.await,
+            Some(rule) => {
+                let err = $err(&rule);
+                match rule.mode {
+                    FaultMode::Error => Err(err),
+                    FaultMode::Hang => {
+                        hang_forever().await;
+                        Err(err)
+                    }
+                    FaultMode::SucceedThenError => {
+                        let _ = $call.await;
+                        Err(err)
+                    }
+                    FaultMode::SucceedThenHang => {
+                        let _ = $call.await;
+                        hang_forever().await;
+                        Err(err)
+                    }
+                }
+            }
+        }
+    }};
+}
+
+fn idp_err(rule: &FaultRule) -> IdpError {
+    rule.idp_error.clone().unwrap_or_else(|| IdpError::Unavailable(format!("injected fault in {}", rule.op)))
+}
+
+fn store_err(rule: &FaultRule) -> StoreError {
+    rule.store_error.clone().unwrap_or_else(|| StoreError::Unavailable(format!("injected fault in {}", rule.op)))
+}
+
+/// An identity provider whose calls can be made to fail by a [`FaultPlan`].
+pub struct FaultyIdentityProvider {
+    inner: Arc<dyn IdentityProvider>,
+    plan: Arc<FaultPlan>,
+}
+
+impl FaultyIdentityProvider {
+    /// Wraps `inner`.
+    pub fn new(inner: Arc<dyn IdentityProvider>, plan: Arc<FaultPlan>) -> Self {
+        Self { inner, plan }
+    }
+}
+
+#[async_trait]
+impl IdentityProvider for FaultyIdentityProvider {
+    fn kind(&self) -> &'static str {
+        self.inner.kind()
+    }
+    fn token_settings(&self) -> TokenSettings {
+        self.inner.token_settings()
+    }
+    async fn admin_create_user(&self, req: CreateUserRequest) -> Result<IdpUser, IdpError> {
+        inject!(self.plan, idp_op::ADMIN_CREATE_USER, idp_err, self.inner.admin_create_user(req))
+    }
+    async fn admin_get_user(&self, username: &str) -> Result<IdpUser, IdpError> {
+        inject!(self.plan, idp_op::ADMIN_GET_USER, idp_err, self.inner.admin_get_user(username))
+    }
+    async fn admin_delete_user(&self, username: &str) -> Result<(), IdpError> {
+        inject!(self.plan, idp_op::ADMIN_DELETE_USER, idp_err, self.inner.admin_delete_user(username))
+    }
+    async fn list_users(&self, token: Option<String>, limit: u32) -> Result<UserPage, IdpError> {
+        inject!(self.plan, idp_op::LIST_USERS, idp_err, self.inner.list_users(token, limit))
+    }
+    async fn initiate_auth(&self, username: &str, password: &Password) -> Result<AuthOutcome, IdpError> {
+        inject!(self.plan, idp_op::INITIATE_AUTH, idp_err, self.inner.initiate_auth(username, password))
+    }
+    async fn respond_to_new_password_challenge(
+        &self,
+        username: &str,
+        session: &Secret,
+        new_password: &Password,
+    ) -> Result<Tokens, IdpError> {
+        inject!(
+            self.plan,
+            idp_op::RESPOND_TO_AUTH_CHALLENGE,
+            idp_err,
+            self.inner.respond_to_new_password_challenge(username, session, new_password)
+        )
+    }
+    async fn jwks(&self) -> Result<serde_json::Value, IdpError> {
+        self.inner.jwks().await
+    }
+    async fn ping(&self) -> Result<(), IdpError> {
+        self.inner.ping().await
+    }
+}
+
+/// Something that is both an [`AdminStore`] and a [`SagaLog`] (the SQL adapter).
+pub trait Store: AdminStore + SagaLog {}
+impl<T: AdminStore + SagaLog> Store for T {}
+
+/// A store whose writes can be made to fail by a [`FaultPlan`]. Reads pass through untouched.
+pub struct FaultyStore {
+    inner: Arc<dyn Store>,
+    plan: Arc<FaultPlan>,
+}
+
+impl FaultyStore {
+    /// Wraps `inner`.
+    pub fn new(inner: Arc<dyn Store>, plan: Arc<FaultPlan>) -> Self {
+        Self { inner, plan }
+    }
+}
+
+#[async_trait]
+impl AdminStore for FaultyStore {
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.inner.ping().await
+    }
+    async fn find_admin_by_email(&self, e: &str) -> Result<Option<AdminRecord>, StoreError> {
+        self.inner.find_admin_by_email(e).await
+    }
+    async fn get_admin(&self, id: UserId) -> Result<Option<AdminRecord>, StoreError> {
+        self.inner.get_admin(id).await
+    }
+    async fn find_admin_by_cognito_username(&self, u: &str) -> Result<Option<AdminRecord>, StoreError> {
+        self.inner.find_admin_by_cognito_username(u).await
+    }
+    async fn find_admin_by_cognito_sub(&self, s: &str) -> Result<Option<AdminRecord>, StoreError> {
+        self.inner.find_admin_by_cognito_sub(s).await
+    }
+    async fn list_admins(&self) -> Result<Vec<AdminRecord>, StoreError> {
+        self.inner.list_admins().await
+    }
+    async fn count_active_admins(&self) -> Result<i64, StoreError> {
+        self.inner.count_active_admins().await
+    }
+    async fn insert_admin(&self, a: NewAdmin, audit: AuditEntry, saga: Option<Uuid>) -> Result<AdminRecord, StoreError> {
+        inject!(self.plan, store_op::INSERT_ADMIN, store_err, self.inner.insert_admin(a, audit, saga))
+    }
+    async fn mark_accepted(&self, id: UserId, at: DateTime<Utc>, audit: AuditEntry) -> Result<AdminRecord, StoreError> {
+        inject!(self.plan, store_op::MARK_ACCEPTED, store_err, self.inner.mark_accepted(id, at, audit))
+    }
+    async fn record_invite_sent(
+        &self,
+        id: UserId,
+        sent_at: DateTime<Utc>,
+        expires_at: DateTime<Utc>,
+        delivered: bool,
+        audit: AuditEntry,
+    ) -> Result<AdminRecord, StoreError> {
+        inject!(
+            self.plan,
+            store_op::RECORD_INVITE_SENT,
+            store_err,
+            self.inner.record_invite_sent(id, sent_at, expires_at, delivered, audit)
+        )
+    }
+    async fn delete_admin(&self, id: UserId, audit: AuditEntry, saga: Option<Uuid>) -> Result<(), StoreError> {
+        inject!(self.plan, store_op::DELETE_ADMIN, store_err, self.inner.delete_admin(id, audit, saga))
+    }
+    async fn append_audit(&self, audit: AuditEntry) -> Result<(), StoreError> {
+        inject!(self.plan, store_op::APPEND_AUDIT, store_err, self.inner.append_audit(audit))
+    }
+    async fn list_audit(&self, limit: i64) -> Result<Vec<AuditEvent>, StoreError> {
+        self.inner.list_audit(limit).await
+    }
+    async fn idempotency_begin(&self, scope: &str, key: &str, hash: &str) -> Result<IdempotencyBegin, StoreError> {
+        self.inner.idempotency_begin(scope, key, hash).await
+    }
+    async fn idempotency_complete(&self, scope: &str, key: &str, r: StoredResponse) -> Result<(), StoreError> {
+        self.inner.idempotency_complete(scope, key, r).await
+    }
+    async fn idempotency_abandon(&self, scope: &str, key: &str) -> Result<(), StoreError> {
+        self.inner.idempotency_abandon(scope, key).await
+    }
+}
+
+#[async_trait]
+impl SagaLog for FaultyStore {
+    async fn begin(&self, saga: SagaRecord) -> Result<SagaRecord, StoreError> {
+        inject!(self.plan, store_op::SAGA_BEGIN, store_err, self.inner.begin(saga))
+    }
+    async fn update(&self, id: Uuid, update: SagaUpdate) -> Result<SagaRecord, StoreError> {
+        inject!(self.plan, store_op::SAGA_UPDATE, store_err, self.inner.update(id, update))
+    }
+    async fn get(&self, id: Uuid) -> Result<Option<SagaRecord>, StoreError> {
+        self.inner.get(id).await
+    }
+    async fn list_unfinished(&self) -> Result<Vec<SagaRecord>, StoreError> {
+        self.inner.list_unfinished().await
+    }
+}

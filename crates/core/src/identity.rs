@@ -1,0 +1,257 @@
+//! The identity-provider port: the subset of the Cognito user-pool API the product uses.
+//!
+//! Two adapters implement it: the built-in emulator (`admin-provisioner-emulator`) and AWS Cognito through
+//! the AWS SDK (`admin-provisioner-cognito`). Names and shapes follow Cognito's API (`AdminCreateUser`,
+//! `AdminGetUser`, …) so the mapping is obvious. Every error is an [`IdpError`] that says whether retrying
+//! may help ([`IdpError::is_transient`]).
+
+use crate::domain::{Password, Secret, TemporaryPassword, Tokens};
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// Names of the identity-provider operations, as used by fault injection, metrics and logs.
+pub mod op {
+    /// `AdminCreateUser` (also with `MessageAction=RESEND`).
+    pub const ADMIN_CREATE_USER: &str = "AdminCreateUser";
+    /// `AdminGetUser`.
+    pub const ADMIN_GET_USER: &str = "AdminGetUser";
+    /// `AdminDeleteUser`.
+    pub const ADMIN_DELETE_USER: &str = "AdminDeleteUser";
+    /// `ListUsers`.
+    pub const LIST_USERS: &str = "ListUsers";
+    /// `InitiateAuth` with `USER_PASSWORD_AUTH`.
+    pub const INITIATE_AUTH: &str = "InitiateAuth";
+    /// `RespondToAuthChallenge` with `NEW_PASSWORD_REQUIRED`.
+    pub const RESPOND_TO_AUTH_CHALLENGE: &str = "RespondToAuthChallenge";
+}
+
+/// Cognito's `UserStatus`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum IdpUserStatus {
+    /// Created by an admin; must change the temporary password at first login.
+    ForceChangePassword,
+    /// Password set; normal login works.
+    Confirmed,
+    /// Any other Cognito status (`UNCONFIRMED`, `RESET_REQUIRED`, `ARCHIVED`, `COMPROMISED`, `UNKNOWN`, …).
+    Other(String),
+}
+
+impl IdpUserStatus {
+    /// Cognito's spelling.
+    pub fn as_cognito(&self) -> &str {
+        match self {
+            IdpUserStatus::ForceChangePassword => "FORCE_CHANGE_PASSWORD",
+            IdpUserStatus::Confirmed => "CONFIRMED",
+            IdpUserStatus::Other(s) => s,
+        }
+    }
+    /// Parses Cognito's spelling.
+    pub fn from_cognito(s: &str) -> Self {
+        match s {
+            "FORCE_CHANGE_PASSWORD" => IdpUserStatus::ForceChangePassword,
+            "CONFIRMED" => IdpUserStatus::Confirmed,
+            other => IdpUserStatus::Other(other.to_string()),
+        }
+    }
+}
+
+/// A user as Cognito describes it (`AdminCreateUser`'s `User`, `AdminGetUser`'s output, `ListUsers` items).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct IdpUser {
+    /// `Username` (the e-mail we asked for, or a UUID in e-mail-as-username pools).
+    pub username: String,
+    /// The `sub` attribute.
+    pub sub: String,
+    /// The `email` attribute, if present.
+    pub email: Option<String>,
+    /// `UserStatus`.
+    pub status: IdpUserStatus,
+    /// `Enabled`.
+    pub enabled: bool,
+    /// `UserCreateDate`.
+    pub created_at: DateTime<Utc>,
+    /// `UserLastModifiedDate`.
+    pub last_modified_at: DateTime<Utc>,
+}
+
+/// `MessageAction` of `AdminCreateUser`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MessageAction {
+    /// Resend the invitation to an existing user with a new temporary password; resets its expiry.
+    Resend,
+    /// Create without sending any message.
+    Suppress,
+}
+
+/// Parameters of `AdminCreateUser`. The adapter always sends `DesiredDeliveryMediums=[EMAIL]` and the
+/// attributes `email` and `email_verified=true`.
+#[derive(Clone, Debug)]
+pub struct CreateUserRequest {
+    /// `Username`.
+    pub username: String,
+    /// Value of the `email` attribute.
+    pub email: String,
+    /// `TemporaryPassword`; `None` lets Cognito generate one.
+    pub temporary_password: Option<TemporaryPassword>,
+    /// `MessageAction`; `None` sends the welcome (invitation) message.
+    pub message_action: Option<MessageAction>,
+}
+
+/// One page of `ListUsers`.
+#[derive(Clone, Debug)]
+pub struct UserPage {
+    /// The users on this page.
+    pub users: Vec<IdpUser>,
+    /// `PaginationToken` for the next page, if any.
+    pub next_token: Option<String>,
+}
+
+/// The answer to `InitiateAuth`.
+#[derive(Clone, Debug)]
+pub enum AuthOutcome {
+    /// Logged in.
+    Tokens(Tokens),
+    /// `ChallengeName=NEW_PASSWORD_REQUIRED`: answer with `RespondToAuthChallenge` within 3 minutes.
+    NewPasswordRequired {
+        /// The challenge `Session`.
+        session: Secret,
+        /// `ChallengeParameters.USER_ID_FOR_SRP`: the username to send back.
+        username: String,
+    },
+}
+
+/// The issuer and audience tokens of this identity provider carry, for token verification.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TokenSettings {
+    /// Expected `iss`.
+    pub issuer: String,
+    /// The app client id: `aud` of ID tokens, `client_id` of access tokens.
+    pub client_id: String,
+}
+
+/// An error from the identity provider, named after Cognito's exceptions.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+pub enum IdpError {
+    /// `UsernameExistsException`.
+    #[error("UsernameExists: a user with this username already exists")]
+    UsernameExists,
+    /// `UserNotFoundException`.
+    #[error("UserNotFound: no such user")]
+    UserNotFound,
+    /// `InvalidPasswordException`: the password does not meet the pool's policy.
+    #[error("InvalidPassword: {0}")]
+    InvalidPassword(String),
+    /// `InvalidParameterException`.
+    #[error("InvalidParameter: {0}")]
+    InvalidParameter(String),
+    /// `NotAuthorizedException`: wrong or expired (temporary) password, expired session, disabled user.
+    #[error("NotAuthorized: {0}")]
+    NotAuthorized(String),
+    /// `UnsupportedUserStateException` (for example RESEND to a user who already set a password).
+    #[error("UnsupportedUserState: {0}")]
+    UnsupportedUserState(String),
+    /// `CodeDeliveryFailureException`: the user may well exist; the message was not delivered.
+    #[error("CodeDeliveryFailure: {0}")]
+    CodeDeliveryFailure(String),
+    /// `CodeMismatchException` / `ExpiredCodeException` in a challenge answer.
+    #[error("CodeMismatch: {0}")]
+    CodeMismatch(String),
+    /// `PasswordHistoryPolicyViolationException`.
+    #[error("PasswordHistoryPolicyViolation")]
+    PasswordHistoryPolicyViolation,
+    /// `TooManyRequestsException` / `LimitExceededException` (after the SDK's own retries).
+    #[error("TooManyRequests: rate exceeded")]
+    TooManyRequests,
+    /// `ResourceNotFoundException`: the pool or app client does not exist.
+    #[error("ResourceNotFound: {0}")]
+    ResourceNotFound(String),
+    /// The call did not answer within its timeout: it may or may not have taken effect.
+    #[error("timeout: {0} did not answer in time")]
+    Timeout(String),
+    /// Network failure, `InternalErrorException` or a 5xx: try again later.
+    #[error("unavailable: {0}")]
+    Unavailable(String),
+    /// Anything else (`UserLambdaValidation`, `OperationNotEnabled`, `PreconditionNotMet`, …).
+    #[error("{code}: {message}")]
+    Other {
+        /// Cognito's error code.
+        code: String,
+        /// Message.
+        message: String,
+        /// Whether retrying may help.
+        transient: bool,
+    },
+}
+
+impl IdpError {
+    /// True when the same call may succeed if retried (throttling, timeouts, network, 5xx).
+    pub fn is_transient(&self) -> bool {
+        match self {
+            IdpError::TooManyRequests | IdpError::Timeout(_) | IdpError::Unavailable(_) => true,
+            IdpError::Other { transient, .. } => *transient,
+            _ => false,
+        }
+    }
+
+    /// A stable short code for metrics and logs.
+    pub fn code(&self) -> &str {
+        match self {
+            IdpError::UsernameExists => "UsernameExists",
+            IdpError::UserNotFound => "UserNotFound",
+            IdpError::InvalidPassword(_) => "InvalidPassword",
+            IdpError::InvalidParameter(_) => "InvalidParameter",
+            IdpError::NotAuthorized(_) => "NotAuthorized",
+            IdpError::UnsupportedUserState(_) => "UnsupportedUserState",
+            IdpError::CodeDeliveryFailure(_) => "CodeDeliveryFailure",
+            IdpError::CodeMismatch(_) => "CodeMismatch",
+            IdpError::PasswordHistoryPolicyViolation => "PasswordHistoryPolicyViolation",
+            IdpError::TooManyRequests => "TooManyRequests",
+            IdpError::ResourceNotFound(_) => "ResourceNotFound",
+            IdpError::Timeout(_) => "Timeout",
+            IdpError::Unavailable(_) => "Unavailable",
+            IdpError::Other { code, .. } => code,
+        }
+    }
+}
+
+/// The identity-provider port. Implementations must be safe to call concurrently.
+#[async_trait]
+pub trait IdentityProvider: Send + Sync + 'static {
+    /// `"emulator"` or `"cognito"`.
+    fn kind(&self) -> &'static str;
+
+    /// Issuer and client id of the tokens this provider signs.
+    fn token_settings(&self) -> TokenSettings;
+
+    /// `AdminCreateUser`: creates a user in `FORCE_CHANGE_PASSWORD` and e-mails the temporary password,
+    /// or with [`MessageAction::Resend`] re-sends the invitation with a new temporary password and a reset
+    /// expiry (`UserNotFound` for a missing user, `UnsupportedUserState` once the password was changed).
+    async fn admin_create_user(&self, req: CreateUserRequest) -> Result<IdpUser, IdpError>;
+
+    /// `AdminGetUser`: strongly consistent existence and status check.
+    async fn admin_get_user(&self, username: &str) -> Result<IdpUser, IdpError>;
+
+    /// `AdminDeleteUser`. `UserNotFound` for a missing user.
+    async fn admin_delete_user(&self, username: &str) -> Result<(), IdpError>;
+
+    /// `ListUsers`, one page (`limit` ≤ 60). Eventually consistent in Cognito.
+    async fn list_users(&self, pagination_token: Option<String>, limit: u32) -> Result<UserPage, IdpError>;
+
+    /// `InitiateAuth` with `USER_PASSWORD_AUTH` (adds `SECRET_HASH` when the client has a secret).
+    async fn initiate_auth(&self, username: &str, password: &Password) -> Result<AuthOutcome, IdpError>;
+
+    /// `RespondToAuthChallenge` with `NEW_PASSWORD_REQUIRED`.
+    async fn respond_to_new_password_challenge(
+        &self,
+        username: &str,
+        session: &Secret,
+        new_password: &Password,
+    ) -> Result<Tokens, IdpError>;
+
+    /// The JSON Web Key Set (`{"keys":[…]}`) that verifies this provider's tokens.
+    async fn jwks(&self) -> Result<serde_json::Value, IdpError>;
+
+    /// Cheap reachability check for `/readyz` and start-up validation.
+    async fn ping(&self) -> Result<(), IdpError>;
+}

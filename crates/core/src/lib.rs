@@ -1,0 +1,16 @@
+//! Core of admin-provisioner: domain types, ports (traits) and the provisioning saga.
+//!
+//! The orchestrator ([`Provisioner`]) knows only the ports: [`identity::IdentityProvider`] (Cognito or the
+//! built-in emulator), [`store::AdminStore`] and [`store::SagaLog`] (SQLite or PostgreSQL). Adapters live
+//! in their own crates. See the `admin-provisioner` crate for the whole flow in plain English.
+
+pub mod clock;
+pub mod domain;
+pub mod error;
+pub mod faults;
+pub mod identity;
+pub mod provisioner;
+pub mod store;
+
+pub use error::Error;
+

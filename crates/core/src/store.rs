@@ -1,0 +1,408 @@
+//! The database ports: the admin store (`User` + `AdminInfo`, audit log, idempotency keys) and the saga log.
+//!
+//! One SQL adapter (`admin-provisioner-store`, SQLite and PostgreSQL) implements both traits over one
+//! database, which is what lets [`AdminStore::insert_admin`] write the records, the audit event and the
+//! saga's completion in a single transaction. Every write that changes an admin takes the
+//! [`AuditEntry`] to append in the same transaction: the audit log cannot disagree with the state.
+
+use crate::domain::{Actor, AdminRecord, UserId};
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// Names of the store's write operations, as used by fault injection.
+pub mod op {
+    /// [`super::SagaLog::begin`].
+    pub const SAGA_BEGIN: &str = "saga.begin";
+    /// [`super::SagaLog::update`].
+    pub const SAGA_UPDATE: &str = "saga.update";
+    /// [`super::AdminStore::insert_admin`].
+    pub const INSERT_ADMIN: &str = "store.insert_admin";
+    /// [`super::AdminStore::mark_accepted`].
+    pub const MARK_ACCEPTED: &str = "store.mark_accepted";
+    /// [`super::AdminStore::record_invite_sent`].
+    pub const RECORD_INVITE_SENT: &str = "store.record_invite_sent";
+    /// [`super::AdminStore::delete_admin`].
+    pub const DELETE_ADMIN: &str = "store.delete_admin";
+    /// [`super::AdminStore::append_audit`].
+    pub const APPEND_AUDIT: &str = "store.append_audit";
+}
+
+/// An error from the database.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+pub enum StoreError {
+    /// Another admin already has this normalised e-mail (unique index `users_email_normalized`).
+    #[error("an admin with this e-mail already exists")]
+    EmailTaken,
+    /// Another admin is already linked to this Cognito username (unique index).
+    #[error("another admin is already linked to this Cognito user")]
+    CognitoUserTaken,
+    /// Another unfinished saga already holds this e-mail (unique partial index on the saga log).
+    #[error("another provisioning of this e-mail is in progress")]
+    SagaInFlight,
+    /// The row to change does not exist.
+    #[error("not found")]
+    NotFound,
+    /// The call did not answer within its timeout: it may or may not have taken effect.
+    #[error("timeout: {0} did not answer in time")]
+    Timeout(String),
+    /// Connection or I/O trouble: retrying may help.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    /// Anything else (a bug, a broken schema): retrying will not help.
+    #[error("database error: {0}")]
+    Other(String),
+}
+
+impl StoreError {
+    /// True when retrying may help.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, StoreError::Timeout(_) | StoreError::Unavailable(_))
+    }
+}
+
+/// The audit log's actions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuditAction {
+    /// An admin was provisioned (`provision_new_admin`).
+    CreateAdmin,
+    /// The first admin was created by the operator.
+    BootstrapAdmin,
+    /// An invitation was re-sent.
+    ResendInvite,
+    /// An admin (or pending invite) was removed.
+    DeleteAdmin,
+    /// An admin replaced the temporary password.
+    FirstLoginCompleted,
+}
+
+impl AuditAction {
+    /// Stored text form.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            AuditAction::CreateAdmin => "create_admin",
+            AuditAction::BootstrapAdmin => "bootstrap_admin",
+            AuditAction::ResendInvite => "resend_invite",
+            AuditAction::DeleteAdmin => "delete_admin",
+            AuditAction::FirstLoginCompleted => "first_login_completed",
+        }
+    }
+    /// Parses the stored text form.
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "create_admin" => AuditAction::CreateAdmin,
+            "bootstrap_admin" => AuditAction::BootstrapAdmin,
+            "resend_invite" => AuditAction::ResendInvite,
+            "delete_admin" => AuditAction::DeleteAdmin,
+            "first_login_completed" => AuditAction::FirstLoginCompleted,
+            _ => return None,
+        })
+    }
+}
+
+/// An audit event to append. Never contains a secret.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AuditEntry {
+    /// Who acted.
+    pub actor: Actor,
+    /// What they did.
+    pub action: AuditAction,
+    /// The target admin's e-mail (normalised).
+    pub target: String,
+    /// `success`, or `failure: <error code>`.
+    pub outcome: String,
+    /// The HTTP request id, or a CLI run id.
+    pub request_id: Option<String>,
+    /// When.
+    pub at: DateTime<Utc>,
+}
+
+/// A stored audit event.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AuditEvent {
+    /// Monotonic id.
+    pub id: i64,
+    /// The entry.
+    #[serde(flatten)]
+    pub entry: AuditEntry,
+}
+
+/// What [`AdminStore::insert_admin`] writes.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NewAdmin {
+    /// The id the saga chose before its first side effect.
+    pub id: UserId,
+    /// E-mail as typed (trimmed).
+    pub email: String,
+    /// Lower-cased e-mail.
+    pub email_normalized: String,
+    /// Cognito `Username`.
+    pub cognito_username: String,
+    /// Cognito `sub`.
+    pub cognito_sub: String,
+    /// Who invited (`None` = operator).
+    pub invited_by: Option<UserId>,
+    /// When the invitation went out.
+    pub invited_at: DateTime<Utc>,
+    /// When the temporary password expires.
+    pub invite_expires_at: DateTime<Utc>,
+    /// False when Cognito reported CodeDeliveryFailure.
+    pub invite_delivered: bool,
+}
+
+/// A stored idempotent response.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StoredResponse {
+    /// HTTP status.
+    pub status: u16,
+    /// Response body (JSON text).
+    pub body: String,
+}
+
+/// The outcome of [`AdminStore::idempotency_begin`].
+#[derive(Clone, Debug, PartialEq)]
+pub enum IdempotencyBegin {
+    /// First use of the key: the caller now owns it and must complete or abandon it.
+    Started,
+    /// The key was used before with this request hash: replay `response` (`None` = still in progress).
+    Existing {
+        /// Hash of the request body that first used the key.
+        request_hash: String,
+        /// The stored response, once complete.
+        response: Option<StoredResponse>,
+    },
+}
+
+/// The admin store: `User` + `AdminInfo` rows, the audit log and idempotency keys.
+#[async_trait]
+pub trait AdminStore: Send + Sync + 'static {
+    /// Cheap reachability check.
+    async fn ping(&self) -> Result<(), StoreError>;
+
+    /// The admin with this normalised e-mail.
+    async fn find_admin_by_email(&self, email_normalized: &str) -> Result<Option<AdminRecord>, StoreError>;
+
+    /// The admin with this id.
+    async fn get_admin(&self, id: UserId) -> Result<Option<AdminRecord>, StoreError>;
+
+    /// The admin linked to this Cognito username.
+    async fn find_admin_by_cognito_username(&self, username: &str) -> Result<Option<AdminRecord>, StoreError>;
+
+    /// The admin linked to this Cognito `sub`.
+    async fn find_admin_by_cognito_sub(&self, sub: &str) -> Result<Option<AdminRecord>, StoreError>;
+
+    /// All admins, oldest first.
+    async fn list_admins(&self) -> Result<Vec<AdminRecord>, StoreError>;
+
+    /// How many admins have completed first login.
+    async fn count_active_admins(&self) -> Result<i64, StoreError>;
+
+    /// Writes `User` + `AdminInfo` + the audit entry, and when `complete_saga` is given marks that saga
+    /// `completed`, all in one transaction. Idempotent: if a user with the same id and Cognito username
+    /// exists already, returns it and writes nothing. Errors: [`StoreError::EmailTaken`] /
+    /// [`StoreError::CognitoUserTaken`] when another admin holds the e-mail or Cognito user.
+    async fn insert_admin(
+        &self,
+        admin: NewAdmin,
+        audit: AuditEntry,
+        complete_saga: Option<Uuid>,
+    ) -> Result<AdminRecord, StoreError>;
+
+    /// Marks first login completed (status `active`, `accepted_at`), with the audit entry. Idempotent:
+    /// an already active admin keeps its first `accepted_at`.
+    async fn mark_accepted(&self, id: UserId, at: DateTime<Utc>, audit: AuditEntry) -> Result<AdminRecord, StoreError>;
+
+    /// Records a (re)sent invitation: `invites_sent + 1`, `last_invite_sent_at`, new expiry, delivery flag.
+    async fn record_invite_sent(
+        &self,
+        id: UserId,
+        sent_at: DateTime<Utc>,
+        expires_at: DateTime<Utc>,
+        delivered: bool,
+        audit: AuditEntry,
+    ) -> Result<AdminRecord, StoreError>;
+
+    /// Deletes `AdminInfo` then `User`, appends the audit entry; with `complete_saga` also advances that
+    /// saga to `identity_pending_delete` in the same transaction. `NotFound` if absent.
+    async fn delete_admin(&self, id: UserId, audit: AuditEntry, saga: Option<Uuid>) -> Result<(), StoreError>;
+
+    /// Appends an audit event on its own (used for failed attempts).
+    async fn append_audit(&self, audit: AuditEntry) -> Result<(), StoreError>;
+
+    /// Audit events, newest first.
+    async fn list_audit(&self, limit: i64) -> Result<Vec<AuditEvent>, StoreError>;
+
+    /// Claims an idempotency key for `scope` (the caller). See [`IdempotencyBegin`].
+    async fn idempotency_begin(&self, scope: &str, key: &str, request_hash: &str) -> Result<IdempotencyBegin, StoreError>;
+
+    /// Stores the response for a claimed key.
+    async fn idempotency_complete(&self, scope: &str, key: &str, response: StoredResponse) -> Result<(), StoreError>;
+
+    /// Releases a claimed key without a response (the request failed before any side effect).
+    async fn idempotency_abandon(&self, scope: &str, key: &str) -> Result<(), StoreError>;
+}
+
+/// What a saga does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SagaKind {
+    /// Create an admin in Cognito and the database.
+    Provision,
+    /// Remove an admin from the database and Cognito.
+    Remove,
+}
+
+impl SagaKind {
+    /// Stored text form.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            SagaKind::Provision => "provision",
+            SagaKind::Remove => "remove",
+        }
+    }
+    /// Parses the stored text form.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "provision" => Some(SagaKind::Provision),
+            "remove" => Some(SagaKind::Remove),
+            _ => None,
+        }
+    }
+}
+
+/// Where a saga is. Terminal states: `completed`, `compensated`, `aborted`; `stuck` needs an operator
+/// (or the recovery loop) and still holds the e-mail.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SagaState {
+    /// Intent recorded; no side effect attempted yet.
+    Started,
+    /// `AdminCreateUser` is about to be called (or was, with an unknown outcome).
+    IdentityCreating,
+    /// The Cognito user exists (username and sub recorded); database records next.
+    IdentityCreated,
+    /// Provision: both records written. Remove: both systems cleaned.
+    Completed,
+    /// Undoing a provision: the Cognito user this saga created is being deleted.
+    Compensating,
+    /// Undone: nothing remains in either system.
+    Compensated,
+    /// Failed before any side effect: nothing to undo.
+    Aborted,
+    /// Remove: database records gone, the Cognito user still to delete.
+    IdentityPendingDelete,
+    /// An undo (or a forward step that cannot be undone) could not finish: needs attention.
+    Stuck,
+}
+
+impl SagaState {
+    /// Stored text form.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            SagaState::Started => "started",
+            SagaState::IdentityCreating => "identity_creating",
+            SagaState::IdentityCreated => "identity_created",
+            SagaState::Completed => "completed",
+            SagaState::Compensating => "compensating",
+            SagaState::Compensated => "compensated",
+            SagaState::Aborted => "aborted",
+            SagaState::IdentityPendingDelete => "identity_pending_delete",
+            SagaState::Stuck => "stuck",
+        }
+    }
+    /// Parses the stored text form.
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "started" => SagaState::Started,
+            "identity_creating" => SagaState::IdentityCreating,
+            "identity_created" => SagaState::IdentityCreated,
+            "completed" => SagaState::Completed,
+            "compensating" => SagaState::Compensating,
+            "compensated" => SagaState::Compensated,
+            "aborted" => SagaState::Aborted,
+            "identity_pending_delete" => SagaState::IdentityPendingDelete,
+            "stuck" => SagaState::Stuck,
+            _ => return None,
+        })
+    }
+    /// True for `completed`, `compensated` and `aborted`: the saga no longer holds its e-mail.
+    pub fn is_terminal(&self) -> bool {
+        matches!(self, SagaState::Completed | SagaState::Compensated | SagaState::Aborted)
+    }
+}
+
+/// A saga's durable record. Written before the first side effect, updated after each step.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SagaRecord {
+    /// Saga id.
+    pub id: Uuid,
+    /// Provision or remove.
+    pub kind: SagaKind,
+    /// Who started it.
+    pub actor: Actor,
+    /// E-mail as typed.
+    pub email: String,
+    /// Lower-cased e-mail; while the saga is not terminal, no other saga may hold it.
+    pub email_normalized: String,
+    /// The `User.id` the saga will write (chosen before any side effect).
+    pub user_id: UserId,
+    /// The Cognito username asked for, then the one Cognito returned.
+    pub cognito_username: String,
+    /// Cognito `sub`, once known.
+    pub cognito_sub: Option<String>,
+    /// True once the saga knows the Cognito user is its own (created or adopted by it): only then may an
+    /// undo delete it.
+    pub identity_created_by_saga: bool,
+    /// False when Cognito reported CodeDeliveryFailure.
+    pub invite_delivered: bool,
+    /// Current state.
+    pub state: SagaState,
+    /// How many steps/attempts were made (for logs).
+    pub attempts: i32,
+    /// Last error (never a secret).
+    pub last_error: Option<String>,
+    /// Request id that started the saga.
+    pub request_id: Option<String>,
+    /// When the intent was recorded.
+    pub started_at: DateTime<Utc>,
+    /// Last change.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// The fields a step may change.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct SagaUpdate {
+    /// New state.
+    pub state: Option<SagaState>,
+    /// New Cognito username.
+    pub cognito_username: Option<String>,
+    /// Cognito sub.
+    pub cognito_sub: Option<String>,
+    /// Mark the Cognito user as the saga's own.
+    pub identity_created_by_saga: Option<bool>,
+    /// Delivery flag.
+    pub invite_delivered: Option<bool>,
+    /// Last error; `Some(None)` clears it.
+    pub last_error: Option<Option<String>>,
+    /// Add to `attempts`.
+    pub add_attempts: i32,
+}
+
+/// The append-only-in-spirit saga log (rows are updated as steps complete; never deleted).
+#[async_trait]
+pub trait SagaLog: Send + Sync + 'static {
+    /// Records a saga's intent. Idempotent by `saga.id` (same id again returns the stored row).
+    /// [`StoreError::SagaInFlight`] when another non-terminal saga holds the e-mail.
+    async fn begin(&self, saga: SagaRecord) -> Result<SagaRecord, StoreError>;
+
+    /// Applies a step's changes; returns the updated row. `NotFound` for an unknown id.
+    async fn update(&self, id: Uuid, update: SagaUpdate) -> Result<SagaRecord, StoreError>;
+
+    /// One saga.
+    async fn get(&self, id: Uuid) -> Result<Option<SagaRecord>, StoreError>;
+
+    /// Sagas not in a terminal state (including `stuck`), oldest first.
+    async fn list_unfinished(&self) -> Result<Vec<SagaRecord>, StoreError>;
+}
