@@ -42,7 +42,9 @@ impl AdminEmail {
             return Err(InvalidEmail("the address is longer than 254 characters".into()));
         }
         if s.chars().any(|c| c.is_whitespace() || c.is_control()) {
-            return Err(InvalidEmail("the address contains whitespace or a control character".into()));
+            return Err(InvalidEmail(
+                "the address contains whitespace or a control character".into(),
+            ));
         }
         let mut parts = s.split('@');
         let (local, domain) = match (parts.next(), parts.next(), parts.next()) {
@@ -54,7 +56,9 @@ impl AdminEmail {
             return Err(InvalidEmail("nothing before the '@'".into()));
         }
         if local.chars().count() > 64 {
-            return Err(InvalidEmail("the part before the '@' is longer than 64 characters".into()));
+            return Err(InvalidEmail(
+                "the part before the '@' is longer than 64 characters".into(),
+            ));
         }
         if domain.is_empty() {
             return Err(InvalidEmail("nothing after the '@'".into()));
@@ -63,18 +67,24 @@ impl AdminEmail {
             return Err(InvalidEmail("the domain has no dot".into()));
         }
         if domain.split('.').any(|label| label.is_empty()) {
-            return Err(InvalidEmail("the domain has an empty label (a leading, trailing or double dot)".into()));
+            return Err(InvalidEmail(
+                "the domain has an empty label (a leading, trailing or double dot)".into(),
+            ));
         }
-        if domain
-            .chars()
-            .any(|c| !(c.is_alphanumeric() || c == '-' || c == '.'))
-        {
-            return Err(InvalidEmail("the domain contains a character that is not a letter, digit, '-' or '.'".into()));
+        if domain.chars().any(|c| !(c.is_alphanumeric() || c == '-' || c == '.')) {
+            return Err(InvalidEmail(
+                "the domain contains a character that is not a letter, digit, '-' or '.'".into(),
+            ));
         }
         if local.starts_with('.') || local.ends_with('.') || local.contains("..") {
-            return Err(InvalidEmail("the part before the '@' has a leading, trailing or double dot".into()));
+            return Err(InvalidEmail(
+                "the part before the '@' has a leading, trailing or double dot".into(),
+            ));
         }
-        Ok(Self { display: s.to_string(), normalized: s.to_lowercase() })
+        Ok(Self {
+            display: s.to_string(),
+            normalized: s.to_lowercase(),
+        })
     }
 
     /// The address as the user typed it, trimmed.

@@ -66,7 +66,9 @@ pub enum Error {
     DatabaseUnavailable(String),
     /// The saga could not undo its partial work; an operator must look at saga `saga_id` (code
     /// `saga_stuck`, 500). Nothing is lost: the saga log keeps it and recovery retries it.
-    #[error("provisioning failed and could not be fully undone yet (saga {saga_id}); it is recorded and will be retried")]
+    #[error(
+        "provisioning failed and could not be fully undone yet (saga {saga_id}); it is recorded and will be retried"
+    )]
     SagaStuck {
         /// The stuck saga.
         saga_id: Uuid,

@@ -28,7 +28,12 @@ pub enum FaultMode {
 
 impl FaultMode {
     /// Every mode, for matrices.
-    pub const ALL: [FaultMode; 4] = [FaultMode::Error, FaultMode::SucceedThenError, FaultMode::Hang, FaultMode::SucceedThenHang];
+    pub const ALL: [FaultMode; 4] = [
+        FaultMode::Error,
+        FaultMode::SucceedThenError,
+        FaultMode::Hang,
+        FaultMode::SucceedThenHang,
+    ];
 }
 
 /// One rule of a plan.
@@ -66,17 +71,35 @@ impl FaultPlan {
 
     /// Shorthand: `op` fails in `mode` the next `times` calls (`None` = always) with the default error.
     pub fn fail(&self, op: &str, mode: FaultMode, times: Option<u32>) {
-        self.add(FaultRule { op: op.to_string(), mode, remaining: times, idp_error: None, store_error: None });
+        self.add(FaultRule {
+            op: op.to_string(),
+            mode,
+            remaining: times,
+            idp_error: None,
+            store_error: None,
+        });
     }
 
     /// Shorthand: identity-provider `op` returns `err` in `mode`.
     pub fn fail_idp(&self, op: &str, mode: FaultMode, times: Option<u32>, err: IdpError) {
-        self.add(FaultRule { op: op.to_string(), mode, remaining: times, idp_error: Some(err), store_error: None });
+        self.add(FaultRule {
+            op: op.to_string(),
+            mode,
+            remaining: times,
+            idp_error: Some(err),
+            store_error: None,
+        });
     }
 
     /// Shorthand: store `op` returns `err` in `mode`.
     pub fn fail_store(&self, op: &str, mode: FaultMode, times: Option<u32>, err: StoreError) {
-        self.add(FaultRule { op: op.to_string(), mode, remaining: times, idp_error: None, store_error: Some(err) });
+        self.add(FaultRule {
+            op: op.to_string(),
+            mode,
+            remaining: times,
+            idp_error: None,
+            store_error: Some(err),
+        });
     }
 
     /// Removes every rule.
@@ -139,11 +162,15 @@ macro_rules! inject {
 }
 
 fn idp_err(rule: &FaultRule) -> IdpError {
-    rule.idp_error.clone().unwrap_or_else(|| IdpError::Unavailable(format!("injected fault in {}", rule.op)))
+    rule.idp_error
+        .clone()
+        .unwrap_or_else(|| IdpError::Unavailable(format!("injected fault in {}", rule.op)))
 }
 
 fn store_err(rule: &FaultRule) -> StoreError {
-    rule.store_error.clone().unwrap_or_else(|| StoreError::Unavailable(format!("injected fault in {}", rule.op)))
+    rule.store_error
+        .clone()
+        .unwrap_or_else(|| StoreError::Unavailable(format!("injected fault in {}", rule.op)))
 }
 
 /// An identity provider whose calls can be made to fail by a [`FaultPlan`].
@@ -168,19 +195,44 @@ impl IdentityProvider for FaultyIdentityProvider {
         self.inner.token_settings()
     }
     async fn admin_create_user(&self, req: CreateUserRequest) -> Result<IdpUser, IdpError> {
-        inject!(self.plan, idp_op::ADMIN_CREATE_USER, idp_err, self.inner.admin_create_user(req))
+        inject!(
+            self.plan,
+            idp_op::ADMIN_CREATE_USER,
+            idp_err,
+            self.inner.admin_create_user(req)
+        )
     }
     async fn admin_get_user(&self, username: &str) -> Result<IdpUser, IdpError> {
-        inject!(self.plan, idp_op::ADMIN_GET_USER, idp_err, self.inner.admin_get_user(username))
+        inject!(
+            self.plan,
+            idp_op::ADMIN_GET_USER,
+            idp_err,
+            self.inner.admin_get_user(username)
+        )
     }
     async fn admin_delete_user(&self, username: &str) -> Result<(), IdpError> {
-        inject!(self.plan, idp_op::ADMIN_DELETE_USER, idp_err, self.inner.admin_delete_user(username))
+        inject!(
+            self.plan,
+            idp_op::ADMIN_DELETE_USER,
+            idp_err,
+            self.inner.admin_delete_user(username)
+        )
     }
     async fn list_users(&self, token: Option<String>, limit: u32) -> Result<UserPage, IdpError> {
-        inject!(self.plan, idp_op::LIST_USERS, idp_err, self.inner.list_users(token, limit))
+        inject!(
+            self.plan,
+            idp_op::LIST_USERS,
+            idp_err,
+            self.inner.list_users(token, limit)
+        )
     }
     async fn initiate_auth(&self, username: &str, password: &Password) -> Result<AuthOutcome, IdpError> {
-        inject!(self.plan, idp_op::INITIATE_AUTH, idp_err, self.inner.initiate_auth(username, password))
+        inject!(
+            self.plan,
+            idp_op::INITIATE_AUTH,
+            idp_err,
+            self.inner.initiate_auth(username, password)
+        )
     }
     async fn respond_to_new_password_challenge(
         &self,
@@ -192,7 +244,8 @@ impl IdentityProvider for FaultyIdentityProvider {
             self.plan,
             idp_op::RESPOND_TO_AUTH_CHALLENGE,
             idp_err,
-            self.inner.respond_to_new_password_challenge(username, session, new_password)
+            self.inner
+                .respond_to_new_password_challenge(username, session, new_password)
         )
     }
     async fn jwks(&self) -> Result<serde_json::Value, IdpError> {
@@ -243,11 +296,26 @@ impl AdminStore for FaultyStore {
     async fn count_active_admins(&self) -> Result<i64, StoreError> {
         self.inner.count_active_admins().await
     }
-    async fn insert_admin(&self, a: NewAdmin, audit: AuditEntry, saga: Option<Uuid>) -> Result<AdminRecord, StoreError> {
-        inject!(self.plan, store_op::INSERT_ADMIN, store_err, self.inner.insert_admin(a, audit, saga))
+    async fn insert_admin(
+        &self,
+        a: NewAdmin,
+        audit: AuditEntry,
+        saga: Option<Uuid>,
+    ) -> Result<AdminRecord, StoreError> {
+        inject!(
+            self.plan,
+            store_op::INSERT_ADMIN,
+            store_err,
+            self.inner.insert_admin(a, audit, saga)
+        )
     }
     async fn mark_accepted(&self, id: UserId, at: DateTime<Utc>, audit: AuditEntry) -> Result<AdminRecord, StoreError> {
-        inject!(self.plan, store_op::MARK_ACCEPTED, store_err, self.inner.mark_accepted(id, at, audit))
+        inject!(
+            self.plan,
+            store_op::MARK_ACCEPTED,
+            store_err,
+            self.inner.mark_accepted(id, at, audit)
+        )
     }
     async fn record_invite_sent(
         &self,
@@ -265,10 +333,20 @@ impl AdminStore for FaultyStore {
         )
     }
     async fn delete_admin(&self, id: UserId, audit: AuditEntry, saga: Option<Uuid>) -> Result<(), StoreError> {
-        inject!(self.plan, store_op::DELETE_ADMIN, store_err, self.inner.delete_admin(id, audit, saga))
+        inject!(
+            self.plan,
+            store_op::DELETE_ADMIN,
+            store_err,
+            self.inner.delete_admin(id, audit, saga)
+        )
     }
     async fn append_audit(&self, audit: AuditEntry) -> Result<(), StoreError> {
-        inject!(self.plan, store_op::APPEND_AUDIT, store_err, self.inner.append_audit(audit))
+        inject!(
+            self.plan,
+            store_op::APPEND_AUDIT,
+            store_err,
+            self.inner.append_audit(audit)
+        )
     }
     async fn list_audit(&self, limit: i64) -> Result<Vec<AuditEvent>, StoreError> {
         self.inner.list_audit(limit).await
@@ -290,7 +368,12 @@ impl SagaLog for FaultyStore {
         inject!(self.plan, store_op::SAGA_BEGIN, store_err, self.inner.begin(saga))
     }
     async fn update(&self, id: Uuid, update: SagaUpdate) -> Result<SagaRecord, StoreError> {
-        inject!(self.plan, store_op::SAGA_UPDATE, store_err, self.inner.update(id, update))
+        inject!(
+            self.plan,
+            store_op::SAGA_UPDATE,
+            store_err,
+            self.inner.update(id, update)
+        )
     }
     async fn get(&self, id: Uuid) -> Result<Option<SagaRecord>, StoreError> {
         self.inner.get(id).await

@@ -14,3 +14,7 @@ pub mod store;
 
 pub use error::Error;
 
+pub use provisioner::{
+    AdminView, Caller, CreatedIdentity, InviteView, LoginOutcome, Observer, ProvisionedAdmin, Provisioner,
+    ProvisionerSettings, RecordPlan, RecoveryReport,
+};

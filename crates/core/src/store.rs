@@ -235,7 +235,12 @@ pub trait AdminStore: Send + Sync + 'static {
     async fn list_audit(&self, limit: i64) -> Result<Vec<AuditEvent>, StoreError>;
 
     /// Claims an idempotency key for `scope` (the caller). See [`IdempotencyBegin`].
-    async fn idempotency_begin(&self, scope: &str, key: &str, request_hash: &str) -> Result<IdempotencyBegin, StoreError>;
+    async fn idempotency_begin(
+        &self,
+        scope: &str,
+        key: &str,
+        request_hash: &str,
+    ) -> Result<IdempotencyBegin, StoreError>;
 
     /// Stores the response for a claimed key.
     async fn idempotency_complete(&self, scope: &str, key: &str, response: StoredResponse) -> Result<(), StoreError>;
