@@ -14,7 +14,11 @@ const MAX_PASSWORD_LENGTH: usize = 256;
 /// Checks a password against Cognito's default policy (at least 8 characters, with an upper-case letter,
 /// a lower-case letter, a digit and a symbol). The error carries Cognito's own message.
 pub(crate) fn check_password(password: &str) -> Result<(), IdpError> {
-    let fail = |why: &str| Err(IdpError::InvalidPassword(format!("Password did not conform with policy: {why}")));
+    let fail = |why: &str| {
+        Err(IdpError::InvalidPassword(format!(
+            "Password did not conform with policy: {why}"
+        )))
+    };
     if password.chars().count() > MAX_PASSWORD_LENGTH {
         return Err(IdpError::InvalidParameter(
             "1 validation error detected: Value at 'password' failed to satisfy constraint: Member must have length less than or equal to 256".into(),
@@ -111,7 +115,10 @@ mod tests {
     fn emails_must_look_like_addresses() {
         assert!(matches!(check_email(""), Err(IdpError::InvalidParameter(_))));
         assert!(matches!(check_email("no-at-sign"), Err(IdpError::InvalidParameter(_))));
-        assert!(matches!(check_email("a@b\r\nBcc: x@y"), Err(IdpError::InvalidParameter(_))));
+        assert!(matches!(
+            check_email("a@b\r\nBcc: x@y"),
+            Err(IdpError::InvalidParameter(_))
+        ));
         assert_eq!(check_email("ann@example.com"), Ok(()));
     }
 }

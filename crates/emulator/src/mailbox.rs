@@ -1,0 +1,402 @@
+//! The emulator's outbox: every invitation it sends is an RFC 5322 message in a folder.
+//!
+//! Cognito e-mails a new user their temporary password. The emulator cannot send mail, so it "delivers"
+//! each message as one `.eml` file in the mailbox folder, where a person (or a test, or a browser-driven
+//! check) can read it, open it in any mail client, or pick the password out with
+//! [`Message::temporary_password`].
+//!
+//! File names are `{yyyymmddThhmmss.ffffff}-{username}-{8 hex}.eml` (UTC, by the emulator's clock, made
+//! strictly increasing within a folder), so sorting names sorts messages oldest first. Files are written
+//! to a temporary name and renamed, so a reader never sees half a message.
+
+use admin_provisioner_core::domain::TemporaryPassword;
+use chrono::{DateTime, Duration, NaiveDateTime, Utc};
+use std::fs;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+/// Sender of Cognito's default e-mails (when the pool has no SES configuration).
+pub const FROM_ADDRESS: &str = "no-reply@verificationemail.com";
+
+/// Subject of Cognito's default invitation message.
+pub const INVITATION_SUBJECT: &str = "Your temporary password";
+
+/// The fixed text around the username in Cognito's default invitation line.
+const LINE_PREFIX: &str = "Your username is ";
+/// The fixed text between the username and the password in Cognito's default invitation line.
+const LINE_MIDDLE: &str = " and temporary password is ";
+
+/// What [`Message::masked_body`] shows instead of the password.
+pub const MASK: &str = "********";
+
+/// Format of the time prefix of file names.
+const STAMP_FORMAT: &str = "%Y%m%dT%H%M%S%.6f";
+
+/// Serialises deliveries from this process so that names stay strictly increasing.
+static DELIVERY_LOCK: Mutex<()> = Mutex::new(());
+
+/// A folder of delivered messages (`MAILBOX_DIR`). Cheap to clone; holds only the path.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Mailbox {
+    dir: PathBuf,
+}
+
+/// One delivered message, parsed back from its `.eml` file.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Message {
+    /// The file it was read from.
+    pub path: PathBuf,
+    /// The `To:` address (without angle brackets or display name).
+    pub to: String,
+    /// The `From:` header.
+    pub from: String,
+    /// The `Subject:` header.
+    pub subject: String,
+    /// The `Date:` header (RFC 2822).
+    pub date: String,
+    /// The body, with line endings normalised to `\n`. Contains the temporary password: do not log it;
+    /// use [`Message::masked_body`] for display.
+    pub body: String,
+}
+
+impl std::fmt::Debug for Message {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Message")
+            .field("path", &self.path)
+            .field("to", &self.to)
+            .field("from", &self.from)
+            .field("subject", &self.subject)
+            .field("date", &self.date)
+            .field("body", &self.masked_body())
+            .finish()
+    }
+}
+
+impl Mailbox {
+    /// A mailbox in `dir` (created on the first delivery; reading a missing folder gives no messages).
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        Self { dir: dir.into() }
+    }
+
+    /// The folder.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Every message in the folder, oldest first. Files that are not `.eml` are ignored; a missing folder
+    /// is an empty mailbox.
+    pub fn messages(&self) -> io::Result<Vec<Message>> {
+        let entries = match fs::read_dir(&self.dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(e),
+        };
+        let mut paths = Vec::new();
+        for entry in entries {
+            let path = entry?.path();
+            if path.extension().is_some_and(|x| x == "eml") && path.is_file() {
+                paths.push(path);
+            }
+        }
+        paths.sort_by(|a, b| a.file_name().cmp(&b.file_name()));
+        paths.into_iter().map(|p| Message::read(&p)).collect()
+    }
+
+    /// The newest message addressed to `email` (compared case-insensitively), if any.
+    pub fn latest_for(&self, email: &str) -> io::Result<Option<Message>> {
+        let wanted = email.trim().to_lowercase();
+        Ok(self
+            .messages()?
+            .into_iter()
+            .rev()
+            .find(|m| m.to.to_lowercase() == wanted))
+    }
+
+    /// Writes Cognito's default invitation to `to` (atomically: temporary file, then rename) and returns
+    /// the new file's path.
+    pub(crate) fn deliver_invitation(
+        &self,
+        to: &str,
+        username: &str,
+        password: &TemporaryPassword,
+        at: DateTime<Utc>,
+    ) -> io::Result<PathBuf> {
+        let _guard = DELIVERY_LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        fs::create_dir_all(&self.dir)?;
+        let stamp = self.next_stamp(at)?;
+        let unique = uuid::Uuid::new_v4().simple().to_string();
+        let name = format!(
+            "{}-{}-{}.eml",
+            stamp.format(STAMP_FORMAT),
+            sanitise(username),
+            &unique[..8]
+        );
+        let text = render_invitation(to, username, password.expose(), at, &unique);
+
+        let final_path = self.dir.join(&name);
+        let tmp_path = self.dir.join(format!(".{name}.tmp"));
+        let written = (|| {
+            let mut file = fs::OpenOptions::new().write(true).create_new(true).open(&tmp_path)?;
+            file.write_all(text.as_bytes())?;
+            file.sync_all()?;
+            drop(file);
+            fs::rename(&tmp_path, &final_path)
+        })();
+        if let Err(e) = written {
+            let _ = fs::remove_file(&tmp_path);
+            return Err(e);
+        }
+        Ok(final_path)
+    }
+
+    /// `at`, moved just past the newest message already in the folder if needed, so names keep sorting
+    /// in delivery order even when the (emulated) clock stands still.
+    fn next_stamp(&self, at: DateTime<Utc>) -> io::Result<NaiveDateTime> {
+        let mut stamp = DateTime::<Utc>::from_timestamp_micros(at.timestamp_micros())
+            .unwrap_or(at)
+            .naive_utc();
+        for entry in fs::read_dir(&self.dir)? {
+            let name = entry?.file_name();
+            let Some(name) = name.to_str() else { continue };
+            if !name.ends_with(".eml") {
+                continue;
+            }
+            let Some(prefix) = name.split('-').next() else { continue };
+            if let Ok(existing) = NaiveDateTime::parse_from_str(prefix, STAMP_FORMAT) {
+                if existing >= stamp {
+                    stamp = existing + Duration::microseconds(1);
+                }
+            }
+        }
+        Ok(stamp)
+    }
+}
+
+/// Keeps a username recognisable in a file name: letters, digits, `.`, `_`, `@`, `+` and `-` stay, the rest
+/// become `_`; at most 64 characters.
+fn sanitise(username: &str) -> String {
+    let s: String = username
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '@' | '+' | '-') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(64)
+        .collect();
+    if s.is_empty() {
+        "user".into()
+    } else {
+        s
+    }
+}
+
+/// The whole RFC 5322 text of an invitation, CRLF line endings.
+fn render_invitation(to: &str, username: &str, password: &str, at: DateTime<Utc>, unique: &str) -> String {
+    let headers = [
+        format!("From: {FROM_ADDRESS}"),
+        format!("To: {to}"),
+        format!("Subject: {INVITATION_SUBJECT}"),
+        format!("Date: {}", at.to_rfc2822()),
+        format!("Message-ID: <{unique}@emulator.cognito-idp.local>"),
+        "MIME-Version: 1.0".to_string(),
+        "Content-Type: text/plain; charset=UTF-8".to_string(),
+        "Content-Transfer-Encoding: 8bit".to_string(),
+    ];
+    let mut text = headers.join("\r\n");
+    text.push_str("\r\n\r\n");
+    text.push_str(&invitation_line(username, password));
+    text.push_str("\r\n");
+    text
+}
+
+/// Cognito's default invitation text: `Your username is {username} and temporary password is {####}.`
+fn invitation_line(username: &str, password: &str) -> String {
+    format!("{LINE_PREFIX}{username}{LINE_MIDDLE}{password}.")
+}
+
+/// Splits an invitation line into (username, password).
+fn parse_invitation_line(line: &str) -> Option<(&str, &str)> {
+    let rest = line.strip_prefix(LINE_PREFIX)?;
+    // Usernames cannot contain spaces, so the first occurrence of the middle text is the real one.
+    let (username, rest) = rest.split_once(LINE_MIDDLE)?;
+    let password = rest.strip_suffix('.')?;
+    if username.is_empty() || password.is_empty() {
+        return None;
+    }
+    Some((username, password))
+}
+
+impl Message {
+    /// Reads and parses one `.eml` file (LF or CRLF line endings, folded headers allowed).
+    pub fn read(path: &Path) -> io::Result<Self> {
+        let bytes = fs::read(path)?;
+        Ok(Self::parse(path.to_path_buf(), &String::from_utf8_lossy(&bytes)))
+    }
+
+    fn parse(path: PathBuf, raw: &str) -> Self {
+        let text = raw.replace("\r\n", "\n");
+        let (head, body) = match text.split_once("\n\n") {
+            Some((h, b)) => (h.to_string(), b.to_string()),
+            None => (text.clone(), String::new()),
+        };
+        // Unfold continuation lines.
+        let mut headers: Vec<(String, String)> = Vec::new();
+        for line in head.lines() {
+            if line.starts_with([' ', '\t']) {
+                if let Some((_, value)) = headers.last_mut() {
+                    value.push(' ');
+                    value.push_str(line.trim());
+                }
+            } else if let Some((name, value)) = line.split_once(':') {
+                headers.push((name.trim().to_ascii_lowercase(), value.trim().to_string()));
+            }
+        }
+        let header = |name: &str| {
+            headers
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, v)| v.clone())
+                .unwrap_or_default()
+        };
+        Self {
+            path,
+            to: bare_address(&header("to")),
+            from: header("from"),
+            subject: header("subject"),
+            date: header("date"),
+            body,
+        }
+    }
+
+    fn invitation(&self) -> Option<(&str, &str)> {
+        self.body
+            .lines()
+            .find_map(|l| parse_invitation_line(l.trim_end_matches('\r')))
+    }
+
+    /// The temporary password from the invitation line, if this is an invitation.
+    pub fn temporary_password(&self) -> Option<TemporaryPassword> {
+        self.invitation().map(|(_, p)| TemporaryPassword::new(p))
+    }
+
+    /// The username from the invitation line, if this is an invitation.
+    pub fn username(&self) -> Option<String> {
+        self.invitation().map(|(u, _)| u.to_string())
+    }
+
+    /// The body with the temporary password replaced by `********`, safe to show or log.
+    pub fn masked_body(&self) -> String {
+        let mut out: Vec<String> = Vec::new();
+        for line in self.body.split('\n') {
+            match parse_invitation_line(line.trim_end_matches('\r')) {
+                Some((username, _)) => out.push(invitation_line(username, MASK)),
+                None => out.push(line.to_string()),
+            }
+        }
+        out.join("\n")
+    }
+}
+
+/// `Name <a@b>` or `<a@b>` → `a@b`.
+fn bare_address(value: &str) -> String {
+    match (value.rfind('<'), value.rfind('>')) {
+        (Some(start), Some(end)) if start < end => value[start + 1..end].trim().to_string(),
+        _ => value.trim().to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn invitation_round_trips_through_a_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let mailbox = Mailbox::new(dir.path().join("mail"));
+        let at = Utc::now();
+        let path = mailbox
+            .deliver_invitation(
+                "Ann@Example.com",
+                "ann@example.com",
+                &TemporaryPassword::new("Ab3.x!Q9."),
+                at,
+            )
+            .unwrap();
+        let raw = fs::read_to_string(&path).unwrap();
+        assert!(raw.contains("\r\nSubject: Your temporary password\r\n"));
+        assert!(raw.contains("\r\n\r\nYour username is ann@example.com and temporary password is Ab3.x!Q9..\r\n"));
+        assert!(!raw.replace("\r\n", "").contains('\n'), "only CRLF line endings");
+
+        let msg = mailbox.latest_for("ann@EXAMPLE.com").unwrap().expect("delivered");
+        assert_eq!(msg.to, "Ann@Example.com");
+        assert_eq!(msg.from, FROM_ADDRESS);
+        assert_eq!(msg.subject, INVITATION_SUBJECT);
+        assert_eq!(msg.date, at.to_rfc2822());
+        assert_eq!(msg.temporary_password().unwrap().expose(), "Ab3.x!Q9.");
+        assert_eq!(msg.username().as_deref(), Some("ann@example.com"));
+        assert_eq!(
+            msg.masked_body().trim_end(),
+            "Your username is ann@example.com and temporary password is ********."
+        );
+        assert!(!format!("{msg:?}").contains("Ab3.x"));
+    }
+
+    #[test]
+    fn lf_only_files_and_display_names_are_understood() {
+        let msg = Message::parse(
+            PathBuf::from("x.eml"),
+            "From: a@b.c\nTo: Ann <ann@x.com>\nSubject: Your\n temporary password\n\nhello\nYour username is ann and temporary password is Pw1!aaaa.\n",
+        );
+        assert_eq!(msg.to, "ann@x.com");
+        assert_eq!(msg.subject, "Your temporary password");
+        assert_eq!(msg.temporary_password().unwrap().expose(), "Pw1!aaaa");
+    }
+
+    #[test]
+    fn messages_are_oldest_first_even_when_the_clock_stands_still() {
+        let dir = tempfile::tempdir().unwrap();
+        let mailbox = Mailbox::new(dir.path());
+        let at = Utc::now();
+        for i in 0..5 {
+            mailbox
+                .deliver_invitation("a@b.c", "a@b.c", &TemporaryPassword::new(format!("Pass{i}!xx")), at)
+                .unwrap();
+        }
+        let passwords: Vec<String> = mailbox
+            .messages()
+            .unwrap()
+            .iter()
+            .map(|m| m.temporary_password().unwrap().expose().to_string())
+            .collect();
+        assert_eq!(passwords, (0..5).map(|i| format!("Pass{i}!xx")).collect::<Vec<_>>());
+        assert_eq!(
+            mailbox
+                .latest_for("A@B.C")
+                .unwrap()
+                .unwrap()
+                .temporary_password()
+                .unwrap()
+                .expose(),
+            "Pass4!xx"
+        );
+    }
+
+    #[test]
+    fn a_missing_folder_is_an_empty_mailbox() {
+        let dir = tempfile::tempdir().unwrap();
+        let mailbox = Mailbox::new(dir.path().join("nothing-here"));
+        assert!(mailbox.messages().unwrap().is_empty());
+        assert!(mailbox.latest_for("a@b.c").unwrap().is_none());
+    }
+
+    #[test]
+    fn file_names_are_sanitised() {
+        assert_eq!(sanitise("ann@x.com"), "ann@x.com");
+        assert_eq!(sanitise("../../etc/passwd"), ".._.._etc_passwd");
+        assert_eq!(sanitise(""), "user");
+    }
+}
