@@ -1,1 +1,57 @@
-//! placeholder
+//! SQLite and PostgreSQL adapters for admin-provisioner's database ports.
+//!
+//! Both [`SqliteStore`] and [`PostgresStore`] implement the core's
+//! [`AdminStore`](admin_provisioner_core::store::AdminStore) (users, admin info, audit log, idempotency
+//! keys) and [`SagaLog`](admin_provisioner_core::store::SagaLog) over one database, which is what lets a
+//! single transaction write an admin's records, its audit event and its saga's completion. [`connect`]
+//! picks the adapter from the URL scheme, connects and runs the migrations (embedded from
+//! `migrations/sqlite` and `migrations/postgres`).
+//!
+//! What the schema guarantees, in both databases:
+//! - `users.email_normalized`, `users.cognito_username` and `users.cognito_sub` are unique, so two admins
+//!   can never share an e-mail (case-insensitively: the normalised form is lower-cased) or a Cognito user;
+//! - `admin_info.user_id` references `users.id` (enforced), and `admin_info.invited_by` is set to NULL when
+//!   the inviting admin is deleted;
+//! - at most one unfinished saga holds an e-mail (a unique partial index on `sagas`): this is the guard
+//!   that makes concurrent provisioning of one address create exactly one admin;
+//! - `audit_log` is append-only: triggers reject `UPDATE` and `DELETE`.
+//!
+//! Timestamps are stored with microsecond precision (sub-microsecond parts are truncated on write); see
+//! [`truncate_to_micros`]. Errors are mapped as described in the `error` module: unique violations to the
+//! domain errors, connection trouble to the transient [`StoreError::Unavailable`], and no message ever
+//! contains a database password ([`redact_url`]).
+
+mod error;
+mod postgres;
+mod sql;
+mod sqlite;
+mod types;
+mod url;
+
+pub use crate::postgres::PostgresStore;
+pub use crate::sqlite::SqliteStore;
+pub use crate::types::truncate_to_micros;
+pub use crate::url::redact_url;
+
+use admin_provisioner_core::faults::Store;
+use admin_provisioner_core::store::StoreError;
+use std::sync::Arc;
+
+/// Picks the adapter from the URL scheme (`sqlite:…`, or `postgres:`/`postgresql:…`), connects, and runs
+/// the migrations.
+///
+/// Errors: [`StoreError::Unavailable`] when the database cannot be reached or opened, with a one-line
+/// message naming the redacted URL and the cause (e.g. `cannot connect to
+/// postgres://postgres:***@127.0.0.1:5432/x: Connection refused (os error 111)`);
+/// [`StoreError::Other`] for an unsupported scheme, a malformed URL or a failed migration.
+pub async fn connect(database_url: &str) -> Result<Arc<dyn Store>, StoreError> {
+    let scheme = database_url.split(':').next().unwrap_or_default().to_ascii_lowercase();
+    match scheme.as_str() {
+        "sqlite" => Ok(Arc::new(SqliteStore::connect(database_url).await?)),
+        "postgres" | "postgresql" => Ok(Arc::new(PostgresStore::connect(database_url).await?)),
+        _ => Err(StoreError::Other(format!(
+            "unsupported database URL {}: expected sqlite:… or postgres://…",
+            redact_url(database_url)
+        ))),
+    }
+}

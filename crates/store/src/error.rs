@@ -1,0 +1,120 @@
+//! Turning `sqlx` errors into the core's [`StoreError`].
+//!
+//! The promise: a unique violation becomes the domain error it means ([`StoreError::EmailTaken`],
+//! [`StoreError::CognitoUserTaken`], [`StoreError::SagaInFlight`]), decided by constraint name in
+//! PostgreSQL and by the `UNIQUE constraint failed: table.column` message in SQLite; trouble that a retry
+//! may cure (connection, pool, I/O, TLS, protocol, SQLite busy/locked, PostgreSQL connection-class and
+//! serialization errors) becomes [`StoreError::Unavailable`]; everything else is [`StoreError::Other`].
+//! No message built here contains a connection URL, so none can contain a password.
+
+use admin_provisioner_core::store::StoreError;
+use sqlx::error::{DatabaseError, ErrorKind};
+use sqlx::postgres::PgDatabaseError;
+use sqlx::sqlite::SqliteError;
+
+/// Which unique constraint a violation hit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Unique {
+    /// `users.email_normalized` (`users_email_normalized_key`).
+    Email,
+    /// `users.cognito_username` (`users_cognito_username_key`).
+    CognitoUsername,
+    /// `users.cognito_sub` (`users_cognito_sub_key`).
+    CognitoSub,
+    /// `users.id` (`users_pkey`).
+    UserId,
+    /// The partial index `sagas_unfinished_email_key`.
+    SagaEmail,
+    /// Some other unique constraint.
+    Other,
+}
+
+/// The unique constraint `err` violated, if it is a unique violation.
+pub(crate) fn unique_violation(err: &sqlx::Error) -> Option<Unique> {
+    let db = err.as_database_error()?;
+    if db.kind() != ErrorKind::UniqueViolation {
+        return None;
+    }
+    if let Some(pg) = db.try_downcast_ref::<PgDatabaseError>() {
+        return Some(match pg.constraint() {
+            Some("users_email_normalized_key") => Unique::Email,
+            Some("users_cognito_username_key") => Unique::CognitoUsername,
+            Some("users_cognito_sub_key") => Unique::CognitoSub,
+            Some("users_pkey") => Unique::UserId,
+            Some("sagas_unfinished_email_key") => Unique::SagaEmail,
+            _ => Unique::Other,
+        });
+    }
+    // SQLite: "UNIQUE constraint failed: users.email_normalized" (columns of the violated index).
+    let columns = db
+        .message()
+        .strip_prefix("UNIQUE constraint failed: ")
+        .unwrap_or_default();
+    Some(match columns {
+        "users.email_normalized" => Unique::Email,
+        "users.cognito_username" => Unique::CognitoUsername,
+        "users.cognito_sub" => Unique::CognitoSub,
+        "users.id" => Unique::UserId,
+        "sagas.email_normalized" => Unique::SagaEmail,
+        _ => Unique::Other,
+    })
+}
+
+/// True when `err` is a foreign-key violation.
+pub(crate) fn is_foreign_key_violation(err: &sqlx::Error) -> bool {
+    err.as_database_error()
+        .is_some_and(|db| db.kind() == ErrorKind::ForeignKeyViolation)
+}
+
+/// Maps any `sqlx` error to a [`StoreError`]; see the module docs.
+pub(crate) fn map_err(err: sqlx::Error) -> StoreError {
+    if let Some(unique) = unique_violation(&err) {
+        match unique {
+            Unique::Email => return StoreError::EmailTaken,
+            Unique::CognitoUsername | Unique::CognitoSub => return StoreError::CognitoUserTaken,
+            Unique::SagaEmail => return StoreError::SagaInFlight,
+            Unique::UserId | Unique::Other => {}
+        }
+    }
+    match &err {
+        sqlx::Error::Database(db) => {
+            let message = one_line(db.message());
+            if is_transient_database_error(db.as_ref()) {
+                StoreError::Unavailable(message)
+            } else {
+                StoreError::Other(message)
+            }
+        }
+        sqlx::Error::PoolTimedOut => StoreError::Unavailable("timed out waiting for a database connection".to_string()),
+        sqlx::Error::PoolClosed => StoreError::Unavailable("the connection pool is closed".to_string()),
+        sqlx::Error::WorkerCrashed => StoreError::Unavailable("the database worker crashed".to_string()),
+        sqlx::Error::Io(e) => StoreError::Unavailable(one_line(&e.to_string())),
+        sqlx::Error::Tls(e) => StoreError::Unavailable(one_line(&format!("TLS: {e}"))),
+        sqlx::Error::Protocol(e) => StoreError::Unavailable(one_line(&format!("protocol: {e}"))),
+        other => StoreError::Other(one_line(&other.to_string())),
+    }
+}
+
+/// SQLite busy/locked (any extended code of `SQLITE_BUSY` = 5 or `SQLITE_LOCKED` = 6); PostgreSQL
+/// connection exceptions (class 08), insufficient resources (53), operator intervention (57P01-57P05)
+/// and serialization failures / deadlocks (40001, 40P01).
+fn is_transient_database_error(db: &dyn DatabaseError) -> bool {
+    if db.try_downcast_ref::<SqliteError>().is_some() {
+        let primary = db.code().and_then(|c| c.parse::<i32>().ok()).map(|c| c & 0xff);
+        return matches!(primary, Some(5) | Some(6));
+    }
+    if let Some(pg) = db.try_downcast_ref::<PgDatabaseError>() {
+        let code = pg.code();
+        return code.starts_with("08")
+            || code.starts_with("53")
+            || code.starts_with("57P")
+            || code == "40001"
+            || code == "40P01";
+    }
+    false
+}
+
+/// Joins a multi-line message into one line (error messages end up in one-line CLI output).
+pub(crate) fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}

@@ -1,0 +1,606 @@
+//! The SQL both adapters run, and the [`AdminStore`](admin_provisioner_core::store::AdminStore) /
+//! [`SagaLog`](admin_provisioner_core::store::SagaLog) implementations built from it.
+//!
+//! The schemas of the two databases have the same tables, columns and constraint names, and
+//! [`DbId`](crate::types::DbId) / [`DbTime`](crate::types::DbTime) encode for either, so one text of SQL
+//! (with `$n` placeholders, which SQLite also understands) serves both. `sqlx` executors cannot be
+//! abstracted over the database without a thicket of higher-ranked bounds, so the trait implementations
+//! are written once here as a macro and instantiated per adapter with concrete types: the two adapters
+//! cannot drift apart in semantics. An adapter provides `fn pool(&self) -> &Pool<DB>` and
+//! `async fn begin_write(&self) -> Result<Transaction<'static, DB>, sqlx::Error>` (SQLite takes the write
+//! lock up front with `BEGIN IMMEDIATE` so that concurrent writers queue instead of failing).
+
+/// `users JOIN admin_info` columns in [`AdminRow`](crate::types::AdminRow) order, with the `FROM`.
+macro_rules! select_admin {
+    () => {
+        "SELECT u.id, u.email, u.email_normalized, u.cognito_username, u.cognito_sub, u.status, \
+         u.created_at, u.updated_at, a.invited_by, a.invited_at, a.invite_expires_at, a.invites_sent, \
+         a.last_invite_sent_at, a.invite_delivered, a.accepted_at \
+         FROM users u JOIN admin_info a ON a.user_id = u.id"
+    };
+}
+
+/// `sagas` columns in [`SagaRow`](crate::types::SagaRow) order.
+macro_rules! saga_columns {
+    () => {
+        "id, kind, actor, email, email_normalized, user_id, cognito_username, cognito_sub, \
+         identity_created_by_saga, invite_delivered, state, attempts, last_error, request_id, \
+         started_at, updated_at"
+    };
+}
+
+/// Implements `AdminStore` and `SagaLog` for `$store` over database `$db`; `$backend` names it in spans.
+macro_rules! impl_sql_store {
+    ($store:ty, $db:ty, $backend:literal) => {
+        const _: () = {
+            use ::admin_provisioner_core::domain::{AdminRecord, UserId};
+            use ::admin_provisioner_core::store::{
+                AdminStore, AuditEntry, AuditEvent, IdempotencyBegin, NewAdmin, SagaLog, SagaRecord, SagaState,
+                SagaUpdate, StoreError, StoredResponse,
+            };
+            use ::chrono::{DateTime, Utc};
+            use ::uuid::Uuid;
+            use $crate::error::{is_foreign_key_violation, map_err, unique_violation, Unique};
+            use $crate::types::{AdminRow, AuditRow, DbId, DbTime, IdempotencyRow, SagaRow};
+
+            type Conn = <$db as ::sqlx::Database>::Connection;
+
+            async fn admin_by_id(conn: &mut Conn, id: UserId) -> Result<Option<AdminRecord>, StoreError> {
+                ::sqlx::query_as::<_, AdminRow>(concat!($crate::sql::select_admin!(), " WHERE u.id = $1"))
+                    .bind(DbId::from(id))
+                    .fetch_optional(conn)
+                    .await
+                    .map_err(map_err)?
+                    .map(AdminRecord::try_from)
+                    .transpose()
+            }
+
+            async fn insert_audit(conn: &mut Conn, audit: &AuditEntry) -> Result<(), StoreError> {
+                ::sqlx::query(
+                    "INSERT INTO audit_log (actor, action, target, outcome, request_id, at) \
+                     VALUES ($1, $2, $3, $4, $5, $6)",
+                )
+                .bind(audit.actor.audit_name())
+                .bind(audit.action.as_str())
+                .bind(&audit.target)
+                .bind(&audit.outcome)
+                .bind(&audit.request_id)
+                .bind(DbTime::new(audit.at))
+                .execute(conn)
+                .await
+                .map_err(map_err)?;
+                Ok(())
+            }
+
+            /// Moves saga `id` to `state` (a no-op if it is there already). A missing saga is a bug in
+            /// the caller, not a missing admin, hence `Other` rather than `NotFound`.
+            async fn advance_saga(conn: &mut Conn, id: Uuid, state: SagaState, now: DbTime) -> Result<(), StoreError> {
+                let changed =
+                    ::sqlx::query("UPDATE sagas SET state = $2, updated_at = $3 WHERE id = $1 AND state <> $2")
+                        .bind(DbId(id))
+                        .bind(state.as_str())
+                        .bind(now)
+                        .execute(&mut *conn)
+                        .await
+                        .map_err(map_err)?
+                        .rows_affected();
+                if changed == 0 {
+                    let exists: Option<i32> = ::sqlx::query_scalar("SELECT 1 FROM sagas WHERE id = $1")
+                        .bind(DbId(id))
+                        .fetch_optional(&mut *conn)
+                        .await
+                        .map_err(map_err)?;
+                    if exists.is_none() {
+                        return Err(StoreError::Other(format!("saga {id} does not exist")));
+                    }
+                }
+                Ok(())
+            }
+
+            /// One transaction of `insert_admin`; see the trait's docs. `Ok(None)`: a concurrent call
+            /// inserted the same user id first, so try again (the idempotent path will find its row).
+            async fn insert_admin_once(
+                store: &$store,
+                admin: &NewAdmin,
+                audit: &AuditEntry,
+                complete_saga: Option<Uuid>,
+            ) -> Result<Option<AdminRecord>, StoreError> {
+                let mut tx = store.begin_write().await.map_err(map_err)?;
+                let now = DbTime::now();
+
+                if let Some(existing) = admin_by_id(&mut tx, admin.id).await? {
+                    if existing.user.cognito_username != admin.cognito_username {
+                        return Err(StoreError::Other(format!(
+                            "user id {} already belongs to another admin",
+                            admin.id
+                        )));
+                    }
+                    if let Some(saga) = complete_saga {
+                        advance_saga(&mut tx, saga, SagaState::Completed, now).await?;
+                    }
+                    tx.commit().await.map_err(map_err)?;
+                    return Ok(Some(existing));
+                }
+
+                let inserted = ::sqlx::query(
+                    "INSERT INTO users (id, email, email_normalized, cognito_username, cognito_sub, status, \
+                         created_at, updated_at) VALUES ($1, $2, $3, $4, $5, 'invited', $6, $6)",
+                )
+                .bind(DbId::from(admin.id))
+                .bind(&admin.email)
+                .bind(&admin.email_normalized)
+                .bind(&admin.cognito_username)
+                .bind(&admin.cognito_sub)
+                .bind(now)
+                .execute(&mut *tx)
+                .await;
+                if let Err(e) = inserted {
+                    match unique_violation(&e) {
+                        Some(Unique::UserId) => return Ok(None),
+                        // When both the e-mail and the Cognito user are taken, the e-mail wins, whichever
+                        // index the database happened to check first (SQLite checks the newest first).
+                        Some(Unique::CognitoUsername | Unique::CognitoSub) => {
+                            drop(tx);
+                            let email_taken: Option<i32> =
+                                ::sqlx::query_scalar("SELECT 1 FROM users WHERE email_normalized = $1")
+                                    .bind(&admin.email_normalized)
+                                    .fetch_optional(store.pool())
+                                    .await
+                                    .map_err(map_err)?;
+                            if email_taken.is_some() {
+                                return Err(StoreError::EmailTaken);
+                            }
+                            return Err(StoreError::CognitoUserTaken);
+                        }
+                        _ => return Err(map_err(e)),
+                    }
+                }
+
+                let invited_at = DbTime::new(admin.invited_at);
+                ::sqlx::query(
+                    "INSERT INTO admin_info (user_id, invited_by, invited_at, invite_expires_at, invites_sent, \
+                         last_invite_sent_at, invite_delivered, accepted_at) \
+                         VALUES ($1, $2, $3, $4, 1, $3, $5, NULL)",
+                )
+                .bind(DbId::from(admin.id))
+                .bind(admin.invited_by.map(DbId::from))
+                .bind(invited_at)
+                .bind(DbTime::new(admin.invite_expires_at))
+                .bind(admin.invite_delivered)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| {
+                    if is_foreign_key_violation(&e) {
+                        StoreError::Other("the inviting admin does not exist".to_string())
+                    } else {
+                        map_err(e)
+                    }
+                })?;
+
+                insert_audit(&mut tx, audit).await?;
+                if let Some(saga) = complete_saga {
+                    advance_saga(&mut tx, saga, SagaState::Completed, now).await?;
+                }
+                let record = admin_by_id(&mut tx, admin.id)
+                    .await?
+                    .ok_or_else(|| StoreError::Other("inserted admin vanished".to_string()))?;
+                tx.commit().await.map_err(map_err)?;
+                Ok(Some(record))
+            }
+
+            #[::async_trait::async_trait]
+            impl AdminStore for $store {
+                #[::tracing::instrument(skip_all, fields(db = $backend))]
+                async fn ping(&self) -> Result<(), StoreError> {
+                    ::sqlx::query("SELECT 1")
+                        .execute(self.pool())
+                        .await
+                        .map_err(map_err)?;
+                    Ok(())
+                }
+
+                #[::tracing::instrument(skip_all, fields(db = $backend))]
+                async fn find_admin_by_email(&self, email_normalized: &str) -> Result<Option<AdminRecord>, StoreError> {
+                    ::sqlx::query_as::<_, AdminRow>(concat!(
+                        $crate::sql::select_admin!(),
+                        " WHERE u.email_normalized = $1"
+                    ))
+                    .bind(email_normalized)
+                    .fetch_optional(self.pool())
+                    .await
+                    .map_err(map_err)?
+                    .map(AdminRecord::try_from)
+                    .transpose()
+                }
+
+                #[::tracing::instrument(skip_all, fields(db = $backend, user_id = %id))]
+                async fn get_admin(&self, id: UserId) -> Result<Option<AdminRecord>, StoreError> {
+                    let mut conn = self.pool().acquire().await.map_err(map_err)?;
+                    admin_by_id(&mut conn, id).await
+                }
+
+                #[::tracing::instrument(skip_all, fields(db = $backend))]
+                async fn find_admin_by_cognito_username(
+                    &self,
+                    username: &str,
+                ) -> Result<Option<AdminRecord>, StoreError> {
+                    ::sqlx::query_as::<_, AdminRow>(concat!(
+                        $crate::sql::select_admin!(),
+                        " WHERE u.cognito_username = $1"
+                    ))
+                    .bind(username)
+                    .fetch_optional(self.pool())
+                    .await
+                    .map_err(map_err)?
+                    .map(AdminRecord::try_from)
+                    .transpose()
+                }
+
+                #[::tracing::instrument(skip_all, fields(db = $backend))]
+                async fn find_admin_by_cognito_sub(&self, sub: &str) -> Result<Option<AdminRecord>, StoreError> {
+                    ::sqlx::query_as::<_, AdminRow>(concat!($crate::sql::select_admin!(), " WHERE u.cognito_sub = $1"))
+                        .bind(sub)
+                        .fetch_optional(self.pool())
+                        .await
+                        .map_err(map_err)?
+                        .map(AdminRecord::try_from)
+                        .transpose()
+                }
+
+                #[::tracing::instrument(skip_all, fields(db = $backend))]
+                async fn list_admins(&self) -> Result<Vec<AdminRecord>, StoreError> {
+                    ::sqlx::query_as::<_, AdminRow>(concat!(
+                        $crate::sql::select_admin!(),
+                        " ORDER BY u.created_at, u.id"
+                    ))
+                    .fetch_all(self.pool())
+                    .await
+                    .map_err(map_err)?
+                    .into_iter()
+                    .map(AdminRecord::try_from)
+                    .collect()
+                }
+
+                #[::tracing::instrument(skip_all, fields(db = $backend))]
+                async fn count_active_admins(&self) -> Result<i64, StoreError> {
+                    ::sqlx::query_scalar::<_, i64>(
+                        "SELECT COUNT(*) FROM users u JOIN admin_info a ON a.user_id = u.id WHERE u.status = 'active'",
+                    )
+                    .fetch_one(self.pool())
+                    .await
+                    .map_err(map_err)
+                }
+
+                #[::tracing::instrument(skip_all, fields(db = $backend, user_id = %admin.id, saga_id = ?complete_saga))]
+                async fn insert_admin(
+                    &self,
+                    admin: NewAdmin,
+                    audit: AuditEntry,
+                    complete_saga: Option<Uuid>,
+                ) -> Result<AdminRecord, StoreError> {
+                    // A concurrent call with the same id loses on the primary key; its second attempt then
+                    // finds the winner's row and takes the idempotent path.
+                    for _ in 0..2 {
+                        if let Some(record) = insert_admin_once(self, &admin, &audit, complete_saga).await? {
+                            return Ok(record);
+                        }
+                    }
+                    Err(StoreError::Other(format!(
+                        "user id {} is being inserted concurrently",
+                        admin.id
+                    )))
+                }
+
+                #[::tracing::instrument(skip_all, fields(db = $backend, user_id = %id))]
+                async fn mark_accepted(
+                    &self,
+                    id: UserId,
+                    at: DateTime<Utc>,
+                    audit: AuditEntry,
+                ) -> Result<AdminRecord, StoreError> {
+                    let mut tx = self.begin_write().await.map_err(map_err)?;
+                    let at = DbTime::new(at);
+                    let changed = ::sqlx::query(
+                        "UPDATE admin_info SET accepted_at = COALESCE(accepted_at, $2) WHERE user_id = $1",
+                    )
+                    .bind(DbId::from(id))
+                    .bind(at)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(map_err)?
+                    .rows_affected();
+                    if changed == 0 {
+                        return Err(StoreError::NotFound);
+                    }
+                    ::sqlx::query(
+                        "UPDATE users SET status = 'active', \
+                         updated_at = CASE WHEN status = 'active' THEN updated_at ELSE $2 END WHERE id = $1",
+                    )
+                    .bind(DbId::from(id))
+                    .bind(at)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(map_err)?;
+                    insert_audit(&mut tx, &audit).await?;
+                    let record = admin_by_id(&mut tx, id).await?.ok_or(StoreError::NotFound)?;
+                    tx.commit().await.map_err(map_err)?;
+                    Ok(record)
+                }
+
+                #[::tracing::instrument(skip_all, fields(db = $backend, user_id = %id, delivered = delivered))]
+                async fn record_invite_sent(
+                    &self,
+                    id: UserId,
+                    sent_at: DateTime<Utc>,
+                    expires_at: DateTime<Utc>,
+                    delivered: bool,
+                    audit: AuditEntry,
+                ) -> Result<AdminRecord, StoreError> {
+                    let mut tx = self.begin_write().await.map_err(map_err)?;
+                    let changed = ::sqlx::query(
+                        "UPDATE admin_info SET invites_sent = invites_sent + 1, last_invite_sent_at = $2, \
+                         invite_expires_at = $3, invite_delivered = $4 WHERE user_id = $1",
+                    )
+                    .bind(DbId::from(id))
+                    .bind(DbTime::new(sent_at))
+                    .bind(DbTime::new(expires_at))
+                    .bind(delivered)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(map_err)?
+                    .rows_affected();
+                    if changed == 0 {
+                        return Err(StoreError::NotFound);
+                    }
+                    insert_audit(&mut tx, &audit).await?;
+                    let record = admin_by_id(&mut tx, id).await?.ok_or(StoreError::NotFound)?;
+                    tx.commit().await.map_err(map_err)?;
+                    Ok(record)
+                }
+
+                #[::tracing::instrument(skip_all, fields(db = $backend, user_id = %id, saga_id = ?saga))]
+                async fn delete_admin(
+                    &self,
+                    id: UserId,
+                    audit: AuditEntry,
+                    saga: Option<Uuid>,
+                ) -> Result<(), StoreError> {
+                    let mut tx = self.begin_write().await.map_err(map_err)?;
+                    let info = ::sqlx::query("DELETE FROM admin_info WHERE user_id = $1")
+                        .bind(DbId::from(id))
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(map_err)?
+                        .rows_affected();
+                    // Other admins' `invited_by` pointing here become NULL (ON DELETE SET NULL).
+                    let user = ::sqlx::query("DELETE FROM users WHERE id = $1")
+                        .bind(DbId::from(id))
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(map_err)?
+                        .rows_affected();
+                    if info == 0 && user == 0 {
+                        return Err(StoreError::NotFound);
+                    }
+                    insert_audit(&mut tx, &audit).await?;
+                    if let Some(saga) = saga {
+                        advance_saga(&mut tx, saga, SagaState::IdentityPendingDelete, DbTime::now()).await?;
+                    }
+                    tx.commit().await.map_err(map_err)
+                }
+
+                #[::tracing::instrument(skip_all, fields(db = $backend, action = audit.action.as_str()))]
+                async fn append_audit(&self, audit: AuditEntry) -> Result<(), StoreError> {
+                    let mut conn = self.pool().acquire().await.map_err(map_err)?;
+                    insert_audit(&mut conn, &audit).await
+                }
+
+                #[::tracing::instrument(skip_all, fields(db = $backend, limit = limit))]
+                async fn list_audit(&self, limit: i64) -> Result<Vec<AuditEvent>, StoreError> {
+                    ::sqlx::query_as::<_, AuditRow>(
+                        "SELECT id, actor, action, target, outcome, request_id, at FROM audit_log \
+                         ORDER BY id DESC LIMIT $1",
+                    )
+                    .bind(limit.max(0))
+                    .fetch_all(self.pool())
+                    .await
+                    .map_err(map_err)?
+                    .into_iter()
+                    .map(AuditEvent::try_from)
+                    .collect()
+                }
+
+                #[::tracing::instrument(skip_all, fields(db = $backend, scope = scope))]
+                async fn idempotency_begin(
+                    &self,
+                    scope: &str,
+                    key: &str,
+                    request_hash: &str,
+                ) -> Result<IdempotencyBegin, StoreError> {
+                    // Loops only if the key is abandoned between our insert attempt and our read.
+                    for _ in 0..3 {
+                        let claimed = ::sqlx::query(
+                            "INSERT INTO idempotency_keys (scope, key, request_hash, status, body, created_at) \
+                             VALUES ($1, $2, $3, NULL, NULL, $4) ON CONFLICT (scope, key) DO NOTHING",
+                        )
+                        .bind(scope)
+                        .bind(key)
+                        .bind(request_hash)
+                        .bind(DbTime::now())
+                        .execute(self.pool())
+                        .await
+                        .map_err(map_err)?
+                        .rows_affected();
+                        if claimed == 1 {
+                            return Ok(IdempotencyBegin::Started);
+                        }
+                        let row = ::sqlx::query_as::<_, IdempotencyRow>(
+                            "SELECT request_hash, status, body FROM idempotency_keys WHERE scope = $1 AND key = $2",
+                        )
+                        .bind(scope)
+                        .bind(key)
+                        .fetch_optional(self.pool())
+                        .await
+                        .map_err(map_err)?;
+                        if let Some(row) = row {
+                            let response = row.response()?;
+                            return Ok(IdempotencyBegin::Existing {
+                                request_hash: row.request_hash,
+                                response,
+                            });
+                        }
+                    }
+                    Err(StoreError::Unavailable(
+                        "idempotency key is contended; retry".to_string(),
+                    ))
+                }
+
+                #[::tracing::instrument(skip_all, fields(db = $backend, scope = scope, status = response.status))]
+                async fn idempotency_complete(
+                    &self,
+                    scope: &str,
+                    key: &str,
+                    response: StoredResponse,
+                ) -> Result<(), StoreError> {
+                    let changed = ::sqlx::query(
+                        "UPDATE idempotency_keys SET status = $3, body = $4 WHERE scope = $1 AND key = $2",
+                    )
+                    .bind(scope)
+                    .bind(key)
+                    .bind(i32::from(response.status))
+                    .bind(&response.body)
+                    .execute(self.pool())
+                    .await
+                    .map_err(map_err)?
+                    .rows_affected();
+                    if changed == 0 {
+                        return Err(StoreError::NotFound);
+                    }
+                    Ok(())
+                }
+
+                #[::tracing::instrument(skip_all, fields(db = $backend, scope = scope))]
+                async fn idempotency_abandon(&self, scope: &str, key: &str) -> Result<(), StoreError> {
+                    ::sqlx::query("DELETE FROM idempotency_keys WHERE scope = $1 AND key = $2 AND status IS NULL")
+                        .bind(scope)
+                        .bind(key)
+                        .execute(self.pool())
+                        .await
+                        .map_err(map_err)?;
+                    Ok(())
+                }
+            }
+
+            #[::async_trait::async_trait]
+            impl SagaLog for $store {
+                #[::tracing::instrument(skip_all, fields(db = $backend, saga_id = %saga.id, kind = saga.kind.as_str()))]
+                async fn begin(&self, saga: SagaRecord) -> Result<SagaRecord, StoreError> {
+                    let inserted = ::sqlx::query_as::<_, SagaRow>(concat!(
+                        "INSERT INTO sagas (",
+                        $crate::sql::saga_columns!(),
+                        ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) \
+                         ON CONFLICT (id) DO NOTHING RETURNING ",
+                        $crate::sql::saga_columns!()
+                    ))
+                    .bind(DbId(saga.id))
+                    .bind(saga.kind.as_str())
+                    .bind(saga.actor.audit_name())
+                    .bind(&saga.email)
+                    .bind(&saga.email_normalized)
+                    .bind(DbId::from(saga.user_id))
+                    .bind(&saga.cognito_username)
+                    .bind(&saga.cognito_sub)
+                    .bind(saga.identity_created_by_saga)
+                    .bind(saga.invite_delivered)
+                    .bind(saga.state.as_str())
+                    .bind(saga.attempts)
+                    .bind(&saga.last_error)
+                    .bind(&saga.request_id)
+                    .bind(DbTime::new(saga.started_at))
+                    .bind(DbTime::new(saga.updated_at))
+                    .fetch_optional(self.pool())
+                    .await
+                    .map_err(map_err)?;
+                    match inserted {
+                        Some(row) => SagaRecord::try_from(row),
+                        // Same id again: the intent is already recorded.
+                        None => self
+                            .get(saga.id)
+                            .await?
+                            .ok_or_else(|| StoreError::Other(format!("saga {} conflicts but cannot be read", saga.id))),
+                    }
+                }
+
+                #[::tracing::instrument(skip_all, fields(db = $backend, saga_id = %id, state = ?update.state))]
+                async fn update(&self, id: Uuid, update: SagaUpdate) -> Result<SagaRecord, StoreError> {
+                    let (set_error, error) = match update.last_error {
+                        Some(e) => (true, e),
+                        None => (false, None),
+                    };
+                    ::sqlx::query_as::<_, SagaRow>(concat!(
+                        "UPDATE sagas SET state = COALESCE($2, state), \
+                         cognito_username = COALESCE($3, cognito_username), \
+                         cognito_sub = COALESCE($4, cognito_sub), \
+                         identity_created_by_saga = COALESCE($5, identity_created_by_saga), \
+                         invite_delivered = COALESCE($6, invite_delivered), \
+                         last_error = CASE WHEN $7 THEN $8 ELSE last_error END, \
+                         attempts = attempts + $9, updated_at = $10 \
+                         WHERE id = $1 RETURNING ",
+                        $crate::sql::saga_columns!()
+                    ))
+                    .bind(DbId(id))
+                    .bind(update.state.map(|s| s.as_str()))
+                    .bind(update.cognito_username)
+                    .bind(update.cognito_sub)
+                    .bind(update.identity_created_by_saga)
+                    .bind(update.invite_delivered)
+                    .bind(set_error)
+                    .bind(error)
+                    .bind(update.add_attempts)
+                    .bind(DbTime::now())
+                    .fetch_optional(self.pool())
+                    .await
+                    .map_err(map_err)?
+                    .map(SagaRecord::try_from)
+                    .transpose()?
+                    .ok_or(StoreError::NotFound)
+                }
+
+                #[::tracing::instrument(skip_all, fields(db = $backend, saga_id = %id))]
+                async fn get(&self, id: Uuid) -> Result<Option<SagaRecord>, StoreError> {
+                    ::sqlx::query_as::<_, SagaRow>(concat!(
+                        "SELECT ",
+                        $crate::sql::saga_columns!(),
+                        " FROM sagas WHERE id = $1"
+                    ))
+                    .bind(DbId(id))
+                    .fetch_optional(self.pool())
+                    .await
+                    .map_err(map_err)?
+                    .map(SagaRecord::try_from)
+                    .transpose()
+                }
+
+                #[::tracing::instrument(skip_all, fields(db = $backend))]
+                async fn list_unfinished(&self) -> Result<Vec<SagaRecord>, StoreError> {
+                    ::sqlx::query_as::<_, SagaRow>(concat!(
+                        "SELECT ",
+                        $crate::sql::saga_columns!(),
+                        " FROM sagas WHERE state NOT IN ('completed', 'compensated', 'aborted') \
+                         ORDER BY started_at, id"
+                    ))
+                    .fetch_all(self.pool())
+                    .await
+                    .map_err(map_err)?
+                    .into_iter()
+                    .map(SagaRecord::try_from)
+                    .collect()
+                }
+            }
+        };
+    };
+}
+
+pub(crate) use impl_sql_store;
+pub(crate) use saga_columns;
+pub(crate) use select_admin;

@@ -1,0 +1,120 @@
+//! The SQLite adapter: the default database, a single file next to the binary (or in memory for tests).
+//!
+//! Promises: the file is created if missing; every connection enforces foreign keys, uses WAL and waits
+//! up to [`BUSY_TIMEOUT`] for the write lock; write transactions start with `BEGIN IMMEDIATE`, so
+//! concurrent writers queue behind each other instead of failing with "database is locked". Ids are
+//! stored as hyphenated text and timestamps as fixed-precision RFC 3339 text (see [`crate::types`]).
+
+use crate::redact_url;
+use crate::url::{connect_error, migrate_error, url_error};
+use admin_provisioner_core::store::StoreError;
+use sqlx::migrate::Migrator;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Sqlite, Transaction};
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+/// How long a connection waits for another connection's write lock before failing.
+pub const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How many connections a file-backed store opens at most (readers run in parallel under WAL).
+const MAX_CONNECTIONS: u32 = 8;
+
+static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
+
+/// An [`AdminStore`](admin_provisioner_core::store::AdminStore) and
+/// [`SagaLog`](admin_provisioner_core::store::SagaLog) over SQLite. Cheap to clone (shares one pool).
+#[derive(Clone)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+    /// The connection URL with any password masked, for messages.
+    url: String,
+}
+
+impl SqliteStore {
+    /// Opens (creating it if missing) the database at `url` (`sqlite://path/to/file.db`, `sqlite:file.db`,
+    /// or `sqlite::memory:` which behaves like [`SqliteStore::in_memory`]) and runs the migrations.
+    ///
+    /// Errors: [`StoreError::Unavailable`] when the file cannot be opened (the message names the URL and
+    /// the cause); [`StoreError::Other`] for a malformed URL or a failed migration.
+    #[tracing::instrument(skip_all, fields(url = %redact_url(url)))]
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        if is_memory_url(url) {
+            let options = SqliteConnectOptions::from_str(url).map_err(|e| url_error(url, e))?;
+            return Self::open_in_memory(options, url).await;
+        }
+        let options = SqliteConnectOptions::from_str(url)
+            .map_err(|e| url_error(url, e))?
+            .create_if_missing(true)
+            .foreign_keys(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(BUSY_TIMEOUT);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(MAX_CONNECTIONS)
+            .acquire_timeout(Duration::from_secs(30))
+            .connect_with(options)
+            .await
+            .map_err(|e| connect_error(url, e))?;
+        Self::migrated(pool, url).await
+    }
+
+    /// A private, empty in-memory database (one connection, so every query sees the same data), with
+    /// the migrations applied. For tests and the demo.
+    pub async fn in_memory() -> Result<Self, StoreError> {
+        let url = "sqlite::memory:";
+        let options = SqliteConnectOptions::from_str(url).map_err(|e| url_error(url, e))?;
+        Self::open_in_memory(options, url).await
+    }
+
+    /// The underlying pool, for callers that need raw SQL (tests, diagnostics).
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
+    /// Starts a write transaction holding SQLite's write lock from the first statement, so that a
+    /// read-then-write transaction cannot fail with `SQLITE_BUSY` when another writer commits first.
+    async fn begin_write(&self) -> Result<Transaction<'static, Sqlite>, sqlx::Error> {
+        self.pool.begin_with("BEGIN IMMEDIATE").await
+    }
+
+    async fn open_in_memory(options: SqliteConnectOptions, url: &str) -> Result<Self, StoreError> {
+        let options = options.foreign_keys(true).busy_timeout(BUSY_TIMEOUT);
+        // One connection that never expires: an in-memory database lives and dies with its connection.
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .min_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .acquire_timeout(Duration::from_secs(30))
+            .connect_with(options)
+            .await
+            .map_err(|e| connect_error(url, e))?;
+        Self::migrated(pool, url).await
+    }
+
+    async fn migrated(pool: SqlitePool, url: &str) -> Result<Self, StoreError> {
+        MIGRATOR.run(&pool).await.map_err(|e| migrate_error(url, e))?;
+        tracing::info!(url = %redact_url(url), "sqlite store ready");
+        Ok(Self {
+            pool,
+            url: redact_url(url),
+        })
+    }
+}
+
+impl fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("url", &self.url)
+            .finish_non_exhaustive()
+    }
+}
+
+/// True for URLs that name an in-memory database (each connection would otherwise get its own).
+fn is_memory_url(url: &str) -> bool {
+    url.contains(":memory:") || url.contains("mode=memory")
+}
+
+crate::sql::impl_sql_store!(SqliteStore, sqlx::Sqlite, "sqlite");

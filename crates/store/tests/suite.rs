@@ -1,0 +1,1151 @@
+//! The store's behaviour, specified once and run against both adapters.
+//!
+//! Every `async fn` taking a [`Db`] below is one behaviour; [`store_suite!`] instantiates each as a test in
+//! `sqlite::` (a fresh database file in a temporary folder) and in `postgres::` (a fresh database created
+//! through an admin connection, `TEST_POSTGRES_URL`, default `postgres://postgres@127.0.0.1:5432/postgres`,
+//! and dropped afterwards). The PostgreSQL tests fail, with a message saying why, when the server cannot
+//! be reached: they never skip silently.
+
+use admin_provisioner_core::domain::{Actor, AdminRecord, UserId, UserStatus};
+use admin_provisioner_core::faults::Store;
+use admin_provisioner_core::store::{
+    AuditAction, AuditEntry, IdempotencyBegin, NewAdmin, SagaKind, SagaRecord, SagaState, SagaUpdate, StoreError,
+    StoredResponse,
+};
+use admin_provisioner_store::{redact_url, truncate_to_micros, PostgresStore, SqliteStore};
+use chrono::{DateTime, Duration, Utc};
+use sqlx::{Connection, Executor, PgConnection, PgPool, SqlitePool};
+use std::future::Future;
+use std::sync::Arc;
+use uuid::Uuid;
+
+// ---------------------------------------------------------------------------------------------------------
+// Harness
+// ---------------------------------------------------------------------------------------------------------
+
+/// A store under test plus raw access to its database.
+struct Db {
+    store: Arc<dyn Store>,
+    raw: Raw,
+}
+
+/// The store's own pool, for raw SQL that the ports do not offer.
+#[derive(Clone)]
+enum Raw {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+impl Raw {
+    /// Closes the store's pool (simulates a database that went away).
+    async fn close(&self) {
+        match self {
+            Raw::Sqlite(pool) => pool.close().await,
+            Raw::Postgres(pool) => pool.close().await,
+        }
+    }
+
+    /// Runs `sql` (no parameters); `Err` carries the database's message.
+    async fn exec(&self, sql: &str) -> Result<u64, String> {
+        let result = match self {
+            Raw::Sqlite(pool) => sqlx::raw_sql(sql).execute(pool).await.map(|r| r.rows_affected()),
+            Raw::Postgres(pool) => sqlx::raw_sql(sql).execute(pool).await.map(|r| r.rows_affected()),
+        };
+        result.map_err(|e| e.to_string())
+    }
+
+    /// Runs a `SELECT COUNT(*) …`.
+    async fn count(&self, sql: &str) -> i64 {
+        match self {
+            Raw::Sqlite(pool) => sqlx::query_scalar(sql).fetch_one(pool).await.unwrap(),
+            Raw::Postgres(pool) => sqlx::query_scalar(sql).fetch_one(pool).await.unwrap(),
+        }
+    }
+}
+
+/// Runs `test` against a fresh SQLite database file.
+async fn run_sqlite<F, Fut>(test: F)
+where
+    F: FnOnce(Db) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("store.db").display());
+    let store = SqliteStore::connect(&url).await.unwrap();
+    let raw = Raw::Sqlite(store.pool().clone());
+    test(Db {
+        store: Arc::new(store),
+        raw,
+    })
+    .await;
+}
+
+/// Runs `test` against a fresh PostgreSQL database, dropped afterwards even if the test panics.
+async fn run_postgres<F, Fut>(test: F)
+where
+    F: FnOnce(Db) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let fresh = FreshPostgres::create().await;
+    let store = PostgresStore::connect(&fresh.url).await.unwrap();
+    let raw = Raw::Postgres(store.pool().clone());
+    let outcome = tokio::spawn(test(Db {
+        store: Arc::new(store.clone()),
+        raw,
+    }))
+    .await;
+    store.pool().close().await;
+    fresh.drop().await;
+    if let Err(e) = outcome {
+        std::panic::resume_unwind(e.into_panic());
+    }
+}
+
+fn postgres_admin_url() -> String {
+    std::env::var("TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_string())
+}
+
+/// A database created for one test.
+struct FreshPostgres {
+    admin_url: String,
+    name: String,
+    url: String,
+}
+
+impl FreshPostgres {
+    async fn create() -> Self {
+        let admin_url = postgres_admin_url();
+        let mut admin = PgConnection::connect(&admin_url).await.unwrap_or_else(|e| {
+            panic!(
+                "the PostgreSQL store tests need a server: cannot connect to {}: {e}. \
+                 Start PostgreSQL or set TEST_POSTGRES_URL to a connection allowed to CREATE DATABASE.",
+                redact_url(&admin_url)
+            )
+        });
+        let name = format!("ap_store_test_{}", Uuid::new_v4().simple());
+        admin.execute(format!("CREATE DATABASE {name}").as_str()).await.unwrap();
+        admin.close().await.ok();
+        let url = with_database(&admin_url, &name);
+        Self { admin_url, name, url }
+    }
+
+    async fn drop(self) {
+        if let Ok(mut admin) = PgConnection::connect(&self.admin_url).await {
+            let _ = admin
+                .execute(format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name).as_str())
+                .await;
+            admin.close().await.ok();
+        }
+    }
+}
+
+/// `url` with its database name replaced by `name` (query parameters kept).
+fn with_database(url: &str, name: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((b, q)) => (b, format!("?{q}")),
+        None => (url, String::new()),
+    };
+    let authority_start = base.find("://").map_or(0, |i| i + 3);
+    let authority_end = base[authority_start..]
+        .find('/')
+        .map_or(base.len(), |i| authority_start + i);
+    format!("{}/{name}{query}", &base[..authority_end])
+}
+
+/// Instantiates each behaviour once per backend.
+macro_rules! store_suite {
+    ($($test:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $test() {
+                    super::run_sqlite(super::$test).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $test() {
+                    super::run_postgres(super::$test).await;
+                }
+            )*
+        }
+    };
+}
+
+store_suite!(
+    ping_succeeds,
+    insert_admin_round_trips_every_field,
+    lookups_find_the_admin_by_email_username_and_sub,
+    email_uniqueness_is_case_insensitive,
+    cognito_username_is_unique,
+    cognito_sub_is_unique,
+    a_clash_on_both_email_and_cognito_user_is_email_taken,
+    insert_admin_with_an_unknown_inviter_writes_nothing,
+    insert_admin_is_idempotent_by_id,
+    insert_admin_with_a_known_id_but_another_username_is_rejected,
+    insert_admin_completes_the_saga_in_the_same_transaction,
+    replayed_insert_admin_still_completes_the_saga,
+    failed_insert_admin_writes_nothing,
+    insert_admin_with_an_unknown_saga_writes_nothing,
+    admin_info_without_a_user_is_rejected,
+    a_user_cannot_be_deleted_before_its_admin_info,
+    mark_accepted_activates_and_keeps_the_first_accepted_at,
+    mark_accepted_of_an_unknown_admin_is_not_found,
+    record_invite_sent_counts_and_moves_the_expiry,
+    record_invite_sent_of_an_unknown_admin_is_not_found,
+    delete_admin_removes_both_records_and_advances_the_saga,
+    delete_admin_of_an_unknown_admin_is_not_found,
+    deleting_an_inviter_keeps_its_invitees,
+    audit_events_are_listed_newest_first_up_to_the_limit,
+    audit_log_rejects_update_and_delete,
+    count_active_admins_counts_only_active_admins,
+    list_admins_is_oldest_first,
+    idempotency_key_is_claimed_completed_and_replayed,
+    idempotency_abandon_releases_only_an_incomplete_key,
+    idempotency_keys_are_scoped,
+    saga_begin_is_idempotent_by_id,
+    a_second_unfinished_saga_for_an_email_is_in_flight,
+    a_stuck_saga_still_holds_its_email,
+    an_email_is_free_again_once_its_saga_is_terminal,
+    saga_update_applies_only_the_given_fields,
+    saga_update_of_an_unknown_id_is_not_found,
+    list_unfinished_excludes_terminal_sagas_oldest_first,
+    concurrent_inserts_of_one_email_create_exactly_one_admin,
+    concurrent_saga_begins_for_one_email_admit_exactly_one,
+    timestamps_are_truncated_to_microseconds,
+    a_closed_pool_is_a_transient_unavailable_error,
+);
+
+// ---------------------------------------------------------------------------------------------------------
+// Fixtures
+// ---------------------------------------------------------------------------------------------------------
+
+/// A fixed instant with whole microseconds, so it round-trips exactly.
+fn t0() -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339("2024-05-01T12:00:00.123456Z")
+        .unwrap()
+        .with_timezone(&Utc)
+}
+
+fn new_admin(email: &str) -> NewAdmin {
+    NewAdmin {
+        id: UserId::new(),
+        email: email.to_string(),
+        email_normalized: email.to_lowercase(),
+        cognito_username: email.to_lowercase(),
+        cognito_sub: Uuid::new_v4().to_string(),
+        invited_by: None,
+        invited_at: t0(),
+        invite_expires_at: t0() + Duration::days(7),
+        invite_delivered: true,
+    }
+}
+
+fn audit(action: AuditAction, target: &str) -> AuditEntry {
+    AuditEntry {
+        actor: Actor::Operator,
+        action,
+        target: target.to_string(),
+        outcome: "success".to_string(),
+        request_id: Some(format!("req-{}", Uuid::new_v4().simple())),
+        at: t0(),
+    }
+}
+
+fn saga(email: &str) -> SagaRecord {
+    SagaRecord {
+        id: Uuid::new_v4(),
+        kind: SagaKind::Provision,
+        actor: Actor::Operator,
+        email: email.to_string(),
+        email_normalized: email.to_lowercase(),
+        user_id: UserId::new(),
+        cognito_username: email.to_lowercase(),
+        cognito_sub: None,
+        identity_created_by_saga: false,
+        invite_delivered: true,
+        state: SagaState::Started,
+        attempts: 0,
+        last_error: None,
+        request_id: Some("req-saga".to_string()),
+        started_at: t0(),
+        updated_at: t0(),
+    }
+}
+
+async fn insert(db: &Db, email: &str) -> AdminRecord {
+    db.store
+        .insert_admin(
+            new_admin(email),
+            audit(AuditAction::CreateAdmin, &email.to_lowercase()),
+            None,
+        )
+        .await
+        .unwrap()
+}
+
+async fn audit_count(db: &Db) -> i64 {
+    db.raw.count("SELECT COUNT(*) FROM audit_log").await
+}
+
+fn is_other(e: &StoreError) -> bool {
+    matches!(e, StoreError::Other(_))
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Admin records
+// ---------------------------------------------------------------------------------------------------------
+
+async fn ping_succeeds(db: Db) {
+    db.store.ping().await.unwrap();
+}
+
+async fn insert_admin_round_trips_every_field(db: Db) {
+    // Arrange
+    let inviter = insert(&db, "boss@example.com").await;
+    let mut new = new_admin("Ann.Smith@Example.COM");
+    new.invited_by = Some(inviter.user.id);
+    new.invite_delivered = false;
+
+    // Act
+    let before = Utc::now() - Duration::seconds(1);
+    let inserted = db
+        .store
+        .insert_admin(new.clone(), audit(AuditAction::CreateAdmin, "ann"), None)
+        .await
+        .unwrap();
+    let stored = db.store.get_admin(new.id).await.unwrap().expect("stored");
+
+    // Assert
+    assert_eq!(stored, inserted);
+    let u = &stored.user;
+    assert_eq!(u.id, new.id);
+    assert_eq!(u.email, "Ann.Smith@Example.COM");
+    assert_eq!(u.email_normalized, "ann.smith@example.com");
+    assert_eq!(u.cognito_username, new.cognito_username);
+    assert_eq!(u.cognito_sub, new.cognito_sub);
+    assert_eq!(u.status, UserStatus::Invited);
+    assert!(u.created_at >= before && u.created_at <= Utc::now());
+    assert_eq!(u.updated_at, u.created_at);
+    let a = &stored.admin_info;
+    assert_eq!(a.user_id, new.id);
+    assert_eq!(a.invited_by, Some(inviter.user.id));
+    assert_eq!(a.invited_at, t0());
+    assert_eq!(a.invite_expires_at, t0() + Duration::days(7));
+    assert_eq!(a.invites_sent, 1);
+    assert_eq!(a.last_invite_sent_at, t0());
+    assert!(!a.invite_delivered);
+    assert_eq!(a.accepted_at, None);
+}
+
+async fn lookups_find_the_admin_by_email_username_and_sub(db: Db) {
+    let a = insert(&db, "Look@Example.com").await;
+
+    assert_eq!(
+        db.store.find_admin_by_email("look@example.com").await.unwrap(),
+        Some(a.clone())
+    );
+    assert_eq!(
+        db.store
+            .find_admin_by_cognito_username("look@example.com")
+            .await
+            .unwrap(),
+        Some(a.clone())
+    );
+    assert_eq!(
+        db.store.find_admin_by_cognito_sub(&a.user.cognito_sub).await.unwrap(),
+        Some(a.clone())
+    );
+    assert_eq!(db.store.find_admin_by_email("nobody@example.com").await.unwrap(), None);
+    assert_eq!(db.store.find_admin_by_cognito_username("nobody").await.unwrap(), None);
+    assert_eq!(db.store.find_admin_by_cognito_sub("nobody").await.unwrap(), None);
+    assert_eq!(db.store.get_admin(UserId::new()).await.unwrap(), None);
+}
+
+async fn email_uniqueness_is_case_insensitive(db: Db) {
+    insert(&db, "ann@example.com").await;
+    let mut other = new_admin("ANN@EXAMPLE.COM");
+    other.cognito_username = Uuid::new_v4().to_string();
+
+    let err = db
+        .store
+        .insert_admin(other, audit(AuditAction::CreateAdmin, "ann"), None)
+        .await
+        .unwrap_err();
+
+    assert_eq!(err, StoreError::EmailTaken);
+}
+
+async fn cognito_username_is_unique(db: Db) {
+    let first = insert(&db, "one@example.com").await;
+    let mut other = new_admin("two@example.com");
+    other.cognito_username = first.user.cognito_username.clone();
+
+    let err = db
+        .store
+        .insert_admin(other, audit(AuditAction::CreateAdmin, "two"), None)
+        .await
+        .unwrap_err();
+
+    assert_eq!(err, StoreError::CognitoUserTaken);
+}
+
+async fn cognito_sub_is_unique(db: Db) {
+    let first = insert(&db, "one@example.com").await;
+    let mut other = new_admin("two@example.com");
+    other.cognito_sub = first.user.cognito_sub.clone();
+
+    let err = db
+        .store
+        .insert_admin(other, audit(AuditAction::CreateAdmin, "two"), None)
+        .await
+        .unwrap_err();
+
+    assert_eq!(err, StoreError::CognitoUserTaken);
+}
+
+async fn a_clash_on_both_email_and_cognito_user_is_email_taken(db: Db) {
+    insert(&db, "both@example.com").await;
+
+    // Same normalised e-mail, and the Cognito username derived from it: both unique indexes clash.
+    let err = db
+        .store
+        .insert_admin(
+            new_admin("Both@Example.com"),
+            audit(AuditAction::CreateAdmin, "both"),
+            None,
+        )
+        .await
+        .unwrap_err();
+
+    assert_eq!(err, StoreError::EmailTaken);
+}
+
+async fn insert_admin_with_an_unknown_inviter_writes_nothing(db: Db) {
+    let mut new = new_admin("orphan@example.com");
+    new.invited_by = Some(UserId::new());
+
+    let err = db
+        .store
+        .insert_admin(new.clone(), audit(AuditAction::CreateAdmin, "orphan"), None)
+        .await
+        .unwrap_err();
+
+    assert!(is_other(&err), "{err:?}");
+    assert_eq!(db.store.get_admin(new.id).await.unwrap(), None);
+    assert_eq!(db.raw.count("SELECT COUNT(*) FROM users").await, 0);
+    assert_eq!(audit_count(&db).await, 0);
+}
+
+async fn insert_admin_is_idempotent_by_id(db: Db) {
+    let new = new_admin("again@example.com");
+    let first = db
+        .store
+        .insert_admin(new.clone(), audit(AuditAction::CreateAdmin, "again"), None)
+        .await
+        .unwrap();
+
+    let second = db
+        .store
+        .insert_admin(new, audit(AuditAction::CreateAdmin, "again"), None)
+        .await
+        .unwrap();
+
+    assert_eq!(second, first);
+    assert_eq!(db.store.list_admins().await.unwrap().len(), 1);
+    assert_eq!(audit_count(&db).await, 1, "a replay writes no second audit event");
+}
+
+async fn insert_admin_with_a_known_id_but_another_username_is_rejected(db: Db) {
+    let first = insert(&db, "first@example.com").await;
+    let mut clash = new_admin("second@example.com");
+    clash.id = first.user.id;
+
+    let err = db
+        .store
+        .insert_admin(clash, audit(AuditAction::CreateAdmin, "second"), None)
+        .await
+        .unwrap_err();
+
+    assert!(is_other(&err), "{err:?}");
+    assert_eq!(db.store.get_admin(first.user.id).await.unwrap(), Some(first));
+}
+
+async fn insert_admin_completes_the_saga_in_the_same_transaction(db: Db) {
+    let s = db.store.begin(saga("sag@example.com")).await.unwrap();
+    let mut new = new_admin("sag@example.com");
+    new.id = s.user_id;
+
+    db.store
+        .insert_admin(new, audit(AuditAction::CreateAdmin, "sag"), Some(s.id))
+        .await
+        .unwrap();
+
+    let after = db.store.get(s.id).await.unwrap().unwrap();
+    assert_eq!(after.state, SagaState::Completed);
+    assert!(after.updated_at > s.updated_at);
+    assert!(db.store.list_unfinished().await.unwrap().is_empty());
+}
+
+async fn replayed_insert_admin_still_completes_the_saga(db: Db) {
+    let s = db.store.begin(saga("replay@example.com")).await.unwrap();
+    let mut new = new_admin("replay@example.com");
+    new.id = s.user_id;
+    db.store
+        .insert_admin(new.clone(), audit(AuditAction::CreateAdmin, "replay"), None)
+        .await
+        .unwrap();
+    assert_eq!(db.store.get(s.id).await.unwrap().unwrap().state, SagaState::Started);
+
+    db.store
+        .insert_admin(new, audit(AuditAction::CreateAdmin, "replay"), Some(s.id))
+        .await
+        .unwrap();
+
+    assert_eq!(db.store.get(s.id).await.unwrap().unwrap().state, SagaState::Completed);
+    assert_eq!(audit_count(&db).await, 1);
+}
+
+async fn failed_insert_admin_writes_nothing(db: Db) {
+    insert(&db, "taken@example.com").await;
+    let s = db.store.begin(saga("TAKEN@example.com")).await.unwrap();
+    let mut new = new_admin("Taken@Example.com");
+    new.cognito_username = "someone-else".to_string();
+
+    let err = db
+        .store
+        .insert_admin(new.clone(), audit(AuditAction::CreateAdmin, "taken"), Some(s.id))
+        .await;
+
+    assert_eq!(err.unwrap_err(), StoreError::EmailTaken);
+    assert_eq!(db.store.get(s.id).await.unwrap().unwrap().state, SagaState::Started);
+    assert_eq!(db.store.get_admin(new.id).await.unwrap(), None);
+    assert_eq!(audit_count(&db).await, 1, "only the first admin's audit event");
+}
+
+async fn insert_admin_with_an_unknown_saga_writes_nothing(db: Db) {
+    let new = new_admin("nosaga@example.com");
+
+    let err = db
+        .store
+        .insert_admin(
+            new.clone(),
+            audit(AuditAction::CreateAdmin, "nosaga"),
+            Some(Uuid::new_v4()),
+        )
+        .await
+        .unwrap_err();
+
+    assert!(is_other(&err), "{err:?}");
+    assert_eq!(db.store.get_admin(new.id).await.unwrap(), None);
+    assert_eq!(audit_count(&db).await, 0);
+}
+
+async fn admin_info_without_a_user_is_rejected(db: Db) {
+    let orphan = Uuid::new_v4();
+    let sql = format!(
+        "INSERT INTO admin_info (user_id, invited_by, invited_at, invite_expires_at, invites_sent, \
+         last_invite_sent_at, invite_delivered, accepted_at) VALUES ('{orphan}', NULL, \
+         '2024-05-01T12:00:00.000000Z', '2024-05-08T12:00:00.000000Z', 1, '2024-05-01T12:00:00.000000Z', TRUE, NULL)"
+    );
+
+    let err = db.raw.exec(&sql).await.unwrap_err();
+
+    assert!(err.to_lowercase().contains("foreign key"), "{err}");
+    assert_eq!(db.raw.count("SELECT COUNT(*) FROM admin_info").await, 0);
+}
+
+async fn a_user_cannot_be_deleted_before_its_admin_info(db: Db) {
+    let a = insert(&db, "fk@example.com").await;
+
+    let err = db
+        .raw
+        .exec(&format!("DELETE FROM users WHERE id = '{}'", a.user.id))
+        .await
+        .unwrap_err();
+
+    assert!(err.to_lowercase().contains("foreign key"), "{err}");
+    assert_eq!(db.store.get_admin(a.user.id).await.unwrap(), Some(a));
+}
+
+async fn mark_accepted_activates_and_keeps_the_first_accepted_at(db: Db) {
+    let a = insert(&db, "acc@example.com").await;
+    let first = t0() + Duration::hours(1);
+
+    let accepted = db
+        .store
+        .mark_accepted(a.user.id, first, audit(AuditAction::FirstLoginCompleted, "acc"))
+        .await
+        .unwrap();
+    let again = db
+        .store
+        .mark_accepted(
+            a.user.id,
+            first + Duration::hours(1),
+            audit(AuditAction::FirstLoginCompleted, "acc"),
+        )
+        .await
+        .unwrap();
+
+    assert_eq!(accepted.user.status, UserStatus::Active);
+    assert_eq!(accepted.admin_info.accepted_at, Some(first));
+    assert_eq!(again.admin_info.accepted_at, Some(first));
+    assert_eq!(again.user.status, UserStatus::Active);
+    assert_eq!(db.store.get_admin(a.user.id).await.unwrap(), Some(again));
+    let events = db.store.list_audit(10).await.unwrap();
+    assert_eq!(events[0].entry.action, AuditAction::FirstLoginCompleted);
+}
+
+async fn mark_accepted_of_an_unknown_admin_is_not_found(db: Db) {
+    let err = db
+        .store
+        .mark_accepted(UserId::new(), t0(), audit(AuditAction::FirstLoginCompleted, "x"))
+        .await
+        .unwrap_err();
+
+    assert_eq!(err, StoreError::NotFound);
+    assert_eq!(audit_count(&db).await, 0);
+}
+
+async fn record_invite_sent_counts_and_moves_the_expiry(db: Db) {
+    let a = insert(&db, "resend@example.com").await;
+    let sent = t0() + Duration::days(2);
+
+    let after = db
+        .store
+        .record_invite_sent(
+            a.user.id,
+            sent,
+            sent + Duration::days(7),
+            false,
+            audit(AuditAction::ResendInvite, "resend"),
+        )
+        .await
+        .unwrap();
+
+    assert_eq!(after.admin_info.invites_sent, 2);
+    assert_eq!(after.admin_info.last_invite_sent_at, sent);
+    assert_eq!(after.admin_info.invite_expires_at, sent + Duration::days(7));
+    assert!(!after.admin_info.invite_delivered);
+    assert_eq!(after.admin_info.invited_at, t0(), "the first invitation time stays");
+    assert_eq!(db.store.get_admin(a.user.id).await.unwrap(), Some(after));
+    assert_eq!(
+        db.store.list_audit(1).await.unwrap()[0].entry.action,
+        AuditAction::ResendInvite
+    );
+}
+
+async fn record_invite_sent_of_an_unknown_admin_is_not_found(db: Db) {
+    let err = db
+        .store
+        .record_invite_sent(UserId::new(), t0(), t0(), true, audit(AuditAction::ResendInvite, "x"))
+        .await
+        .unwrap_err();
+
+    assert_eq!(err, StoreError::NotFound);
+    assert_eq!(audit_count(&db).await, 0);
+}
+
+async fn delete_admin_removes_both_records_and_advances_the_saga(db: Db) {
+    let a = insert(&db, "gone@example.com").await;
+    let mut removal = saga("gone@example.com");
+    removal.kind = SagaKind::Remove;
+    removal.user_id = a.user.id;
+    let removal = db.store.begin(removal).await.unwrap();
+
+    db.store
+        .delete_admin(a.user.id, audit(AuditAction::DeleteAdmin, "gone"), Some(removal.id))
+        .await
+        .unwrap();
+
+    assert_eq!(db.store.get_admin(a.user.id).await.unwrap(), None);
+    assert_eq!(db.raw.count("SELECT COUNT(*) FROM users").await, 0);
+    assert_eq!(db.raw.count("SELECT COUNT(*) FROM admin_info").await, 0);
+    assert_eq!(
+        db.store.get(removal.id).await.unwrap().unwrap().state,
+        SagaState::IdentityPendingDelete
+    );
+    assert_eq!(
+        db.store.list_audit(1).await.unwrap()[0].entry.action,
+        AuditAction::DeleteAdmin
+    );
+}
+
+async fn delete_admin_of_an_unknown_admin_is_not_found(db: Db) {
+    let err = db
+        .store
+        .delete_admin(UserId::new(), audit(AuditAction::DeleteAdmin, "x"), None)
+        .await
+        .unwrap_err();
+
+    assert_eq!(err, StoreError::NotFound);
+    assert_eq!(audit_count(&db).await, 0);
+}
+
+async fn deleting_an_inviter_keeps_its_invitees(db: Db) {
+    let inviter = insert(&db, "inviter@example.com").await;
+    let mut invitee = new_admin("invitee@example.com");
+    invitee.invited_by = Some(inviter.user.id);
+    let invitee = db
+        .store
+        .insert_admin(invitee, audit(AuditAction::CreateAdmin, "invitee"), None)
+        .await
+        .unwrap();
+
+    db.store
+        .delete_admin(inviter.user.id, audit(AuditAction::DeleteAdmin, "inviter"), None)
+        .await
+        .unwrap();
+
+    let kept = db
+        .store
+        .get_admin(invitee.user.id)
+        .await
+        .unwrap()
+        .expect("invitee kept");
+    assert_eq!(kept.admin_info.invited_by, None);
+    assert_eq!(kept.user, invitee.user);
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Audit log
+// ---------------------------------------------------------------------------------------------------------
+
+async fn audit_events_are_listed_newest_first_up_to_the_limit(db: Db) {
+    let a = insert(&db, "aud@example.com").await;
+    let mut failure = audit(AuditAction::CreateAdmin, "x@example.com");
+    failure.outcome = "failure: admin_exists".to_string();
+    failure.actor = Actor::Admin(a.user.id);
+    failure.request_id = None;
+    db.store.append_audit(failure.clone()).await.unwrap();
+    db.store
+        .append_audit(audit(AuditAction::BootstrapAdmin, "y@example.com"))
+        .await
+        .unwrap();
+
+    let all = db.store.list_audit(100).await.unwrap();
+    let two = db.store.list_audit(2).await.unwrap();
+
+    assert_eq!(all.len(), 3);
+    assert!(all.windows(2).all(|w| w[0].id > w[1].id), "newest first");
+    assert_eq!(all[0].entry.action, AuditAction::BootstrapAdmin);
+    assert_eq!(all[1].entry, failure, "every field round-trips");
+    assert_eq!(
+        all[2].entry.action,
+        AuditAction::CreateAdmin,
+        "insert_admin wrote its event"
+    );
+    assert_eq!(two, all[..2].to_vec());
+    assert!(db.store.list_audit(0).await.unwrap().is_empty());
+}
+
+async fn audit_log_rejects_update_and_delete(db: Db) {
+    insert(&db, "imm@example.com").await;
+
+    let update = db
+        .raw
+        .exec("UPDATE audit_log SET outcome = 'tampered'")
+        .await
+        .unwrap_err();
+    let delete = db.raw.exec("DELETE FROM audit_log").await.unwrap_err();
+
+    assert!(update.contains("append-only"), "{update}");
+    assert!(delete.contains("append-only"), "{delete}");
+    let events = db.store.list_audit(10).await.unwrap();
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].entry.outcome, "success");
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Queries
+// ---------------------------------------------------------------------------------------------------------
+
+async fn count_active_admins_counts_only_active_admins(db: Db) {
+    let a = insert(&db, "a@example.com").await;
+    insert(&db, "b@example.com").await;
+    assert_eq!(db.store.count_active_admins().await.unwrap(), 0);
+
+    db.store
+        .mark_accepted(a.user.id, t0(), audit(AuditAction::FirstLoginCompleted, "a"))
+        .await
+        .unwrap();
+
+    assert_eq!(db.store.count_active_admins().await.unwrap(), 1);
+}
+
+async fn list_admins_is_oldest_first(db: Db) {
+    let emails = ["c@example.com", "a@example.com", "b@example.com"];
+    for e in emails {
+        insert(&db, e).await;
+    }
+
+    let listed: Vec<String> = db
+        .store
+        .list_admins()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.user.email)
+        .collect();
+
+    assert_eq!(listed, emails);
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Idempotency keys
+// ---------------------------------------------------------------------------------------------------------
+
+async fn idempotency_key_is_claimed_completed_and_replayed(db: Db) {
+    let first = db.store.idempotency_begin("admin-1", "key-1", "hash-a").await.unwrap();
+    let in_progress = db.store.idempotency_begin("admin-1", "key-1", "hash-a").await.unwrap();
+    let response = StoredResponse {
+        status: 201,
+        body: r#"{"user":{}}"#.to_string(),
+    };
+    db.store
+        .idempotency_complete("admin-1", "key-1", response.clone())
+        .await
+        .unwrap();
+    let replay = db.store.idempotency_begin("admin-1", "key-1", "hash-b").await.unwrap();
+
+    assert_eq!(first, IdempotencyBegin::Started);
+    assert_eq!(
+        in_progress,
+        IdempotencyBegin::Existing {
+            request_hash: "hash-a".into(),
+            response: None
+        }
+    );
+    assert_eq!(
+        replay,
+        IdempotencyBegin::Existing {
+            request_hash: "hash-a".into(),
+            response: Some(response)
+        },
+        "the first request's hash is reported, so the caller can detect a different body"
+    );
+    let unknown = db.store.idempotency_complete(
+        "admin-1",
+        "nope",
+        StoredResponse {
+            status: 200,
+            body: "{}".into(),
+        },
+    );
+    assert_eq!(unknown.await.unwrap_err(), StoreError::NotFound);
+}
+
+async fn idempotency_abandon_releases_only_an_incomplete_key(db: Db) {
+    db.store.idempotency_begin("s", "open", "h").await.unwrap();
+    db.store.idempotency_begin("s", "done", "h").await.unwrap();
+    let response = StoredResponse {
+        status: 201,
+        body: "{}".into(),
+    };
+    db.store
+        .idempotency_complete("s", "done", response.clone())
+        .await
+        .unwrap();
+
+    db.store.idempotency_abandon("s", "open").await.unwrap();
+    db.store.idempotency_abandon("s", "done").await.unwrap();
+    db.store.idempotency_abandon("s", "never-used").await.unwrap();
+
+    assert_eq!(
+        db.store.idempotency_begin("s", "open", "h2").await.unwrap(),
+        IdempotencyBegin::Started
+    );
+    assert_eq!(
+        db.store.idempotency_begin("s", "done", "h2").await.unwrap(),
+        IdempotencyBegin::Existing {
+            request_hash: "h".into(),
+            response: Some(response)
+        }
+    );
+}
+
+async fn idempotency_keys_are_scoped(db: Db) {
+    assert_eq!(
+        db.store.idempotency_begin("alice", "k", "h").await.unwrap(),
+        IdempotencyBegin::Started
+    );
+    assert_eq!(
+        db.store.idempotency_begin("bob", "k", "h").await.unwrap(),
+        IdempotencyBegin::Started
+    );
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Saga log
+// ---------------------------------------------------------------------------------------------------------
+
+async fn saga_begin_is_idempotent_by_id(db: Db) {
+    let mut s = saga("Saga@Example.com");
+    s.cognito_sub = Some("sub-1".into());
+    s.actor = Actor::Admin(UserId::new());
+    s.last_error = Some("earlier".into());
+    s.attempts = 2;
+
+    let first = db.store.begin(s.clone()).await.unwrap();
+    let mut changed = s.clone();
+    changed.state = SagaState::Stuck;
+    let second = db.store.begin(changed).await.unwrap();
+
+    assert_eq!(first, s, "every field round-trips");
+    assert_eq!(second, s, "the stored row wins");
+    assert_eq!(db.store.get(s.id).await.unwrap(), Some(s));
+    assert_eq!(db.raw.count("SELECT COUNT(*) FROM sagas").await, 1);
+}
+
+async fn a_second_unfinished_saga_for_an_email_is_in_flight(db: Db) {
+    db.store.begin(saga("busy@example.com")).await.unwrap();
+
+    let err = db.store.begin(saga("BUSY@example.com")).await.unwrap_err();
+
+    assert_eq!(err, StoreError::SagaInFlight);
+    let mut removal = saga("busy@example.com");
+    removal.kind = SagaKind::Remove;
+    assert_eq!(db.store.begin(removal).await.unwrap_err(), StoreError::SagaInFlight);
+}
+
+async fn a_stuck_saga_still_holds_its_email(db: Db) {
+    let s = db.store.begin(saga("stuck@example.com")).await.unwrap();
+    db.store
+        .update(
+            s.id,
+            SagaUpdate {
+                state: Some(SagaState::Stuck),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+
+    let err = db.store.begin(saga("stuck@example.com")).await.unwrap_err();
+
+    assert_eq!(err, StoreError::SagaInFlight);
+}
+
+async fn an_email_is_free_again_once_its_saga_is_terminal(db: Db) {
+    for terminal in [SagaState::Completed, SagaState::Compensated, SagaState::Aborted] {
+        let s = db.store.begin(saga("free@example.com")).await.unwrap();
+        db.store
+            .update(
+                s.id,
+                SagaUpdate {
+                    state: Some(terminal),
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+    }
+
+    let next = db.store.begin(saga("free@example.com")).await;
+
+    assert!(next.is_ok(), "{next:?}");
+    assert_eq!(db.store.list_unfinished().await.unwrap().len(), 1);
+}
+
+async fn saga_update_applies_only_the_given_fields(db: Db) {
+    let mut s = saga("upd@example.com");
+    s.last_error = Some("old".into());
+    let s = db.store.begin(s).await.unwrap();
+
+    let a = db
+        .store
+        .update(
+            s.id,
+            SagaUpdate {
+                state: Some(SagaState::IdentityCreated),
+                cognito_username: Some("cognito-uuid".into()),
+                cognito_sub: Some("sub-9".into()),
+                identity_created_by_saga: Some(true),
+                invite_delivered: Some(false),
+                last_error: None,
+                add_attempts: 2,
+            },
+        )
+        .await
+        .unwrap();
+    let b = db
+        .store
+        .update(
+            s.id,
+            SagaUpdate {
+                last_error: Some(None),
+                add_attempts: 1,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let c = db
+        .store
+        .update(
+            s.id,
+            SagaUpdate {
+                last_error: Some(Some("boom".into())),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+
+    assert_eq!(a.state, SagaState::IdentityCreated);
+    assert_eq!(a.cognito_username, "cognito-uuid");
+    assert_eq!(a.cognito_sub.as_deref(), Some("sub-9"));
+    assert!(a.identity_created_by_saga);
+    assert!(!a.invite_delivered);
+    assert_eq!(a.last_error.as_deref(), Some("old"), "None leaves last_error alone");
+    assert_eq!(a.attempts, 2);
+    assert!(a.updated_at > s.updated_at);
+    assert_eq!(
+        (a.email.as_str(), a.user_id, a.started_at),
+        (s.email.as_str(), s.user_id, s.started_at)
+    );
+    assert_eq!(b.last_error, None, "Some(None) clears it");
+    assert_eq!(b.attempts, 3);
+    assert_eq!(b.state, SagaState::IdentityCreated);
+    assert_eq!(c.last_error.as_deref(), Some("boom"));
+    assert_eq!(db.store.get(s.id).await.unwrap(), Some(c));
+}
+
+async fn saga_update_of_an_unknown_id_is_not_found(db: Db) {
+    let err = db
+        .store
+        .update(Uuid::new_v4(), SagaUpdate::default())
+        .await
+        .unwrap_err();
+
+    assert_eq!(err, StoreError::NotFound);
+}
+
+async fn list_unfinished_excludes_terminal_sagas_oldest_first(db: Db) {
+    let mut ids = Vec::new();
+    for (i, state) in [
+        SagaState::IdentityCreating,
+        SagaState::Completed,
+        SagaState::Stuck,
+        SagaState::Started,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mut s = saga(&format!("u{i}@example.com"));
+        // Begun in reverse time order: the list must sort by started_at, not insertion.
+        s.started_at = t0() - Duration::minutes(i as i64);
+        let s = db.store.begin(s).await.unwrap();
+        db.store
+            .update(
+                s.id,
+                SagaUpdate {
+                    state: Some(state),
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+        ids.push(s.id);
+    }
+
+    let unfinished: Vec<Uuid> = db
+        .store
+        .list_unfinished()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| s.id)
+        .collect();
+
+    assert_eq!(unfinished, vec![ids[3], ids[2], ids[0]]);
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Concurrency and precision
+// ---------------------------------------------------------------------------------------------------------
+
+/// `race@example.com` with the letters' case chosen by the bits of `i`.
+fn case_variant(i: usize) -> String {
+    "race@example.com"
+        .chars()
+        .enumerate()
+        .map(|(n, c)| {
+            if (i >> (n % 8)) & 1 == 1 {
+                c.to_ascii_uppercase()
+            } else {
+                c
+            }
+        })
+        .collect()
+}
+
+async fn concurrent_inserts_of_one_email_create_exactly_one_admin(db: Db) {
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..20 {
+        let store = db.store.clone();
+        tasks.spawn(async move {
+            // Each request normalises to the same address and asks Cognito for the same username.
+            let new = new_admin(&case_variant(i));
+            store
+                .insert_admin(new, audit(AuditAction::CreateAdmin, "race@example.com"), None)
+                .await
+        });
+    }
+
+    let results = tasks.join_all().await;
+
+    let ok = results.iter().filter(|r| r.is_ok()).count();
+    let taken = results
+        .iter()
+        .filter(|r| matches!(r, Err(StoreError::EmailTaken)))
+        .count();
+    assert_eq!((ok, taken), (1, 19), "{results:?}");
+    assert_eq!(db.store.list_admins().await.unwrap().len(), 1);
+    assert_eq!(audit_count(&db).await, 1);
+}
+
+async fn concurrent_saga_begins_for_one_email_admit_exactly_one(db: Db) {
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..20 {
+        let store = db.store.clone();
+        tasks.spawn(async move { store.begin(saga(&case_variant(i))).await });
+    }
+
+    let results = tasks.join_all().await;
+
+    let ok = results.iter().filter(|r| r.is_ok()).count();
+    let in_flight = results
+        .iter()
+        .filter(|r| matches!(r, Err(StoreError::SagaInFlight)))
+        .count();
+    assert_eq!((ok, in_flight), (1, 19), "{results:?}");
+}
+
+async fn timestamps_are_truncated_to_microseconds(db: Db) {
+    let precise = DateTime::parse_from_rfc3339("2024-05-01T12:00:00.123456789Z")
+        .unwrap()
+        .with_timezone(&Utc);
+    let mut new = new_admin("nanos@example.com");
+    new.invited_at = precise;
+
+    let stored = db
+        .store
+        .insert_admin(new, audit(AuditAction::CreateAdmin, "nanos"), None)
+        .await
+        .unwrap();
+
+    assert_eq!(stored.admin_info.invited_at, truncate_to_micros(precise));
+    assert_eq!(stored.admin_info.invited_at.timestamp_subsec_nanos(), 123_456_000);
+}
+
+async fn a_closed_pool_is_a_transient_unavailable_error(db: Db) {
+    db.raw.close().await;
+
+    let err = db.store.get_admin(UserId::new()).await.unwrap_err();
+
+    assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
+    assert!(err.is_transient());
+}
