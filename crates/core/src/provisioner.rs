@@ -668,7 +668,8 @@ impl Provisioner {
         let now = self.now();
         let mut out = Vec::new();
         for saga in self.store_call(self.sagas.list_unfinished()).await? {
-            if now - saga.updated_at < min_age {
+            // A zero age means "every unfinished saga" (operator-triggered recovery, tests).
+            if min_age > chrono::Duration::zero() && now - saga.updated_at < min_age {
                 continue;
             }
             let state = self.recover_one(&saga).await;

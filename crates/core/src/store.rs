@@ -32,7 +32,7 @@ pub mod op {
 /// An error from the database.
 #[derive(Clone, Debug, PartialEq, thiserror::Error)]
 pub enum StoreError {
-    /// Another admin already has this normalised e-mail (unique index `users_email_normalized`).
+    /// Another admin already has this normalised e-mail (unique index `users_email_normalized_key`).
     #[error("an admin with this e-mail already exists")]
     EmailTaken,
     /// Another admin is already linked to this Cognito username (unique index).
@@ -410,4 +410,8 @@ pub trait SagaLog: Send + Sync + 'static {
 
     /// Sagas not in a terminal state (including `stuck`), oldest first.
     async fn list_unfinished(&self) -> Result<Vec<SagaRecord>, StoreError>;
+
+    /// Every saga (finished or not) of one normalised e-mail, oldest first: the history an operator reads
+    /// to see why a provisioning failed.
+    async fn list_for_email(&self, email_normalized: &str) -> Result<Vec<SagaRecord>, StoreError>;
 }

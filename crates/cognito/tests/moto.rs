@@ -1,0 +1,322 @@
+//! The Cognito adapter against a local moto server (never AWS).
+//!
+//! Needs `moto_server`: `python3 -m venv .venv && .venv/bin/pip install 'moto[server]'` in the workspace
+//! root (or `MOTO_SERVER_BIN`). Without it these tests fail and say so.
+//!
+//! Moto is not Cognito. Where it differs (see `shared/docs/cognito-facts.md`), the tests assert only what
+//! real Cognito also guarantees and say why. Not tested here because moto does not do it: a
+//! `TemporaryPassword` that breaks the password policy (AWS answers InvalidPassword, moto accepts it; the
+//! policy is enforced by moto on the new password, which `first_login` checks).
+
+use admin_provisioner_cognito::doctor::{self, Severity};
+use admin_provisioner_cognito::testing::{MotoPool, MotoServer, PoolOptions};
+use admin_provisioner_core::domain::{Password, TemporaryPassword};
+use admin_provisioner_core::identity::{
+    AuthOutcome, CreateUserRequest, IdentityProvider, IdpError, IdpUserStatus, MessageAction,
+};
+use std::sync::Arc;
+
+const TEMP: &str = "Temp#Pass1234";
+const NEW: &str = "New#Pass56789";
+
+async fn pool(options: PoolOptions) -> (Arc<MotoServer>, MotoPool) {
+    let moto = MotoServer::shared().unwrap_or_else(|e| panic!("{e:#}"));
+    let pool = moto
+        .create_pool(options)
+        .await
+        .unwrap_or_else(|e| panic!("creating a moto pool: {e:#}"));
+    (moto, pool)
+}
+
+fn invite(username: &str) -> CreateUserRequest {
+    CreateUserRequest {
+        username: username.to_string(),
+        email: username.to_string(),
+        temporary_password: Some(TemporaryPassword::new(TEMP)),
+        message_action: None,
+    }
+}
+
+#[tokio::test]
+async fn create_get_list_delete_and_their_errors() {
+    let (_moto, pool) = pool(PoolOptions::default()).await;
+    let idp = &pool.provider;
+
+    let user = idp.admin_create_user(invite("ann@example.com")).await.unwrap();
+    assert_eq!(user.username, "ann@example.com");
+    assert_eq!(user.email.as_deref(), Some("ann@example.com"));
+    assert_eq!(user.sub.len(), 36, "sub is a UUID: {}", user.sub);
+    assert_eq!(user.status, IdpUserStatus::ForceChangePassword);
+    assert!(user.enabled);
+    assert!(user.created_at.timestamp() > 1_600_000_000);
+
+    let dup = idp.admin_create_user(invite("ann@example.com")).await.unwrap_err();
+    assert_eq!(dup, IdpError::UsernameExists);
+    assert!(!dup.is_transient());
+
+    let got = idp.admin_get_user("ann@example.com").await.unwrap();
+    assert_eq!(
+        (got.username.as_str(), got.sub.as_str()),
+        (user.username.as_str(), user.sub.as_str())
+    );
+    assert_eq!(got.status, IdpUserStatus::ForceChangePassword);
+
+    idp.ping().await.unwrap();
+    let page = idp.list_users(None, 60).await.unwrap();
+    assert!(page.users.iter().any(|u| u.sub == user.sub));
+
+    idp.admin_delete_user("ann@example.com").await.unwrap();
+    assert_eq!(
+        idp.admin_get_user("ann@example.com").await.unwrap_err(),
+        IdpError::UserNotFound
+    );
+    assert_eq!(
+        idp.admin_delete_user("ann@example.com").await.unwrap_err(),
+        IdpError::UserNotFound
+    );
+}
+
+#[tokio::test]
+async fn list_users_pages() {
+    let (_moto, pool) = pool(PoolOptions::default()).await;
+    let idp = &pool.provider;
+    for i in 0..3 {
+        idp.admin_create_user(invite(&format!("user{i}@example.com")))
+            .await
+            .unwrap();
+    }
+    let first = idp.list_users(None, 2).await.unwrap();
+    assert_eq!(first.users.len(), 2);
+    let token = first.next_token.clone().expect("a second page");
+    let second = idp.list_users(Some(token), 2).await.unwrap();
+    assert_eq!(second.users.len(), 1);
+    assert!(second.next_token.is_none());
+    let mut all: Vec<String> = first
+        .users
+        .iter()
+        .chain(&second.users)
+        .map(|u| u.username.clone())
+        .collect();
+    all.sort();
+    assert_eq!(all, ["user0@example.com", "user1@example.com", "user2@example.com"]);
+}
+
+/// First login: temporary password → NEW_PASSWORD_REQUIRED → new password → tokens whose RS256 signature
+/// verifies against the pool's JWKS.
+async fn first_login(pool: &MotoPool) {
+    let idp = &pool.provider;
+    let user = idp.admin_create_user(invite("bob@example.com")).await.unwrap();
+
+    let wrong = idp
+        .initiate_auth("bob@example.com", &Password::new("Wrong#Pass123"))
+        .await
+        .unwrap_err();
+    assert!(matches!(wrong, IdpError::NotAuthorized(_)), "{wrong:?}");
+    assert!(!wrong.to_string().contains("Wrong#Pass123"));
+
+    let (session, challenge_user) = match idp
+        .initiate_auth("bob@example.com", &Password::new(TEMP))
+        .await
+        .unwrap()
+    {
+        AuthOutcome::NewPasswordRequired { session, username } => (session, username),
+        AuthOutcome::Tokens(_) => panic!("a new user must change the temporary password first"),
+    };
+    // AWS returns USER_ID_FOR_SRP (the username); moto returns USERNAME. Both are the user's username here.
+    assert_eq!(challenge_user, user.username);
+
+    let weak = idp
+        .respond_to_new_password_challenge(&challenge_user, &session, &Password::new("weak"))
+        .await
+        .unwrap_err();
+    assert!(matches!(weak, IdpError::InvalidPassword(_)), "{weak:?}");
+
+    let tokens = idp
+        .respond_to_new_password_challenge(&challenge_user, &session, &Password::new(NEW))
+        .await
+        .unwrap();
+    assert!(tokens.expires_in > 0);
+    assert!(!tokens.refresh_token.expose().is_empty());
+    assert_eq!(
+        idp.admin_get_user("bob@example.com").await.unwrap().status,
+        IdpUserStatus::Confirmed
+    );
+
+    // Verify the ID token: RS256, key chosen by kid from the JWKS, iss, aud, exp, token_use.
+    let jwks: jsonwebtoken::jwk::JwkSet = serde_json::from_value(idp.jwks().await.unwrap()).unwrap();
+    let id_token = tokens.id_token.expose();
+    let header = jsonwebtoken::decode_header(id_token).unwrap();
+    assert_eq!(header.alg, jsonwebtoken::Algorithm::RS256);
+    let jwk = jwks
+        .find(header.kid.as_deref().expect("kid"))
+        .expect("the token's key is in the JWKS");
+    let key = jsonwebtoken::DecodingKey::from_jwk(jwk).unwrap();
+    let settings = idp.token_settings();
+    let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::RS256);
+    validation.set_issuer(&[settings.issuer.as_str()]);
+    validation.set_audience(&[settings.client_id.as_str()]);
+    let claims = jsonwebtoken::decode::<serde_json::Value>(id_token, &key, &validation)
+        .unwrap()
+        .claims;
+    assert_eq!(claims["token_use"], "id");
+    assert_eq!(claims["sub"], user.sub.as_str());
+    assert_eq!(claims["cognito:username"], user.username.as_str());
+
+    // A tampered token must not verify.
+    let mut tampered = id_token.to_string();
+    tampered.replace_range(tampered.len() - 4.., "AAAA");
+    assert!(jsonwebtoken::decode::<serde_json::Value>(&tampered, &key, &validation).is_err());
+
+    // From now on the new password logs in directly.
+    match idp.initiate_auth("bob@example.com", &Password::new(NEW)).await.unwrap() {
+        AuthOutcome::Tokens(t) => assert!(!t.access_token.expose().is_empty()),
+        other => panic!("expected tokens, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn first_login_and_token_verification() {
+    let (_moto, pool) = pool(PoolOptions::default()).await;
+    assert!(pool.provider.config().client_secret.is_none());
+    first_login(&pool).await;
+}
+
+#[tokio::test]
+async fn first_login_with_a_client_secret() {
+    // SECRET_HASH is sent with InitiateAuth and RespondToAuthChallenge. (Moto does not verify it on
+    // USER_PASSWORD_AUTH; the hash itself is checked by the known-answer unit test.)
+    let (_moto, pool) = pool(PoolOptions {
+        generate_secret: true,
+        ..PoolOptions::default()
+    })
+    .await;
+    assert!(pool.client_secret.is_some());
+    first_login(&pool).await;
+}
+
+#[tokio::test]
+async fn email_as_username_pool_returns_a_uuid_username_and_resend_works() {
+    let (_moto, pool) = pool(PoolOptions::email_as_username()).await;
+    let idp = &pool.provider;
+    let user = idp.admin_create_user(invite("carol@example.com")).await.unwrap();
+    // In e-mail-as-username pools Cognito's Username is a UUID (= sub), not the e-mail.
+    assert_ne!(user.username, "carol@example.com");
+    assert_eq!(user.username, user.sub);
+    assert_eq!(user.email.as_deref(), Some("carol@example.com"));
+    assert_eq!(idp.admin_get_user(&user.username).await.unwrap().sub, user.sub);
+    // The e-mail alias also finds the user.
+    assert_eq!(
+        idp.admin_get_user("carol@example.com").await.unwrap().status,
+        IdpUserStatus::ForceChangePassword
+    );
+
+    // RESEND. Real Cognito keeps the same user (same Username and sub) and sets a new temporary password;
+    // moto instead creates a replacement user (new sub, attributes dropped, no password). So assert only
+    // what both guarantee: the call succeeds and the user is (still) waiting for first login.
+    let resent = idp
+        .admin_create_user(CreateUserRequest {
+            username: "carol@example.com".into(),
+            email: "carol@example.com".into(),
+            temporary_password: None,
+            message_action: Some(MessageAction::Resend),
+        })
+        .await
+        .unwrap();
+    assert_eq!(resent.status, IdpUserStatus::ForceChangePassword);
+    assert!(!resent.sub.is_empty());
+
+    // RESEND to someone who does not exist: UserNotFound (Cognito and moto agree).
+    let missing = idp
+        .admin_create_user(CreateUserRequest {
+            username: "nobody@example.com".into(),
+            email: "nobody@example.com".into(),
+            temporary_password: None,
+            message_action: Some(MessageAction::Resend),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(missing, IdpError::UserNotFound);
+}
+
+#[tokio::test]
+async fn doctor_reports_a_misconfigured_pool() {
+    let (_moto, pool) = pool(PoolOptions::misconfigured()).await;
+    let findings = doctor::check(&pool.provider, 7).await.unwrap();
+    let has = |code: &str, severity: Severity| findings.iter().any(|f| f.code == code && f.severity == severity);
+    for (code, severity) in [
+        ("user_password_auth_disabled", Severity::Blocking),
+        ("temporary_password_validity_mismatch", Severity::Blocking),
+        ("invite_template_missing_placeholder", Severity::Blocking),
+        ("cognito_default_email_sender", Severity::Warning),
+        ("usernames_case_sensitive", Severity::Warning),
+        ("self_sign_up_allowed", Severity::Warning),
+    ] {
+        assert!(has(code, severity), "missing {code} in {findings:#?}");
+    }
+    let mismatch = findings
+        .iter()
+        .find(|f| f.code == "temporary_password_validity_mismatch")
+        .unwrap();
+    assert!(
+        mismatch.message.contains('3') && mismatch.message.contains('7'),
+        "{}",
+        mismatch.message
+    );
+    let template = findings
+        .iter()
+        .find(|f| f.code == "invite_template_missing_placeholder")
+        .unwrap();
+    assert!(template.message.contains("{####}"), "{}", template.message);
+    for f in &findings {
+        assert!(!f.message.contains('\n'), "one line: {f}");
+    }
+}
+
+#[tokio::test]
+async fn doctor_finds_nothing_blocking_on_a_good_pool() {
+    let (_moto, pool) = pool(PoolOptions::default()).await;
+    let findings = doctor::check(&pool.provider, 7).await.unwrap();
+    assert!(!doctor::has_blocking(&findings), "{findings:#?}");
+    // Asking for another invite validity than the pool's is caught.
+    let findings = doctor::check(&pool.provider, 5).await.unwrap();
+    assert!(findings
+        .iter()
+        .any(|f| f.code == "temporary_password_validity_mismatch"));
+}
+
+#[tokio::test]
+async fn missing_pool_is_resource_not_found() {
+    let (moto, pool) = pool(PoolOptions::default()).await;
+    let mut config = pool.provider.config().clone();
+    config.user_pool_id = "us-east-1_DoesNotExist".into();
+    let idp = admin_provisioner_cognito::CognitoIdentityProvider::from_client(moto.sdk_client("us-east-1"), config);
+    let e = idp.admin_get_user("x@example.com").await.unwrap_err();
+    assert!(matches!(e, IdpError::ResourceNotFound(_)), "{e:?}");
+    assert!(matches!(idp.ping().await.unwrap_err(), IdpError::ResourceNotFound(_)));
+    let findings = doctor::check(&idp, 7).await.unwrap();
+    assert_eq!(
+        findings.iter().map(|f| f.code).collect::<Vec<_>>(),
+        ["user_pool_not_found"]
+    );
+}
+
+#[tokio::test]
+async fn a_bad_session_is_refused_without_echoing_it() {
+    let (_moto, pool) = pool(PoolOptions::default()).await;
+    let idp = &pool.provider;
+    idp.admin_create_user(invite("dave@example.com")).await.unwrap();
+    let bogus = admin_provisioner_core::domain::Secret::new("bogus-session-0123456789");
+    let e = idp
+        .respond_to_new_password_challenge("dave@example.com", &bogus, &Password::new(NEW))
+        .await
+        .unwrap_err();
+    // AWS answers NotAuthorized ("Invalid session for the user"); moto answers ResourceNotFound with the
+    // session as the message. Assert what matters for both: refused, permanent, and the session is not
+    // repeated in the error.
+    assert!(
+        matches!(e, IdpError::NotAuthorized(_) | IdpError::ResourceNotFound(_)),
+        "{e:?}"
+    );
+    assert!(!e.is_transient());
+    assert!(!e.to_string().contains("bogus-session-0123456789"), "{e}");
+}

@@ -1,0 +1,260 @@
+//! The saga's guarantees, as specifications: a fault at every identity-provider call and every database
+//! write, in every mode; idempotent steps; concurrent provisions; malformed input that writes nothing.
+//!
+//! Runs on the built-in emulator + SQLite. `tests/saga_moto_pg.rs` runs the same matrix on moto + PostgreSQL.
+
+mod saga_support;
+
+use admin_provisioner_core::faults::FaultMode;
+use admin_provisioner_core::identity::{op as idp_op, IdpError};
+use admin_provisioner_core::store::{op as store_op, SagaState};
+use admin_provisioner_core::{Caller, Error};
+use saga_support::*;
+
+macro_rules! fault_case {
+    ($name:ident, $op:expr, $mode:expr) => {
+        #[tokio::test]
+        async fn $name() {
+            for times in [Some(1), None] {
+                let h = Harness::emulator_sqlite().await;
+                run_fault_case(&h, $op, $mode, times).await;
+            }
+        }
+    };
+}
+
+fault_case!(fault_admin_create_user_error, idp_op::ADMIN_CREATE_USER, FaultMode::Error);
+fault_case!(fault_admin_create_user_succeed_then_error, idp_op::ADMIN_CREATE_USER, FaultMode::SucceedThenError);
+fault_case!(fault_admin_create_user_hang, idp_op::ADMIN_CREATE_USER, FaultMode::Hang);
+fault_case!(fault_admin_create_user_succeed_then_hang, idp_op::ADMIN_CREATE_USER, FaultMode::SucceedThenHang);
+fault_case!(fault_admin_get_user_error, idp_op::ADMIN_GET_USER, FaultMode::Error);
+fault_case!(fault_admin_get_user_succeed_then_error, idp_op::ADMIN_GET_USER, FaultMode::SucceedThenError);
+fault_case!(fault_admin_get_user_hang, idp_op::ADMIN_GET_USER, FaultMode::Hang);
+fault_case!(fault_admin_delete_user_error, idp_op::ADMIN_DELETE_USER, FaultMode::Error);
+fault_case!(fault_admin_delete_user_succeed_then_error, idp_op::ADMIN_DELETE_USER, FaultMode::SucceedThenError);
+fault_case!(fault_admin_delete_user_hang, idp_op::ADMIN_DELETE_USER, FaultMode::Hang);
+fault_case!(fault_saga_begin_error, store_op::SAGA_BEGIN, FaultMode::Error);
+fault_case!(fault_saga_begin_succeed_then_error, store_op::SAGA_BEGIN, FaultMode::SucceedThenError);
+fault_case!(fault_saga_begin_hang, store_op::SAGA_BEGIN, FaultMode::Hang);
+fault_case!(fault_saga_begin_succeed_then_hang, store_op::SAGA_BEGIN, FaultMode::SucceedThenHang);
+fault_case!(fault_saga_update_error, store_op::SAGA_UPDATE, FaultMode::Error);
+fault_case!(fault_saga_update_succeed_then_error, store_op::SAGA_UPDATE, FaultMode::SucceedThenError);
+fault_case!(fault_saga_update_hang, store_op::SAGA_UPDATE, FaultMode::Hang);
+fault_case!(fault_saga_update_succeed_then_hang, store_op::SAGA_UPDATE, FaultMode::SucceedThenHang);
+fault_case!(fault_insert_admin_error, store_op::INSERT_ADMIN, FaultMode::Error);
+fault_case!(fault_insert_admin_succeed_then_error, store_op::INSERT_ADMIN, FaultMode::SucceedThenError);
+fault_case!(fault_insert_admin_hang, store_op::INSERT_ADMIN, FaultMode::Hang);
+fault_case!(fault_insert_admin_succeed_then_hang, store_op::INSERT_ADMIN, FaultMode::SucceedThenHang);
+fault_case!(fault_append_audit_error, store_op::APPEND_AUDIT, FaultMode::Error);
+
+/// A definitive (non-retryable) database failure while writing the records: the Cognito user is removed.
+#[tokio::test]
+async fn definitive_database_failure_compensates_the_cognito_user() {
+    let h = Harness::emulator_sqlite().await;
+    h.plan.fail_store(
+        store_op::INSERT_ADMIN,
+        FaultMode::Error,
+        None,
+        admin_provisioner_core::store::StoreError::Other("disk full".into()),
+    );
+    let err = h.p.provision_new_admin(&Caller::Operator, "carol@example.com", None).await.unwrap_err();
+    assert!(matches!(err, Error::DatabaseUnavailable(_)), "{err:?}");
+    assert!(!h.cognito_has("carol@example.com").await);
+    assert!(!h.db_has("carol@example.com").await);
+    assert_eq!(h.saga_states("carol@example.com").await, vec![SagaState::Compensated]);
+}
+
+/// A definitive Cognito error (InvalidParameter) leaves nothing anywhere.
+#[tokio::test]
+async fn definitive_cognito_error_leaves_nothing() {
+    let h = Harness::emulator_sqlite().await;
+    h.plan.fail_idp(
+        idp_op::ADMIN_CREATE_USER,
+        FaultMode::Error,
+        None,
+        IdpError::InvalidParameter("bad attribute".into()),
+    );
+    let err = h.p.provision_new_admin(&Caller::Operator, "dave@example.com", None).await.unwrap_err();
+    assert_eq!(err.code(), "identity_provider_error");
+    h.assert_both_or_neither("dave@example.com").await;
+    assert!(!h.cognito_has("dave@example.com").await);
+}
+
+/// CodeDeliveryFailure means "created, invitation not delivered": both records exist, resend later.
+#[tokio::test]
+async fn code_delivery_failure_is_created_but_undelivered() {
+    let h = Harness::emulator_sqlite().await;
+    h.plan.fail_idp(
+        idp_op::ADMIN_CREATE_USER,
+        FaultMode::SucceedThenError,
+        Some(1),
+        IdpError::CodeDeliveryFailure("SES throttled".into()),
+    );
+    let admin = h.p.provision_new_admin(&Caller::Operator, "erin@example.com", None).await.unwrap();
+    assert!(!admin.invite.delivered);
+    assert!(h.cognito_has("erin@example.com").await && h.db_has("erin@example.com").await);
+    h.clock.advance(chrono::Duration::seconds(61));
+    let invite = h.p.resend_admin_invite(&Caller::Operator, "erin@example.com", None).await.unwrap();
+    assert!(invite.delivered);
+    assert_eq!(invite.invites_sent, 2);
+}
+
+/// The SDK's own retry of a create whose first attempt landed answers UsernameExists: the saga adopts its
+/// own user instead of failing or deleting it.
+#[tokio::test]
+async fn username_exists_on_own_retry_is_adopted() {
+    let h = Harness::emulator_sqlite().await;
+    h.plan.fail(idp_op::ADMIN_CREATE_USER, FaultMode::SucceedThenError, Some(1));
+    let admin = h.p.provision_new_admin(&Caller::Operator, "frank@example.com", None).await.unwrap();
+    let cognito = h.cognito_user("frank@example.com").await.unwrap();
+    assert_eq!(admin.user.cognito_sub, cognito.sub);
+    assert_eq!(h.plan.calls(idp_op::ADMIN_CREATE_USER), 2);
+}
+
+/// A Cognito user the product did not create is a conflict and is never deleted.
+#[tokio::test]
+async fn someone_elses_cognito_user_is_never_deleted() {
+    let h = Harness::emulator_sqlite().await;
+    h.clock.advance(chrono::Duration::seconds(-3600)); // created an hour "before" the saga
+    let foreign = h.create_foreign_user("grace@example.com").await;
+    h.clock.advance(chrono::Duration::seconds(3600));
+    let err = h.p.provision_new_admin(&Caller::Operator, "Grace@Example.com", None).await.unwrap_err();
+    assert!(matches!(err, Error::ForeignIdentityExists), "{err:?}");
+    assert_eq!(err.code(), "admin_exists");
+    assert_eq!(h.cognito_user("grace@example.com").await.unwrap().sub, foreign.sub);
+    assert!(!h.db_has("grace@example.com").await);
+    assert_eq!(h.saga_states("grace@example.com").await, vec![SagaState::Aborted]);
+}
+
+/// A compensation that cannot finish leaves the saga visibly stuck; recovery finishes it later.
+#[tokio::test]
+async fn compensation_that_cannot_finish_is_stuck_then_recovered() {
+    let h = Harness::emulator_sqlite().await;
+    h.plan.fail_store(
+        store_op::INSERT_ADMIN,
+        FaultMode::Error,
+        None,
+        admin_provisioner_core::store::StoreError::Other("constraint bug".into()),
+    );
+    h.plan.fail(idp_op::ADMIN_DELETE_USER, FaultMode::Error, None);
+    let err = h.p.provision_new_admin(&Caller::Operator, "heidi@example.com", None).await.unwrap_err();
+    let Error::SagaStuck { saga_id } = err else { panic!("expected SagaStuck, got {err:?}") };
+    let saga = h.p.saga_log().get(saga_id).await.unwrap().unwrap();
+    assert_eq!(saga.state, SagaState::Stuck);
+    assert!(saga.last_error.unwrap().contains("compensation failed"));
+    let views = h.p.list_admin_views().await.unwrap();
+    assert_eq!(views.iter().find(|v| v.email == "heidi@example.com").unwrap().status.as_str(), "failed");
+
+    h.plan.clear();
+    let reports = h.p.recover_unfinished(chrono::Duration::zero()).await.unwrap();
+    assert_eq!(reports.len(), 1);
+    assert_eq!(reports[0].state, SagaState::Compensated);
+    h.assert_both_or_neither("heidi@example.com").await;
+    assert!(!h.cognito_has("heidi@example.com").await);
+}
+
+/// A process killed after AdminCreateUser and before the records: recovery removes the orphan.
+#[tokio::test]
+async fn crash_between_cognito_and_database_is_recovered() {
+    let h = Harness::emulator_sqlite().await;
+    // Simulate the crash: the saga hangs forever in the records write; drop the future mid-flight.
+    h.plan.fail(store_op::INSERT_ADMIN, FaultMode::Hang, None);
+    let fut = h.p.provision_new_admin(&Caller::Operator, "ivan@example.com", None);
+    let _ = tokio::time::timeout(std::time::Duration::from_millis(150), fut).await;
+    assert!(h.cognito_has("ivan@example.com").await, "the crash window must have been reached");
+    h.plan.clear();
+    let reports = h.p.recover_unfinished(chrono::Duration::zero()).await.unwrap();
+    assert_eq!(reports.len(), 1);
+    h.assert_both_or_neither("ivan@example.com").await;
+    assert!(!h.cognito_has("ivan@example.com").await);
+    // And the e-mail is free again.
+    h.p.provision_new_admin(&Caller::Operator, "ivan@example.com", None).await.unwrap();
+}
+
+/// Concurrency: 20 provisions of one e-mail in different letter cases give exactly one admin.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn twenty_concurrent_provisions_of_one_email_give_one_admin() {
+    let h = Harness::emulator_sqlite().await;
+    let variants: Vec<String> = (0..20)
+        .map(|i| {
+            let base = "judy.concurrent@example.com";
+            base.chars()
+                .enumerate()
+                .map(|(j, c)| if (i >> (j % 5)) & 1 == 1 { c.to_ascii_uppercase() } else { c })
+                .collect()
+        })
+        .collect();
+    let mut tasks = Vec::new();
+    for v in variants {
+        let p = h.p.clone();
+        tasks.push(tokio::spawn(async move { p.provision_new_admin(&Caller::Operator, &v, None).await }));
+    }
+    let mut ok = 0;
+    let mut exists = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(_) => ok += 1,
+            Err(Error::AdminExists) => exists += 1,
+            Err(e) => panic!("unexpected error {e:?}"),
+        }
+    }
+    assert_eq!((ok, exists), (1, 19));
+    assert_eq!(h.raw_store.list_admins().await.unwrap().len(), 1);
+    assert_eq!(h.cognito_users().await.len(), 1);
+    assert_eq!(h.mailbox_count(), 1);
+}
+
+/// At least 15 malformed e-mails: each rejected with invalid_email, nothing written anywhere.
+#[tokio::test]
+async fn malformed_emails_are_rejected_and_write_nothing() {
+    let h = Harness::emulator_sqlite().await;
+    let long_local = format!("{}@example.com", "a".repeat(250));
+    let bad = [
+        "",
+        "   ",
+        "plainaddress",
+        "@example.com",
+        "ann@",
+        "ann@@example.com",
+        "ann@exa@mple.com",
+        "ann@example",
+        "ann example@example.com",
+        "ann@exa mple.com",
+        "ann\t@example.com",
+        "ann\n@example.com",
+        "ann@example..com",
+        "ann@.example.com",
+        "ann@example.com.",
+        ".ann@example.com",
+        "ann..b@example.com",
+        "ann@exam_ple.com",
+        "ann\u{0007}@example.com",
+        long_local.as_str(),
+    ];
+    assert!(bad.len() >= 15);
+    for raw in bad {
+        let err = h.p.provision_new_admin(&Caller::Operator, raw, None).await.unwrap_err();
+        assert_eq!(err.code(), "invalid_email", "{raw:?} gave {err:?}");
+        assert_eq!(err.http_status(), 400);
+        assert!(!err.to_string().is_empty());
+    }
+    assert!(h.raw_store.list_admins().await.unwrap().is_empty());
+    assert!(h.raw_store.list_unfinished().await.unwrap().is_empty());
+    assert!(h.raw_store.list_audit(100).await.unwrap().is_empty());
+    assert!(h.cognito_users().await.is_empty());
+    assert_eq!(h.mailbox_count(), 0);
+    assert!(h.plan.call_log().is_empty(), "no port was called: {:?}", h.plan.call_log());
+}
+
+/// Only an active admin may provision; an invited (not yet active) admin or a stranger is refused.
+#[tokio::test]
+async fn only_active_admins_may_provision() {
+    let h = Harness::emulator_sqlite().await;
+    let admin = h.p.bootstrap_admin("root@example.com", None).await.unwrap();
+    let invited = Caller::Token { sub: admin.user.cognito_sub.clone(), username: admin.user.cognito_username.clone() };
+    let err = h.p.provision_new_admin(&invited, "x@example.com", None).await.unwrap_err();
+    assert!(matches!(err, Error::Forbidden));
+    let stranger = Caller::Token { sub: "nobody".into(), username: "nobody".into() };
+    assert!(matches!(h.p.provision_new_admin(&stranger, "x@example.com", None).await, Err(Error::Forbidden)));
+    assert!(!h.cognito_has("x@example.com").await);
+}

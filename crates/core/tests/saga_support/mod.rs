@@ -1,0 +1,202 @@
+//! Shared harness for the saga specifications: a [`Provisioner`] whose identity provider and store are
+//! wrapped in fault injectors, plus direct (un-faulted) access to both systems for the assertions.
+#![allow(dead_code)]
+
+use admin_provisioner_core::clock::{Clock, ManualClock, SystemClock};
+use admin_provisioner_core::faults::{FaultMode, FaultPlan, FaultyIdentityProvider, FaultyStore, Store};
+use admin_provisioner_core::identity::{CreateUserRequest, IdentityProvider, IdpError, IdpUser, MessageAction};
+use admin_provisioner_core::store::SagaState;
+use admin_provisioner_core::{Caller, Error, Provisioner, ProvisionerSettings};
+use admin_provisioner_emulator::{CognitoEmulator, EmulatorConfig};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Settings that make hangs and retries quick in tests.
+pub fn fast_settings() -> ProvisionerSettings {
+    ProvisionerSettings {
+        call_timeout: Duration::from_millis(300),
+        max_attempts: 3,
+        backoff_base: Duration::from_millis(1),
+        backoff_max: Duration::from_millis(5),
+        resend_cooldown: Duration::from_secs(60),
+        ..ProvisionerSettings::default()
+    }
+}
+
+pub struct Harness {
+    pub p: Provisioner,
+    pub plan: Arc<FaultPlan>,
+    pub raw_idp: Arc<dyn IdentityProvider>,
+    pub raw_store: Arc<dyn Store>,
+    pub clock: Arc<ManualClock>,
+    pub mailbox_dir: Option<std::path::PathBuf>,
+    _dir: tempfile::TempDir,
+}
+
+impl Harness {
+    /// The built-in emulator (in memory) and an SQLite file.
+    pub async fn emulator_sqlite() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = Arc::new(ManualClock::new());
+        let mut ec = EmulatorConfig::in_memory(dir.path().join("mailbox"));
+        ec.clock = clock.clone();
+        let emu: Arc<dyn IdentityProvider> = Arc::new(CognitoEmulator::open(ec).await.unwrap());
+        let url = format!("sqlite://{}", dir.path().join("db.sqlite").display());
+        let store = admin_provisioner_store::connect(&url).await.unwrap();
+        let mailbox = Some(dir.path().join("mailbox"));
+        Self::assemble(emu, store, clock.clone(), clock, mailbox, dir)
+    }
+
+    /// Any identity provider and store (moto + PostgreSQL): real time.
+    pub fn with(idp: Arc<dyn IdentityProvider>, store: Arc<dyn Store>) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let manual = Arc::new(ManualClock::new());
+        Self::assemble(idp, store, Arc::new(SystemClock), manual, None, dir)
+    }
+
+    fn assemble(
+        idp: Arc<dyn IdentityProvider>,
+        store: Arc<dyn Store>,
+        saga_clock: Arc<dyn Clock>,
+        clock: Arc<ManualClock>,
+        mailbox_dir: Option<std::path::PathBuf>,
+        dir: tempfile::TempDir,
+    ) -> Self {
+        let plan = FaultPlan::new();
+        let faulty_idp = Arc::new(FaultyIdentityProvider::new(idp.clone(), plan.clone()));
+        let faulty_store = Arc::new(FaultyStore::new(store.clone(), plan.clone()));
+        let p = Provisioner::new(faulty_idp, faulty_store, saga_clock, fast_settings());
+        Self { p, plan, raw_idp: idp, raw_store: store, clock, mailbox_dir, _dir: dir }
+    }
+
+    pub async fn cognito_user(&self, username: &str) -> Option<IdpUser> {
+        match self.raw_idp.admin_get_user(username).await {
+            Ok(u) => Some(u),
+            Err(IdpError::UserNotFound) => None,
+            Err(e) => panic!("AdminGetUser failed: {e}"),
+        }
+    }
+
+    pub async fn cognito_has(&self, username: &str) -> bool {
+        self.cognito_user(username).await.is_some()
+    }
+
+    pub async fn cognito_users(&self) -> Vec<IdpUser> {
+        let mut out = Vec::new();
+        let mut token = None;
+        loop {
+            let page = self.raw_idp.list_users(token, 60).await.unwrap();
+            out.extend(page.users);
+            match page.next_token {
+                Some(t) => token = Some(t),
+                None => return out,
+            }
+        }
+    }
+
+    pub async fn db_has(&self, email: &str) -> bool {
+        self.raw_store.find_admin_by_email(&email.to_lowercase()).await.unwrap().is_some()
+    }
+
+    pub async fn saga_states(&self, email: &str) -> Vec<SagaState> {
+        // Unfinished ones are listed; finished ones are read back through the provisioner's log by id.
+        let mut out = Vec::new();
+        for s in self.raw_store.list_unfinished().await.unwrap() {
+            if s.email_normalized == email.to_lowercase() {
+                out.push(s.state);
+            }
+        }
+        if out.is_empty() {
+            if let Some(id) = self.last_saga_id_for(email).await {
+                out.push(self.raw_store.get(id).await.unwrap().unwrap().state);
+            }
+        }
+        out
+    }
+
+    async fn last_saga_id_for(&self, email: &str) -> Option<uuid::Uuid> {
+        // The audit log does not carry saga ids; the saga log is queried by e-mail through the store.
+        self.raw_store.list_for_email(&email.to_lowercase()).await.ok().and_then(|v| v.last().map(|s| s.id))
+    }
+
+    pub fn mailbox_count(&self) -> usize {
+        match &self.mailbox_dir {
+            Some(d) => admin_provisioner_emulator::mailbox::Mailbox::new(d).messages().map(|m| m.len()).unwrap_or(0),
+            None => 0,
+        }
+    }
+
+    /// A Cognito user created outside the product.
+    pub async fn create_foreign_user(&self, email: &str) -> IdpUser {
+        self.raw_idp
+            .admin_create_user(CreateUserRequest {
+                username: email.to_string(),
+                email: email.to_string(),
+                temporary_password: None,
+                message_action: Some(MessageAction::Suppress),
+            })
+            .await
+            .unwrap()
+    }
+
+    /// The invariant: the admin is in both systems, linked, or in neither.
+    pub async fn assert_both_or_neither(&self, email: &str) {
+        let norm = email.to_lowercase();
+        let db = self.raw_store.find_admin_by_email(&norm).await.unwrap();
+        match db {
+            Some(record) => {
+                let cognito = self
+                    .cognito_user(&record.user.cognito_username)
+                    .await
+                    .unwrap_or_else(|| panic!("database admin {email} has no Cognito user"));
+                assert_eq!(cognito.sub, record.user.cognito_sub, "linked to a different Cognito user");
+            }
+            None => {
+                assert!(self.cognito_user(&norm).await.is_none(), "Cognito user {email} has no database records");
+            }
+        }
+    }
+}
+
+/// One cell of the fault matrix. See `tests/saga.rs`.
+pub async fn run_fault_case(h: &Harness, op: &str, mode: FaultMode, times: Option<u32>) {
+    let ctx = format!("fault {op} {mode:?} times={times:?}");
+    // A pre-existing Cognito user the product did not create: it must survive whatever happens.
+    h.clock.advance(chrono::Duration::seconds(-600));
+    let legacy = h.create_foreign_user("legacy.user@example.com").await;
+    h.clock.advance(chrono::Duration::seconds(600));
+    let email = "victim@example.com";
+
+    h.plan.fail(op, mode, times);
+    let result = h.p.provision_new_admin(&Caller::Operator, email, Some("matrix")).await;
+    match &result {
+        Ok(admin) => {
+            assert!(h.cognito_has(email).await, "{ctx}: Ok but no Cognito user");
+            assert!(h.db_has(email).await, "{ctx}: Ok but no database records");
+            assert_eq!(h.cognito_user(email).await.unwrap().sub, admin.user.cognito_sub, "{ctx}");
+        }
+        Err(Error::SagaStuck { .. }) => panic!("{ctx}: a single fault must never leave a stuck saga"),
+        Err(e) => {
+            assert!(!h.db_has(email).await, "{ctx}: error {e:?} but database records exist");
+            assert!(!h.cognito_has(email).await, "{ctx}: error {e:?} but a Cognito user exists");
+        }
+    }
+    h.assert_both_or_neither(email).await;
+
+    // The recovery that follows the fault.
+    h.plan.clear();
+    h.p.recover_unfinished(chrono::Duration::zero()).await.unwrap();
+    h.assert_both_or_neither(email).await;
+    assert!(h.raw_store.list_unfinished().await.unwrap().is_empty(), "{ctx}: unfinished sagas remain after recovery");
+    let still = h.cognito_user("legacy.user@example.com").await.expect("the pre-existing Cognito user was deleted");
+    assert_eq!(still.sub, legacy.sub, "{ctx}: the pre-existing Cognito user was replaced");
+
+    // Nothing is left reserved: provisioning again ends with exactly one linked admin.
+    match h.p.provision_new_admin(&Caller::Operator, email, Some("matrix-again")).await {
+        Ok(_) => assert!(result.is_err(), "{ctx}: created twice"),
+        Err(Error::AdminExists) => assert!(result.is_ok(), "{ctx}: e-mail still reserved after a failed saga"),
+        Err(e) => panic!("{ctx}: second provisioning failed: {e:?}"),
+    }
+    h.assert_both_or_neither(email).await;
+    assert!(h.db_has(email).await);
+}
