@@ -42,8 +42,14 @@ async fn create_admin_database_records_twice_writes_once() {
         request_id: None,
         saga_id: None,
     };
-    let a = h.p.create_admin_database_records(&email, &identity.user.username, &identity.user.sub, &plan).await.unwrap();
-    let b = h.p.create_admin_database_records(&email, &identity.user.username, &identity.user.sub, &plan).await.unwrap();
+    let a =
+        h.p.create_admin_database_records(&email, &identity.user.username, &identity.user.sub, &plan)
+            .await
+            .unwrap();
+    let b =
+        h.p.create_admin_database_records(&email, &identity.user.username, &identity.user.sub, &plan)
+            .await
+            .unwrap();
     assert_eq!(a, b);
     assert_eq!(h.raw_store.list_admins().await.unwrap().len(), 1);
     assert_eq!(h.raw_store.list_audit(10).await.unwrap().len(), 1);
@@ -89,8 +95,14 @@ async fn saga_begin_and_update_twice_give_the_same_row() {
 #[tokio::test]
 async fn provision_twice_gives_one_admin() {
     let h = Harness::emulator_sqlite().await;
-    let first = h.p.provision_new_admin(&Caller::Operator, "dee@example.com", None).await.unwrap();
-    let second = h.p.provision_new_admin(&Caller::Operator, "DEE@example.com", None).await.unwrap_err();
+    let first =
+        h.p.provision_new_admin(&Caller::Operator, "dee@example.com", None)
+            .await
+            .unwrap();
+    let second =
+        h.p.provision_new_admin(&Caller::Operator, "DEE@example.com", None)
+            .await
+            .unwrap_err();
     assert!(matches!(second, Error::AdminExists));
     let admins = h.raw_store.list_admins().await.unwrap();
     assert_eq!(admins.len(), 1);
@@ -102,7 +114,11 @@ async fn provision_twice_gives_one_admin() {
 #[tokio::test]
 async fn compensation_and_recovery_twice_are_no_ops_the_second_time() {
     let h = Harness::emulator_sqlite().await;
-    h.plan.fail(admin_provisioner_core::store::op::INSERT_ADMIN, admin_provisioner_core::faults::FaultMode::Hang, None);
+    h.plan.fail(
+        admin_provisioner_core::store::op::INSERT_ADMIN,
+        admin_provisioner_core::faults::FaultMode::Hang,
+        None,
+    );
     let _ = tokio::time::timeout(
         std::time::Duration::from_millis(150),
         h.p.provision_new_admin(&Caller::Operator, "eve@example.com", None),
@@ -122,11 +138,25 @@ async fn new_password_challenge_twice_keeps_the_admin_active() {
     let h = Harness::emulator_sqlite().await;
     h.p.bootstrap_admin("fay@example.com", None).await.unwrap();
     let temp = temp_password(&h, "fay@example.com");
-    h.p.handle_new_password_challenge("fay@example.com", &temp, &Password::new("Fay-New-Passw0rd!"), None).await.unwrap();
-    let after_first = h.raw_store.find_admin_by_email("fay@example.com").await.unwrap().unwrap();
-    let again = h.p.handle_new_password_challenge("fay@example.com", &temp, &Password::new("Fay-New-Passw0rd!"), None).await;
+    h.p.handle_new_password_challenge("fay@example.com", &temp, &Password::new("Fay-New-Passw0rd!"), None)
+        .await
+        .unwrap();
+    let after_first = h
+        .raw_store
+        .find_admin_by_email("fay@example.com")
+        .await
+        .unwrap()
+        .unwrap();
+    let again =
+        h.p.handle_new_password_challenge("fay@example.com", &temp, &Password::new("Fay-New-Passw0rd!"), None)
+            .await;
     assert!(matches!(again, Err(Error::InvalidCredentials)), "{again:?}");
-    let after_second = h.raw_store.find_admin_by_email("fay@example.com").await.unwrap().unwrap();
+    let after_second = h
+        .raw_store
+        .find_admin_by_email("fay@example.com")
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(after_first, after_second);
     assert!(after_second.admin_info.accepted_at.is_some());
 }
@@ -136,10 +166,18 @@ async fn remove_twice_removes_once() {
     let h = Harness::emulator_sqlite().await;
     h.p.bootstrap_admin("gus@example.com", None).await.unwrap();
     let temp = temp_password(&h, "gus@example.com");
-    h.p.handle_new_password_challenge("gus@example.com", &temp, &Password::new("Gus-New-Passw0rd!"), None).await.unwrap();
-    let other = h.p.provision_new_admin(&Caller::Operator, "hal@example.com", None).await.unwrap();
+    h.p.handle_new_password_challenge("gus@example.com", &temp, &Password::new("Gus-New-Passw0rd!"), None)
+        .await
+        .unwrap();
+    let other =
+        h.p.provision_new_admin(&Caller::Operator, "hal@example.com", None)
+            .await
+            .unwrap();
     h.p.remove_admin(&Caller::Operator, other.user.id, None).await.unwrap();
-    let again = h.p.remove_admin(&Caller::Operator, other.user.id, None).await.unwrap_err();
+    let again =
+        h.p.remove_admin(&Caller::Operator, other.user.id, None)
+            .await
+            .unwrap_err();
     assert!(matches!(again, Error::NotFound));
     h.assert_both_or_neither("hal@example.com").await;
     assert!(!h.cognito_has("hal@example.com").await);

@@ -23,28 +23,76 @@ macro_rules! fault_case {
     };
 }
 
-fault_case!(fault_admin_create_user_error, idp_op::ADMIN_CREATE_USER, FaultMode::Error);
-fault_case!(fault_admin_create_user_succeed_then_error, idp_op::ADMIN_CREATE_USER, FaultMode::SucceedThenError);
+fault_case!(
+    fault_admin_create_user_error,
+    idp_op::ADMIN_CREATE_USER,
+    FaultMode::Error
+);
+fault_case!(
+    fault_admin_create_user_succeed_then_error,
+    idp_op::ADMIN_CREATE_USER,
+    FaultMode::SucceedThenError
+);
 fault_case!(fault_admin_create_user_hang, idp_op::ADMIN_CREATE_USER, FaultMode::Hang);
-fault_case!(fault_admin_create_user_succeed_then_hang, idp_op::ADMIN_CREATE_USER, FaultMode::SucceedThenHang);
+fault_case!(
+    fault_admin_create_user_succeed_then_hang,
+    idp_op::ADMIN_CREATE_USER,
+    FaultMode::SucceedThenHang
+);
 fault_case!(fault_admin_get_user_error, idp_op::ADMIN_GET_USER, FaultMode::Error);
-fault_case!(fault_admin_get_user_succeed_then_error, idp_op::ADMIN_GET_USER, FaultMode::SucceedThenError);
+fault_case!(
+    fault_admin_get_user_succeed_then_error,
+    idp_op::ADMIN_GET_USER,
+    FaultMode::SucceedThenError
+);
 fault_case!(fault_admin_get_user_hang, idp_op::ADMIN_GET_USER, FaultMode::Hang);
-fault_case!(fault_admin_delete_user_error, idp_op::ADMIN_DELETE_USER, FaultMode::Error);
-fault_case!(fault_admin_delete_user_succeed_then_error, idp_op::ADMIN_DELETE_USER, FaultMode::SucceedThenError);
+fault_case!(
+    fault_admin_delete_user_error,
+    idp_op::ADMIN_DELETE_USER,
+    FaultMode::Error
+);
+fault_case!(
+    fault_admin_delete_user_succeed_then_error,
+    idp_op::ADMIN_DELETE_USER,
+    FaultMode::SucceedThenError
+);
 fault_case!(fault_admin_delete_user_hang, idp_op::ADMIN_DELETE_USER, FaultMode::Hang);
 fault_case!(fault_saga_begin_error, store_op::SAGA_BEGIN, FaultMode::Error);
-fault_case!(fault_saga_begin_succeed_then_error, store_op::SAGA_BEGIN, FaultMode::SucceedThenError);
+fault_case!(
+    fault_saga_begin_succeed_then_error,
+    store_op::SAGA_BEGIN,
+    FaultMode::SucceedThenError
+);
 fault_case!(fault_saga_begin_hang, store_op::SAGA_BEGIN, FaultMode::Hang);
-fault_case!(fault_saga_begin_succeed_then_hang, store_op::SAGA_BEGIN, FaultMode::SucceedThenHang);
+fault_case!(
+    fault_saga_begin_succeed_then_hang,
+    store_op::SAGA_BEGIN,
+    FaultMode::SucceedThenHang
+);
 fault_case!(fault_saga_update_error, store_op::SAGA_UPDATE, FaultMode::Error);
-fault_case!(fault_saga_update_succeed_then_error, store_op::SAGA_UPDATE, FaultMode::SucceedThenError);
+fault_case!(
+    fault_saga_update_succeed_then_error,
+    store_op::SAGA_UPDATE,
+    FaultMode::SucceedThenError
+);
 fault_case!(fault_saga_update_hang, store_op::SAGA_UPDATE, FaultMode::Hang);
-fault_case!(fault_saga_update_succeed_then_hang, store_op::SAGA_UPDATE, FaultMode::SucceedThenHang);
+fault_case!(
+    fault_saga_update_succeed_then_hang,
+    store_op::SAGA_UPDATE,
+    FaultMode::SucceedThenHang
+);
 fault_case!(fault_insert_admin_error, store_op::INSERT_ADMIN, FaultMode::Error);
-fault_case!(fault_insert_admin_succeed_then_error, store_op::INSERT_ADMIN, FaultMode::SucceedThenError);
+fault_case!(
+    fault_insert_admin_succeed_then_error,
+    store_op::INSERT_ADMIN,
+    FaultMode::SucceedThenError
+);
 fault_case!(fault_insert_admin_hang, store_op::INSERT_ADMIN, FaultMode::Hang);
-fault_case!(fault_insert_admin_succeed_then_hang, store_op::INSERT_ADMIN, FaultMode::SucceedThenHang);
+fault_case!(
+    fault_insert_admin_succeed_then_hang,
+    store_op::INSERT_ADMIN,
+    FaultMode::SucceedThenHang
+);
 fault_case!(fault_append_audit_error, store_op::APPEND_AUDIT, FaultMode::Error);
 
 /// A definitive (non-retryable) database failure while writing the records: the Cognito user is removed.
@@ -57,7 +105,10 @@ async fn definitive_database_failure_compensates_the_cognito_user() {
         None,
         admin_provisioner_core::store::StoreError::Other("disk full".into()),
     );
-    let err = h.p.provision_new_admin(&Caller::Operator, "carol@example.com", None).await.unwrap_err();
+    let err =
+        h.p.provision_new_admin(&Caller::Operator, "carol@example.com", None)
+            .await
+            .unwrap_err();
     assert!(matches!(err, Error::DatabaseUnavailable(_)), "{err:?}");
     assert!(!h.cognito_has("carol@example.com").await);
     assert!(!h.db_has("carol@example.com").await);
@@ -74,7 +125,10 @@ async fn definitive_cognito_error_leaves_nothing() {
         None,
         IdpError::InvalidParameter("bad attribute".into()),
     );
-    let err = h.p.provision_new_admin(&Caller::Operator, "dave@example.com", None).await.unwrap_err();
+    let err =
+        h.p.provision_new_admin(&Caller::Operator, "dave@example.com", None)
+            .await
+            .unwrap_err();
     assert_eq!(err.code(), "identity_provider_error");
     h.assert_both_or_neither("dave@example.com").await;
     assert!(!h.cognito_has("dave@example.com").await);
@@ -90,11 +144,17 @@ async fn code_delivery_failure_is_created_but_undelivered() {
         Some(1),
         IdpError::CodeDeliveryFailure("SES throttled".into()),
     );
-    let admin = h.p.provision_new_admin(&Caller::Operator, "erin@example.com", None).await.unwrap();
+    let admin =
+        h.p.provision_new_admin(&Caller::Operator, "erin@example.com", None)
+            .await
+            .unwrap();
     assert!(!admin.invite.delivered);
     assert!(h.cognito_has("erin@example.com").await && h.db_has("erin@example.com").await);
     h.clock.advance(chrono::Duration::seconds(61));
-    let invite = h.p.resend_admin_invite(&Caller::Operator, "erin@example.com", None).await.unwrap();
+    let invite =
+        h.p.resend_admin_invite(&Caller::Operator, "erin@example.com", None)
+            .await
+            .unwrap();
     assert!(invite.delivered);
     assert_eq!(invite.invites_sent, 2);
 }
@@ -104,8 +164,12 @@ async fn code_delivery_failure_is_created_but_undelivered() {
 #[tokio::test]
 async fn username_exists_on_own_retry_is_adopted() {
     let h = Harness::emulator_sqlite().await;
-    h.plan.fail(idp_op::ADMIN_CREATE_USER, FaultMode::SucceedThenError, Some(1));
-    let admin = h.p.provision_new_admin(&Caller::Operator, "frank@example.com", None).await.unwrap();
+    h.plan
+        .fail(idp_op::ADMIN_CREATE_USER, FaultMode::SucceedThenError, Some(1));
+    let admin =
+        h.p.provision_new_admin(&Caller::Operator, "frank@example.com", None)
+            .await
+            .unwrap();
     let cognito = h.cognito_user("frank@example.com").await.unwrap();
     assert_eq!(admin.user.cognito_sub, cognito.sub);
     assert_eq!(h.plan.calls(idp_op::ADMIN_CREATE_USER), 2);
@@ -118,7 +182,10 @@ async fn someone_elses_cognito_user_is_never_deleted() {
     h.clock.advance(chrono::Duration::seconds(-3600)); // created an hour "before" the saga
     let foreign = h.create_foreign_user("grace@example.com").await;
     h.clock.advance(chrono::Duration::seconds(3600));
-    let err = h.p.provision_new_admin(&Caller::Operator, "Grace@Example.com", None).await.unwrap_err();
+    let err =
+        h.p.provision_new_admin(&Caller::Operator, "Grace@Example.com", None)
+            .await
+            .unwrap_err();
     assert!(matches!(err, Error::ForeignIdentityExists), "{err:?}");
     assert_eq!(err.code(), "admin_exists");
     assert_eq!(h.cognito_user("grace@example.com").await.unwrap().sub, foreign.sub);
@@ -137,13 +204,26 @@ async fn compensation_that_cannot_finish_is_stuck_then_recovered() {
         admin_provisioner_core::store::StoreError::Other("constraint bug".into()),
     );
     h.plan.fail(idp_op::ADMIN_DELETE_USER, FaultMode::Error, None);
-    let err = h.p.provision_new_admin(&Caller::Operator, "heidi@example.com", None).await.unwrap_err();
-    let Error::SagaStuck { saga_id } = err else { panic!("expected SagaStuck, got {err:?}") };
+    let err =
+        h.p.provision_new_admin(&Caller::Operator, "heidi@example.com", None)
+            .await
+            .unwrap_err();
+    let Error::SagaStuck { saga_id } = err else {
+        panic!("expected SagaStuck, got {err:?}")
+    };
     let saga = h.p.saga_log().get(saga_id).await.unwrap().unwrap();
     assert_eq!(saga.state, SagaState::Stuck);
     assert!(saga.last_error.unwrap().contains("compensation failed"));
     let views = h.p.list_admin_views().await.unwrap();
-    assert_eq!(views.iter().find(|v| v.email == "heidi@example.com").unwrap().status.as_str(), "failed");
+    assert_eq!(
+        views
+            .iter()
+            .find(|v| v.email == "heidi@example.com")
+            .unwrap()
+            .status
+            .as_str(),
+        "failed"
+    );
 
     h.plan.clear();
     let reports = h.p.recover_unfinished(chrono::Duration::zero()).await.unwrap();
@@ -161,14 +241,19 @@ async fn crash_between_cognito_and_database_is_recovered() {
     h.plan.fail(store_op::INSERT_ADMIN, FaultMode::Hang, None);
     let fut = h.p.provision_new_admin(&Caller::Operator, "ivan@example.com", None);
     let _ = tokio::time::timeout(std::time::Duration::from_millis(150), fut).await;
-    assert!(h.cognito_has("ivan@example.com").await, "the crash window must have been reached");
+    assert!(
+        h.cognito_has("ivan@example.com").await,
+        "the crash window must have been reached"
+    );
     h.plan.clear();
     let reports = h.p.recover_unfinished(chrono::Duration::zero()).await.unwrap();
     assert_eq!(reports.len(), 1);
     h.assert_both_or_neither("ivan@example.com").await;
     assert!(!h.cognito_has("ivan@example.com").await);
     // And the e-mail is free again.
-    h.p.provision_new_admin(&Caller::Operator, "ivan@example.com", None).await.unwrap();
+    h.p.provision_new_admin(&Caller::Operator, "ivan@example.com", None)
+        .await
+        .unwrap();
 }
 
 /// Concurrency: 20 provisions of one e-mail in different letter cases give exactly one admin.
@@ -180,14 +265,22 @@ async fn twenty_concurrent_provisions_of_one_email_give_one_admin() {
             let base = "judy.concurrent@example.com";
             base.chars()
                 .enumerate()
-                .map(|(j, c)| if (i >> (j % 5)) & 1 == 1 { c.to_ascii_uppercase() } else { c })
+                .map(|(j, c)| {
+                    if (i >> (j % 5)) & 1 == 1 {
+                        c.to_ascii_uppercase()
+                    } else {
+                        c
+                    }
+                })
                 .collect()
         })
         .collect();
     let mut tasks = Vec::new();
     for v in variants {
         let p = h.p.clone();
-        tasks.push(tokio::spawn(async move { p.provision_new_admin(&Caller::Operator, &v, None).await }));
+        tasks.push(tokio::spawn(async move {
+            p.provision_new_admin(&Caller::Operator, &v, None).await
+        }));
     }
     let mut ok = 0;
     let mut exists = 0;
@@ -243,7 +336,11 @@ async fn malformed_emails_are_rejected_and_write_nothing() {
     assert!(h.raw_store.list_audit(100).await.unwrap().is_empty());
     assert!(h.cognito_users().await.is_empty());
     assert_eq!(h.mailbox_count(), 0);
-    assert!(h.plan.call_log().is_empty(), "no port was called: {:?}", h.plan.call_log());
+    assert!(
+        h.plan.call_log().is_empty(),
+        "no port was called: {:?}",
+        h.plan.call_log()
+    );
 }
 
 /// Only an active admin may provision; an invited (not yet active) admin or a stranger is refused.
@@ -251,10 +348,22 @@ async fn malformed_emails_are_rejected_and_write_nothing() {
 async fn only_active_admins_may_provision() {
     let h = Harness::emulator_sqlite().await;
     let admin = h.p.bootstrap_admin("root@example.com", None).await.unwrap();
-    let invited = Caller::Token { sub: admin.user.cognito_sub.clone(), username: admin.user.cognito_username.clone() };
-    let err = h.p.provision_new_admin(&invited, "x@example.com", None).await.unwrap_err();
+    let invited = Caller::Token {
+        sub: admin.user.cognito_sub.clone(),
+        username: admin.user.cognito_username.clone(),
+    };
+    let err =
+        h.p.provision_new_admin(&invited, "x@example.com", None)
+            .await
+            .unwrap_err();
     assert!(matches!(err, Error::Forbidden));
-    let stranger = Caller::Token { sub: "nobody".into(), username: "nobody".into() };
-    assert!(matches!(h.p.provision_new_admin(&stranger, "x@example.com", None).await, Err(Error::Forbidden)));
+    let stranger = Caller::Token {
+        sub: "nobody".into(),
+        username: "nobody".into(),
+    };
+    assert!(matches!(
+        h.p.provision_new_admin(&stranger, "x@example.com", None).await,
+        Err(Error::Forbidden)
+    ));
     assert!(!h.cognito_has("x@example.com").await);
 }

@@ -596,6 +596,22 @@ macro_rules! impl_sql_store {
                     .map(SagaRecord::try_from)
                     .collect()
                 }
+
+                #[::tracing::instrument(skip_all)]
+                async fn list_for_email(&self, email_normalized: &str) -> Result<Vec<SagaRecord>, StoreError> {
+                    ::sqlx::query_as::<_, SagaRow>(concat!(
+                        "SELECT ",
+                        $crate::sql::saga_columns!(),
+                        " FROM sagas WHERE email_normalized = $1 ORDER BY started_at, id"
+                    ))
+                    .bind(email_normalized)
+                    .fetch_all(self.pool())
+                    .await
+                    .map_err(map_err)?
+                    .into_iter()
+                    .map(SagaRecord::try_from)
+                    .collect()
+                }
             }
         };
     };

@@ -66,7 +66,15 @@ impl Harness {
         let faulty_idp = Arc::new(FaultyIdentityProvider::new(idp.clone(), plan.clone()));
         let faulty_store = Arc::new(FaultyStore::new(store.clone(), plan.clone()));
         let p = Provisioner::new(faulty_idp, faulty_store, saga_clock, fast_settings());
-        Self { p, plan, raw_idp: idp, raw_store: store, clock, mailbox_dir, _dir: dir }
+        Self {
+            p,
+            plan,
+            raw_idp: idp,
+            raw_store: store,
+            clock,
+            mailbox_dir,
+            _dir: dir,
+        }
     }
 
     pub async fn cognito_user(&self, username: &str) -> Option<IdpUser> {
@@ -95,7 +103,11 @@ impl Harness {
     }
 
     pub async fn db_has(&self, email: &str) -> bool {
-        self.raw_store.find_admin_by_email(&email.to_lowercase()).await.unwrap().is_some()
+        self.raw_store
+            .find_admin_by_email(&email.to_lowercase())
+            .await
+            .unwrap()
+            .is_some()
     }
 
     pub async fn saga_states(&self, email: &str) -> Vec<SagaState> {
@@ -116,12 +128,19 @@ impl Harness {
 
     async fn last_saga_id_for(&self, email: &str) -> Option<uuid::Uuid> {
         // The audit log does not carry saga ids; the saga log is queried by e-mail through the store.
-        self.raw_store.list_for_email(&email.to_lowercase()).await.ok().and_then(|v| v.last().map(|s| s.id))
+        self.raw_store
+            .list_for_email(&email.to_lowercase())
+            .await
+            .ok()
+            .and_then(|v| v.last().map(|s| s.id))
     }
 
     pub fn mailbox_count(&self) -> usize {
         match &self.mailbox_dir {
-            Some(d) => admin_provisioner_emulator::mailbox::Mailbox::new(d).messages().map(|m| m.len()).unwrap_or(0),
+            Some(d) => admin_provisioner_emulator::mailbox::Mailbox::new(d)
+                .messages()
+                .map(|m| m.len())
+                .unwrap_or(0),
             None => 0,
         }
     }
@@ -149,10 +168,16 @@ impl Harness {
                     .cognito_user(&record.user.cognito_username)
                     .await
                     .unwrap_or_else(|| panic!("database admin {email} has no Cognito user"));
-                assert_eq!(cognito.sub, record.user.cognito_sub, "linked to a different Cognito user");
+                assert_eq!(
+                    cognito.sub, record.user.cognito_sub,
+                    "linked to a different Cognito user"
+                );
             }
             None => {
-                assert!(self.cognito_user(&norm).await.is_none(), "Cognito user {email} has no database records");
+                assert!(
+                    self.cognito_user(&norm).await.is_none(),
+                    "Cognito user {email} has no database records"
+                );
             }
         }
     }
@@ -173,12 +198,19 @@ pub async fn run_fault_case(h: &Harness, op: &str, mode: FaultMode, times: Optio
         Ok(admin) => {
             assert!(h.cognito_has(email).await, "{ctx}: Ok but no Cognito user");
             assert!(h.db_has(email).await, "{ctx}: Ok but no database records");
-            assert_eq!(h.cognito_user(email).await.unwrap().sub, admin.user.cognito_sub, "{ctx}");
+            assert_eq!(
+                h.cognito_user(email).await.unwrap().sub,
+                admin.user.cognito_sub,
+                "{ctx}"
+            );
         }
         Err(Error::SagaStuck { .. }) => panic!("{ctx}: a single fault must never leave a stuck saga"),
         Err(e) => {
             assert!(!h.db_has(email).await, "{ctx}: error {e:?} but database records exist");
-            assert!(!h.cognito_has(email).await, "{ctx}: error {e:?} but a Cognito user exists");
+            assert!(
+                !h.cognito_has(email).await,
+                "{ctx}: error {e:?} but a Cognito user exists"
+            );
         }
     }
     h.assert_both_or_neither(email).await;
@@ -187,12 +219,25 @@ pub async fn run_fault_case(h: &Harness, op: &str, mode: FaultMode, times: Optio
     h.plan.clear();
     h.p.recover_unfinished(chrono::Duration::zero()).await.unwrap();
     h.assert_both_or_neither(email).await;
-    assert!(h.raw_store.list_unfinished().await.unwrap().is_empty(), "{ctx}: unfinished sagas remain after recovery");
-    let still = h.cognito_user("legacy.user@example.com").await.expect("the pre-existing Cognito user was deleted");
-    assert_eq!(still.sub, legacy.sub, "{ctx}: the pre-existing Cognito user was replaced");
+    assert!(
+        h.raw_store.list_unfinished().await.unwrap().is_empty(),
+        "{ctx}: unfinished sagas remain after recovery"
+    );
+    let still = h
+        .cognito_user("legacy.user@example.com")
+        .await
+        .expect("the pre-existing Cognito user was deleted");
+    assert_eq!(
+        still.sub, legacy.sub,
+        "{ctx}: the pre-existing Cognito user was replaced"
+    );
 
     // Nothing is left reserved: provisioning again ends with exactly one linked admin.
-    match h.p.provision_new_admin(&Caller::Operator, email, Some("matrix-again")).await {
+    match h
+        .p
+        .provision_new_admin(&Caller::Operator, email, Some("matrix-again"))
+        .await
+    {
         Ok(_) => assert!(result.is_err(), "{ctx}: created twice"),
         Err(Error::AdminExists) => assert!(result.is_ok(), "{ctx}: e-mail still reserved after a failed saga"),
         Err(e) => panic!("{ctx}: second provisioning failed: {e:?}"),
