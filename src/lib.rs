@@ -1,1 +1,11 @@
-//! admin-provisioner
+// The crate documentation IS the README (one source, so the two cannot drift).
+#![doc = include_str!("../README.md")]
+
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod demo;
+pub mod http;
+pub mod serve;
+
+pub use admin_provisioner_core::*;

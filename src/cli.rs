@@ -1,0 +1,165 @@
+//! The command line: `serve`, `bootstrap-admin`, `provision`, `resend-invite`, `demo`.
+//!
+//! Every command exits 0 on success and non-zero with a one-line reason on stderr otherwise. The operator
+//! commands act as `operator` in the audit log. Logs go to stderr (`RUST_LOG` filters them); results go
+//! to stdout.
+
+use crate::app::App;
+use crate::config::Config;
+use admin_provisioner_core::domain::AdminEmail;
+use admin_provisioner_core::{Caller, ProvisionedAdmin};
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+/// Adds admins to AWS Cognito and the application database at once, and keeps them in step.
+#[derive(Parser, Debug)]
+#[command(name = "admin-provisioner", version, about, long_about = None)]
+pub struct Cli {
+    #[command(flatten)]
+    config: Config,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Runs the HTTP API and web console (and recovers unfinished sagas in the background).
+    Serve,
+    /// Creates the very first admin (operator only; refused once an admin exists).
+    BootstrapAdmin {
+        /// The new admin's e-mail address.
+        #[arg(long)]
+        email: String,
+    },
+    /// Provisions an admin as the operator (Cognito user + database records, one saga).
+    Provision {
+        /// The new admin's e-mail address.
+        #[arg(long)]
+        email: String,
+    },
+    /// Re-sends an admin's invitation with a new temporary password.
+    ResendInvite {
+        /// The admin's e-mail address.
+        #[arg(long)]
+        email: String,
+    },
+    /// Checks the Cognito user pool and app client for settings that break the flow (exit 1 if any blocks it).
+    Doctor,
+    /// Walks the whole flow on a fresh temporary database and emulator, printing each numbered step.
+    Demo,
+}
+
+/// Runs the command line; returns the process exit code.
+pub async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    // Commands other than `serve` print their result and at most a one-line error: only errors are logged.
+    let default_level = if matches!(cli.command, Command::Serve) { "info" } else { "error" };
+    init_tracing(default_level);
+    match run(cli).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // One line: the chain of causes joined.
+            let msg = format!("{e:#}").replace('\n', " ");
+            eprintln!("error: {msg}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_tracing(default_level: &str) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let run_id = format!("cli-{}", uuid::Uuid::new_v4());
+    match cli.command {
+        Command::Demo => crate::demo::run(&mut std::io::stdout()).await,
+        Command::Serve => crate::serve::run(cli.config).await,
+        Command::Doctor => doctor(cli.config).await,
+        Command::BootstrapAdmin { email } => {
+            AdminEmail::parse(&email)?;
+            let app = build(cli.config).await?;
+            let admin = app.provisioner.bootstrap_admin(&email, Some(&run_id)).await?;
+            print_admin("bootstrapped", &admin, &app);
+            Ok(())
+        }
+        Command::Provision { email } => {
+            AdminEmail::parse(&email)?;
+            let app = build(cli.config).await?;
+            let admin = app.provisioner.provision_new_admin(&Caller::Operator, &email, Some(&run_id)).await?;
+            print_admin("provisioned", &admin, &app);
+            Ok(())
+        }
+        Command::ResendInvite { email } => {
+            AdminEmail::parse(&email)?;
+            let app = build(cli.config).await?;
+            let invite = app.provisioner.resend_admin_invite(&Caller::Operator, &email, Some(&run_id)).await?;
+            println!(
+                "invitation re-sent to {email}: status {}, expires {}, invitations sent {}{}",
+                invite.status.as_str(),
+                invite.expires_at.map(|t| t.to_rfc3339()).unwrap_or_default(),
+                invite.invites_sent,
+                if invite.delivered { "" } else { " (Cognito could not deliver it: try again later)" }
+            );
+            Ok(())
+        }
+    }
+}
+
+/// Builds the app and checks that the identity provider answers before doing anything.
+async fn build(config: Config) -> anyhow::Result<App> {
+    let app = App::build(config).await?;
+    app.check_identity_provider().await?;
+    Ok(app)
+}
+
+fn print_admin(verb: &str, admin: &ProvisionedAdmin, app: &App) {
+    println!(
+        "{verb} {} (id {}, Cognito user {}, status {}, invitation expires {})",
+        admin.user.email,
+        admin.user.id,
+        admin.user.cognito_username,
+        admin.invite.status.as_str(),
+        admin.admin_info.invite_expires_at.to_rfc3339()
+    );
+    if !admin.invite.delivered {
+        println!("warning: Cognito could not deliver the invitation e-mail; run resend-invite later");
+    }
+    if app.emulator.is_some() {
+        println!("the invitation e-mail is in {}", app.config.mailbox_dir.display());
+    }
+}
+
+async fn doctor(config: Config) -> anyhow::Result<()> {
+    use admin_provisioner_cognito::doctor;
+    if config.uses_emulator() {
+        println!("COGNITO_USER_POOL_ID is not set: the built-in Cognito emulator is used, and it is always configured as the flow needs.");
+        println!("Set COGNITO_USER_POOL_ID and COGNITO_CLIENT_ID to check a real user pool.");
+        return Ok(());
+    }
+    let provider = admin_provisioner_cognito::CognitoIdentityProvider::new(crate::app::cognito_config(&config)?).await?;
+    let findings = doctor::check(&provider, config.invite_validity_days).await?;
+    let database_ok = match admin_provisioner_store::connect(&config.database_url).await {
+        Ok(_) => {
+            println!("ok: database {} reachable, migrations applied", admin_provisioner_store::redact_url(&config.database_url));
+            true
+        }
+        Err(e) => {
+            println!("[blocking] database_unreachable: {e}");
+            false
+        }
+    };
+    if findings.is_empty() {
+        println!("ok: user pool {} and app client look right for admin-provisioner", config.cognito_user_pool_id.unwrap_or_default());
+    }
+    for f in &findings {
+        println!("{f}");
+    }
+    if doctor::has_blocking(&findings) || !database_ok {
+        let n = findings.iter().filter(|f| f.severity == doctor::Severity::Blocking).count() + usize::from(!database_ok);
+        anyhow::bail!("{n} blocking problem(s) in the Cognito configuration (see above)");
+    }
+    Ok(())
+}

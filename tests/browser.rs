@@ -1,0 +1,232 @@
+//! The console in a real browser: headless Chromium driven by fantoccini through ChromeDriver.
+//!
+//! Needs `/usr/bin/chromium` and `/usr/bin/chromedriver`; `scripts/install-browser.sh` installs both. A
+//! screenshot of the console is saved to `target/test-artifacts/console.png`.
+
+mod common;
+
+use common::*;
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::json;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const CHROMIUM: &str = "/usr/bin/chromium";
+const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+const WAIT: Duration = Duration::from_secs(20);
+
+/// ChromeDriver on a free port; killed (this child only) when dropped.
+struct Driver {
+    child: Child,
+    port: u16,
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn require_browser() {
+    for bin in [CHROMIUM, CHROMEDRIVER] {
+        assert!(
+            Path::new(bin).exists(),
+            "{bin} is missing: the browser test needs Chromium and ChromeDriver. Install them with scripts/install-browser.sh"
+        );
+    }
+}
+
+async fn start_driver() -> Driver {
+    require_browser();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = Command::new(CHROMEDRIVER)
+        .arg(format!("--port={port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("cannot start chromedriver (see scripts/install-browser.sh)");
+    let driver = Driver { child, port };
+    let deadline = Instant::now() + WAIT;
+    while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
+        assert!(Instant::now() < deadline, "chromedriver did not start listening on port {port}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    driver
+}
+
+async fn browser(driver: &Driver, profile: &Path) -> Client {
+    let mut caps = serde_json::Map::new();
+    caps.insert(
+        "goog:chromeOptions".into(),
+        json!({
+            "binary": CHROMIUM,
+            "args": [
+                "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                "--no-proxy-server", "--window-size=1280,900",
+                format!("--user-data-dir={}", profile.display()),
+            ]
+        }),
+    );
+    ClientBuilder::rustls()
+        .unwrap()
+        .capabilities(caps)
+        .connect(&format!("http://127.0.0.1:{}", driver.port))
+        .await
+        .expect("cannot start headless Chromium through chromedriver")
+}
+
+/// Waits until the element at `css` exists and its text contains `needle`; returns the text.
+async fn wait_for_text(c: &Client, css: &str, needle: &str) -> String {
+    let deadline = Instant::now() + WAIT;
+    let mut last = String::new();
+    loop {
+        if let Ok(el) = c.find(Locator::Css(css)).await {
+            if let Ok(text) = el.text().await {
+                if text.contains(needle) {
+                    return text;
+                }
+                last = text;
+            }
+        }
+        if Instant::now() > deadline {
+            let url = c.current_url().await.map(|u| u.to_string()).unwrap_or_default();
+            panic!("no {css:?} containing {needle:?} on {url}; last text: {last:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn fill(c: &Client, css: &str, text: &str) {
+    let el = c.wait().at_most(WAIT).for_element(Locator::Css(css)).await.unwrap();
+    el.clear().await.unwrap();
+    el.send_keys(text).await.unwrap();
+}
+
+async fn click(c: &Client, css: &str) {
+    c.wait()
+        .at_most(WAIT)
+        .for_element(Locator::Css(css))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+}
+
+/// Reads `email`'s temporary password from the console's mailbox page.
+async fn temporary_password_from_mailbox(c: &Client, app: &SpawnedApp, email: &str) -> String {
+    c.goto(&app.url("/console/mailbox")).await.unwrap();
+    let css = format!(r#"article.message[data-to="{email}"] .temp-password"#);
+    let el = c.wait().at_most(WAIT).for_element(Locator::Css(&css)).await.unwrap();
+    el.text().await.unwrap()
+}
+
+/// Signs in with the temporary password and chooses [`NEW_PASSWORD`]; ends on the console.
+async fn first_sign_in(c: &Client, app: &SpawnedApp, email: &str) {
+    let temp = temporary_password_from_mailbox(c, app, email).await;
+    c.goto(&app.url("/login")).await.unwrap();
+    fill(c, "#email", email).await;
+    fill(c, "#password", &temp).await;
+    click(c, "#sign-in").await;
+    wait_for_text(c, "h1", "Choose a new password").await;
+    fill(c, "#new_password", NEW_PASSWORD).await;
+    fill(c, "#confirm_password", NEW_PASSWORD).await;
+    click(c, "#set-password").await;
+    wait_for_text(c, "#flash", "Welcome").await;
+}
+
+fn artifacts_dir() -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"));
+    target.join("test-artifacts")
+}
+
+#[tokio::test]
+async fn two_admins_sign_in_for_the_first_time_and_invite_through_the_console() {
+    // Arrange: a server, the first admin bootstrapped as the CLI does, a headless browser.
+    let app = spawn_app().await;
+    app.app
+        .provisioner
+        .bootstrap_admin("first@example.com", Some("cli-bootstrap"))
+        .await
+        .unwrap();
+    let driver = start_driver().await;
+    let profile = tempfile::tempdir().unwrap();
+    let c = browser(&driver, profile.path()).await;
+
+    // Act: the first admin signs in, sets a password and creates a second admin.
+    first_sign_in(&c, &app, "first@example.com").await;
+    fill(&c, "#new-email", "second@example.com").await;
+    click(&c, "#create-admin button[type=submit]").await;
+    let created = wait_for_text(&c, "#flash", "second@example.com").await;
+    assert!(created.contains("invitation was sent"), "{created}");
+    let status = wait_for_text(&c, r#"tr[data-email="second@example.com"] .badge"#, "invited").await;
+    assert_eq!(status, "invited");
+    let png = c.screenshot().await.unwrap();
+    std::fs::create_dir_all(artifacts_dir()).unwrap();
+    std::fs::write(artifacts_dir().join("console.png"), &png).unwrap();
+
+    // … signs out, and the second admin does the same from their own e-mail.
+    click(&c, ".who button[type=submit]").await;
+    wait_for_text(&c, "#flash", "signed out").await;
+    first_sign_in(&c, &app, "second@example.com").await;
+
+    // Assert: both are active, and the audit log shows every step.
+    wait_for_text(&c, r#"tr[data-email="second@example.com"] .badge"#, "active").await;
+    wait_for_text(&c, r#"tr[data-email="first@example.com"] .badge"#, "active").await;
+    c.goto(&app.url("/console/audit")).await.unwrap();
+    let audit = wait_for_text(&c, "table.audit tbody", "bootstrap_admin").await;
+    let lines: Vec<&str> = audit.lines().collect();
+    assert_eq!(lines.len(), 4, "{audit}");
+    assert!(lines[0].contains("first_login_completed") && lines[0].contains("second@example.com"), "{audit}");
+    assert!(lines[1].contains("create_admin") && lines[1].contains("second@example.com"), "{audit}");
+    assert!(lines[2].contains("first_login_completed") && lines[2].contains("first@example.com"), "{audit}");
+    assert!(lines[3].contains("bootstrap_admin") && lines[3].contains("first@example.com"), "{audit}");
+
+    c.close().await.unwrap();
+    app.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn revoking_an_invitation_asks_for_confirmation_first() {
+    // Arrange: a signed-in admin with one pending invitation.
+    let app = spawn_app().await;
+    app.app
+        .provisioner
+        .bootstrap_admin("first@example.com", Some("cli-bootstrap"))
+        .await
+        .unwrap();
+    let driver = start_driver().await;
+    let profile = tempfile::tempdir().unwrap();
+    let c = browser(&driver, profile.path()).await;
+    first_sign_in(&c, &app, "first@example.com").await;
+    fill(&c, "#new-email", "doomed@example.com").await;
+    click(&c, "#create-admin button[type=submit]").await;
+    wait_for_text(&c, "#flash", "doomed@example.com").await;
+    let revoke = r#"tr[data-email="doomed@example.com"] button.danger"#;
+
+    // Act: click Revoke, dismiss the dialog; click again and accept it.
+    click(&c, revoke).await;
+    let question = c.get_alert_text().await.unwrap();
+    c.dismiss_alert().await.unwrap();
+    let still_there = c.find(Locator::Css(revoke)).await.is_ok();
+    click(&c, revoke).await;
+    c.accept_alert().await.unwrap();
+
+    // Assert
+    assert!(question.contains("Revoke the invitation of doomed@example.com"), "{question}");
+    assert!(still_there, "dismissing the dialog must not submit the form");
+    wait_for_text(&c, "#flash", "doomed@example.com was removed").await;
+    assert!(c.find(Locator::Css(r#"tr[data-email="doomed@example.com"]"#)).await.is_err());
+
+    c.close().await.unwrap();
+    app.stop().await.unwrap();
+}
