@@ -367,3 +367,47 @@ async fn only_active_admins_may_provision() {
     ));
     assert!(!h.cognito_has("x@example.com").await);
 }
+
+/// A saga slow enough to be compensated by recovery cannot write its records afterwards.
+#[tokio::test]
+async fn records_of_an_already_compensated_saga_are_refused() {
+    let h = Harness::emulator_sqlite().await;
+    h.plan.fail(store_op::INSERT_ADMIN, FaultMode::Hang, None);
+    let _ = tokio::time::timeout(
+        std::time::Duration::from_millis(150),
+        h.p.provision_new_admin(&Caller::Operator, "kai@example.com", None),
+    )
+    .await;
+    let saga = h.raw_store.list_unfinished().await.unwrap().remove(0);
+    h.plan.clear();
+    h.p.recover_unfinished(chrono::Duration::zero()).await.unwrap();
+    // The original saga wakes up and tries to finish.
+    let late = h
+        .raw_store
+        .insert_admin(
+            admin_provisioner_core::store::NewAdmin {
+                id: saga.user_id,
+                email: saga.email.clone(),
+                email_normalized: saga.email_normalized.clone(),
+                cognito_username: saga.cognito_username.clone(),
+                cognito_sub: saga.cognito_sub.clone().unwrap_or_default(),
+                invited_by: None,
+                invited_at: h.p.now(),
+                invite_expires_at: h.p.now(),
+                invite_delivered: true,
+            },
+            admin_provisioner_core::store::AuditEntry {
+                actor: admin_provisioner_core::domain::Actor::Operator,
+                action: admin_provisioner_core::store::AuditAction::CreateAdmin,
+                target: saga.email_normalized.clone(),
+                outcome: "success".into(),
+                request_id: None,
+                at: h.p.now(),
+            },
+            Some(saga.id),
+        )
+        .await;
+    assert!(late.is_err(), "records written for a compensated saga");
+    h.assert_both_or_neither("kai@example.com").await;
+    assert!(!h.db_has("kai@example.com").await);
+}

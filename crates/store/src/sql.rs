@@ -74,7 +74,27 @@ macro_rules! impl_sql_store {
 
             /// Moves saga `id` to `state` (a no-op if it is there already). A missing saga is a bug in
             /// the caller, not a missing admin, hence `Other` rather than `NotFound`.
+            ///
+            /// Completing a saga that was already undone (or is being undone) is refused, so a slow saga
+            /// can never write records after recovery compensated it: the transaction rolls back.
             async fn advance_saga(conn: &mut Conn, id: Uuid, state: SagaState, now: DbTime) -> Result<(), StoreError> {
+                if state == SagaState::Completed {
+                    let current: Option<String> = ::sqlx::query_scalar("SELECT state FROM sagas WHERE id = $1")
+                        .bind(DbId(id))
+                        .fetch_optional(&mut *conn)
+                        .await
+                        .map_err(map_err)?;
+                    if let Some(current) = current {
+                        if matches!(
+                            current.as_str(),
+                            "compensating" | "compensated" | "aborted" | "stuck"
+                        ) {
+                            return Err(StoreError::Other(format!(
+                                "saga {id} is {current}: it was undone, so its records are not written"
+                            )));
+                        }
+                    }
+                }
                 let changed =
                     ::sqlx::query("UPDATE sagas SET state = $2, updated_at = $3 WHERE id = $1 AND state <> $2")
                         .bind(DbId(id))
