@@ -516,7 +516,9 @@ impl Provisioner {
         let login_name = username.trim().to_lowercase();
         let outcome = self
             .idp_call(idp_op::INITIATE_AUTH, self.idp.initiate_auth(&login_name, password))
-            .await?;
+            .await
+            // Pools that reveal user existence answer UserNotFound: to the caller it is a wrong login.
+            .map_err(login_error)?;
         match outcome {
             AuthOutcome::NewPasswordRequired { session, username } => {
                 Ok(LoginOutcome::NewPasswordRequired { session, username })
@@ -543,7 +545,8 @@ impl Provisioner {
                 self.idp
                     .respond_to_new_password_challenge(username, session, new_password),
             )
-            .await?;
+            .await
+            .map_err(login_error)?;
         self.mark_accepted_if_needed(username, request_id).await;
         Ok(tokens)
     }
@@ -1287,6 +1290,13 @@ impl Transient for IdpError {
 impl Transient for StoreError {
     fn transient(&self) -> bool {
         self.is_transient()
+    }
+}
+
+fn login_error(e: IdpError) -> Error {
+    match e {
+        IdpError::UserNotFound => Error::InvalidCredentials,
+        e => e.into(),
     }
 }
 
