@@ -51,7 +51,10 @@ impl App {
     pub async fn build_with(config: Config, hooks: Hooks) -> anyhow::Result<Self> {
         let clock: Arc<dyn Clock> = hooks.clock.clone().unwrap_or_else(|| Arc::new(SystemClock));
         if config.invite_validity_days == 0 || config.invite_validity_days > 365 {
-            return Err(anyhow!("INVITE_VALIDITY_DAYS must be between 1 and 365 (Cognito's limit), got {}", config.invite_validity_days));
+            return Err(anyhow!(
+                "INVITE_VALIDITY_DAYS must be between 1 and 365 (Cognito's limit), got {}",
+                config.invite_validity_days
+            ));
         }
         let store = admin_provisioner_store::connect(&config.database_url)
             .await
@@ -70,11 +73,12 @@ impl App {
                     if let Some(iss) = &config.cognito_issuer {
                         ec.issuer = Some(iss.clone());
                     }
-                    let emu = Arc::new(
-                        CognitoEmulator::open(ec)
-                            .await
-                            .with_context(|| format!("cannot open the Cognito emulator state at {}", config.emulator_state.display()))?,
-                    );
+                    let emu = Arc::new(CognitoEmulator::open(ec).await.with_context(|| {
+                        format!(
+                            "cannot open the Cognito emulator state at {}",
+                            config.emulator_state.display()
+                        )
+                    })?);
                     (emu.clone(), Some(emu))
                 }
                 Some(_) => {
@@ -101,7 +105,12 @@ impl App {
         if let Some(obs) = hooks.observer.clone() {
             provisioner = provisioner.with_observer(obs);
         }
-        Ok(Self { config, provisioner, emulator, store })
+        Ok(Self {
+            config,
+            provisioner,
+            emulator,
+            store,
+        })
     }
 
     /// Checks that the identity provider answers (start-up validation and `/readyz`).

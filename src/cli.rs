@@ -53,7 +53,11 @@ enum Command {
 pub async fn main() -> ExitCode {
     let cli = Cli::parse();
     // Commands other than `serve` print their result and at most a one-line error: only errors are logged.
-    let default_level = if matches!(cli.command, Command::Serve) { "info" } else { "error" };
+    let default_level = if matches!(cli.command, Command::Serve) {
+        "info"
+    } else {
+        "error"
+    };
     init_tracing(default_level);
     match run(cli).await {
         Ok(()) => ExitCode::SUCCESS,
@@ -69,7 +73,10 @@ pub async fn main() -> ExitCode {
 fn init_tracing(default_level: &str) {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -88,20 +95,30 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Provision { email } => {
             AdminEmail::parse(&email)?;
             let app = build(cli.config).await?;
-            let admin = app.provisioner.provision_new_admin(&Caller::Operator, &email, Some(&run_id)).await?;
+            let admin = app
+                .provisioner
+                .provision_new_admin(&Caller::Operator, &email, Some(&run_id))
+                .await?;
             print_admin("provisioned", &admin, &app);
             Ok(())
         }
         Command::ResendInvite { email } => {
             AdminEmail::parse(&email)?;
             let app = build(cli.config).await?;
-            let invite = app.provisioner.resend_admin_invite(&Caller::Operator, &email, Some(&run_id)).await?;
+            let invite = app
+                .provisioner
+                .resend_admin_invite(&Caller::Operator, &email, Some(&run_id))
+                .await?;
             println!(
                 "invitation re-sent to {email}: status {}, expires {}, invitations sent {}{}",
                 invite.status.as_str(),
                 invite.expires_at.map(|t| t.to_rfc3339()).unwrap_or_default(),
                 invite.invites_sent,
-                if invite.delivered { "" } else { " (Cognito could not deliver it: try again later)" }
+                if invite.delivered {
+                    ""
+                } else {
+                    " (Cognito could not deliver it: try again later)"
+                }
             );
             Ok(())
         }
@@ -139,11 +156,15 @@ async fn doctor(config: Config) -> anyhow::Result<()> {
         println!("Set COGNITO_USER_POOL_ID and COGNITO_CLIENT_ID to check a real user pool.");
         return Ok(());
     }
-    let provider = admin_provisioner_cognito::CognitoIdentityProvider::new(crate::app::cognito_config(&config)?).await?;
+    let provider =
+        admin_provisioner_cognito::CognitoIdentityProvider::new(crate::app::cognito_config(&config)?).await?;
     let findings = doctor::check(&provider, config.invite_validity_days).await?;
     let database_ok = match admin_provisioner_store::connect(&config.database_url).await {
         Ok(_) => {
-            println!("ok: database {} reachable, migrations applied", admin_provisioner_store::redact_url(&config.database_url));
+            println!(
+                "ok: database {} reachable, migrations applied",
+                admin_provisioner_store::redact_url(&config.database_url)
+            );
             true
         }
         Err(e) => {
@@ -152,13 +173,20 @@ async fn doctor(config: Config) -> anyhow::Result<()> {
         }
     };
     if findings.is_empty() {
-        println!("ok: user pool {} and app client look right for admin-provisioner", config.cognito_user_pool_id.unwrap_or_default());
+        println!(
+            "ok: user pool {} and app client look right for admin-provisioner",
+            config.cognito_user_pool_id.unwrap_or_default()
+        );
     }
     for f in &findings {
         println!("{f}");
     }
     if doctor::has_blocking(&findings) || !database_ok {
-        let n = findings.iter().filter(|f| f.severity == doctor::Severity::Blocking).count() + usize::from(!database_ok);
+        let n = findings
+            .iter()
+            .filter(|f| f.severity == doctor::Severity::Blocking)
+            .count()
+            + usize::from(!database_ok);
         anyhow::bail!("{n} blocking problem(s) in the Cognito configuration (see above)");
     }
     Ok(())

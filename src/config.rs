@@ -12,7 +12,12 @@ use std::path::PathBuf;
 #[derive(Args, Clone, Debug)]
 pub struct Config {
     /// `sqlite://…` or `postgres://…`.
-    #[arg(long, env = "DATABASE_URL", default_value = "sqlite://admin-provisioner.db", global = true)]
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        default_value = "sqlite://admin-provisioner.db",
+        global = true
+    )]
     pub database_url: String,
 
     /// Cognito user pool id; unset = the built-in Cognito emulator.
@@ -57,7 +62,12 @@ pub struct Config {
 
     /// Built-in emulator only: the SQLite file that keeps the emulator's users and signing key across
     /// restarts (shared by the server and CLI runs).
-    #[arg(long, env = "COGNITO_EMULATOR_STATE", default_value = "./cognito-emulator.db", global = true)]
+    #[arg(
+        long,
+        env = "COGNITO_EMULATOR_STATE",
+        default_value = "./cognito-emulator.db",
+        global = true
+    )]
     pub emulator_state: PathBuf,
 
     /// Seconds between two invitations to the same admin.

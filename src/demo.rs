@@ -42,53 +42,120 @@ pub async fn run(out: &mut dyn Write) -> anyhow::Result<()> {
         Ok(())
     };
 
-    writeln!(out, "admin-provisioner demo: SQLite at {} and the built-in Cognito emulator", app.config.database_url)?;
+    writeln!(
+        out,
+        "admin-provisioner demo: SQLite at {} and the built-in Cognito emulator",
+        app.config.database_url
+    )?;
 
-    step(out, "The operator creates the very first admin: `admin-provisioner bootstrap-admin --email alice@example.com`.".into())?;
+    step(
+        out,
+        "The operator creates the very first admin: `admin-provisioner bootstrap-admin --email alice@example.com`."
+            .into(),
+    )?;
     let alice = p.bootstrap_admin("Alice@Example.com", Some("demo")).await?;
     writeln!(out, "   Saga {} recorded its intent, then called Cognito AdminCreateUser(Username=alice@example.com, email_verified=true, DesiredDeliveryMediums=EMAIL).", alice.saga_id)?;
-    writeln!(out, "   Cognito user {} (sub {}) is in FORCE_CHANGE_PASSWORD.", alice.user.cognito_username, alice.user.cognito_sub)?;
-    writeln!(out, "   Database: User {} + AdminInfo (invited by operator, expires {}), status {}.", alice.user.id, alice.admin_info.invite_expires_at.format("%Y-%m-%d %H:%M UTC"), alice.invite.status.as_str())?;
+    writeln!(
+        out,
+        "   Cognito user {} (sub {}) is in FORCE_CHANGE_PASSWORD.",
+        alice.user.cognito_username, alice.user.cognito_sub
+    )?;
+    writeln!(
+        out,
+        "   Database: User {} + AdminInfo (invited by operator, expires {}), status {}.",
+        alice.user.id,
+        alice.admin_info.invite_expires_at.format("%Y-%m-%d %H:%M UTC"),
+        alice.invite.status.as_str()
+    )?;
 
-    step(out, "Cognito e-mails Alice her invitation (the emulator delivers it to the local mailbox):".into())?;
+    step(
+        out,
+        "Cognito e-mails Alice her invitation (the emulator delivers it to the local mailbox):".into(),
+    )?;
     let alice_temp = show_mail(out, &mailbox, "alice@example.com")?;
 
-    let alice_tokens = first_login(out, &mut step, p, "alice@example.com", &alice_temp, "Alice-Chooses-4-Real!").await?;
+    let alice_tokens = first_login(
+        out,
+        &mut step,
+        p,
+        "alice@example.com",
+        &alice_temp,
+        "Alice-Chooses-4-Real!",
+    )
+    .await?;
     let alice_claims = show_claims(out, &app, &alice_tokens).await?;
 
-    step(out, "Alice, now an authenticated admin, clicks \"Create New Admin\" and enters bob@example.com.".into())?;
+    step(
+        out,
+        "Alice, now an authenticated admin, clicks \"Create New Admin\" and enters bob@example.com.".into(),
+    )?;
     let caller = Caller::Token {
         sub: alice_claims["sub"].as_str().unwrap_or_default().to_string(),
-        username: alice_claims["cognito:username"].as_str().unwrap_or_default().to_string(),
+        username: alice_claims["cognito:username"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string(),
     };
     writeln!(out, "   The API verified her ID token (RS256, kid, iss, aud, exp) and the database confirmed she is an active admin.")?;
     let bob = p.provision_new_admin(&caller, "bob@example.com", Some("demo")).await?;
     writeln!(out, "   Saga {}: intent recorded -> Cognito AdminCreateUser -> saga log updated -> User + AdminInfo written and saga completed in one transaction.", bob.saga_id)?;
-    writeln!(out, "   Bob: User {} linked to Cognito user {} (sub {}), invited by {}, status {}.", bob.user.id, bob.user.cognito_username, bob.user.cognito_sub, alice.user.id, bob.invite.status.as_str())?;
+    writeln!(
+        out,
+        "   Bob: User {} linked to Cognito user {} (sub {}), invited by {}, status {}.",
+        bob.user.id,
+        bob.user.cognito_username,
+        bob.user.cognito_sub,
+        alice.user.id,
+        bob.invite.status.as_str()
+    )?;
 
     step(out, "Bob receives his invitation e-mail:".into())?;
     let bob_temp = show_mail(out, &mailbox, "bob@example.com")?;
     let bob_tokens = first_login(out, &mut step, p, "bob@example.com", &bob_temp, "Bob-Picks-A-G00d-One").await?;
     show_claims(out, &app, &bob_tokens).await?;
 
-    step(out, "Both admins are fully set up. The admin list and the audit log now read:".into())?;
+    step(
+        out,
+        "Both admins are fully set up. The admin list and the audit log now read:".into(),
+    )?;
     for a in p.list_admin_views().await? {
         writeln!(out, "   {:<20} {:<8} (id {})", a.email, a.status.as_str(), a.id)?;
     }
-    for e in p.admin_store().list_audit(50).await.map_err(|e| anyhow!(e))?.into_iter().rev() {
-        writeln!(out, "   audit: {:<22} {:<20} by {:<36} {}", e.entry.action.as_str(), e.entry.target, e.entry.actor.audit_name(), e.entry.outcome)?;
+    for e in p
+        .admin_store()
+        .list_audit(50)
+        .await
+        .map_err(|e| anyhow!(e))?
+        .into_iter()
+        .rev()
+    {
+        writeln!(
+            out,
+            "   audit: {:<22} {:<20} by {:<36} {}",
+            e.entry.action.as_str(),
+            e.entry.target,
+            e.entry.actor.audit_name(),
+            e.entry.outcome
+        )?;
     }
-    writeln!(out, "\nDemo finished: every step above ran against the real code paths; the temporary folder is removed.")?;
+    writeln!(
+        out,
+        "\nDemo finished: every step above ran against the real code paths; the temporary folder is removed."
+    )?;
     Ok(())
 }
 
 fn show_mail(out: &mut dyn Write, mailbox: &Mailbox, email: &str) -> anyhow::Result<String> {
-    let msg = mailbox.latest_for(email)?.ok_or_else(|| anyhow!("no invitation e-mail for {email}"))?;
+    let msg = mailbox
+        .latest_for(email)?
+        .ok_or_else(|| anyhow!("no invitation e-mail for {email}"))?;
     writeln!(out, "   To: {}\n   Subject: {}", msg.to, msg.subject)?;
     for line in msg.masked_body().lines().filter(|l| !l.trim().is_empty()) {
         writeln!(out, "   | {line}")?;
     }
-    let temp = msg.temporary_password().ok_or_else(|| anyhow!("the invitation has no temporary password"))?;
+    let temp = msg
+        .temporary_password()
+        .ok_or_else(|| anyhow!("the invitation has no temporary password"))?;
     Ok(temp.expose().to_string())
 }
 
@@ -100,7 +167,10 @@ async fn first_login(
     temp: &str,
     new_password: &str,
 ) -> anyhow::Result<Tokens> {
-    step(out, format!("{email} opens the console and logs in with the temporary password."))?;
+    step(
+        out,
+        format!("{email} opens the console and logs in with the temporary password."),
+    )?;
     let outcome = p.login(email, &Password::new(temp), Some("demo")).await?;
     let (session, username) = match outcome {
         LoginOutcome::NewPasswordRequired { session, username } => (session, username),
@@ -108,14 +178,22 @@ async fn first_login(
     };
     writeln!(out, "   Cognito InitiateAuth(USER_PASSWORD_AUTH) answers ChallengeName=NEW_PASSWORD_REQUIRED with a session valid for 3 minutes.")?;
     writeln!(out, "   Trying a weak password first:")?;
-    match p.complete_new_password(&username, &session, &Password::new("password"), Some("demo")).await {
+    match p
+        .complete_new_password(&username, &session, &Password::new("password"), Some("demo"))
+        .await
+    {
         Err(e) => writeln!(out, "   -> refused ({}): {e}", e.code())?,
         Ok(_) => return Err(anyhow!("a weak password was accepted")),
     }
     step(out, format!("{email} is forced to choose a new password that meets the policy (8+ characters, upper, lower, digit, symbol)."))?;
-    let tokens = p.complete_new_password(&username, &session, &Password::new(new_password), Some("demo")).await?;
+    let tokens = p
+        .complete_new_password(&username, &session, &Password::new(new_password), Some("demo"))
+        .await?;
     writeln!(out, "   Cognito RespondToAuthChallenge(NEW_PASSWORD_REQUIRED) succeeds: the user is CONFIRMED and receives ID, access and refresh tokens (expire in {} s).", tokens.expires_in)?;
-    writeln!(out, "   Database: User.status = active, AdminInfo.accepted_at set, audit event first_login_completed.")?;
+    writeln!(
+        out,
+        "   Database: User.status = active, AdminInfo.accepted_at set, audit event first_login_completed."
+    )?;
     Ok(tokens)
 }
 
@@ -124,14 +202,23 @@ async fn show_claims(out: &mut dyn Write, app: &App, tokens: &Tokens) -> anyhow:
     let jwks = idp.jwks().await.map_err(|e| anyhow!(e))?;
     let settings = idp.token_settings();
     let claims = verify(tokens.id_token.expose(), &jwks, &settings.issuer, &settings.client_id)?;
-    let access = verify(tokens.access_token.expose(), &jwks, &settings.issuer, &settings.client_id)?;
+    let access = verify(
+        tokens.access_token.expose(),
+        &jwks,
+        &settings.issuer,
+        &settings.client_id,
+    )?;
     writeln!(out, "   Verified ID token claims (the token itself is never printed):")?;
     for k in ["iss", "sub", "aud", "token_use", "cognito:username", "email", "exp"] {
         if let Some(v) = claims.get(k) {
             writeln!(out, "     {k}: {v}")?;
         }
     }
-    writeln!(out, "   Verified access token claims: token_use={} client_id={} username={}", access["token_use"], access["client_id"], access["username"])?;
+    writeln!(
+        out,
+        "   Verified access token claims: token_use={} client_id={} username={}",
+        access["token_use"], access["client_id"], access["username"]
+    )?;
     Ok(claims)
 }
 
@@ -158,4 +245,3 @@ fn verify(token: &str, jwks: &serde_json::Value, issuer: &str, client_id: &str) 
     }
     Ok(c)
 }
-

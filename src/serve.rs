@@ -11,7 +11,14 @@ pub const RECOVERY_MIN_AGE_SECS: i64 = 120;
 /// Builds the app, binds `BIND_ADDR`, serves until SIGTERM or Ctrl-C, then drains in-flight requests.
 pub async fn run(config: Config) -> anyhow::Result<()> {
     let observer = crate::http::metrics_observer();
-    let app = App::build_with(config, Hooks { observer: Some(observer), ..Hooks::default() }).await?;
+    let app = App::build_with(
+        config,
+        Hooks {
+            observer: Some(observer),
+            ..Hooks::default()
+        },
+    )
+    .await?;
     app.check_identity_provider().await?;
     let listener = tokio::net::TcpListener::bind(&app.config.bind_addr)
         .await
@@ -21,11 +28,20 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     println!("  console:  http://{addr}/console");
     println!("  API docs: http://{addr}/openapi.json");
     if app.emulator.is_some() {
-        println!("  identity: built-in Cognito emulator (state {})", app.config.emulator_state.display());
-        println!("  mailbox:  {} (also http://{addr}/console/mailbox)", app.config.mailbox_dir.display());
+        println!(
+            "  identity: built-in Cognito emulator (state {})",
+            app.config.emulator_state.display()
+        );
+        println!(
+            "  mailbox:  {} (also http://{addr}/console/mailbox)",
+            app.config.mailbox_dir.display()
+        );
         println!("first admin: admin-provisioner bootstrap-admin --email you@example.com, then open the mailbox for the temporary password");
     } else {
-        println!("  identity: Cognito user pool {}", app.config.cognito_user_pool_id.clone().unwrap_or_default());
+        println!(
+            "  identity: Cognito user pool {}",
+            app.config.cognito_user_pool_id.clone().unwrap_or_default()
+        );
     }
 
     let recovery = {
@@ -34,7 +50,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             let mut tick = tokio::time::interval(Duration::from_secs(30));
             loop {
                 tick.tick().await;
-                match provisioner.recover_unfinished(chrono::Duration::seconds(RECOVERY_MIN_AGE_SECS)).await {
+                match provisioner
+                    .recover_unfinished(chrono::Duration::seconds(RECOVERY_MIN_AGE_SECS))
+                    .await
+                {
                     Ok(reports) => {
                         for r in reports {
                             tracing::warn!(saga_id = %r.saga_id, state = r.state.as_str(), "recovered an unfinished saga");

@@ -12,7 +12,7 @@ use admin_provisioner_core::faults::FaultMode;
 use admin_provisioner_core::identity::{
     op, AuthOutcome, CreateUserRequest, IdentityProvider, IdpError, IdpUser, MessageAction, TokenSettings, UserPage,
 };
-use admin_provisioner_core::store::{SagaKind, SagaLog, SagaRecord, SagaState};
+use admin_provisioner_core::store::{SagaKind, SagaRecord, SagaState};
 use admin_provisioner_core::Provisioner;
 use admin_provisioner_emulator::{CognitoEmulator, EmulatorConfig};
 use axum::body::Body;
@@ -83,7 +83,11 @@ async fn create_admin_answers_201_with_user_admin_info_and_invite() {
     let t = test_app().await;
 
     let res = t
-        .post("/api/admins", Some(t.token()), json!({"email": "New.Admin@Example.com"}))
+        .post(
+            "/api/admins",
+            Some(t.token()),
+            json!({"email": "New.Admin@Example.com"}),
+        )
         .await;
 
     assert_eq!(res.status, StatusCode::CREATED, "{}", res.text);
@@ -103,7 +107,11 @@ async fn create_admin_accepts_an_access_token() {
     let t = test_app().await;
 
     let res = t
-        .post("/api/admins", Some(&t.admin().access_token), json!({"email": "via.access@example.com"}))
+        .post(
+            "/api/admins",
+            Some(&t.admin().access_token),
+            json!({"email": "via.access@example.com"}),
+        )
         .await;
 
     assert_eq!(res.status, StatusCode::CREATED, "{}", res.text);
@@ -113,7 +121,9 @@ async fn create_admin_accepts_an_access_token() {
 async fn create_admin_with_a_malformed_email_is_400_invalid_email() {
     let t = test_app().await;
 
-    let res = t.post("/api/admins", Some(t.token()), json!({"email": "not-an-email"})).await;
+    let res = t
+        .post("/api/admins", Some(t.token()), json!({"email": "not-an-email"}))
+        .await;
 
     assert_eq!(res.status, StatusCode::BAD_REQUEST);
     assert_eq!(res.code(), "invalid_email");
@@ -140,7 +150,9 @@ async fn create_admin_with_invalid_json_is_400_invalid_request() {
 async fn create_admin_without_the_email_field_is_400_invalid_request_naming_it() {
     let t = test_app().await;
 
-    let res = t.post("/api/admins", Some(t.token()), json!({"mail": "a@example.com"})).await;
+    let res = t
+        .post("/api/admins", Some(t.token()), json!({"mail": "a@example.com"}))
+        .await;
 
     assert_eq!(res.status, StatusCode::BAD_REQUEST);
     assert_eq!(res.code(), "invalid_request");
@@ -152,7 +164,9 @@ async fn create_admin_for_an_existing_admin_is_409_admin_exists() {
     let t = test_app().await;
     t.invite("twice@example.com").await;
 
-    let res = t.post("/api/admins", Some(t.token()), json!({"email": "TWICE@example.com"})).await;
+    let res = t
+        .post("/api/admins", Some(t.token()), json!({"email": "TWICE@example.com"}))
+        .await;
 
     assert_eq!(res.status, StatusCode::CONFLICT);
     assert_eq!(res.code(), "admin_exists");
@@ -164,7 +178,9 @@ async fn create_admin_when_cognito_throttles_is_429_rate_limited() {
     t.faults
         .fail_idp(op::ADMIN_CREATE_USER, FaultMode::Error, None, IdpError::TooManyRequests);
 
-    let res = t.post("/api/admins", Some(t.token()), json!({"email": "slow@example.com"})).await;
+    let res = t
+        .post("/api/admins", Some(t.token()), json!({"email": "slow@example.com"}))
+        .await;
 
     assert_eq!(res.status, StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(res.code(), "rate_limited");
@@ -176,7 +192,9 @@ async fn create_admin_when_cognito_is_down_is_502_identity_provider_unavailable(
     let t = test_app().await;
     t.faults.fail(op::ADMIN_CREATE_USER, FaultMode::Error, None);
 
-    let res = t.post("/api/admins", Some(t.token()), json!({"email": "down@example.com"})).await;
+    let res = t
+        .post("/api/admins", Some(t.token()), json!({"email": "down@example.com"}))
+        .await;
 
     assert_eq!(res.status, StatusCode::BAD_GATEWAY);
     assert_eq!(res.code(), "identity_provider_unavailable");
@@ -186,12 +204,18 @@ async fn create_admin_when_cognito_is_down_is_502_identity_provider_unavailable(
 async fn create_admin_failure_leaves_no_admin_behind() {
     let t = test_app().await;
     t.faults.fail(op::ADMIN_CREATE_USER, FaultMode::Error, None);
-    t.post("/api/admins", Some(t.token()), json!({"email": "down@example.com"})).await;
+    t.post("/api/admins", Some(t.token()), json!({"email": "down@example.com"}))
+        .await;
     t.faults.clear();
 
     let res = t.get("/api/admins", Some(t.token())).await;
 
-    let emails: Vec<Value> = res.json()["admins"].as_array().unwrap().iter().map(|a| a["email"].clone()).collect();
+    let emails: Vec<Value> = res.json()["admins"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["email"].clone())
+        .collect();
     assert_eq!(emails, vec![json!(ADMIN_EMAIL)]);
 }
 
@@ -323,7 +347,11 @@ async fn an_invited_admin_who_has_not_completed_first_login_here_is_403_forbidde
     let tokens = cognito_first_login(&t.emulator(), "invitee@example.com", &temp).await;
 
     let res = t
-        .post("/api/admins", Some(tokens.id_token.expose()), json!({"email": "z@example.com"}))
+        .post(
+            "/api/admins",
+            Some(tokens.id_token.expose()),
+            json!({"email": "z@example.com"}),
+        )
         .await;
 
     assert_eq!(res.status, StatusCode::FORBIDDEN);
@@ -352,7 +380,8 @@ async fn list_shows_active_and_invited_admins() {
 async fn list_shows_expired_after_the_invite_validity() {
     let t = test_app().await;
     t.invite("late@example.com").await;
-    t.clock.advance(chrono::Duration::days(7) + chrono::Duration::minutes(1));
+    t.clock
+        .advance(chrono::Duration::days(7) + chrono::Duration::minutes(1));
     let token = t.login(ADMIN_EMAIL, NEW_PASSWORD).await;
 
     let line = admin_line(&t, &token, "late@example.com").await;
@@ -420,7 +449,9 @@ async fn get_admin_by_id_is_200() {
 async fn get_unknown_admin_is_404_not_found() {
     let t = test_app().await;
 
-    let res = t.get(&format!("/api/admins/{}", an_unknown_id()), Some(t.token())).await;
+    let res = t
+        .get(&format!("/api/admins/{}", an_unknown_id()), Some(t.token()))
+        .await;
 
     assert_eq!(res.status, StatusCode::NOT_FOUND);
     assert_eq!(res.code(), "not_found");
@@ -477,7 +508,11 @@ async fn resend_to_an_active_admin_is_409_already_active() {
     let t = test_app().await;
 
     let res = t
-        .post(&format!("/api/admins/{}/resend-invite", t.admin().id), Some(t.token()), json!({}))
+        .post(
+            &format!("/api/admins/{}/resend-invite", t.admin().id),
+            Some(t.token()),
+            json!({}),
+        )
         .await;
 
     assert_eq!(res.status, StatusCode::CONFLICT);
@@ -489,7 +524,11 @@ async fn resend_to_an_unknown_admin_is_404() {
     let t = test_app().await;
 
     let res = t
-        .post(&format!("/api/admins/{}/resend-invite", an_unknown_id()), Some(t.token()), json!({}))
+        .post(
+            &format!("/api/admins/{}/resend-invite", an_unknown_id()),
+            Some(t.token()),
+            json!({}),
+        )
         .await;
 
     assert_eq!(res.status, StatusCode::NOT_FOUND);
@@ -516,10 +555,29 @@ async fn delete_an_invited_admin_is_204_and_removes_them() {
 }
 
 #[tokio::test]
+async fn delete_an_active_admin_is_204_and_removes_them_from_both_systems() {
+    let t = test_app().await;
+    let id = t.invite("leaver@example.com").await;
+    let leaver = t.activate("leaver@example.com").await;
+
+    let res = t.delete(&format!("/api/admins/{id}"), Some(t.token())).await;
+
+    assert_eq!(res.status, StatusCode::NO_CONTENT);
+    assert_eq!(
+        t.get("/api/admins", Some(&leaver.id_token)).await.status,
+        StatusCode::FORBIDDEN
+    );
+    let cognito = t.emulator().admin_get_user("leaver@example.com").await;
+    assert_eq!(cognito.unwrap_err(), IdpError::UserNotFound);
+}
+
+#[tokio::test]
 async fn delete_the_last_active_admin_is_409_last_admin() {
     let t = test_app().await;
 
-    let res = t.delete(&format!("/api/admins/{}", t.admin().id), Some(t.token())).await;
+    let res = t
+        .delete(&format!("/api/admins/{}", t.admin().id), Some(t.token()))
+        .await;
 
     assert_eq!(res.status, StatusCode::CONFLICT);
     assert_eq!(res.code(), "last_admin");
@@ -529,7 +587,9 @@ async fn delete_the_last_active_admin_is_409_last_admin() {
 async fn delete_an_unknown_admin_is_404() {
     let t = test_app().await;
 
-    let res = t.delete(&format!("/api/admins/{}", an_unknown_id()), Some(t.token())).await;
+    let res = t
+        .delete(&format!("/api/admins/{}", an_unknown_id()), Some(t.token()))
+        .await;
 
     assert_eq!(res.status, StatusCode::NOT_FOUND);
     assert_eq!(res.code(), "not_found");
@@ -544,7 +604,11 @@ async fn login_of_an_active_admin_returns_tokens() {
     let t = test_app().await;
 
     let res = t
-        .post("/api/auth/login", None, json!({"email": ADMIN_EMAIL, "password": NEW_PASSWORD}))
+        .post(
+            "/api/auth/login",
+            None,
+            json!({"email": ADMIN_EMAIL, "password": NEW_PASSWORD}),
+        )
         .await;
 
     assert_eq!(res.status, StatusCode::OK);
@@ -563,7 +627,11 @@ async fn login_with_the_temporary_password_returns_the_new_password_challenge() 
     let temp = t.temp_password("first.time@example.com");
 
     let res = t
-        .post("/api/auth/login", None, json!({"email": "first.time@example.com", "password": temp}))
+        .post(
+            "/api/auth/login",
+            None,
+            json!({"email": "first.time@example.com", "password": temp}),
+        )
         .await;
 
     assert_eq!(res.status, StatusCode::OK);
@@ -579,7 +647,11 @@ async fn login_with_a_wrong_password_is_401_invalid_credentials() {
     let t = test_app().await;
 
     let res = t
-        .post("/api/auth/login", None, json!({"email": ADMIN_EMAIL, "password": "Wrong-Pass-9"}))
+        .post(
+            "/api/auth/login",
+            None,
+            json!({"email": ADMIN_EMAIL, "password": "Wrong-Pass-9"}),
+        )
         .await;
 
     assert_eq!(res.status, StatusCode::UNAUTHORIZED);
@@ -603,7 +675,10 @@ async fn new_password_with_the_temporary_password_returns_tokens_and_activates()
     assert_eq!(res.status, StatusCode::OK, "{}", res.text);
     let token = res.json()["id_token"].as_str().unwrap().to_string();
     assert_eq!(t.get("/api/admins", Some(&token)).await.status, StatusCode::OK);
-    assert_eq!(admin_line(&t, t.token(), "newbie@example.com").await["status"], "active");
+    assert_eq!(
+        admin_line(&t, t.token(), "newbie@example.com").await["status"],
+        "active"
+    );
 }
 
 #[tokio::test]
@@ -612,7 +687,11 @@ async fn new_password_with_the_challenge_session_returns_tokens() {
     t.invite("session.user@example.com").await;
     let temp = t.temp_password("session.user@example.com");
     let challenge = t
-        .post("/api/auth/login", None, json!({"email": "session.user@example.com", "password": temp}))
+        .post(
+            "/api/auth/login",
+            None,
+            json!({"email": "session.user@example.com", "password": temp}),
+        )
         .await
         .json();
 
@@ -668,7 +747,11 @@ async fn new_password_without_temporary_password_or_session_is_400_invalid_reque
     let t = test_app().await;
 
     let res = t
-        .post("/api/auth/new-password", None, json!({"username": "a@example.com", "new_password": NEW_PASSWORD}))
+        .post(
+            "/api/auth/new-password",
+            None,
+            json!({"username": "a@example.com", "new_password": NEW_PASSWORD}),
+        )
         .await;
 
     assert_eq!(res.status, StatusCode::BAD_REQUEST);
@@ -701,7 +784,10 @@ async fn audit_lists_events_newest_first_with_actor_action_target_outcome_and_re
     assert_eq!(res.status, StatusCode::OK);
     let events = res.json()["events"].as_array().unwrap().clone();
     let actions: Vec<&str> = events.iter().map(|e| e["action"].as_str().unwrap()).collect();
-    assert_eq!(actions, vec!["create_admin", "first_login_completed", "bootstrap_admin"]);
+    assert_eq!(
+        actions,
+        vec!["create_admin", "first_login_completed", "bootstrap_admin"]
+    );
     let newest = &events[0];
     assert_eq!(newest["actor"], t.admin().id);
     assert_eq!(newest["actor_email"], ADMIN_EMAIL);
@@ -716,7 +802,8 @@ async fn audit_lists_events_newest_first_with_actor_action_target_outcome_and_re
 async fn audit_records_a_failed_provisioning() {
     let t = test_app().await;
     t.faults.fail(op::ADMIN_CREATE_USER, FaultMode::Error, None);
-    t.post("/api/admins", Some(t.token()), json!({"email": "down@example.com"})).await;
+    t.post("/api/admins", Some(t.token()), json!({"email": "down@example.com"}))
+        .await;
 
     let res = t.get("/api/audit", Some(t.token())).await;
 
@@ -753,11 +840,19 @@ fn create_with_key(token: &str, key: &str, body: Value) -> Request<Body> {
 async fn a_retried_create_with_the_same_idempotency_key_replays_the_first_answer() {
     let t = test_app().await;
     let first = t
-        .call(create_with_key(t.token(), "key-1", json!({"email": "once@example.com"})))
+        .call(create_with_key(
+            t.token(),
+            "key-1",
+            json!({"email": "once@example.com"}),
+        ))
         .await;
 
     let second = t
-        .call(create_with_key(t.token(), "key-1", json!({"email": "once@example.com"})))
+        .call(create_with_key(
+            t.token(),
+            "key-1",
+            json!({"email": "once@example.com"}),
+        ))
         .await;
 
     assert_eq!(first.status, StatusCode::CREATED);
@@ -770,14 +865,27 @@ async fn a_retried_create_with_the_same_idempotency_key_replays_the_first_answer
 #[tokio::test]
 async fn a_retried_create_with_the_same_idempotency_key_creates_one_admin_and_one_email() {
     let t = test_app().await;
-    t.call(create_with_key(t.token(), "key-2", json!({"email": "single@example.com"})))
-        .await;
+    t.call(create_with_key(
+        t.token(),
+        "key-2",
+        json!({"email": "single@example.com"}),
+    ))
+    .await;
 
-    t.call(create_with_key(t.token(), "key-2", json!({"email": "single@example.com"})))
-        .await;
+    t.call(create_with_key(
+        t.token(),
+        "key-2",
+        json!({"email": "single@example.com"}),
+    ))
+    .await;
 
     let list = t.get("/api/admins", Some(t.token())).await.json();
-    let matching = list["admins"].as_array().unwrap().iter().filter(|a| a["email"] == "single@example.com").count();
+    let matching = list["admins"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["email"] == "single@example.com")
+        .count();
     assert_eq!(matching, 1);
     assert_eq!(t.invitations_to("single@example.com"), 1);
 }
@@ -785,15 +893,42 @@ async fn a_retried_create_with_the_same_idempotency_key_creates_one_admin_and_on
 #[tokio::test]
 async fn an_idempotency_key_reused_with_another_body_is_422() {
     let t = test_app().await;
-    t.call(create_with_key(t.token(), "key-3", json!({"email": "first@example.com"})))
-        .await;
+    t.call(create_with_key(
+        t.token(),
+        "key-3",
+        json!({"email": "first@example.com"}),
+    ))
+    .await;
 
     let res = t
-        .call(create_with_key(t.token(), "key-3", json!({"email": "other@example.com"})))
+        .call(create_with_key(
+            t.token(),
+            "key-3",
+            json!({"email": "other@example.com"}),
+        ))
         .await;
 
     assert_eq!(res.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(res.code(), "idempotency_key_reused");
+}
+
+#[tokio::test]
+async fn a_create_whose_idempotency_key_is_still_in_progress_is_409() {
+    let t = test_app().await;
+    let body = json!({"email": "busy@example.com"});
+    let hash = http::api::request_hash(body.to_string().as_bytes());
+    t.app
+        .provisioner
+        .admin_store()
+        .idempotency_begin(&t.admin().id, "key-busy", &hash)
+        .await
+        .unwrap();
+
+    let res = t.call(create_with_key(t.token(), "key-busy", body)).await;
+
+    assert_eq!(res.status, StatusCode::CONFLICT);
+    assert_eq!(res.code(), "idempotency_in_progress");
+    assert_eq!(t.invitations_to("busy@example.com"), 0);
 }
 
 #[tokio::test]
@@ -817,12 +952,20 @@ async fn a_server_side_failure_releases_the_idempotency_key_for_a_retry() {
     let t = test_app().await;
     t.faults.fail(op::ADMIN_CREATE_USER, FaultMode::Error, None);
     let first = t
-        .call(create_with_key(t.token(), "key-5", json!({"email": "retry@example.com"})))
+        .call(create_with_key(
+            t.token(),
+            "key-5",
+            json!({"email": "retry@example.com"}),
+        ))
         .await;
     t.faults.clear();
 
     let second = t
-        .call(create_with_key(t.token(), "key-5", json!({"email": "retry@example.com"})))
+        .call(create_with_key(
+            t.token(),
+            "key-5",
+            json!({"email": "retry@example.com"}),
+        ))
         .await;
 
     assert_eq!(first.status, StatusCode::BAD_GATEWAY);
@@ -866,7 +1009,10 @@ async fn an_unknown_route_is_404_in_the_error_envelope() {
 
     assert_eq!(res.status, StatusCode::NOT_FOUND);
     assert_eq!(res.code(), "not_found");
-    assert_eq!(res.json()["error"]["request_id"].as_str(), res.header("x-request-id").as_deref());
+    assert_eq!(
+        res.json()["error"]["request_id"].as_str(),
+        res.header("x-request-id").as_deref()
+    );
 }
 
 #[tokio::test]
@@ -876,7 +1022,14 @@ async fn no_token_or_password_appears_in_any_error_body() {
     let temp = t.temp_password("secretive@example.com");
     let token = t.token().to_string();
     let mut bodies = Vec::new();
-    bodies.push(t.post("/api/auth/login", None, json!({"email": ADMIN_EMAIL, "password": "Wrong-Secret-9"})).await);
+    bodies.push(
+        t.post(
+            "/api/auth/login",
+            None,
+            json!({"email": ADMIN_EMAIL, "password": "Wrong-Secret-9"}),
+        )
+        .await,
+    );
     bodies.push(
         t.post(
             "/api/auth/new-password",
@@ -907,7 +1060,15 @@ async fn no_token_or_password_appears_in_any_error_body() {
 
     for res in &bodies {
         assert!(res.status.is_client_error(), "{}: {}", res.status, res.text);
-        for secret in [temp.as_str(), token.as_str(), "Wrong-Secret-9", "weakling", "12345678", "Guess-Guess-1", "Weak-But-Ok-1"] {
+        for secret in [
+            temp.as_str(),
+            token.as_str(),
+            "Wrong-Secret-9",
+            "weakling",
+            "12345678",
+            "Guess-Guess-1",
+            "Weak-But-Ok-1",
+        ] {
             assert!(!res.text.contains(secret), "a secret leaked into {}", res.text);
         }
     }
@@ -934,7 +1095,10 @@ async fn readyz_is_200_when_database_and_identity_provider_answer() {
     let res = t.get("/readyz", None).await;
 
     assert_eq!(res.status, StatusCode::OK);
-    assert_eq!(res.json(), json!({"status": "ready", "database": "ok", "identity_provider": "ok"}));
+    assert_eq!(
+        res.json(),
+        json!({"status": "ready", "database": "ok", "identity_provider": "ok"})
+    );
 }
 
 /// An identity provider that answers everything except `ping`.
@@ -1001,7 +1165,10 @@ async fn readyz_is_503_naming_the_identity_provider_when_it_does_not_answer() {
     let res = tower::ServiceExt::oneshot(router, req).await.unwrap();
 
     assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
-    let bytes = http_body_util::BodyExt::collect(res.into_body()).await.unwrap().to_bytes();
+    let bytes = http_body_util::BodyExt::collect(res.into_body())
+        .await
+        .unwrap()
+        .to_bytes();
     let body: Value = serde_json::from_slice(&bytes).unwrap();
     assert_eq!(body["database"], "ok");
     assert_eq!(body["identity_provider"], "unavailable");
@@ -1018,15 +1185,32 @@ async fn metrics_count_provisionings_cognito_calls_and_http_statuses() {
     assert_eq!(res.status, StatusCode::OK);
     assert!(res.header("content-type").unwrap().starts_with("text/plain"));
     let text = res.text;
-    assert!(text.contains("admin_provisioner_provisions_total{outcome=\"created\"} 2\n"), "{text}");
-    assert!(text.contains("admin_provisioner_saga_duration_seconds_count 2\n"), "{text}");
-    assert!(text.contains("# TYPE admin_provisioner_saga_duration_seconds histogram"), "{text}");
     assert!(
-        text.contains("admin_provisioner_identity_provider_calls_total{operation=\"AdminCreateUser\",result=\"ok\"} 2\n"),
+        text.contains("admin_provisioner_provisions_total{outcome=\"created\"} 2\n"),
         "{text}"
     );
-    assert!(text.contains("admin_provisioner_http_requests_total{status=\"201\"} 1\n"), "{text}");
-    assert!(text.contains("admin_provisioner_http_requests_total{status=\"401\"} 1\n"), "{text}");
+    assert!(
+        text.contains("admin_provisioner_saga_duration_seconds_count 2\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("# TYPE admin_provisioner_saga_duration_seconds histogram"),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "admin_provisioner_identity_provider_calls_total{operation=\"AdminCreateUser\",result=\"ok\"} 2\n"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("admin_provisioner_http_requests_total{status=\"201\"} 1\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("admin_provisioner_http_requests_total{status=\"401\"} 1\n"),
+        "{text}"
+    );
 }
 
 #[tokio::test]
@@ -1052,7 +1236,10 @@ async fn openapi_lists_every_path_and_method_of_the_contract() {
         ("/openapi.json", "get"),
     ];
     for (path, method) in expected {
-        assert!(doc["paths"][path][method].is_object(), "{method} {path} missing from the OpenAPI document");
+        assert!(
+            doc["paths"][path][method].is_object(),
+            "{method} {path} missing from the OpenAPI document"
+        );
     }
     assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
 }
@@ -1067,4 +1254,431 @@ async fn the_emulator_jwks_is_served_and_verifies_the_tokens() {
     let kid = jsonwebtoken::decode_header(t.token()).unwrap().kid.unwrap();
     assert_eq!(res.json()["keys"][0]["kid"], kid);
     assert_eq!(res.json()["keys"][0]["alg"], "RS256");
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Console (server-rendered HTML): session cookie, CSRF, secrets
+// ---------------------------------------------------------------------------------------------------
+
+fn form_body(fields: &[(&str, &str)]) -> String {
+    fields
+        .iter()
+        .map(|(k, v)| {
+            let enc: String = v
+                .bytes()
+                .map(|b| match b {
+                    b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' => (b as char).to_string(),
+                    _ => format!("%{b:02X}"),
+                })
+                .collect();
+            format!("{k}={enc}")
+        })
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+fn form_post(path: &str, cookie: Option<&str>) -> axum::http::request::Builder {
+    let mut b = Request::builder()
+        .method(Method::POST)
+        .uri(path)
+        .header("host", "console.test")
+        .header("content-type", "application/x-www-form-urlencoded");
+    if let Some(c) = cookie {
+        b = b.header("cookie", c);
+    }
+    b
+}
+
+async fn submit(t: &TestApp, path: &str, cookie: Option<&str>, fields: &[(&str, &str)]) -> Res {
+    t.call(form_post(path, cookie).body(Body::from(form_body(fields))).unwrap())
+        .await
+}
+
+fn set_cookies(res: &Res) -> Vec<String> {
+    res.headers
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_string())
+        .collect()
+}
+
+fn cookie_value(res: &Res, name: &str) -> Option<String> {
+    set_cookies(res).iter().find_map(|c| {
+        c.strip_prefix(&format!("{name}="))
+            .map(|rest| rest.split(';').next().unwrap().to_string())
+    })
+}
+
+/// Signs the first admin in through the console form; returns the `Cookie` header value and the page's
+/// CSRF token.
+async fn console_session(t: &TestApp) -> (String, String) {
+    let res = submit(t, "/login", None, &[("email", ADMIN_EMAIL), ("password", NEW_PASSWORD)]).await;
+    assert_eq!(res.status, StatusCode::SEE_OTHER, "{}", res.text);
+    let cookie = format!("ap_session={}", cookie_value(&res, "ap_session").unwrap());
+    let page = t
+        .call(
+            Request::builder()
+                .uri("/console")
+                .header("cookie", &cookie)
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+    let marker = r#"name="csrf" value=""#;
+    let start = page.text.find(marker).expect("a CSRF field") + marker.len();
+    let csrf = page.text[start..start + page.text[start..].find('"').unwrap()].to_string();
+    (cookie, csrf)
+}
+
+#[tokio::test]
+async fn console_sign_in_sets_an_http_only_same_site_strict_session_cookie() {
+    let t = test_app().await;
+
+    let res = submit(
+        &t,
+        "/login",
+        None,
+        &[("email", ADMIN_EMAIL), ("password", NEW_PASSWORD)],
+    )
+    .await;
+
+    assert_eq!(res.status, StatusCode::SEE_OTHER);
+    assert_eq!(res.header("location").as_deref(), Some("/console"));
+    let session = set_cookies(&res)
+        .into_iter()
+        .find(|c| c.starts_with("ap_session="))
+        .unwrap();
+    assert!(session.contains("; HttpOnly"), "{session}");
+    assert!(session.contains("; SameSite=Strict"), "{session}");
+    assert!(session.contains("; Path=/;"), "{session}");
+    assert!(!session.contains("Secure"), "plain http must not set Secure: {session}");
+}
+
+#[tokio::test]
+async fn console_session_cookie_is_secure_behind_https() {
+    let t = test_app().await;
+    let req = form_post("/login", None)
+        .header("x-forwarded-proto", "https")
+        .body(Body::from(form_body(&[
+            ("email", ADMIN_EMAIL),
+            ("password", NEW_PASSWORD),
+        ])))
+        .unwrap();
+
+    let res = t.call(req).await;
+
+    let session = set_cookies(&res)
+        .into_iter()
+        .find(|c| c.starts_with("ap_session="))
+        .unwrap();
+    assert!(session.ends_with("; Secure"), "{session}");
+}
+
+#[tokio::test]
+async fn console_without_a_session_redirects_to_login() {
+    let t = test_app().await;
+
+    let res = t.get("/console", None).await;
+
+    assert_eq!(res.status, StatusCode::SEE_OTHER);
+    assert_eq!(res.header("location").as_deref(), Some("/login"));
+}
+
+#[tokio::test]
+async fn console_lists_admins_without_putting_the_token_in_the_page() {
+    let t = test_app().await;
+    t.invite("listed@example.com").await;
+    let (cookie, _) = console_session(&t).await;
+    let token = cookie.trim_start_matches("ap_session=").to_string();
+
+    let res = t
+        .call(
+            Request::builder()
+                .uri("/console")
+                .header("cookie", &cookie)
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+
+    assert_eq!(res.status, StatusCode::OK);
+    assert!(res.text.contains("listed@example.com"));
+    assert!(res.text.contains("Create New Admin"));
+    assert!(!res.text.contains(&token));
+    assert!(!res.text.contains(t.token()));
+}
+
+#[tokio::test]
+async fn console_create_with_the_csrf_token_provisions_and_flashes_success() {
+    let t = test_app().await;
+    let (cookie, csrf) = console_session(&t).await;
+
+    let res = submit(
+        &t,
+        "/console/admins",
+        Some(&cookie),
+        &[("csrf", &csrf), ("email", "form@example.com")],
+    )
+    .await;
+
+    assert_eq!(res.status, StatusCode::SEE_OTHER);
+    let flash = cookie_value(&res, "ap_flash").unwrap();
+    let page = t
+        .call(
+            Request::builder()
+                .uri("/console")
+                .header("cookie", format!("{cookie}; ap_flash={flash}"))
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+    assert!(page.text.contains("form@example.com was created"), "{}", page.text);
+    assert_eq!(t.invitations_to("form@example.com"), 1);
+}
+
+#[tokio::test]
+async fn console_post_without_the_csrf_token_is_403_csrf() {
+    let t = test_app().await;
+    let (cookie, _) = console_session(&t).await;
+
+    let res = submit(
+        &t,
+        "/console/admins",
+        Some(&cookie),
+        &[("csrf", "00ff"), ("email", "forged@example.com")],
+    )
+    .await;
+
+    assert_eq!(res.status, StatusCode::FORBIDDEN);
+    assert!(res.text.contains("<code>csrf</code>"), "{}", res.text);
+    assert_eq!(t.invitations_to("forged@example.com"), 0);
+}
+
+#[tokio::test]
+async fn console_post_from_another_origin_is_403_csrf() {
+    let t = test_app().await;
+    let (cookie, csrf) = console_session(&t).await;
+    let req = form_post("/console/admins", Some(&cookie))
+        .header("origin", "https://evil.example")
+        .body(Body::from(form_body(&[
+            ("csrf", &csrf),
+            ("email", "crosssite@example.com"),
+        ])))
+        .unwrap();
+
+    let res = t.call(req).await;
+
+    assert_eq!(res.status, StatusCode::FORBIDDEN);
+    assert_eq!(t.invitations_to("crosssite@example.com"), 0);
+}
+
+#[tokio::test]
+async fn console_first_sign_in_shows_the_policy_and_keeps_the_challenge_session_out_of_the_page() {
+    let t = test_app().await;
+    t.invite("fresh@example.com").await;
+    let temp = t.temp_password("fresh@example.com");
+
+    let res = submit(
+        &t,
+        "/login",
+        None,
+        &[("email", "fresh@example.com"), ("password", &temp)],
+    )
+    .await;
+
+    assert_eq!(res.status, StatusCode::OK);
+    assert!(res.text.contains("Choose a new password"));
+    assert!(res.text.contains("at least 8 characters"));
+    let challenge = set_cookies(&res)
+        .into_iter()
+        .find(|c| c.starts_with("ap_challenge="))
+        .unwrap();
+    assert!(
+        challenge.contains("; HttpOnly") && challenge.contains("; SameSite=Strict"),
+        "{challenge}"
+    );
+    let raw = cookie_value(&res, "ap_challenge").unwrap();
+    let decoded: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(raw).unwrap()).unwrap();
+    let session = decoded["s"].as_str().unwrap();
+    assert!(!res.text.contains(session));
+    assert!(!res.text.contains(&temp));
+}
+
+#[tokio::test]
+async fn console_new_password_that_breaks_the_policy_shows_cognitos_reason() {
+    let t = test_app().await;
+    t.invite("policy@example.com").await;
+    let temp = t.temp_password("policy@example.com");
+    let login = submit(
+        &t,
+        "/login",
+        None,
+        &[("email", "policy@example.com"), ("password", &temp)],
+    )
+    .await;
+    let cookie = format!("ap_challenge={}", cookie_value(&login, "ap_challenge").unwrap());
+
+    let res = submit(
+        &t,
+        "/login/new-password",
+        Some(&cookie),
+        &[("new_password", "alllowercase"), ("confirm_password", "alllowercase")],
+    )
+    .await;
+
+    assert_eq!(res.status, StatusCode::BAD_REQUEST);
+    assert!(res.text.contains("Cognito refused this password"), "{}", res.text);
+    assert!(res.text.contains("Choose a new password"));
+}
+
+#[tokio::test]
+async fn console_sign_in_with_a_wrong_password_explains_in_words() {
+    let t = test_app().await;
+
+    let res = submit(
+        &t,
+        "/login",
+        None,
+        &[("email", ADMIN_EMAIL), ("password", "Not-My-Pass-1")],
+    )
+    .await;
+
+    assert_eq!(res.status, StatusCode::UNAUTHORIZED);
+    assert!(res.text.contains("Wrong e-mail or password"), "{}", res.text);
+    assert!(!res.text.contains("Not-My-Pass-1"));
+}
+
+#[tokio::test]
+async fn console_mailbox_shows_the_invitation_with_its_temporary_password() {
+    let t = test_app().await;
+    t.invite("inbox@example.com").await;
+    let temp = t.temp_password("inbox@example.com");
+
+    let res = t.get("/console/mailbox", None).await;
+
+    assert_eq!(res.status, StatusCode::OK);
+    assert!(res.text.contains("Local stand-in for the recipients"));
+    assert!(res.text.contains(r#"data-to="inbox@example.com""#));
+    assert!(res
+        .text
+        .contains(&temp.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")));
+}
+
+#[tokio::test]
+async fn console_sign_out_without_the_csrf_token_is_403_csrf() {
+    let t = test_app().await;
+    let (cookie, _) = console_session(&t).await;
+
+    let res = submit(&t, "/logout", Some(&cookie), &[]).await;
+
+    assert_eq!(res.status, StatusCode::FORBIDDEN);
+    assert!(cookie_value(&res, "ap_session").is_none());
+}
+
+#[tokio::test]
+async fn console_sign_out_with_the_csrf_token_clears_the_session_cookie() {
+    let t = test_app().await;
+    let (cookie, csrf) = console_session(&t).await;
+
+    let res = submit(&t, "/logout", Some(&cookie), &[("csrf", &csrf)]).await;
+
+    assert_eq!(res.status, StatusCode::SEE_OTHER);
+    assert_eq!(res.header("location").as_deref(), Some("/login"));
+    let cleared = set_cookies(&res)
+        .into_iter()
+        .find(|c| c.starts_with("ap_session="))
+        .unwrap();
+    assert!(
+        cleared.starts_with("ap_session=;") && cleared.contains("Max-Age=0"),
+        "{cleared}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Logs
+// ---------------------------------------------------------------------------------------------------
+
+/// Collects everything written by a tracing subscriber.
+#[derive(Clone, Default)]
+struct LogCapture(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogCapture {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogCapture {
+    type Writer = LogCapture;
+    fn make_writer(&'a self) -> Self::Writer {
+        self.clone()
+    }
+}
+
+impl LogCapture {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+#[tokio::test]
+async fn requests_are_logged_once_with_their_request_id_and_without_any_secret() {
+    let logs = LogCapture::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_ansi(false)
+        .with_writer(logs.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let t = test_app().await;
+    t.invite("logged@example.com").await;
+    let temp = t.temp_password("logged@example.com");
+    let challenge = t
+        .post(
+            "/api/auth/login",
+            None,
+            json!({"email": "logged@example.com", "password": temp}),
+        )
+        .await
+        .json();
+    let session = challenge["session"].as_str().unwrap().to_string();
+    let tokens = t
+        .post(
+            "/api/auth/new-password",
+            None,
+            json!({"username": "logged@example.com", "session": session, "new_password": NEW_PASSWORD}),
+        )
+        .await
+        .json();
+    let req = Request::builder()
+        .uri("/api/admins")
+        .header("authorization", format!("Bearer {}", t.token()))
+        .header("x-request-id", "log-me-1")
+        .body(Body::empty())
+        .unwrap();
+
+    t.call(req).await;
+
+    let text = logs.text();
+    let lines: Vec<&str> = text.lines().filter(|l| l.contains("request_id=log-me-1")).collect();
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    for field in ["method=GET", "path=/api/admins", "status=200", "latency_ms="] {
+        assert!(lines[0].contains(field), "{field} missing in {}", lines[0]);
+    }
+    let secrets = [
+        temp.as_str(),
+        session.as_str(),
+        NEW_PASSWORD,
+        t.token(),
+        tokens["id_token"].as_str().unwrap(),
+        tokens["access_token"].as_str().unwrap(),
+        tokens["refresh_token"].as_str().unwrap(),
+    ];
+    for secret in secrets {
+        assert!(!text.contains(secret), "a secret appears in the logs");
+    }
 }

@@ -54,7 +54,10 @@ async fn start_driver() -> Driver {
     let driver = Driver { child, port };
     let deadline = Instant::now() + WAIT;
     while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
-        assert!(Instant::now() < deadline, "chromedriver did not start listening on port {port}");
+        assert!(
+            Instant::now() < deadline,
+            "chromedriver did not start listening on port {port}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     driver
@@ -74,8 +77,8 @@ async fn browser(driver: &Driver, profile: &Path) -> Client {
             ]
         }),
     );
-    ClientBuilder::rustls()
-        .unwrap()
+    // ChromeDriver is plain HTTP on loopback: no TLS stack needed.
+    ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
         .capabilities(caps)
         .connect(&format!("http://127.0.0.1:{}", driver.port))
         .await
@@ -128,14 +131,21 @@ async fn temporary_password_from_mailbox(c: &Client, app: &SpawnedApp, email: &s
     el.text().await.unwrap()
 }
 
-/// Signs in with the temporary password and chooses [`NEW_PASSWORD`]; ends on the console.
-async fn first_sign_in(c: &Client, app: &SpawnedApp, email: &str) {
+/// Signs in with the temporary password and chooses [`NEW_PASSWORD`]; ends on the console. With
+/// `shots`, saves screenshots of the mailbox and the new-password form.
+async fn first_sign_in(c: &Client, app: &SpawnedApp, email: &str, shots: bool) {
     let temp = temporary_password_from_mailbox(c, app, email).await;
+    if shots {
+        screenshot(c, "mailbox.png").await;
+    }
     c.goto(&app.url("/login")).await.unwrap();
     fill(c, "#email", email).await;
     fill(c, "#password", &temp).await;
     click(c, "#sign-in").await;
     wait_for_text(c, "h1", "Choose a new password").await;
+    if shots {
+        screenshot(c, "new-password.png").await;
+    }
     fill(c, "#new_password", NEW_PASSWORD).await;
     fill(c, "#confirm_password", NEW_PASSWORD).await;
     click(c, "#set-password").await;
@@ -147,6 +157,13 @@ fn artifacts_dir() -> PathBuf {
         .map(PathBuf::from)
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"));
     target.join("test-artifacts")
+}
+
+/// Saves a PNG of the page to `target/test-artifacts/{name}`.
+async fn screenshot(c: &Client, name: &str) {
+    let png = c.screenshot().await.unwrap();
+    std::fs::create_dir_all(artifacts_dir()).unwrap();
+    std::fs::write(artifacts_dir().join(name), &png).unwrap();
 }
 
 #[tokio::test]
@@ -163,21 +180,19 @@ async fn two_admins_sign_in_for_the_first_time_and_invite_through_the_console() 
     let c = browser(&driver, profile.path()).await;
 
     // Act: the first admin signs in, sets a password and creates a second admin.
-    first_sign_in(&c, &app, "first@example.com").await;
+    first_sign_in(&c, &app, "first@example.com", false).await;
     fill(&c, "#new-email", "second@example.com").await;
     click(&c, "#create-admin button[type=submit]").await;
     let created = wait_for_text(&c, "#flash", "second@example.com").await;
     assert!(created.contains("invitation was sent"), "{created}");
     let status = wait_for_text(&c, r#"tr[data-email="second@example.com"] .badge"#, "invited").await;
     assert_eq!(status, "invited");
-    let png = c.screenshot().await.unwrap();
-    std::fs::create_dir_all(artifacts_dir()).unwrap();
-    std::fs::write(artifacts_dir().join("console.png"), &png).unwrap();
+    screenshot(&c, "console.png").await;
 
     // … signs out, and the second admin does the same from their own e-mail.
     click(&c, ".who button[type=submit]").await;
     wait_for_text(&c, "#flash", "signed out").await;
-    first_sign_in(&c, &app, "second@example.com").await;
+    first_sign_in(&c, &app, "second@example.com", true).await;
 
     // Assert: both are active, and the audit log shows every step.
     wait_for_text(&c, r#"tr[data-email="second@example.com"] .badge"#, "active").await;
@@ -186,10 +201,22 @@ async fn two_admins_sign_in_for_the_first_time_and_invite_through_the_console() 
     let audit = wait_for_text(&c, "table.audit tbody", "bootstrap_admin").await;
     let lines: Vec<&str> = audit.lines().collect();
     assert_eq!(lines.len(), 4, "{audit}");
-    assert!(lines[0].contains("first_login_completed") && lines[0].contains("second@example.com"), "{audit}");
-    assert!(lines[1].contains("create_admin") && lines[1].contains("second@example.com"), "{audit}");
-    assert!(lines[2].contains("first_login_completed") && lines[2].contains("first@example.com"), "{audit}");
-    assert!(lines[3].contains("bootstrap_admin") && lines[3].contains("first@example.com"), "{audit}");
+    assert!(
+        lines[0].contains("first_login_completed") && lines[0].contains("second@example.com"),
+        "{audit}"
+    );
+    assert!(
+        lines[1].contains("create_admin") && lines[1].contains("second@example.com"),
+        "{audit}"
+    );
+    assert!(
+        lines[2].contains("first_login_completed") && lines[2].contains("first@example.com"),
+        "{audit}"
+    );
+    assert!(
+        lines[3].contains("bootstrap_admin") && lines[3].contains("first@example.com"),
+        "{audit}"
+    );
 
     c.close().await.unwrap();
     app.stop().await.unwrap();
@@ -207,7 +234,7 @@ async fn revoking_an_invitation_asks_for_confirmation_first() {
     let driver = start_driver().await;
     let profile = tempfile::tempdir().unwrap();
     let c = browser(&driver, profile.path()).await;
-    first_sign_in(&c, &app, "first@example.com").await;
+    first_sign_in(&c, &app, "first@example.com", false).await;
     fill(&c, "#new-email", "doomed@example.com").await;
     click(&c, "#create-admin button[type=submit]").await;
     wait_for_text(&c, "#flash", "doomed@example.com").await;
@@ -222,10 +249,16 @@ async fn revoking_an_invitation_asks_for_confirmation_first() {
     c.accept_alert().await.unwrap();
 
     // Assert
-    assert!(question.contains("Revoke the invitation of doomed@example.com"), "{question}");
+    assert!(
+        question.contains("Revoke the invitation of doomed@example.com"),
+        "{question}"
+    );
     assert!(still_there, "dismissing the dialog must not submit the form");
     wait_for_text(&c, "#flash", "doomed@example.com was removed").await;
-    assert!(c.find(Locator::Css(r#"tr[data-email="doomed@example.com"]"#)).await.is_err());
+    assert!(c
+        .find(Locator::Css(r#"tr[data-email="doomed@example.com"]"#))
+        .await
+        .is_err());
 
     c.close().await.unwrap();
     app.stop().await.unwrap();

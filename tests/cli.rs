@@ -8,7 +8,9 @@ struct Env {
 
 impl Env {
     fn new() -> Self {
-        Self { dir: tempfile::tempdir().unwrap() }
+        Self {
+            dir: tempfile::tempdir().unwrap(),
+        }
     }
     fn run(&self, args: &[&str]) -> Output {
         Command::new(env!("CARGO_BIN_EXE_admin-provisioner"))
@@ -102,7 +104,10 @@ fn malformed_email_is_a_one_line_error_and_writes_nothing() {
     let err = stderr(&out);
     assert_eq!(err.trim().lines().count(), 1, "{err}");
     assert!(err.contains("invalid e-mail address"), "{err}");
-    assert!(!env.dir.path().join("mailbox").exists() || std::fs::read_dir(env.dir.path().join("mailbox")).unwrap().count() == 0);
+    assert!(
+        !env.dir.path().join("mailbox").exists()
+            || std::fs::read_dir(env.dir.path().join("mailbox")).unwrap().count() == 0
+    );
 }
 
 #[test]

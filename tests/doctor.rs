@@ -21,9 +21,18 @@ async fn doctor_reports_every_problem_of_a_misconfigured_pool() {
     let out = run_with(&pool.env_vars(), &["doctor"], dir.path());
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "doctor must fail on a blocking problem:\n{stdout}");
+    assert!(
+        !out.status.success(),
+        "doctor must fail on a blocking problem:\n{stdout}"
+    );
     assert!(stderr.contains("blocking problem"), "{stderr}");
-    for needle in ["USER_PASSWORD_AUTH", "TemporaryPasswordValidityDays", "{####}", "50", "case"] {
+    for needle in [
+        "USER_PASSWORD_AUTH",
+        "TemporaryPasswordValidityDays",
+        "{####}",
+        "50",
+        "case",
+    ] {
         assert!(stdout.contains(needle), "doctor output lacks {needle:?}:\n{stdout}");
     }
 }
@@ -35,7 +44,11 @@ async fn doctor_passes_a_well_configured_pool() {
     let dir = tempfile::tempdir().unwrap();
     let out = run_with(&pool.env_vars(), &["doctor"], dir.path());
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(!stdout.contains("[blocking]"), "{stdout}");
 }
 
@@ -54,7 +67,10 @@ async fn doctor_flags_invite_validity_mismatch() {
 #[test]
 fn malformed_pool_id_is_a_one_line_start_up_error() {
     let dir = tempfile::tempdir().unwrap();
-    let vars = vec![("COGNITO_USER_POOL_ID".to_string(), "not a pool".to_string()), ("COGNITO_CLIENT_ID".to_string(), "abc".to_string())];
+    let vars = vec![
+        ("COGNITO_USER_POOL_ID".to_string(), "not a pool".to_string()),
+        ("COGNITO_CLIENT_ID".to_string(), "abc".to_string()),
+    ];
     let out = run_with(&vars, &["provision", "--email", "a@example.com"], dir.path());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
@@ -79,7 +95,10 @@ fn unreachable_cognito_endpoint_is_a_one_line_start_up_error() {
     let vars = vec![
         ("COGNITO_USER_POOL_ID".to_string(), "us-east-1_AbCdEf123".to_string()),
         ("COGNITO_CLIENT_ID".to_string(), "abc".to_string()),
-        ("AWS_ENDPOINT_URL_COGNITO_IDENTITY_PROVIDER".to_string(), "http://127.0.0.1:1".to_string()),
+        (
+            "AWS_ENDPOINT_URL_COGNITO_IDENTITY_PROVIDER".to_string(),
+            "http://127.0.0.1:1".to_string(),
+        ),
         ("AWS_ACCESS_KEY_ID".to_string(), "test".to_string()),
         ("AWS_SECRET_ACCESS_KEY".to_string(), "test".to_string()),
         ("CALL_TIMEOUT_SECS".to_string(), "2".to_string()),

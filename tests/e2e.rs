@@ -21,7 +21,9 @@ async fn first_login(client: &reqwest::Client, app: &SpawnedApp, email: &str) ->
     assert_eq!(challenge["challenge"], "NEW_PASSWORD_REQUIRED", "{challenge}");
     let res = client
         .post(app.url("/api/auth/new-password"))
-        .json(&json!({"username": challenge["username"], "session": challenge["session"], "new_password": NEW_PASSWORD}))
+        .json(
+            &json!({"username": challenge["username"], "session": challenge["session"], "new_password": NEW_PASSWORD}),
+        )
         .send()
         .await
         .unwrap();
@@ -69,7 +71,10 @@ async fn the_first_admin_invites_a_second_who_signs_in_and_the_audit_log_tells_t
         .iter()
         .map(|a| (a["email"].as_str().unwrap(), a["status"].as_str().unwrap()))
         .collect();
-    assert_eq!(statuses, vec![("first@example.com", "active"), ("second@example.com", "active")]);
+    assert_eq!(
+        statuses,
+        vec![("first@example.com", "active"), ("second@example.com", "active")]
+    );
 
     let audit: Value = client
         .get(app.url("/api/audit"))
@@ -84,7 +89,12 @@ async fn the_first_admin_invites_a_second_who_signs_in_and_the_audit_log_tells_t
         .as_array()
         .unwrap()
         .iter()
-        .map(|e| (e["action"].as_str().unwrap().to_string(), e["target"].as_str().unwrap().to_string()))
+        .map(|e| {
+            (
+                e["action"].as_str().unwrap().to_string(),
+                e["target"].as_str().unwrap().to_string(),
+            )
+        })
         .collect();
     steps.reverse();
     let expected = [
@@ -108,5 +118,8 @@ async fn serve_stops_gracefully_when_shutdown_resolves() {
     let stopped = tokio::time::timeout(std::time::Duration::from_secs(10), app.stop()).await;
 
     assert!(matches!(stopped, Ok(Ok(()))), "serve did not return after shutdown");
-    assert!(reqwest::get(&url).await.is_err(), "the port still answers after shutdown");
+    assert!(
+        reqwest::get(&url).await.is_err(),
+        "the port still answers after shutdown"
+    );
 }

@@ -18,7 +18,10 @@ fn iam_policy_names_exactly_the_actions_the_adapter_calls() {
     let mut in_policy = BTreeSet::new();
     for st in policy["Statement"].as_array().unwrap() {
         assert_eq!(st["Effect"], "Allow");
-        assert!(st["Resource"].as_str().unwrap().starts_with("arn:aws:cognito-idp:"), "scoped to the pool ARN");
+        assert!(
+            st["Resource"].as_str().unwrap().starts_with("arn:aws:cognito-idp:"),
+            "scoped to the pool ARN"
+        );
         for a in st["Action"].as_array().unwrap() {
             let a = a.as_str().unwrap();
             assert!(!a.contains('*'), "no wildcard actions: {a}");
@@ -86,6 +89,9 @@ fn every_environment_variable_is_documented() {
     let config = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/src/config.rs")).unwrap();
     for part in config.split("env = \"").skip(1) {
         let var = part.split('"').next().unwrap();
-        assert!(text.contains(&format!("| `{var}` |")), "{var} is not in the README's table");
+        assert!(
+            text.contains(&format!("| `{var}` |")),
+            "{var} is not in the README's table"
+        );
     }
 }

@@ -447,7 +447,9 @@ pub async fn create_admin(
     // abandoned half-way by a dropped connection.
     let work = REQUEST_ID.scope(request_id.clone(), async move {
         match key {
-            None => provision_answer(&state, &admin, &request.email, &request_id).await.into_response(),
+            None => provision_answer(&state, &admin, &request.email, &request_id)
+                .await
+                .into_response(),
             Some(key) => idempotent_provision(&state, &admin, &request.email, &request_id, &key, &body).await,
         }
     });
@@ -995,6 +997,9 @@ mod tests {
 
     #[test]
     fn the_request_hash_differs_for_another_body() {
-        assert_ne!(request_hash(br#"{"email":"a@b.co"}"#), request_hash(br#"{"email":"c@b.co"}"#));
+        assert_ne!(
+            request_hash(br#"{"email":"a@b.co"}"#),
+            request_hash(br#"{"email":"c@b.co"}"#)
+        );
     }
 }

@@ -65,11 +65,7 @@ impl JwksCache {
     }
 
     fn cached(&self, kid: &str) -> Option<DecodingKey> {
-        self.keys
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(kid)
-            .cloned()
+        self.keys.read().unwrap_or_else(|p| p.into_inner()).get(kid).cloned()
     }
 
     /// The key for `kid`; downloads the JWKS with `fetch` when the key is unknown and the last download is
@@ -91,8 +87,8 @@ impl JwksCache {
             return Err(KeyError::UnknownKid);
         }
         let jwks = fetch().await.map_err(KeyError::Unavailable)?;
-        let set: JwkSet = serde_json::from_value(jwks)
-            .map_err(|e| KeyError::Unavailable(format!("the JWKS is malformed: {e}")))?;
+        let set: JwkSet =
+            serde_json::from_value(jwks).map_err(|e| KeyError::Unavailable(format!("the JWKS is malformed: {e}")))?;
         let mut keys = HashMap::new();
         for jwk in &set.keys {
             if let (Some(kid), Ok(key)) = (jwk.common.key_id.clone(), DecodingKey::from_jwk(jwk)) {
@@ -160,9 +156,7 @@ pub async fn verify_token(
     if header.alg != Algorithm::RS256 {
         return Err(TokenError::Invalid("only RS256-signed tokens are accepted"));
     }
-    let kid = header
-        .kid
-        .ok_or(TokenError::Invalid("the token has no key id (kid)"))?;
+    let kid = header.kid.ok_or(TokenError::Invalid("the token has no key id (kid)"))?;
     let key = match cache.key(&kid, || fetch_jwks).await {
         Ok(k) => k,
         Err(KeyError::UnknownKid) => return Err(TokenError::Invalid("the token was not signed by this user pool")),
@@ -202,11 +196,17 @@ pub async fn verify_token(
         }
         Some("access") => {
             if claims.client_id.as_deref() != Some(settings.client_id.as_str()) {
-                return Err(TokenError::Invalid("the access token is for another app client (client_id)"));
+                return Err(TokenError::Invalid(
+                    "the access token is for another app client (client_id)",
+                ));
             }
             claims.username
         }
-        _ => return Err(TokenError::Invalid("the token is neither an ID nor an access token (token_use)")),
+        _ => {
+            return Err(TokenError::Invalid(
+                "the token is neither an ID nor an access token (token_use)",
+            ))
+        }
     };
     let username = username
         .filter(|u| !u.is_empty())
@@ -230,7 +230,9 @@ pub fn bearer_token(headers: &HeaderMap) -> Result<&str, ApiError> {
         .split_once(' ')
         .ok_or_else(|| ApiError::unauthorized("the Authorization header must be `Bearer <token>`"))?;
     if !scheme.eq_ignore_ascii_case("bearer") || token.trim().is_empty() {
-        return Err(ApiError::unauthorized("the Authorization header must be `Bearer <token>`"));
+        return Err(ApiError::unauthorized(
+            "the Authorization header must be `Bearer <token>`",
+        ));
     }
     Ok(token.trim())
 }

@@ -21,9 +21,9 @@ use super::api::{audit_events, parse_admin_id};
 use super::auth::TokenError;
 use super::error::ApiError;
 use super::{AppState, RequestId};
+use admin_provisioner_core::domain::InviteStatus;
 use admin_provisioner_core::domain::{Password, Secret, UserId};
 use admin_provisioner_core::{AdminView, Caller, Error, LoginOutcome};
-use admin_provisioner_core::domain::InviteStatus;
 use axum::extract::rejection::FormRejection;
 use axum::extract::{Form, Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -52,7 +52,7 @@ pub fn routes() -> Router<AppState> {
         .route("/", get(root))
         .route("/login", get(login_page).post(login_submit))
         .route("/login/new-password", post(new_password_submit))
-        .route("/logout", get(logout).post(logout))
+        .route("/logout", get(logout_page).post(logout_submit))
         .route("/console", get(console_page))
         .route("/console/admins", post(create_submit))
         .route("/console/admins/{id}/resend", post(resend_submit))
@@ -94,7 +94,10 @@ struct Flash {
 
 impl Flash {
     fn ok(t: impl Into<String>) -> Self {
-        Self { k: "ok".into(), t: t.into() }
+        Self {
+            k: "ok".into(),
+            t: t.into(),
+        }
     }
     fn error(t: impl Into<String>) -> Self {
         Self {
@@ -127,7 +130,11 @@ fn page(title: &str, nav: Option<&Nav<'_>>, flash: Option<&Flash>, main: &str, e
     let links = match nav {
         Some(n) => {
             let link = |href: &str, label: &str| {
-                let cur = if n.current == href { r#" aria-current="page""# } else { "" };
+                let cur = if n.current == href {
+                    r#" aria-current="page""#
+                } else {
+                    ""
+                };
                 format!(r#"<a href="{href}"{cur}>{label}</a>"#)
             };
             let mailbox = if n.emulator {
@@ -144,7 +151,9 @@ fn page(title: &str, nav: Option<&Nav<'_>>, flash: Option<&Flash>, main: &str, e
                 esc(n.csrf)
             )
         }
-        None if emulator => r#"<nav><a href="/login">Sign in</a><a href="/console/mailbox">Mailbox</a></nav>"#.to_string(),
+        None if emulator => {
+            r#"<nav><a href="/login">Sign in</a><a href="/console/mailbox">Mailbox</a></nav>"#.to_string()
+        }
         None => r#"<nav><a href="/login">Sign in</a></nav>"#.to_string(),
     };
     let flash = flash.map(Flash::html).unwrap_or_default();
@@ -242,7 +251,9 @@ fn describe(e: &ApiError) -> String {
             "An invitation was sent moments ago. Wait {} seconds before sending another one.",
             e.retry_after.unwrap_or(60)
         ),
-        "last_admin" => "You cannot remove the last active admin. Create another admin and let them sign in first.".into(),
+        "last_admin" => {
+            "You cannot remove the last active admin. Create another admin and let them sign in first.".into()
+        }
         "forbidden" => "Only an active admin may do this.".into(),
         "invalid_credentials" => "Wrong e-mail or password — or the temporary password has expired (ask an admin to \
                                   resend the invitation)."
@@ -269,7 +280,11 @@ fn describe(e: &ApiError) -> String {
         "unauthorized" => "Your session has expired. Sign in again.".into(),
         "already_bootstrapped" => "An admin already exists.".into(),
         "invalid_request" => format!("The form was incomplete: {}.", e.message),
-        _ => format!("Something went wrong ({}). Quote request id {} to an operator.", e.code, super::error::current_request_id()),
+        _ => format!(
+            "Something went wrong ({}). Quote request id {} to an operator.",
+            e.code,
+            super::error::current_request_id()
+        ),
     }
 }
 
@@ -282,14 +297,15 @@ fn format_time(t: DateTime<Utc>) -> String {
 }
 
 fn relative(t: DateTime<Utc>, now: DateTime<Utc>) -> String {
-    let d = t - now;
-    let (future, d) = if d >= chrono::Duration::zero() { (true, d) } else { (false, -d) };
-    let text = if d.num_days() >= 1 {
-        plural(d.num_days(), "day")
-    } else if d.num_hours() >= 1 {
-        plural(d.num_hours(), "hour")
+    let secs = (t - now).num_seconds();
+    let (future, secs) = (secs >= 0, secs.abs());
+    // Rounded to the nearest unit: an invitation sent a minute ago expires "in 7 days", not "in 6 days".
+    let text = if secs >= 86_400 - 1_800 {
+        plural((secs + 43_200) / 86_400, "day")
+    } else if secs >= 3_600 - 30 {
+        plural((secs + 1_800) / 3_600, "hour")
     } else {
-        plural(d.num_minutes().max(1), "minute")
+        plural(((secs + 30) / 60).max(1), "minute")
     };
     if future {
         format!("in {text}")
@@ -349,28 +365,30 @@ impl AppState {
         self.set_cookie(headers, FLASH_COOKIE, &value, "/", 60)
     }
 
-    /// The CSRF token of a session: HMAC-SHA256 of the session cookie under the per-process key (hex).
+    /// The CSRF token of a session: HMAC-SHA256 of the session cookie (hex). The session cookie is an
+    /// HttpOnly, SameSite=Strict secret a cross-site attacker cannot read, so the token is unguessable to
+    /// them; the HMAC key is a fixed label so that every replica behind a load balancer, and a restarted
+    /// server, computes the same token.
     pub fn csrf_token(&self, session: &str) -> String {
-        let mut mac = Hmac::<Sha256>::new_from_slice(&self.inner.csrf_key).expect("HMAC takes any key size");
+        let mut mac = Hmac::<Sha256>::new_from_slice(CSRF_KEY).expect("HMAC takes any key size");
         mac.update(b"admin-provisioner csrf\0");
         mac.update(session.as_bytes());
-        mac.finalize()
-            .into_bytes()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect()
+        mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect()
     }
 
     fn csrf_ok(&self, session: &str, presented: &str) -> bool {
         let Some(bytes) = hex_decode(presented) else {
             return false;
         };
-        let mut mac = Hmac::<Sha256>::new_from_slice(&self.inner.csrf_key).expect("HMAC takes any key size");
+        let mut mac = Hmac::<Sha256>::new_from_slice(CSRF_KEY).expect("HMAC takes any key size");
         mac.update(b"admin-provisioner csrf\0");
         mac.update(session.as_bytes());
         mac.verify_slice(&bytes).is_ok()
     }
 }
+
+/// Domain-separation key of the CSRF HMAC (not a secret: the secret is the session cookie).
+const CSRF_KEY: &[u8] = b"admin-provisioner console csrf v1";
 
 fn hex_decode(s: &str) -> Option<Vec<u8>> {
     if !s.len().is_multiple_of(2) {
@@ -588,7 +606,13 @@ fn new_password_html(state: &AppState, email: &str, flash: Option<&Flash>) -> St
 </section>"#,
         esc(email)
     );
-    page("Choose a new password", None, flash, &main, state.app().emulator.is_some())
+    page(
+        "Choose a new password",
+        None,
+        flash,
+        &main,
+        state.app().emulator.is_some(),
+    )
 }
 
 async fn login_submit(
@@ -667,11 +691,17 @@ async fn new_password_submit(
     };
     let Ok(Form(form)) = form else {
         let f = Flash::error("Enter the new password twice.");
-        return html(StatusCode::BAD_REQUEST, new_password_html(&state, &challenge.e, Some(&f)));
+        return html(
+            StatusCode::BAD_REQUEST,
+            new_password_html(&state, &challenge.e, Some(&f)),
+        );
     };
     if form.new_password != form.confirm_password {
         let f = Flash::error("The two passwords do not match. Type the same password twice.");
-        return html(StatusCode::BAD_REQUEST, new_password_html(&state, &challenge.e, Some(&f)));
+        return html(
+            StatusCode::BAD_REQUEST,
+            new_password_html(&state, &challenge.e, Some(&f)),
+        );
     }
     match state
         .provisioner()
@@ -721,24 +751,46 @@ struct CsrfForm {
     csrf: String,
 }
 
-async fn logout(
+fn signed_out(state: &AppState, headers: &HeaderMap) -> Response {
+    see_other(
+        "/login",
+        vec![
+            state.clear_cookie(headers, SESSION_COOKIE, "/"),
+            state.clear_cookie(headers, CHALLENGE_COOKIE, "/login"),
+            state.flash_cookie(headers, Flash::ok("You are signed out.")),
+        ],
+    )
+}
+
+/// `GET /logout`: changes nothing; offers the sign-out button (a cross-site link carries no session, since
+/// the cookie is `SameSite=Strict`, and just lands on the login page).
+async fn logout_page(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let Some(session) = cookie(&headers, SESSION_COOKIE) else {
+        return see_other("/login", vec![]);
+    };
+    let main = format!(
+        r#"<section class="card narrow"><h1>Sign out?</h1><form method="post" action="/logout" class="stack"><input type="hidden" name="csrf" value="{}"><button class="btn primary" type="submit">Sign out</button></form></section>"#,
+        esc(&state.csrf_token(&session))
+    );
+    html(
+        StatusCode::OK,
+        page("Sign out", None, None, &main, state.app().emulator.is_some()),
+    )
+}
+
+/// `POST /logout`: clears the session; with a session it needs the CSRF token and a same-origin request.
+async fn logout_submit(
     State(state): State<AppState>,
     headers: HeaderMap,
     form: Result<Form<CsrfForm>, FormRejection>,
 ) -> Response {
-    if let (Ok(Form(form)), Some(session)) = (form, cookie(&headers, SESSION_COOKIE)) {
-        if !same_origin(&headers) || !state.csrf_ok(&session, &form.csrf) {
+    if let Some(session) = cookie(&headers, SESSION_COOKIE) {
+        let csrf = form.map(|Form(f)| f.csrf).unwrap_or_default();
+        if !same_origin(&headers) || !state.csrf_ok(&session, &csrf) {
             return csrf_failure(&state);
         }
     }
-    see_other(
-        "/login",
-        vec![
-            state.clear_cookie(&headers, SESSION_COOKIE, "/"),
-            state.clear_cookie(&headers, CHALLENGE_COOKIE, "/login"),
-            state.flash_cookie(&headers, Flash::ok("You are signed out.")),
-        ],
-    )
+    signed_out(&state, &headers)
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -749,15 +801,24 @@ fn badge(status: InviteStatus) -> String {
     let (class, label, title) = match status {
         InviteStatus::Pending => ("pending", "pending", "Being created in Cognito and the database"),
         InviteStatus::Invited => ("invited", "invited", "Invitation sent; waiting for the first sign-in"),
-        InviteStatus::Expired => ("expired", "expired", "The temporary password expired: resend the invitation"),
+        InviteStatus::Expired => (
+            "expired",
+            "expired",
+            "The temporary password expired: resend the invitation",
+        ),
         InviteStatus::Active => ("active", "active", "Signed in and chose a password"),
         InviteStatus::Failed => ("failed", "failed", "Provisioning failed and needs an operator"),
     };
     format!(r#"<span class="badge {class}" title="{title}">{label}</span>"#)
 }
 
-fn admin_row(a: &AdminView, csrf: &str, now: DateTime<Utc>) -> String {
+fn admin_row(a: &AdminView, me: &str, csrf: &str, now: DateTime<Utc>) -> String {
     let email = esc(&a.email);
+    let you = if a.email.eq_ignore_ascii_case(me) {
+        r#" <span class="you">(you)</span>"#
+    } else {
+        ""
+    };
     let expiry = match (&a.invite, a.status) {
         (_, InviteStatus::Active) => r#"<span class="muted">—</span>"#.to_string(),
         (Some(i), _) => match i.expires_at {
@@ -772,7 +833,10 @@ fn admin_row(a: &AdminView, csrf: &str, now: DateTime<Utc>) -> String {
         (None, _) => r#"<span class="muted">—</span>"#.to_string(),
     };
     let sent = match &a.invite {
-        Some(i) if !i.delivered => format!(r#"{} <span class="warn" title="Cognito could not deliver the last invitation; resend it">undelivered</span>"#, i.invites_sent),
+        Some(i) if !i.delivered => format!(
+            r#"{} <span class="warn" title="Cognito could not deliver the last invitation; resend it">undelivered</span>"#,
+            i.invites_sent
+        ),
         Some(i) => i.invites_sent.to_string(),
         None => "—".into(),
     };
@@ -800,7 +864,7 @@ fn admin_row(a: &AdminView, csrf: &str, now: DateTime<Utc>) -> String {
         )),
     }
     format!(
-        r#"<tr data-email="{lower}"><td class="email">{email}</td><td>{}</td><td>{expiry}</td><td class="num">{sent}</td><td class="actions">{actions}</td></tr>"#,
+        r#"<tr data-email="{lower}"><td class="email">{email}{you}</td><td>{}</td><td>{expiry}</td><td class="num">{sent}</td><td class="actions"><div>{actions}</div></td></tr>"#,
         badge(a.status),
         lower = esc(&a.email.to_lowercase())
     )
@@ -820,7 +884,10 @@ async fn console_page(State(state): State<AppState>, headers: HeaderMap) -> Resp
         }
     };
     let now = state.provisioner().now();
-    let rows: String = admins.iter().map(|a| admin_row(a, &user.csrf, now)).collect();
+    let rows: String = admins
+        .iter()
+        .map(|a| admin_row(a, &user.email, &user.csrf, now))
+        .collect();
     let days = state.provisioner().settings().invite_validity_days;
     let count = |s: InviteStatus| admins.iter().filter(|a| a.status == s).count();
     let main = format!(
@@ -837,7 +904,7 @@ async fn console_page(State(state): State<AppState>, headers: HeaderMap) -> Resp
 </section>
 <section class="card">
 <table class="admins">
-<thead><tr><th>E-mail</th><th>Status</th><th>Invite expires</th><th class="num">Invites sent</th><th>Actions</th></tr></thead>
+<thead><tr><th>E-mail</th><th>Status</th><th>Invite expires</th><th class="num">Invites sent</th><th class="actions">Actions</th></tr></thead>
 <tbody>{rows}</tbody>
 </table>
 </section>"#,
@@ -1033,7 +1100,14 @@ async fn mailbox_page(State(state): State<AppState>) -> Response {
     let mailbox = emu.mailbox();
     let messages = match tokio::task::spawn_blocking(move || mailbox.messages()).await {
         Ok(Ok(m)) => m,
-        Ok(Err(e)) => return error_page(&state, StatusCode::INTERNAL_SERVER_ERROR, "internal", &format!("The mailbox folder cannot be read: {e}")),
+        Ok(Err(e)) => {
+            return error_page(
+                &state,
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                &format!("The mailbox folder cannot be read: {e}"),
+            )
+        }
         Err(e) => return ApiError::internal(e).into_response(),
     };
     let items: String = messages
@@ -1153,8 +1227,10 @@ td { padding:12px; border-bottom:1px solid var(--line); vertical-align:middle; }
 tbody tr:last-child td { border-bottom:none; }
 td.num, th.num { text-align:right; }
 td.email { font-weight:500; }
-td.actions { display:flex; gap:8px; justify-content:flex-end; }
+td.actions div { display:flex; gap:8px; justify-content:flex-end; }
 td.actions form { margin:0; }
+th.actions { text-align:right; }
+.you { color:var(--muted); font-weight:400; font-size:13px; }
 td.ok { color:var(--ok-fg); } td.bad { color:var(--err-fg); }
 td.rid code { font-size:12px; color:var(--muted); }
 .badge { display:inline-block; padding:2px 10px; border-radius:999px; font-size:12px; font-weight:600; }
@@ -1186,7 +1262,10 @@ mod tests {
 
     #[test]
     fn esc_escapes_markup_and_quotes() {
-        assert_eq!(esc(r#"<a href="x">'&'</a>"#), "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;");
+        assert_eq!(
+            esc(r#"<a href="x">'&'</a>"#),
+            "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;"
+        );
     }
 
     #[test]
@@ -1197,6 +1276,17 @@ mod tests {
         assert!(!same_origin(&h));
         h.insert(header::ORIGIN, "http://127.0.0.1:8080".parse().unwrap());
         assert!(same_origin(&h));
+    }
+
+    #[test]
+    fn relative_times_round_to_the_nearest_unit() {
+        let now = Utc::now();
+        assert_eq!(
+            relative(now + chrono::Duration::days(7) - chrono::Duration::seconds(5), now),
+            "in 7 days"
+        );
+        assert_eq!(relative(now - chrono::Duration::hours(3), now), "3 hours ago");
+        assert_eq!(relative(now + chrono::Duration::seconds(10), now), "in 1 minute");
     }
 
     #[test]

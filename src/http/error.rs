@@ -91,7 +91,11 @@ impl ApiError {
         if let Some(secs) = self.retry_after {
             res.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
-        if let Some(v) = self.www_authenticate.as_deref().and_then(|v| HeaderValue::from_str(v).ok()) {
+        if let Some(v) = self
+            .www_authenticate
+            .as_deref()
+            .and_then(|v| HeaderValue::from_str(v).ok())
+        {
             res.headers_mut().insert(header::WWW_AUTHENTICATE, v);
         }
         res
@@ -136,7 +140,9 @@ impl IntoResponse for ApiError {
 /// problem (not valid JSON, a missing field) but never repeats a value from the body.
 pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     if body.iter().all(u8::is_ascii_whitespace) {
-        return Err(ApiError::invalid_request("the request body is empty; a JSON object is expected"));
+        return Err(ApiError::invalid_request(
+            "the request body is empty; a JSON object is expected",
+        ));
     }
     serde_json::from_slice::<T>(body).map_err(|e| {
         use serde_json::error::Category;

@@ -63,9 +63,11 @@ impl Metrics {
             let n = m.provisions.get(outcome).copied().unwrap_or(0);
             let _ = writeln!(out, "admin_provisioner_provisions_total{{outcome=\"{outcome}\"}} {n}");
         }
-        for (outcome, n) in m.provisions.iter().filter(|(o, _)| {
-            !["created", "compensated", "rejected", "stuck"].contains(&o.as_str())
-        }) {
+        for (outcome, n) in m
+            .provisions
+            .iter()
+            .filter(|(o, _)| !["created", "compensated", "rejected", "stuck"].contains(&o.as_str()))
+        {
             let _ = writeln!(
                 out,
                 "admin_provisioner_provisions_total{{outcome=\"{}\"}} {n}",
@@ -88,8 +90,16 @@ impl Metrics {
             "admin_provisioner_saga_duration_seconds_bucket{{le=\"+Inf\"}} {}",
             m.saga_duration.count
         );
-        let _ = writeln!(out, "admin_provisioner_saga_duration_seconds_sum {}", m.saga_duration.sum);
-        let _ = writeln!(out, "admin_provisioner_saga_duration_seconds_count {}", m.saga_duration.count);
+        let _ = writeln!(
+            out,
+            "admin_provisioner_saga_duration_seconds_sum {}",
+            m.saga_duration.sum
+        );
+        let _ = writeln!(
+            out,
+            "admin_provisioner_saga_duration_seconds_count {}",
+            m.saga_duration.count
+        );
 
         out.push_str("# HELP admin_provisioner_identity_provider_calls_total Identity-provider (Cognito) calls by operation and result.\n");
         out.push_str("# TYPE admin_provisioner_identity_provider_calls_total counter\n");
@@ -159,8 +169,17 @@ mod tests {
         m.provision_finished("created", 0.07);
         m.provision_finished("created", 3.0);
         let text = m.render();
-        assert!(text.contains("admin_provisioner_saga_duration_seconds_bucket{le=\"0.1\"} 1\n"), "{text}");
-        assert!(text.contains("admin_provisioner_saga_duration_seconds_bucket{le=\"5\"} 2\n"), "{text}");
-        assert!(text.contains("admin_provisioner_provisions_total{outcome=\"created\"} 2\n"), "{text}");
+        assert!(
+            text.contains("admin_provisioner_saga_duration_seconds_bucket{le=\"0.1\"} 1\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("admin_provisioner_saga_duration_seconds_bucket{le=\"5\"} 2\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("admin_provisioner_provisions_total{outcome=\"created\"} 2\n"),
+            "{text}"
+        );
     }
 }

@@ -43,8 +43,7 @@ use std::time::Instant;
 /// The request-id header, read from requests and set on every response.
 pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
-/// Shared state of the service: the wired [`App`], the metrics registry, the JWKS cache and the key that
-/// signs console CSRF tokens. Cheap to clone.
+/// Shared state of the service: the wired [`App`], the metrics registry, the JWKS cache. Cheap to clone.
 #[derive(Clone)]
 pub struct AppState {
     inner: Arc<Inner>,
@@ -55,7 +54,6 @@ struct Inner {
     app: App,
     metrics: Arc<Metrics>,
     jwks: JwksCache,
-    csrf_key: [u8; 32],
 }
 
 impl AppState {
@@ -72,7 +70,6 @@ impl AppState {
                 app,
                 metrics,
                 jwks: JwksCache::default(),
-                csrf_key: rand::random(),
             }),
             secure_cookies: None,
         }
