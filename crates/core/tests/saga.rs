@@ -411,3 +411,38 @@ async fn records_of_an_already_compensated_saga_are_refused() {
     h.assert_both_or_neither("kai@example.com").await;
     assert!(!h.db_has("kai@example.com").await);
 }
+
+macro_rules! compensation_fault_case {
+    ($name:ident, $op:expr, $mode:expr) => {
+        #[tokio::test]
+        async fn $name() {
+            for times in [Some(1), None] {
+                let h = Harness::emulator_sqlite().await;
+                run_compensation_fault_case(&h, $op, $mode, times).await;
+            }
+        }
+    };
+}
+
+compensation_fault_case!(
+    undo_fault_admin_delete_user_error,
+    idp_op::ADMIN_DELETE_USER,
+    FaultMode::Error
+);
+compensation_fault_case!(
+    undo_fault_admin_delete_user_succeed_then_error,
+    idp_op::ADMIN_DELETE_USER,
+    FaultMode::SucceedThenError
+);
+compensation_fault_case!(
+    undo_fault_admin_delete_user_hang,
+    idp_op::ADMIN_DELETE_USER,
+    FaultMode::Hang
+);
+compensation_fault_case!(
+    undo_fault_admin_delete_user_succeed_then_hang,
+    idp_op::ADMIN_DELETE_USER,
+    FaultMode::SucceedThenHang
+);
+compensation_fault_case!(undo_fault_saga_update_error, store_op::SAGA_UPDATE, FaultMode::Error);
+compensation_fault_case!(undo_fault_saga_update_hang, store_op::SAGA_UPDATE, FaultMode::Hang);

@@ -201,3 +201,37 @@ impl admin_provisioner_core::clock::Clock for Later {
         chrono::Utc::now() + self.0
     }
 }
+
+macro_rules! compensation_fault_case {
+    ($name:ident, $op:expr, $mode:expr) => {
+        #[tokio::test]
+        async fn $name() {
+            for times in [Some(1), None] {
+                let f = Fixture::new().await;
+                run_compensation_fault_case(&f.h, $op, $mode, times).await;
+                f.finish().await;
+            }
+        }
+    };
+}
+
+compensation_fault_case!(
+    moto_pg_undo_fault_admin_delete_user_error,
+    idp_op::ADMIN_DELETE_USER,
+    FaultMode::Error
+);
+compensation_fault_case!(
+    moto_pg_undo_fault_admin_delete_user_succeed_then_error,
+    idp_op::ADMIN_DELETE_USER,
+    FaultMode::SucceedThenError
+);
+compensation_fault_case!(
+    moto_pg_undo_fault_admin_delete_user_hang,
+    idp_op::ADMIN_DELETE_USER,
+    FaultMode::Hang
+);
+compensation_fault_case!(
+    moto_pg_undo_fault_saga_update_error,
+    store_op::SAGA_UPDATE,
+    FaultMode::Error
+);

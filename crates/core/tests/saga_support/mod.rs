@@ -245,3 +245,50 @@ pub async fn run_fault_case(h: &Harness, op: &str, mode: FaultMode, times: Optio
     h.assert_both_or_neither(email).await;
     assert!(h.db_has(email).await);
 }
+
+/// A fault at an identity-provider call of the *undo* path: the records write fails definitively (forcing
+/// compensation) and `op` fails in `mode`. Either the undo still finishes (nothing anywhere) or the saga is
+/// visibly stuck; after the recovery that follows, nothing is anywhere and no pre-existing user was touched.
+pub async fn run_compensation_fault_case(h: &Harness, op: &str, mode: FaultMode, times: Option<u32>) {
+    let ctx = format!("compensation fault {op} {mode:?} times={times:?}");
+    h.clock.advance(chrono::Duration::seconds(-600));
+    let legacy = h.create_foreign_user("legacy.user@example.com").await;
+    h.clock.advance(chrono::Duration::seconds(600));
+    let email = "undo.victim@example.com";
+    h.plan.fail_store(
+        admin_provisioner_core::store::op::INSERT_ADMIN,
+        FaultMode::Error,
+        None,
+        admin_provisioner_core::store::StoreError::Other("check constraint violated".into()),
+    );
+    h.plan.fail(op, mode, times);
+    let result = h.p.provision_new_admin(&Caller::Operator, email, None).await;
+    match &result {
+        Ok(_) => panic!("{ctx}: the records write always fails, provisioning cannot succeed"),
+        Err(Error::SagaStuck { saga_id }) => {
+            let saga = h.raw_store.get(*saga_id).await.unwrap().unwrap();
+            assert_eq!(saga.state, SagaState::Stuck, "{ctx}");
+            assert!(!h.db_has(email).await, "{ctx}");
+        }
+        Err(_) => {
+            assert!(!h.db_has(email).await, "{ctx}");
+            assert!(
+                !h.cognito_has(email).await,
+                "{ctx}: undo reported done but the Cognito user exists"
+            );
+        }
+    }
+    h.plan.clear();
+    h.p.recover_unfinished(chrono::Duration::zero()).await.unwrap();
+    assert!(h.raw_store.list_unfinished().await.unwrap().is_empty(), "{ctx}");
+    assert!(
+        !h.cognito_has(email).await,
+        "{ctx}: Cognito user left behind after recovery"
+    );
+    assert!(!h.db_has(email).await, "{ctx}");
+    assert_eq!(
+        h.cognito_user("legacy.user@example.com").await.unwrap().sub,
+        legacy.sub,
+        "{ctx}"
+    );
+}
