@@ -80,6 +80,27 @@ pub struct Config {
 }
 
 impl Config {
+    /// The embedded defaults with every file inside `dir`: an SQLite database, the emulator's state and
+    /// its mailbox (used by `demo` and by tests; nothing is read from the environment).
+    pub fn embedded_in(dir: &std::path::Path) -> Self {
+        Self {
+            database_url: format!("sqlite://{}", dir.join("admin-provisioner.db").display()),
+            cognito_user_pool_id: None,
+            cognito_client_id: None,
+            cognito_client_secret: None,
+            aws_region: "us-east-1".into(),
+            cognito_endpoint_url: None,
+            cognito_issuer: None,
+            cognito_jwks_url: None,
+            bind_addr: "127.0.0.1:0".into(),
+            invite_validity_days: 7,
+            mailbox_dir: dir.join("mailbox"),
+            emulator_state: dir.join("cognito-emulator.db"),
+            resend_cooldown_secs: 60,
+            call_timeout_secs: 10,
+        }
+    }
+
     /// True when the built-in emulator is used.
     pub fn uses_emulator(&self) -> bool {
         self.cognito_user_pool_id.is_none()

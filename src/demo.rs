@@ -16,22 +16,7 @@ use std::io::Write;
 /// Runs the demo, writing the numbered steps to `out`.
 pub async fn run(out: &mut dyn Write) -> anyhow::Result<()> {
     let dir = tempfile::tempdir().context("cannot create a temporary folder")?;
-    let config = Config {
-        database_url: format!("sqlite://{}", dir.path().join("demo.db").display()),
-        cognito_user_pool_id: None,
-        cognito_client_id: None,
-        cognito_client_secret: None,
-        aws_region: "us-east-1".into(),
-        cognito_endpoint_url: None,
-        cognito_issuer: None,
-        cognito_jwks_url: None,
-        bind_addr: "127.0.0.1:0".into(),
-        invite_validity_days: 7,
-        mailbox_dir: dir.path().join("mailbox"),
-        emulator_state: dir.path().join("cognito-emulator.db"),
-        resend_cooldown_secs: 60,
-        call_timeout_secs: 10,
-    };
+    let config = Config::embedded_in(dir.path());
     let app = App::build_with(config, Hooks::default()).await?;
     let p = &app.provisioner;
     let mailbox = Mailbox::new(&app.config.mailbox_dir);
@@ -198,16 +183,17 @@ async fn first_login(
 }
 
 async fn show_claims(out: &mut dyn Write, app: &App, tokens: &Tokens) -> anyhow::Result<serde_json::Value> {
-    let idp = app.provisioner.identity_provider();
-    let jwks = idp.jwks().await.map_err(|e| anyhow!(e))?;
-    let settings = idp.token_settings();
-    let claims = verify(tokens.id_token.expose(), &jwks, &settings.issuer, &settings.client_id)?;
-    let access = verify(
-        tokens.access_token.expose(),
-        &jwks,
-        &settings.issuer,
-        &settings.client_id,
-    )?;
+    // The same verifier the API uses (JWKS, RS256, kid, exp, iss, token_use, aud / client_id) ...
+    let state = crate::http::AppState::new(app.clone());
+    for token in [&tokens.id_token, &tokens.access_token] {
+        state
+            .verify(token.expose())
+            .await
+            .map_err(|e| anyhow!("token refused: {e:?}"))?;
+    }
+    // ... then the verified payloads are decoded for display.
+    let claims = payload(tokens.id_token.expose())?;
+    let access = payload(tokens.access_token.expose())?;
     writeln!(out, "   Verified ID token claims (the token itself is never printed):")?;
     for k in ["iss", "sub", "aud", "token_use", "cognito:username", "email", "exp"] {
         if let Some(v) = claims.get(k) {
@@ -222,26 +208,10 @@ async fn show_claims(out: &mut dyn Write, app: &App, tokens: &Tokens) -> anyhow:
     Ok(claims)
 }
 
-/// Verifies an RS256 Cognito token against a JWKS and returns its claims (no `aud` check for access tokens,
-/// whose audience is the `client_id` claim).
-fn verify(token: &str, jwks: &serde_json::Value, issuer: &str, client_id: &str) -> anyhow::Result<serde_json::Value> {
-    use jsonwebtoken::{decode, decode_header, jwk::JwkSet, Algorithm, DecodingKey, Validation};
-    let header = decode_header(token)?;
-    let set: JwkSet = serde_json::from_value(jwks.clone())?;
-    let kid = header.kid.ok_or_else(|| anyhow!("token has no kid"))?;
-    let jwk = set.find(&kid).ok_or_else(|| anyhow!("unknown kid"))?;
-    let mut v = Validation::new(Algorithm::RS256);
-    v.set_issuer(&[issuer]);
-    v.validate_aud = false;
-    let data = decode::<serde_json::Value>(token, &DecodingKey::from_jwk(jwk)?, &v)?;
-    let c = data.claims;
-    let ok = match c["token_use"].as_str() {
-        Some("id") => c["aud"].as_str() == Some(client_id),
-        Some("access") => c["client_id"].as_str() == Some(client_id),
-        _ => false,
-    };
-    if !ok {
-        return Err(anyhow!("token audience/client_id does not match"));
-    }
-    Ok(c)
+/// The JSON payload of a JWT that was already verified.
+fn payload(token: &str) -> anyhow::Result<serde_json::Value> {
+    use base64::Engine;
+    let part = token.split('.').nth(1).ok_or_else(|| anyhow!("not a JWT"))?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(part)?;
+    Ok(serde_json::from_slice(&bytes)?)
 }

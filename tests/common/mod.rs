@@ -30,22 +30,7 @@ pub const ADMIN_EMAIL: &str = "root.admin@example.com";
 
 /// Configuration for an app in `dir`, built directly (not from the environment).
 pub fn test_config(dir: &Path) -> Config {
-    Config {
-        database_url: format!("sqlite://{}", dir.join("db.sqlite").display()),
-        cognito_user_pool_id: None,
-        cognito_client_id: None,
-        cognito_client_secret: None,
-        aws_region: "us-east-1".into(),
-        cognito_endpoint_url: None,
-        cognito_issuer: None,
-        cognito_jwks_url: None,
-        bind_addr: "127.0.0.1:0".into(),
-        invite_validity_days: 7,
-        mailbox_dir: dir.join("mailbox"),
-        emulator_state: dir.join("cognito-emulator.sqlite"),
-        resend_cooldown_secs: 60,
-        call_timeout_secs: 10,
-    }
+    Config::embedded_in(dir)
 }
 
 /// Saga settings that keep injected faults quick: short backoff, few attempts.
