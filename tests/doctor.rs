@@ -109,3 +109,54 @@ fn unreachable_cognito_endpoint_is_a_one_line_start_up_error() {
     assert_eq!(err.trim().lines().count(), 1, "{err}");
     assert!(err.contains("unreachable") || err.contains("did not answer"), "{err}");
 }
+
+/// The production pairing end to end through the binary: AWS SDK adapter (against moto) + PostgreSQL.
+#[tokio::test]
+async fn provision_and_resend_against_moto_and_postgres() {
+    use sqlx::{Connection, Executor};
+    let admin_url =
+        std::env::var("TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+    let db = format!("ap_cli_test_{}", uuid::Uuid::new_v4().simple());
+    let mut conn = sqlx::PgConnection::connect(&admin_url)
+        .await
+        .expect("PostgreSQL is needed for this test");
+    conn.execute(format!("CREATE DATABASE {db}").as_str()).await.unwrap();
+    let (base, _) = admin_url.rsplit_once('/').unwrap();
+    let db_url = format!("{base}/{db}");
+
+    let moto = MotoServer::shared().unwrap();
+    let pool = moto.create_pool(PoolOptions::default()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut vars = pool.env_vars();
+    vars.push(("RESEND_COOLDOWN_SECS".into(), "0".into()));
+    let run = |args: &[&str]| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_admin-provisioner"));
+        cmd.args(args).current_dir(dir.path()).env_remove("RUST_LOG");
+        for (k, v) in &vars {
+            cmd.env(k, v);
+        }
+        cmd.env("DATABASE_URL", &db_url).output().unwrap()
+    };
+
+    let out = run(&["bootstrap-admin", "--email", "Pat@Example.com"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = run(&["provision", "--email", "quinn@example.com"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = run(&["resend-invite", "--email", "quinn@example.com"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let dup = run(&["provision", "--email", "QUINN@example.com"]);
+    assert!(!dup.status.success());
+
+    // Both systems agree.
+    use admin_provisioner_core::identity::IdentityProvider;
+    let cognito = pool.provider.admin_get_user("quinn@example.com").await.unwrap();
+    let store = admin_provisioner_store::connect(&db_url).await.unwrap();
+    let record = store.find_admin_by_email("quinn@example.com").await.unwrap().unwrap();
+    assert_eq!(record.user.cognito_username, cognito.username);
+    assert_eq!(record.admin_info.invites_sent, 2);
+    assert_eq!(store.list_admins().await.unwrap().len(), 2);
+    drop(store);
+    conn.execute(format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)").as_str())
+        .await
+        .ok();
+}
