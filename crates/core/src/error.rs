@@ -36,6 +36,9 @@ pub enum Error {
         /// The configured cooldown.
         cooldown_secs: u64,
     },
+    /// The line is a provisioning still running; wait for it to finish (code `provisioning_in_progress`, 409).
+    #[error("this admin is still being provisioned; try again in a minute")]
+    ProvisioningInProgress,
     /// Removing this admin would leave no active admin (code `last_admin`, 409).
     #[error("this is the last active admin; create and activate another admin first")]
     LastAdmin,
@@ -86,6 +89,7 @@ impl Error {
             Error::AlreadyActive => "already_active",
             Error::ResendCooldown { .. } => "resend_cooldown",
             Error::LastAdmin => "last_admin",
+            Error::ProvisioningInProgress => "provisioning_in_progress",
             Error::AlreadyBootstrapped => "already_bootstrapped",
             Error::InvalidCredentials => "invalid_credentials",
             Error::PasswordPolicy(_) => "password_policy",
@@ -109,6 +113,7 @@ impl Error {
             | Error::ForeignIdentityExists
             | Error::AlreadyActive
             | Error::LastAdmin
+            | Error::ProvisioningInProgress
             | Error::AlreadyBootstrapped
             | Error::NoChallenge => 409,
             Error::ResendCooldown { .. } | Error::RateLimited => 429,

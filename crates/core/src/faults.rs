@@ -49,6 +49,8 @@ pub struct FaultRule {
     pub idp_error: Option<IdpError>,
     /// The store error to return (default: `Unavailable`).
     pub store_error: Option<StoreError>,
+    /// How many matching calls to let through untouched before the rule starts hitting.
+    pub skip: u32,
 }
 
 /// A shared, mutable set of fault rules; also counts calls per operation.
@@ -56,6 +58,7 @@ pub struct FaultRule {
 pub struct FaultPlan {
     rules: Mutex<Vec<FaultRule>>,
     calls: Mutex<Vec<String>>,
+    hanging: tokio::sync::Notify,
 }
 
 impl FaultPlan {
@@ -77,6 +80,7 @@ impl FaultPlan {
             remaining: times,
             idp_error: None,
             store_error: None,
+            skip: 0,
         });
     }
 
@@ -88,6 +92,7 @@ impl FaultPlan {
             remaining: times,
             idp_error: Some(err),
             store_error: None,
+            skip: 0,
         });
     }
 
@@ -99,7 +104,26 @@ impl FaultPlan {
             remaining: times,
             idp_error: None,
             store_error: Some(err),
+            skip: 0,
         });
+    }
+
+    /// Shorthand: `op` fails in `mode` from its `skip + 1`-th call on (`times` calls, `None` = always).
+    pub fn fail_after(&self, op: &str, skip: u32, mode: FaultMode, times: Option<u32>) {
+        self.add(FaultRule {
+            op: op.to_string(),
+            mode,
+            remaining: times,
+            idp_error: None,
+            store_error: None,
+            skip,
+        });
+    }
+
+    /// Resolves once an injected hang has started (a "crash" point for tests: drop the caller's future
+    /// then). Each hang stores one wake-up, so a hang that began before the call is not missed.
+    pub async fn hang_started(&self) {
+        self.hanging.notified().await
     }
 
     /// Removes every rule.
@@ -121,6 +145,10 @@ impl FaultPlan {
         self.calls.lock().unwrap().push(op.to_string());
         let mut rules = self.rules.lock().unwrap();
         let idx = rules.iter().position(|r| r.op == op && r.remaining != Some(0))?;
+        if rules[idx].skip > 0 {
+            rules[idx].skip -= 1;
+            return None;
+        }
         let rule = rules[idx].clone();
         if let Some(n) = rules[idx].remaining.as_mut() {
             *n -= 1;
@@ -129,7 +157,8 @@ impl FaultPlan {
     }
 }
 
-async fn hang_forever() {
+async fn hang_forever(plan: &FaultPlan) {
+    plan.hanging.notify_one();
     // Long enough to outlive any caller timeout; the caller's timeout drops this future.
     tokio::time::sleep(std::time::Duration::from_secs(3600)).await;
 }
@@ -143,7 +172,7 @@ macro_rules! inject {
                 match rule.mode {
                     FaultMode::Error => Err(err),
                     FaultMode::Hang => {
-                        hang_forever().await;
+                        hang_forever(&$plan).await;
                         Err(err)
                     }
                     FaultMode::SucceedThenError => {
@@ -152,7 +181,7 @@ macro_rules! inject {
                     }
                     FaultMode::SucceedThenHang => {
                         let _ = $call.await;
-                        hang_forever().await;
+                        hang_forever(&$plan).await;
                         Err(err)
                     }
                 }

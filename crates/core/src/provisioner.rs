@@ -53,7 +53,7 @@ impl Default for ProvisionerSettings {
             backoff_base: Duration::from_millis(100),
             backoff_max: Duration::from_secs(2),
             resend_cooldown: Duration::from_secs(60),
-            ownership_skew: chrono::Duration::seconds(60),
+            ownership_skew: chrono::Duration::seconds(5),
         }
     }
 }
@@ -298,7 +298,7 @@ impl Provisioner {
                     invite_delivered: false,
                 })
             }
-            Err(e) => Err(e.into()),
+            Err(e) => Err(admin_call_error(e)),
         }
     }
 
@@ -402,7 +402,7 @@ impl Provisioner {
     /// or expired temporary password, expired session), [`Error::PasswordPolicy`], [`Error::NoChallenge`]
     /// (the password was already changed), [`Error::RateLimited`], [`Error::IdentityProviderUnavailable`].
     /// A database failure after Cognito accepted the new password does not fail the call (the password is
-    /// already changed); it is logged and repaired at the next login or by the reconciler.
+    /// already changed); it is logged and repaired at the next successful login.
     #[tracing::instrument(skip_all)]
     pub async fn handle_new_password_challenge(
         &self,
@@ -437,7 +437,7 @@ impl Provisioner {
     /// Returns the new [`InviteView`]. Errors: [`Error::InvalidEmail`], [`Error::Forbidden`],
     /// [`Error::NotFound`], [`Error::AlreadyActive`], [`Error::ResendCooldown`], [`Error::RateLimited`],
     /// [`Error::IdentityProviderUnavailable`], [`Error::IdentityProviderError`] (the Cognito user is
-    /// missing: run the reconciler), [`Error::DatabaseUnavailable`].
+    /// missing from the pool), [`Error::DatabaseUnavailable`].
     #[tracing::instrument(skip_all)]
     pub async fn resend_admin_invite(
         &self,
@@ -610,10 +610,13 @@ impl Provisioner {
     /// grants the user anything meanwhile.
     pub async fn remove_admin(&self, caller: &Caller, id: UserId, request_id: Option<&str>) -> Result<(), Error> {
         let actor = self.authorize(caller).await?;
-        let record = self
-            .store_call(self.admins.get_admin(id))
-            .await?
-            .ok_or(Error::NotFound)?;
+        let record = match self.store_call(self.admins.get_admin(id)).await? {
+            Some(r) => r,
+            None => match self.revoke_unfinished(&actor, id, request_id).await? {
+                Some(r) => r,
+                None => return Ok(()),
+            },
+        };
         if record.user.status == UserStatus::Active && self.store_call(self.admins.count_active_admins()).await? <= 1 {
             return Err(Error::LastAdmin);
         }
@@ -654,14 +657,57 @@ impl Provisioner {
         {
             Ok(()) | Err(StoreError::NotFound) => {}
             Err(e) => {
-                // Did the delete land despite the error?
-                if let Ok(Some(_)) = self.store_call(self.admins.get_admin(id)).await {
-                    let _ = self.set_state(saga.id, SagaState::Aborted, Some(e.to_string())).await;
-                    return Err(e.into());
+                // Did the delete land despite the error? Only a definite "gone" lets Cognito be touched.
+                match self.store_call(self.admins.get_admin(id)).await {
+                    Ok(None) => {}
+                    Ok(Some(_)) => {
+                        let _ = self.set_state(saga.id, SagaState::Aborted, Some(e.to_string())).await;
+                        return Err(e.into());
+                    }
+                    Err(read_err) => {
+                        tracing::error!(saga_id = %saga.id, error = %read_err, "cannot tell whether the admin was deleted; leaving the removal to recovery");
+                        return Err(Error::SagaStuck { saga_id: saga.id });
+                    }
                 }
             }
         }
         self.finish_remove(&saga).await
+    }
+
+    /// `DELETE` of a line that has no records yet: a provisioning still running (refused), or one that
+    /// was interrupted or is stuck (recovered now: finished or undone). Returns the records when recovery
+    /// finished the provisioning (the caller then removes the admin), `None` when nothing is left.
+    async fn revoke_unfinished(
+        &self,
+        actor: &Actor,
+        id: UserId,
+        request_id: Option<&str>,
+    ) -> Result<Option<AdminRecord>, Error> {
+        let saga = self
+            .store_call(self.sagas.list_unfinished())
+            .await?
+            .into_iter()
+            .find(|s| s.kind == SagaKind::Provision && s.user_id == id)
+            .ok_or(Error::NotFound)?;
+        if saga.state != SagaState::Stuck && self.now() - saga.updated_at < self.creation_window() {
+            return Err(Error::ProvisioningInProgress);
+        }
+        let end = self.recover_provision(&saga).await;
+        if let Some(record) = self.store_call(self.admins.get_admin(id)).await? {
+            return Ok(Some(record));
+        }
+        if !end.is_terminal() {
+            return Err(Error::SagaStuck { saga_id: saga.id });
+        }
+        let audit = self.audit(
+            actor,
+            AuditAction::DeleteAdmin,
+            &saga.email_normalized,
+            "success: provisioning undone",
+            request_id,
+        );
+        let _ = self.store_call(self.admins.append_audit(audit)).await;
+        Ok(None)
     }
 
     /// Finds sagas left unfinished by a crash (or stuck) whose last change is older than `min_age`, and
@@ -757,7 +803,7 @@ impl Provisioner {
         };
 
         // Step 1: record the intent before any side effect.
-        let saga = match self.retry(|| self.store_call(self.sagas.begin(intent.clone()))).await {
+        let mut saga = match self.retry(|| self.store_call(self.sagas.begin(intent.clone()))).await {
             Ok(s) => s,
             Err(StoreError::SagaInFlight) => return Err(Error::AdminExists),
             Err(e) => {
@@ -768,13 +814,31 @@ impl Provisioner {
             }
         };
 
-        // Step 2: the Cognito user.
+        // Step 2: note in the log that AdminCreateUser is about to be called. A saga still `started` after a
+        // crash therefore never called Cognito, and recovery leaves any user at that username alone.
+        let creating = SagaUpdate {
+            state: Some(SagaState::IdentityCreating),
+            expected_state: Some(SagaState::Started),
+            ..Default::default()
+        };
+        if let Err(e) = self
+            .retry(|| self.store_call(self.sagas.update(saga.id, creating.clone())))
+            .await
+        {
+            if !matches!(e, StoreError::SagaStateChanged(ref st) if st == SagaState::IdentityCreating.as_str()) {
+                let _ = self.set_state(saga.id, SagaState::Aborted, Some(e.to_string())).await;
+                return Err(e.into());
+            }
+        }
+        saga.state = SagaState::IdentityCreating;
+
+        // Step 3: the Cognito user.
         let identity = match self.create_identity_step(&saga).await {
             Step::Done(identity) => identity,
             Step::Failed(err) => return Err(self.compensate_provision(&saga, None, err).await),
         };
 
-        // Step 3: remember it in the saga log.
+        // Step 4: remember it in the saga log.
         let update = SagaUpdate {
             state: Some(SagaState::IdentityCreated),
             cognito_username: Some(identity.user.username.clone()),
@@ -791,7 +855,7 @@ impl Provisioner {
             return Err(self.compensate_provision(&saga, Some(&identity.user), e.into()).await);
         }
 
-        // Step 4: the database records, completing the saga in the same transaction.
+        // Step 5: the database records, completing the saga in the same transaction.
         let plan = RecordPlan {
             user_id: saga.user_id,
             actor: actor.clone(),
@@ -824,6 +888,13 @@ impl Provisioner {
             Ok(None) => Err(self.compensate_provision(&saga, Some(&identity.user), err).await),
             Err(read_err) => {
                 tracing::error!(saga_id = %saga.id, error = %read_err, "cannot tell whether the records were written; leaving the saga for recovery");
+                let _ = self
+                    .set_state(
+                        saga.id,
+                        SagaState::Stuck,
+                        Some(format!("{err}; read-back failed: {read_err}")),
+                    )
+                    .await;
                 Err(Error::SagaStuck { saga_id: saga.id })
             }
         }
@@ -882,38 +953,65 @@ impl Provisioner {
         )
     }
 
-    /// The Cognito user at the saga's username, if it is this saga's own (see the module docs).
-    async fn find_own_identity(&self, saga: &SagaRecord) -> Result<Option<IdpUser>, IdpError> {
+    /// How long after its intent a saga may still have created its Cognito user: every attempt of the
+    /// create step with its timeouts and backoff, twice over, plus the clock skew.
+    fn creation_window(&self) -> chrono::Duration {
+        let per_attempt = self.settings.call_timeout + self.settings.backoff_max;
+        let span = per_attempt.saturating_mul(self.settings.max_attempts.max(1) * 2);
+        chrono::Duration::from_std(span).unwrap_or(chrono::Duration::minutes(10)) + self.settings.ownership_skew
+    }
+
+    /// What is at the saga's Cognito username, and whether it is the saga's own (see the module docs).
+    async fn classify_identity(&self, saga: &SagaRecord) -> Result<Found, IdpError> {
         let user = match self
             .retry(|| self.idp_call(idp_op::ADMIN_GET_USER, self.idp.admin_get_user(&saga.cognito_username)))
             .await
         {
             Ok(u) => u,
-            Err(IdpError::UserNotFound) => return Ok(None),
+            Err(IdpError::UserNotFound) => return Ok(Found::Missing),
             Err(e) => return Err(e),
         };
         if saga.identity_created_by_saga && saga.cognito_sub.as_deref() == Some(user.sub.as_str()) {
-            return Ok(Some(user));
+            return Ok(Found::Recorded(user));
         }
-        let fresh = user.created_at >= saga.started_at - self.settings.ownership_skew;
-        let invited = user.status == IdpUserStatus::ForceChangePassword;
+        if saga.state == SagaState::Started {
+            // The log says AdminCreateUser was never called: whatever is there is someone else's.
+            return Ok(Found::Foreign);
+        }
+        let from = saga.started_at - self.settings.ownership_skew;
+        let until = saga.started_at + self.creation_window();
+        let in_window = user.created_at >= from && user.created_at <= until;
         let same_email = user
             .email
             .as_deref()
             .map(|e| e.eq_ignore_ascii_case(&saga.email_normalized))
             .unwrap_or(false);
-        if !(fresh && invited && same_email) {
-            return Ok(None);
+        let known_status = matches!(
+            user.status,
+            IdpUserStatus::ForceChangePassword | IdpUserStatus::Confirmed
+        );
+        if !(in_window && same_email && known_status) {
+            return Ok(Found::Foreign);
         }
-        // Linked to an admin already? Then it is not ours to adopt or delete.
+        // Linked to another admin already? Then it is not ours to adopt or delete.
         match self
             .store_call(self.admins.find_admin_by_cognito_username(&user.username))
             .await
         {
-            Ok(Some(r)) if r.user.id != saga.user_id => Ok(None),
-            Ok(_) => Ok(Some(user)),
+            Ok(Some(r)) if r.user.id != saga.user_id => Ok(Found::Foreign),
+            Ok(_) => Ok(Found::InWindow(user)),
             Err(e) => Err(IdpError::Unavailable(format!("cannot check the database: {e}"))),
         }
+    }
+
+    /// The Cognito user at the saga's username, if it may be adopted by the running saga: its own by the
+    /// log, or created in its window and still waiting for first login.
+    async fn find_own_identity(&self, saga: &SagaRecord) -> Result<Option<IdpUser>, IdpError> {
+        Ok(match self.classify_identity(saga).await? {
+            Found::Recorded(u) => Some(u),
+            Found::InWindow(u) if u.status == IdpUserStatus::ForceChangePassword => Some(u),
+            _ => None,
+        })
     }
 
     /// Undo of a provisioning: delete the Cognito user if (and only if) it is this saga's own.
@@ -926,7 +1024,7 @@ impl Provisioner {
             return cause;
         }
         tracing::warn!(saga_id = %saga.id, cause = %cause, "compensating provisioning");
-        let _ = self
+        let claim = self
             .retry(|| {
                 self.store_call(self.sagas.update(
                     saga.id,
@@ -938,6 +1036,11 @@ impl Provisioner {
                 ))
             })
             .await;
+        if let Err(StoreError::SagaStateChanged(state)) = &claim {
+            // Another process (recovery) finished this saga meanwhile: its outcome stands, nothing to undo.
+            tracing::warn!(saga_id = %saga.id, state = %state, "saga finished elsewhere; not compensating");
+            return cause;
+        }
         let mut view = saga.clone();
         if let Some(u) = known {
             view.identity_created_by_saga = true;
@@ -965,6 +1068,7 @@ impl Provisioner {
         let target = if saga.identity_created_by_saga {
             Some(saga.cognito_username.clone())
         } else {
+            // Only a user still waiting for first login is deleted on the strength of the time window.
             self.find_own_identity(saga).await?.map(|u| u.username)
         };
         let Some(username) = target else {
@@ -1001,32 +1105,115 @@ impl Provisioner {
         }
     }
 
-    async fn recover_one(&self, saga: &SagaRecord) -> SagaState {
-        match saga.kind {
-            SagaKind::Provision => match self.store_call(self.admins.get_admin(saga.user_id)).await {
-                Ok(Some(_)) => {
-                    let _ = self.set_state(saga.id, SagaState::Completed, None).await;
-                    SagaState::Completed
+    /// Recovery of a provisioning: finish it if its Cognito user exists and is its own (roll forward),
+    /// undo it if it was already being undone, close it if nothing was created. Never deletes a user it
+    /// cannot prove is its own; a case it cannot decide is marked `stuck` for an operator.
+    async fn recover_provision(&self, saga: &SagaRecord) -> SagaState {
+        match self.store_call(self.admins.get_admin(saga.user_id)).await {
+            Ok(Some(_)) => return self.finish_state(saga, SagaState::Completed, None).await,
+            Ok(None) => {}
+            Err(_) => return saga.state, // database down: try again next pass
+        }
+        match saga.state {
+            SagaState::Started => {
+                self.finish_state(saga, SagaState::Aborted, Some("interrupted before any side effect"))
+                    .await
+            }
+            SagaState::Compensating | SagaState::Stuck => match self.undo_identity(saga).await {
+                Ok(()) => {
+                    self.finish_state(saga, SagaState::Compensated, Some("undo finished by recovery"))
+                        .await
                 }
-                Ok(None) => match self.undo_identity(saga).await {
-                    Ok(()) => {
-                        let st = if saga.identity_created_by_saga || saga.state != SagaState::Started {
-                            SagaState::Compensated
-                        } else {
-                            SagaState::Aborted
-                        };
-                        let _ = self
-                            .set_state(saga.id, st, Some("recovered after an interruption".into()))
-                            .await;
-                        st
-                    }
+                Err(e) => {
+                    let _ = self.set_state(saga.id, SagaState::Stuck, Some(e.to_string())).await;
+                    SagaState::Stuck
+                }
+            },
+            _ => match self.classify_identity(saga).await {
+                Ok(Found::Recorded(user)) | Ok(Found::InWindow(user)) => match self.roll_forward(saga, &user).await {
+                    Ok(()) => SagaState::Completed,
                     Err(e) => {
-                        let _ = self.set_state(saga.id, SagaState::Stuck, Some(e.to_string())).await;
-                        SagaState::Stuck
+                        tracing::warn!(saga_id = %saga.id, error = %e, "recovery could not finish the saga yet");
+                        saga.state
                     }
                 },
-                Err(_) => saga.state,
+                Ok(Found::Missing) => {
+                    self.finish_state(
+                        saga,
+                        SagaState::Compensated,
+                        Some("interrupted; no Cognito user was left"),
+                    )
+                    .await
+                }
+                Ok(Found::Foreign) => {
+                    self.finish_state(
+                        saga,
+                        SagaState::Aborted,
+                        Some("interrupted; the Cognito user at this username is not this saga's and was left alone"),
+                    )
+                    .await
+                }
+                Err(_) => saga.state, // Cognito unreachable: try again next pass
             },
+        }
+    }
+
+    /// Writes the records of an interrupted saga whose Cognito user exists (and marks the admin active if
+    /// the invitee already set a password).
+    async fn roll_forward(&self, saga: &SagaRecord, user: &IdpUser) -> Result<(), Error> {
+        let email = AdminEmail::parse(&saga.email)?;
+        let plan = RecordPlan {
+            user_id: saga.user_id,
+            actor: saga.actor.clone(),
+            action: AuditAction::CreateAdmin,
+            invite_delivered: saga.invite_delivered,
+            request_id: saga.request_id.clone(),
+            saga_id: Some(saga.id),
+        };
+        let record = self
+            .create_admin_database_records(&email, &user.username, &user.sub, &plan)
+            .await?;
+        if user.status == IdpUserStatus::Confirmed {
+            let audit = self.audit(
+                &Actor::Admin(record.user.id),
+                AuditAction::FirstLoginCompleted,
+                &record.user.email_normalized,
+                "success",
+                saga.request_id.as_deref(),
+            );
+            self.store_call(self.admins.mark_accepted(record.user.id, self.now(), audit))
+                .await?;
+        }
+        tracing::warn!(saga_id = %saga.id, "recovery finished an interrupted provisioning");
+        Ok(())
+    }
+
+    /// Moves a saga to a final state, only from the state recovery observed (compare-and-set).
+    async fn finish_state(&self, saga: &SagaRecord, state: SagaState, why: Option<&str>) -> SagaState {
+        let update = SagaUpdate {
+            state: Some(state),
+            expected_state: Some(saga.state),
+            last_error: why.map(|w| Some(w.to_string())),
+            ..Default::default()
+        };
+        match self
+            .retry(|| self.store_call(self.sagas.update(saga.id, update.clone())))
+            .await
+        {
+            Ok(r) => r.state,
+            Err(StoreError::SagaStateChanged(_)) | Err(_) => self
+                .store_call(self.sagas.get(saga.id))
+                .await
+                .ok()
+                .flatten()
+                .map(|r| r.state)
+                .unwrap_or(saga.state),
+        }
+    }
+
+    async fn recover_one(&self, saga: &SagaRecord) -> SagaState {
+        match saga.kind {
+            SagaKind::Provision => self.recover_provision(saga).await,
             SagaKind::Remove => match self.store_call(self.admins.get_admin(saga.user_id)).await {
                 Ok(Some(record)) => {
                     // The database delete never happened: redo it, then Cognito.
@@ -1103,13 +1290,12 @@ impl Provisioner {
                     .await;
                 return Err(Error::AlreadyActive);
             }
-            Err(IdpError::UserNotFound) => {
-                return Err(Error::IdentityProviderError(
-                    "the Cognito user of this admin is missing; run `admin-provisioner reconcile`".into(),
-                ))
-            }
+            Err(IdpError::UserNotFound) => return Err(Error::IdentityProviderError(
+                "the Cognito user of this admin is missing in the user pool; remove the admin and provision it again"
+                    .into(),
+            )),
             Err(e) => {
-                let err: Error = e.into();
+                let err = admin_call_error(e);
                 let audit = self.audit(
                     &actor,
                     AuditAction::ResendInvite,
@@ -1169,7 +1355,7 @@ impl Provisioner {
             .retry(|| self.store_call(self.admins.mark_accepted(record.user.id, self.now(), audit.clone())))
             .await
         {
-            tracing::error!(user_id = %record.user.id, error = %e, "password changed but the admin could not be marked active; the next login or the reconciler will repair it");
+            tracing::error!(user_id = %record.user.id, error = %e, "password changed but the admin could not be marked active; the next login will repair it");
         }
     }
 
@@ -1279,6 +1465,19 @@ pub struct RecordPlan {
     pub saga_id: Option<Uuid>,
 }
 
+/// What is at a saga's Cognito username.
+enum Found {
+    /// No user.
+    Missing,
+    /// The user the saga log recorded (same `sub`).
+    Recorded(IdpUser),
+    /// A user the log did not record but that the saga created: in its time window, same e-mail, linked to
+    /// no other admin (may already be CONFIRMED if the invitee was quick).
+    InWindow(IdpUser),
+    /// Someone else's user: never adopted, never deleted.
+    Foreign,
+}
+
 trait Transient {
     fn transient(&self) -> bool;
 }
@@ -1290,6 +1489,17 @@ impl Transient for IdpError {
 impl Transient for StoreError {
     fn transient(&self) -> bool {
         self.is_transient()
+    }
+}
+
+/// Errors of the administrative calls (`AdminCreateUser`, …): `NotAuthorized` there means the product's
+/// own credentials or IAM policy are wrong, not the caller's, so it is a 502, not a 401.
+fn admin_call_error(e: IdpError) -> Error {
+    match e {
+        IdpError::NotAuthorized(m) => Error::IdentityProviderError(format!(
+            "Cognito refused the product's call (NotAuthorized: {m}); check the AWS credentials and the IAM policy"
+        )),
+        e => e.into(),
     }
 }
 

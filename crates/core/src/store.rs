@@ -41,6 +41,10 @@ pub enum StoreError {
     /// Another unfinished saga already holds this e-mail (unique partial index on the saga log).
     #[error("another provisioning of this e-mail is in progress")]
     SagaInFlight,
+    /// A saga update was refused: the saga is not in the expected state (another process moved it), or
+    /// it is already finished and finished sagas never change. Carries the current state.
+    #[error("the saga is now {0}; the update was not applied")]
+    SagaStateChanged(String),
     /// The row to change does not exist.
     #[error("not found")]
     NotFound,
@@ -393,6 +397,9 @@ pub struct SagaUpdate {
     pub last_error: Option<Option<String>>,
     /// Add to `attempts`.
     pub add_attempts: i32,
+    /// Compare-and-set: apply only if the saga is in this state ([`StoreError::SagaStateChanged`]
+    /// otherwise). Recovery uses it to claim a saga, so two processes never act on one saga at once.
+    pub expected_state: Option<SagaState>,
 }
 
 /// The append-only-in-spirit saga log (rows are updated as steps complete; never deleted).
@@ -402,7 +409,9 @@ pub trait SagaLog: Send + Sync + 'static {
     /// [`StoreError::SagaInFlight`] when another non-terminal saga holds the e-mail.
     async fn begin(&self, saga: SagaRecord) -> Result<SagaRecord, StoreError>;
 
-    /// Applies a step's changes; returns the updated row. `NotFound` for an unknown id.
+    /// Applies a step's changes; returns the updated row. `NotFound` for an unknown id;
+    /// [`StoreError::SagaStateChanged`] when `expected_state` does not match or when the change would move
+    /// a finished (`completed`, `compensated`, `aborted`) saga to another state.
     async fn update(&self, id: Uuid, update: SagaUpdate) -> Result<SagaRecord, StoreError>;
 
     /// One saga.

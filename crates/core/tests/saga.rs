@@ -5,6 +5,7 @@
 
 mod saga_support;
 
+use admin_provisioner_core::domain::Password;
 use admin_provisioner_core::faults::FaultMode;
 use admin_provisioner_core::identity::{op as idp_op, IdpError};
 use admin_provisioner_core::store::{op as store_op, SagaState};
@@ -233,14 +234,12 @@ async fn compensation_that_cannot_finish_is_stuck_then_recovered() {
     assert!(!h.cognito_has("heidi@example.com").await);
 }
 
-/// A process killed after AdminCreateUser and before the records: recovery removes the orphan.
+/// A process killed after AdminCreateUser and before the records: recovery finishes the provisioning.
 #[tokio::test]
-async fn crash_between_cognito_and_database_is_recovered() {
+async fn crash_between_cognito_and_database_is_rolled_forward() {
     let h = Harness::emulator_sqlite().await;
-    // Simulate the crash: the saga hangs forever in the records write; drop the future mid-flight.
     h.plan.fail(store_op::INSERT_ADMIN, FaultMode::Hang, None);
-    let fut = h.p.provision_new_admin(&Caller::Operator, "ivan@example.com", None);
-    let _ = tokio::time::timeout(std::time::Duration::from_millis(150), fut).await;
+    crash_at_first_hang(&h, "ivan@example.com").await;
     assert!(
         h.cognito_has("ivan@example.com").await,
         "the crash window must have been reached"
@@ -248,12 +247,79 @@ async fn crash_between_cognito_and_database_is_recovered() {
     h.plan.clear();
     let reports = h.p.recover_unfinished(chrono::Duration::zero()).await.unwrap();
     assert_eq!(reports.len(), 1);
+    assert_eq!(reports[0].state, SagaState::Completed);
     h.assert_both_or_neither("ivan@example.com").await;
-    assert!(!h.cognito_has("ivan@example.com").await);
-    // And the e-mail is free again.
-    h.p.provision_new_admin(&Caller::Operator, "ivan@example.com", None)
+    assert!(h.db_has("ivan@example.com").await);
+}
+
+/// Killed after AdminCreateUser and before the saga log recorded the user (the riskiest point): the
+/// log says "creating", recovery finds the user in the saga's window and finishes.
+#[tokio::test]
+async fn crash_before_the_log_records_the_cognito_user_is_rolled_forward() {
+    let h = Harness::emulator_sqlite().await;
+    // saga.update #1 = "identity_creating"; #2 = "identity_created" hangs.
+    h.plan.fail_after(store_op::SAGA_UPDATE, 1, FaultMode::Hang, None);
+    crash_at_first_hang(&h, "jo@example.com").await;
+    let saga = h.raw_store.list_unfinished().await.unwrap().remove(0);
+    assert_eq!(saga.state, SagaState::IdentityCreating);
+    assert!(!saga.identity_created_by_saga);
+    assert!(h.cognito_has("jo@example.com").await);
+    h.plan.clear();
+    h.p.recover_unfinished(chrono::Duration::zero()).await.unwrap();
+    h.assert_both_or_neither("jo@example.com").await;
+    assert!(h.db_has("jo@example.com").await);
+}
+
+/// Killed after AdminCreateUser; the invitee set a password before recovery ran: recovery links the
+/// user and marks the admin active instead of leaving an orphan.
+#[tokio::test]
+async fn crash_then_invitee_activates_before_recovery() {
+    let h = Harness::emulator_sqlite().await;
+    h.plan.fail(store_op::INSERT_ADMIN, FaultMode::Hang, None);
+    crash_at_first_hang(&h, "lee@example.com").await;
+    h.plan.clear();
+    let temp = admin_provisioner_emulator::mailbox::Mailbox::new(h.mailbox_dir.as_ref().unwrap())
+        .latest_for("lee@example.com")
+        .unwrap()
+        .unwrap()
+        .temporary_password()
+        .unwrap();
+    h.p.handle_new_password_challenge("lee@example.com", &temp, &Password::new("Lee-Quick-Passw0rd!"), None)
         .await
         .unwrap();
+    h.p.recover_unfinished(chrono::Duration::zero()).await.unwrap();
+    let record = h
+        .raw_store
+        .find_admin_by_email("lee@example.com")
+        .await
+        .unwrap()
+        .expect("records written");
+    assert!(record.admin_info.accepted_at.is_some(), "the admin is active");
+    h.assert_both_or_neither("lee@example.com").await;
+}
+
+/// A saga interrupted before it called Cognito never touches a user that appears at its username later.
+#[tokio::test]
+async fn recovery_of_a_saga_that_never_called_cognito_leaves_users_alone() {
+    let h = Harness::emulator_sqlite().await;
+    h.plan.fail(store_op::SAGA_UPDATE, FaultMode::Hang, None); // "identity_creating" never written
+    crash_at_first_hang(&h, "max@example.com").await;
+    assert!(!h.cognito_has("max@example.com").await);
+    h.plan.clear();
+    let someone = h.create_foreign_user("max@example.com").await; // created after the saga began
+    h.p.recover_unfinished(chrono::Duration::zero()).await.unwrap();
+    assert_eq!(h.cognito_user("max@example.com").await.unwrap().sub, someone.sub);
+    assert!(!h.db_has("max@example.com").await);
+    assert_eq!(h.saga_states("max@example.com").await, vec![SagaState::Aborted]);
+}
+
+/// Runs a provisioning of `email` until the first injected hang begins, then drops it: the process "dies".
+async fn crash_at_first_hang(h: &Harness, email: &str) {
+    let fut = h.p.provision_new_admin(&Caller::Operator, email, None);
+    tokio::select! {
+        _ = fut => panic!("the provisioning finished instead of hanging"),
+        _ = h.plan.hang_started() => {}
+    }
 }
 
 /// Concurrency: 20 provisions of one e-mail in different letter cases give exactly one admin.
@@ -373,14 +439,17 @@ async fn only_active_admins_may_provision() {
 async fn records_of_an_already_compensated_saga_are_refused() {
     let h = Harness::emulator_sqlite().await;
     h.plan.fail(store_op::INSERT_ADMIN, FaultMode::Hang, None);
-    let _ = tokio::time::timeout(
-        std::time::Duration::from_millis(150),
-        h.p.provision_new_admin(&Caller::Operator, "kai@example.com", None),
-    )
-    .await;
+    crash_at_first_hang(&h, "kai@example.com").await;
     let saga = h.raw_store.list_unfinished().await.unwrap().remove(0);
     h.plan.clear();
+    // Another process had started undoing it; recovery finishes the undo.
+    let undo = admin_provisioner_core::store::SagaUpdate {
+        state: Some(SagaState::Compensating),
+        ..Default::default()
+    };
+    h.raw_store.update(saga.id, undo).await.unwrap();
     h.p.recover_unfinished(chrono::Duration::zero()).await.unwrap();
+    assert!(!h.cognito_has("kai@example.com").await);
     // The original saga wakes up and tries to finish.
     let late = h
         .raw_store
@@ -446,3 +515,117 @@ compensation_fault_case!(
 );
 compensation_fault_case!(undo_fault_saga_update_error, store_op::SAGA_UPDATE, FaultMode::Error);
 compensation_fault_case!(undo_fault_saga_update_hang, store_op::SAGA_UPDATE, FaultMode::Hang);
+
+macro_rules! foreign_fault_case {
+    ($name:ident, $op:expr, $mode:expr) => {
+        #[tokio::test]
+        async fn $name() {
+            for times in [Some(1), None] {
+                let h = Harness::emulator_sqlite().await;
+                run_foreign_fault_case(&h, $op, $mode, times).await;
+            }
+        }
+    };
+}
+
+foreign_fault_case!(
+    foreign_user_fault_admin_create_user_error,
+    idp_op::ADMIN_CREATE_USER,
+    FaultMode::Error
+);
+foreign_fault_case!(
+    foreign_user_fault_admin_create_user_hang,
+    idp_op::ADMIN_CREATE_USER,
+    FaultMode::Hang
+);
+foreign_fault_case!(
+    foreign_user_fault_admin_create_user_succeed_then_error,
+    idp_op::ADMIN_CREATE_USER,
+    FaultMode::SucceedThenError
+);
+foreign_fault_case!(
+    foreign_user_fault_admin_get_user_error,
+    idp_op::ADMIN_GET_USER,
+    FaultMode::Error
+);
+foreign_fault_case!(
+    foreign_user_fault_admin_get_user_hang,
+    idp_op::ADMIN_GET_USER,
+    FaultMode::Hang
+);
+foreign_fault_case!(
+    foreign_user_fault_admin_delete_user_error,
+    idp_op::ADMIN_DELETE_USER,
+    FaultMode::Error
+);
+foreign_fault_case!(
+    foreign_user_fault_saga_update_error,
+    store_op::SAGA_UPDATE,
+    FaultMode::Error
+);
+foreign_fault_case!(
+    foreign_user_fault_saga_update_succeed_then_error,
+    store_op::SAGA_UPDATE,
+    FaultMode::SucceedThenError
+);
+foreign_fault_case!(
+    foreign_user_fault_saga_update_hang,
+    store_op::SAGA_UPDATE,
+    FaultMode::Hang
+);
+
+/// DELETE on a `failed` line (a stuck saga) runs its recovery now and leaves nothing behind.
+#[tokio::test]
+async fn revoking_a_failed_line_cleans_it_up() {
+    let h = Harness::emulator_sqlite().await;
+    h.plan.fail_store(
+        store_op::INSERT_ADMIN,
+        FaultMode::Error,
+        None,
+        admin_provisioner_core::store::StoreError::Other("constraint bug".into()),
+    );
+    h.plan.fail(idp_op::ADMIN_DELETE_USER, FaultMode::Error, None);
+    let Err(Error::SagaStuck { .. }) =
+        h.p.provision_new_admin(&Caller::Operator, "ned@example.com", None)
+            .await
+    else {
+        panic!("expected a stuck saga")
+    };
+    let line =
+        h.p.list_admin_views()
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|v| v.email == "ned@example.com")
+            .unwrap();
+    assert_eq!(line.status.as_str(), "failed");
+    h.plan.clear();
+    h.p.remove_admin(&Caller::Operator, line.id, None).await.unwrap();
+    assert!(!h.cognito_has("ned@example.com").await);
+    assert!(h
+        .p
+        .list_admin_views()
+        .await
+        .unwrap()
+        .iter()
+        .all(|v| v.email != "ned@example.com"));
+}
+
+/// DELETE on a `pending` line whose saga is still running is refused, not raced.
+#[tokio::test]
+async fn revoking_a_running_provisioning_is_refused() {
+    let h = Harness::emulator_sqlite().await;
+    h.plan.fail(store_op::INSERT_ADMIN, FaultMode::Hang, None);
+    crash_at_first_hang(&h, "ola@example.com").await;
+    let line =
+        h.p.list_admin_views()
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|v| v.email == "ola@example.com")
+            .unwrap();
+    assert_eq!(line.status.as_str(), "pending");
+    let err = h.p.remove_admin(&Caller::Operator, line.id, None).await.unwrap_err();
+    assert_eq!(err.code(), "provisioning_in_progress");
+    assert_eq!(err.http_status(), 409);
+}

@@ -557,7 +557,7 @@ macro_rules! impl_sql_store {
                         Some(e) => (true, e),
                         None => (false, None),
                     };
-                    ::sqlx::query_as::<_, SagaRow>(concat!(
+                    let row = ::sqlx::query_as::<_, SagaRow>(concat!(
                         "UPDATE sagas SET state = COALESCE($2, state), \
                          cognito_username = COALESCE($3, cognito_username), \
                          cognito_sub = COALESCE($4, cognito_sub), \
@@ -565,7 +565,9 @@ macro_rules! impl_sql_store {
                          invite_delivered = COALESCE($6, invite_delivered), \
                          last_error = CASE WHEN $7 THEN $8 ELSE last_error END, \
                          attempts = attempts + $9, updated_at = $10 \
-                         WHERE id = $1 RETURNING ",
+                         WHERE id = $1 AND state = COALESCE($11, state) \
+                         AND ($2 IS NULL OR state = $2 OR state NOT IN ('completed', 'compensated', 'aborted')) \
+                         RETURNING ",
                         $crate::sql::saga_columns!()
                     ))
                     .bind(DbId(id))
@@ -578,12 +580,21 @@ macro_rules! impl_sql_store {
                     .bind(error)
                     .bind(update.add_attempts)
                     .bind(DbTime::now())
+                    .bind(update.expected_state.map(|s| s.as_str()))
                     .fetch_optional(self.pool())
                     .await
                     .map_err(map_err)?
                     .map(SagaRecord::try_from)
-                    .transpose()?
-                    .ok_or(StoreError::NotFound)
+                    .transpose()?;
+                    match row {
+                        Some(record) => Ok(record),
+                        // Nothing changed: either no such saga, or its state is not the one expected
+                        // (compare-and-set lost) or already terminal.
+                        None => match self.get(id).await? {
+                            Some(current) => Err(StoreError::SagaStateChanged(current.state.as_str().to_string())),
+                            None => Err(StoreError::NotFound),
+                        },
+                    }
                 }
 
                 #[::tracing::instrument(skip_all, fields(db = $backend, saga_id = %id))]

@@ -211,6 +211,8 @@ store_suite!(
     an_email_is_free_again_once_its_saga_is_terminal,
     saga_update_applies_only_the_given_fields,
     saga_update_of_an_unknown_id_is_not_found,
+    saga_update_with_a_stale_expected_state_is_refused,
+    a_finished_saga_never_changes_state,
     list_unfinished_excludes_terminal_sagas_oldest_first,
     concurrent_inserts_of_one_email_create_exactly_one_admin,
     concurrent_saga_begins_for_one_email_admit_exactly_one,
@@ -966,6 +968,7 @@ async fn saga_update_applies_only_the_given_fields(db: Db) {
                 invite_delivered: Some(false),
                 last_error: None,
                 add_attempts: 2,
+                expected_state: None,
             },
         )
         .await
@@ -1148,4 +1151,40 @@ async fn a_closed_pool_is_a_transient_unavailable_error(db: Db) {
 
     assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
     assert!(err.is_transient());
+}
+
+async fn saga_update_with_a_stale_expected_state_is_refused(db: Db) {
+    let s = db.store.begin(saga("cas@example.com")).await.unwrap();
+    let claim = SagaUpdate {
+        state: Some(SagaState::Compensating),
+        expected_state: Some(SagaState::IdentityCreated),
+        ..Default::default()
+    };
+    let err = db.store.update(s.id, claim.clone()).await.unwrap_err();
+    assert_eq!(err, StoreError::SagaStateChanged("started".into()));
+    assert_eq!(db.store.get(s.id).await.unwrap().unwrap().state, SagaState::Started);
+
+    let ok = SagaUpdate {
+        expected_state: Some(SagaState::Started),
+        ..claim
+    };
+    assert_eq!(db.store.update(s.id, ok).await.unwrap().state, SagaState::Compensating);
+}
+
+async fn a_finished_saga_never_changes_state(db: Db) {
+    let s = db.store.begin(saga("done@example.com")).await.unwrap();
+    let done = SagaUpdate {
+        state: Some(SagaState::Completed),
+        ..Default::default()
+    };
+    db.store.update(s.id, done.clone()).await.unwrap();
+    let late = SagaUpdate {
+        state: Some(SagaState::Compensated),
+        ..Default::default()
+    };
+    let err = db.store.update(s.id, late).await.unwrap_err();
+    assert_eq!(err, StoreError::SagaStateChanged("completed".into()));
+    // Re-applying the same terminal state, or touching other fields, is still allowed.
+    db.store.update(s.id, done).await.unwrap();
+    assert_eq!(db.store.get(s.id).await.unwrap().unwrap().state, SagaState::Completed);
 }

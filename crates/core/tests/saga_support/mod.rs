@@ -14,7 +14,9 @@ use std::time::Duration;
 /// Settings that make hangs and retries quick in tests.
 pub fn fast_settings() -> ProvisionerSettings {
     ProvisionerSettings {
-        call_timeout: Duration::from_millis(300),
+        // Long enough for a slow moto or a queue of SQLite writers on a loaded machine; injected hangs
+        // cost one timeout per attempt.
+        call_timeout: Duration::from_secs(1),
         max_attempts: 3,
         backoff_base: Duration::from_millis(1),
         backoff_max: Duration::from_millis(5),
@@ -232,14 +234,17 @@ pub async fn run_fault_case(h: &Harness, op: &str, mode: FaultMode, times: Optio
         "{ctx}: the pre-existing Cognito user was replaced"
     );
 
-    // Nothing is left reserved: provisioning again ends with exactly one linked admin.
+    // Nothing is left reserved: provisioning again ends with exactly one linked admin. (Recovery may have
+    // finished an interrupted saga: then the admin exists and the second attempt is refused.)
+    let exists_now = h.db_has(email).await;
+    assert!(result.is_err() || exists_now, "{ctx}: Ok but the admin vanished");
     match h
         .p
         .provision_new_admin(&Caller::Operator, email, Some("matrix-again"))
         .await
     {
-        Ok(_) => assert!(result.is_err(), "{ctx}: created twice"),
-        Err(Error::AdminExists) => assert!(result.is_ok(), "{ctx}: e-mail still reserved after a failed saga"),
+        Ok(_) => assert!(!exists_now, "{ctx}: created twice"),
+        Err(Error::AdminExists) => assert!(exists_now, "{ctx}: e-mail still reserved after a failed saga"),
         Err(e) => panic!("{ctx}: second provisioning failed: {e:?}"),
     }
     h.assert_both_or_neither(email).await;
@@ -291,4 +296,29 @@ pub async fn run_compensation_fault_case(h: &Harness, op: &str, mode: FaultMode,
         legacy.sub,
         "{ctx}"
     );
+}
+
+/// A fault while a Cognito user that the product did NOT create already holds the username: whatever the
+/// fault, that user is never adopted, linked or deleted, and no database records appear.
+pub async fn run_foreign_fault_case(h: &Harness, op: &str, mode: FaultMode, times: Option<u32>) {
+    let ctx = format!("foreign user + fault {op} {mode:?} times={times:?}");
+    let email = "taken@example.com";
+    h.clock.advance(chrono::Duration::seconds(-3600));
+    let foreign = h.create_foreign_user(email).await;
+    h.clock.advance(chrono::Duration::seconds(3600));
+    h.plan.fail(op, mode, times);
+    let result = h.p.provision_new_admin(&Caller::Operator, email, None).await;
+    assert!(
+        result.is_err(),
+        "{ctx}: provisioning over someone else's user succeeded"
+    );
+    h.plan.clear();
+    h.p.recover_unfinished(chrono::Duration::zero()).await.unwrap();
+    let still = h
+        .cognito_user(email)
+        .await
+        .unwrap_or_else(|| panic!("{ctx}: the foreign user was deleted"));
+    assert_eq!(still.sub, foreign.sub, "{ctx}: the foreign user was replaced");
+    assert!(!h.db_has(email).await, "{ctx}: the foreign user was linked to an admin");
+    assert!(h.raw_store.list_unfinished().await.unwrap().is_empty(), "{ctx}");
 }
