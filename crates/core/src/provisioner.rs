@@ -6,10 +6,15 @@
 //! side effect and after each step, so a crash at any point leaves enough to finish or undo the work
 //! ([`Provisioner::recover_unfinished`]).
 //!
-//! Ownership rule: the product deletes a Cognito user only when it knows the user is its own, that is when
-//! the saga log says this saga created (or adopted) it, or when the user was created after the saga's
-//! intent was recorded, is still in `FORCE_CHANGE_PASSWORD`, carries the saga's e-mail and is linked to no
-//! database admin. A pre-existing user is never deleted.
+//! Ownership rule: the product deletes a Cognito user only when it knows the user is its own: the saga
+//! log recorded it (same `sub`), or the user was created inside the saga's time window (from its intent to
+//! the end of its last possible create attempt), is still in `FORCE_CHANGE_PASSWORD`, carries the saga's
+//! e-mail and is linked to no database admin. A saga whose log never reached `identity_creating` never
+//! called `AdminCreateUser`, so it treats any user at its username as someone else's. A pre-existing user
+//! is never deleted.
+//!
+//! Recovery prefers finishing to undoing: an interrupted saga whose own Cognito user exists gets its
+//! records written (the invitee already has the e-mail); only an undo that was under way is completed.
 
 use crate::clock::Clock;
 use crate::domain::*;
