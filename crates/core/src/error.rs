@@ -129,6 +129,7 @@ impl From<StoreError> for Error {
         match e {
             StoreError::EmailTaken | StoreError::SagaInFlight | StoreError::CognitoUserTaken => Error::AdminExists,
             StoreError::NotFound => Error::NotFound,
+            StoreError::LastAdmin => Error::LastAdmin,
             other => Error::DatabaseUnavailable(other.to_string()),
         }
     }

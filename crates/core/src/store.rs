@@ -41,6 +41,9 @@ pub enum StoreError {
     /// Another unfinished saga already holds this e-mail (unique partial index on the saga log).
     #[error("another provisioning of this e-mail is in progress")]
     SagaInFlight,
+    /// Deleting this admin would leave no active admin (checked inside the delete's transaction).
+    #[error("this is the last active admin")]
+    LastAdmin,
     /// A saga update was refused: the saga is not in the expected state (another process moved it), or
     /// it is already finished and finished sagas never change. Carries the current state.
     #[error("the saga is now {0}; the update was not applied")]
@@ -229,7 +232,8 @@ pub trait AdminStore: Send + Sync + 'static {
     ) -> Result<AdminRecord, StoreError>;
 
     /// Deletes `AdminInfo` then `User`, appends the audit entry; with `complete_saga` also advances that
-    /// saga to `identity_pending_delete` in the same transaction. `NotFound` if absent.
+    /// saga to `identity_pending_delete` in the same transaction. `NotFound` if absent;
+    /// [`StoreError::LastAdmin`] (nothing written) when the admin is the last active one.
     async fn delete_admin(&self, id: UserId, audit: AuditEntry, saga: Option<Uuid>) -> Result<(), StoreError>;
 
     /// Appends an audit event on its own (used for failed attempts).

@@ -72,6 +72,15 @@ impl PostgresStore {
     async fn begin_write(&self) -> Result<Transaction<'static, Postgres>, sqlx::Error> {
         self.pool.begin().await
     }
+
+    /// Serialises transactions that change the set of active admins (a transaction-scoped advisory
+    /// lock), so two concurrent removals cannot both see "one other active admin left".
+    async fn lock_admin_set(&self, tx: &mut Transaction<'static, Postgres>) -> Result<(), sqlx::Error> {
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtext('admin-provisioner:active-admins'))")
+            .execute(&mut **tx)
+            .await
+            .map(|_| ())
+    }
 }
 
 impl fmt::Debug for PostgresStore {

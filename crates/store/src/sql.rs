@@ -386,6 +386,22 @@ macro_rules! impl_sql_store {
                     saga: Option<Uuid>,
                 ) -> Result<(), StoreError> {
                     let mut tx = self.begin_write().await.map_err(map_err)?;
+                    self.lock_admin_set(&mut tx).await.map_err(map_err)?;
+                    // Never remove the last active admin (checked inside the transaction, under the lock).
+                    let status: Option<String> = ::sqlx::query_scalar("SELECT status FROM users WHERE id = $1")
+                        .bind(DbId::from(id))
+                        .fetch_optional(&mut *tx)
+                        .await
+                        .map_err(map_err)?;
+                    if status.as_deref() == Some("active") {
+                        let active: i64 = ::sqlx::query_scalar("SELECT COUNT(*) FROM users WHERE status = 'active'")
+                            .fetch_one(&mut *tx)
+                            .await
+                            .map_err(map_err)?;
+                        if active <= 1 {
+                            return Err(StoreError::LastAdmin);
+                        }
+                    }
                     let info = ::sqlx::query("DELETE FROM admin_info WHERE user_id = $1")
                         .bind(DbId::from(id))
                         .execute(&mut *tx)

@@ -79,6 +79,11 @@ impl SqliteStore {
         self.pool.begin_with("BEGIN IMMEDIATE").await
     }
 
+    /// Nothing to do: `BEGIN IMMEDIATE` already serialises every write transaction.
+    async fn lock_admin_set(&self, _tx: &mut Transaction<'static, Sqlite>) -> Result<(), sqlx::Error> {
+        Ok(())
+    }
+
     async fn open_in_memory(options: SqliteConnectOptions, url: &str) -> Result<Self, StoreError> {
         let options = options.foreign_keys(true).busy_timeout(BUSY_TIMEOUT);
         // One connection that never expires: an in-memory database lives and dies with its connection.

@@ -201,6 +201,8 @@ store_suite!(
     audit_events_are_listed_newest_first_up_to_the_limit,
     audit_log_rejects_update_and_delete,
     count_active_admins_counts_only_active_admins,
+    the_last_active_admin_cannot_be_deleted,
+    concurrent_deletes_never_remove_the_last_active_admin,
     list_admins_is_oldest_first,
     idempotency_key_is_claimed_completed_and_replayed,
     idempotency_abandon_releases_only_an_incomplete_key,
@@ -1187,4 +1189,48 @@ async fn a_finished_saga_never_changes_state(db: Db) {
     // Re-applying the same terminal state, or touching other fields, is still allowed.
     db.store.update(s.id, done).await.unwrap();
     assert_eq!(db.store.get(s.id).await.unwrap().unwrap().state, SagaState::Completed);
+}
+
+async fn activate(db: &Db, email: &str) -> AdminRecord {
+    let a = insert(db, email).await;
+    db.store
+        .mark_accepted(a.user.id, t0(), audit(AuditAction::FirstLoginCompleted, email))
+        .await
+        .unwrap()
+}
+
+async fn the_last_active_admin_cannot_be_deleted(db: Db) {
+    let only = activate(&db, "only@example.com").await;
+    let invited = insert(&db, "invited@example.com").await;
+    let before = audit_count(&db).await;
+    let err = db
+        .store
+        .delete_admin(only.user.id, audit(AuditAction::DeleteAdmin, "only"), None)
+        .await
+        .unwrap_err();
+    assert_eq!(err, StoreError::LastAdmin);
+    assert!(db.store.get_admin(only.user.id).await.unwrap().is_some());
+    assert_eq!(audit_count(&db).await, before, "nothing written");
+    // An invited (not active) admin can always be removed.
+    db.store
+        .delete_admin(invited.user.id, audit(AuditAction::DeleteAdmin, "invited"), None)
+        .await
+        .unwrap();
+}
+
+async fn concurrent_deletes_never_remove_the_last_active_admin(db: Db) {
+    let a = activate(&db, "a@example.com").await;
+    let b = activate(&db, "b@example.com").await;
+    let (ra, rb) = tokio::join!(
+        db.store
+            .delete_admin(a.user.id, audit(AuditAction::DeleteAdmin, "a"), None),
+        db.store
+            .delete_admin(b.user.id, audit(AuditAction::DeleteAdmin, "b"), None),
+    );
+    let refused = [&ra, &rb]
+        .iter()
+        .filter(|r| matches!(r, Err(StoreError::LastAdmin)))
+        .count();
+    assert_eq!((ra.is_ok() as u8 + rb.is_ok() as u8, refused), (1, 1), "{ra:?} {rb:?}");
+    assert_eq!(db.store.count_active_admins().await.unwrap(), 1);
 }
