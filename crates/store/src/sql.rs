@@ -470,6 +470,25 @@ macro_rules! impl_sql_store {
                         if claimed == 1 {
                             return Ok(IdempotencyBegin::Started);
                         }
+                        // A claim that never completed (its process died) is taken over after a while by a
+                        // retry of the same request, instead of answering "in progress" forever.
+                        let taken_over = ::sqlx::query(
+                            "UPDATE idempotency_keys SET created_at = $4 \
+                             WHERE scope = $1 AND key = $2 AND request_hash = $3 AND status IS NULL \
+                             AND created_at < $5",
+                        )
+                        .bind(scope)
+                        .bind(key)
+                        .bind(request_hash)
+                        .bind(DbTime::now())
+                        .bind(DbTime::new(chrono::Utc::now() - $crate::sql::IDEMPOTENCY_CLAIM_TTL))
+                        .execute(self.pool())
+                        .await
+                        .map_err(map_err)?
+                        .rows_affected();
+                        if taken_over == 1 {
+                            return Ok(IdempotencyBegin::Started);
+                        }
                         let row = ::sqlx::query_as::<_, IdempotencyRow>(
                             "SELECT request_hash, status, body FROM idempotency_keys WHERE scope = $1 AND key = $2",
                         )
@@ -663,6 +682,10 @@ macro_rules! impl_sql_store {
         };
     };
 }
+
+/// How long an incomplete idempotency claim blocks retries before a retry of the same request may take it
+/// over (longer than any request can run with its timeouts and retries).
+pub(crate) const IDEMPOTENCY_CLAIM_TTL: chrono::Duration = chrono::Duration::minutes(10);
 
 pub(crate) use impl_sql_store;
 pub(crate) use saga_columns;

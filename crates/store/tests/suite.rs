@@ -54,6 +54,20 @@ impl Raw {
         result.map_err(|e| e.to_string())
     }
 
+    /// Back-dates an idempotency claim (as if its process had died at `at`).
+    async fn age_idempotency_claim(&self, scope: &str, key: &str, at: DateTime<Utc>) {
+        let ts = at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+        let sql = match self {
+            Raw::Sqlite(_) => {
+                format!("UPDATE idempotency_keys SET created_at = '{ts}' WHERE scope = '{scope}' AND key = '{key}'")
+            }
+            Raw::Postgres(_) => format!(
+                "UPDATE idempotency_keys SET created_at = '{ts}'::timestamptz WHERE scope = '{scope}' AND key = '{key}'"
+            ),
+        };
+        assert_eq!(self.exec(&sql).await.unwrap(), 1);
+    }
+
     /// Runs a `SELECT COUNT(*) …`.
     async fn count(&self, sql: &str) -> i64 {
         match self {
@@ -207,6 +221,7 @@ store_suite!(
     idempotency_key_is_claimed_completed_and_replayed,
     idempotency_abandon_releases_only_an_incomplete_key,
     idempotency_keys_are_scoped,
+    an_abandoned_idempotency_claim_is_taken_over_after_its_ttl,
     saga_begin_is_idempotent_by_id,
     a_second_unfinished_saga_for_an_email_is_in_flight,
     a_stuck_saga_still_holds_its_email,
@@ -1233,4 +1248,27 @@ async fn concurrent_deletes_never_remove_the_last_active_admin(db: Db) {
         .count();
     assert_eq!((ra.is_ok() as u8 + rb.is_ok() as u8, refused), (1, 1), "{ra:?} {rb:?}");
     assert_eq!(db.store.count_active_admins().await.unwrap(), 1);
+}
+
+async fn an_abandoned_idempotency_claim_is_taken_over_after_its_ttl(db: Db) {
+    assert_eq!(
+        db.store.idempotency_begin("admin-1", "k-stale", "h1").await.unwrap(),
+        IdempotencyBegin::Started
+    );
+    // Fresh claim: still in progress, for the same body; another body is still "Existing" (→ 422 upstream).
+    assert!(matches!(
+        db.store.idempotency_begin("admin-1", "k-stale", "h1").await.unwrap(),
+        IdempotencyBegin::Existing { response: None, .. }
+    ));
+    // Age the claim past its TTL, as if its process had died 11 minutes ago.
+    let old = admin_provisioner_store::truncate_to_micros(Utc::now() - Duration::minutes(11));
+    db.raw.age_idempotency_claim("admin-1", "k-stale", old).await;
+    assert!(matches!(
+        db.store.idempotency_begin("admin-1", "k-stale", "h2").await.unwrap(),
+        IdempotencyBegin::Existing { .. }
+    ));
+    assert_eq!(
+        db.store.idempotency_begin("admin-1", "k-stale", "h1").await.unwrap(),
+        IdempotencyBegin::Started
+    );
 }
