@@ -9,17 +9,60 @@ ROOT="$PWD"
 step() { printf '\n==> %s\n' "$*"; }
 
 step "moto (Python virtualenv in .venv)"
-if [ ! -x .venv/bin/moto_server ]; then
-  python3 -m venv .venv
-  .venv/bin/pip install --quiet --disable-pip-version-check 'moto[server]'
+# Pinned: the version the moto-backed tests were last checked against (tokens, JWKS, pool settings).
+MOTO_REQUIREMENT='moto[server]==5.2.5'
+MOTO_VERSION="${MOTO_REQUIREMENT##*==}"
+
+# Debian's python3 ships without the venv module / ensurepip; they come in the python3-venv package.
+install_python_venv() {
+  local sudo=""
+  if [ "$(id -u)" -ne 0 ]; then
+    if ! command -v sudo >/dev/null; then
+      echo "python3 -m venv failed and installing python3-venv needs root (no sudo found): run as root or install python3-venv" >&2
+      exit 1
+    fi
+    sudo="sudo"
+  fi
+  echo "python3 -m venv failed (venv/ensurepip missing): installing Debian's python3-venv"
+  export DEBIAN_FRONTEND=noninteractive
+  $sudo apt-get update
+  $sudo apt-get install -y python3-venv
+}
+
+installed_moto_version() {
+  .venv/bin/pip show moto 2>/dev/null | sed -n 's/^Version: //p'
+}
+
+if [ ! -x .venv/bin/moto_server ] || [ "$(installed_moto_version)" != "$MOTO_VERSION" ]; then
+  if [ ! -x .venv/bin/pip ]; then
+    # A failed attempt leaves a .venv without pip behind: start over.
+    rm -rf .venv
+    if ! python3 -m venv .venv; then
+      rm -rf .venv
+      install_python_venv
+      python3 -m venv .venv
+    fi
+  fi
+  .venv/bin/pip install --quiet --disable-pip-version-check "$MOTO_REQUIREMENT"
 fi
 export MOTO_SERVER_BIN="$ROOT/.venv/bin/moto_server"
 "$MOTO_SERVER_BIN" --help >/dev/null
+echo "moto $(installed_moto_version)"
 
 step "Chromium and ChromeDriver"
 scripts/install-browser.sh
 
 step "PostgreSQL on 127.0.0.1:5432"
+missing_pg_tools=()
+for tool in pg_isready psql; do
+  command -v "$tool" >/dev/null || missing_pg_tools+=("$tool")
+done
+if [ "${#missing_pg_tools[@]}" -gt 0 ]; then
+  echo "error: ${missing_pg_tools[*]} not found: the PostgreSQL client tools are needed to check the test database." >&2
+  echo "Install PostgreSQL (Debian/Ubuntu: apt-get install postgresql postgresql-client), or put its bin folder on PATH," >&2
+  echo "and make sure a server answers on 127.0.0.1:5432 (or set TEST_POSTGRES_URL)." >&2
+  exit 1
+fi
 if ! pg_isready -q -h 127.0.0.1 -p 5432; then
   if command -v pg_ctlcluster >/dev/null; then
     pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -n1)" main start || true

@@ -821,6 +821,27 @@ async fn audit_without_a_token_is_401() {
     assert_eq!(res.status, StatusCode::UNAUTHORIZED);
 }
 
+#[tokio::test]
+async fn audit_with_a_valid_token_of_a_user_who_is_not_an_admin_is_403_forbidden() {
+    let t = test_app().await;
+    let emu = t.emulator();
+    emu.admin_create_user(CreateUserRequest {
+        username: "outsider@example.com".into(),
+        email: "outsider@example.com".into(),
+        temporary_password: Some(TemporaryPassword::new("Temp#Pass12")),
+        message_action: Some(MessageAction::Suppress),
+    })
+    .await
+    .unwrap();
+    let tokens = cognito_first_login(&emu, "outsider@example.com", "Temp#Pass12").await;
+
+    let res = t.get("/api/audit", Some(tokens.id_token.expose())).await;
+
+    assert_eq!(res.status, StatusCode::FORBIDDEN, "{}", res.text);
+    assert_eq!(res.code(), "forbidden");
+    assert!(res.json()["events"].is_null(), "no audit events leak: {}", res.text);
+}
+
 // ---------------------------------------------------------------------------------------------------
 // Idempotency-Key
 // ---------------------------------------------------------------------------------------------------
@@ -1660,6 +1681,10 @@ async fn requests_are_logged_once_with_their_request_id_and_without_any_secret()
         .header("x-request-id", "log-me-1")
         .body(Body::empty())
         .unwrap();
+    // Tests run on parallel threads of one process: a callsite first hit on another thread (no
+    // subscriber there) while this test's subscriber was being registered can stay cached as "never
+    // enabled". Recompute the interest now that every callsite involved has been registered.
+    tracing::callsite::rebuild_interest_cache();
 
     t.call(req).await;
 

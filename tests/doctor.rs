@@ -1,6 +1,12 @@
 //! `admin-provisioner doctor` and start-up validation against moto pools.
 
-use admin_provisioner_cognito::testing::{MotoServer, PoolOptions};
+use admin_provisioner::app::App;
+use admin_provisioner::config::Config;
+use admin_provisioner::http::auth::TokenError;
+use admin_provisioner::http::AppState;
+use admin_provisioner_cognito::testing::{MotoPool, MotoServer, PoolOptions};
+use admin_provisioner_core::domain::{Password, TemporaryPassword, Tokens};
+use admin_provisioner_core::identity::{AuthOutcome, CreateUserRequest, IdentityProvider, IdpUser, MessageAction};
 use std::process::{Command, Output};
 
 fn run_with(vars: &[(String, String)], args: &[&str], dir: &std::path::Path) -> Output {
@@ -25,16 +31,46 @@ async fn doctor_reports_every_problem_of_a_misconfigured_pool() {
         !out.status.success(),
         "doctor must fail on a blocking problem:\n{stdout}"
     );
-    assert!(stderr.contains("blocking problem"), "{stderr}");
-    for needle in [
-        "USER_PASSWORD_AUTH",
-        "TemporaryPasswordValidityDays",
-        "{####}",
-        "50",
-        "case",
-    ] {
-        assert!(stdout.contains(needle), "doctor output lacks {needle:?}:\n{stdout}");
+    assert!(stderr.contains("3 blocking problem(s)"), "{stderr}");
+    // One finding per problem of `PoolOptions::misconfigured()`, printed as `[severity] code: message`
+    // (codes and severities: crates/cognito/src/doctor.rs).
+    let findings: Vec<(&str, &str)> = stdout
+        .lines()
+        .filter_map(|line| {
+            let (severity, rest) = line.strip_prefix('[')?.split_once("] ")?;
+            let (code, _message) = rest.split_once(": ")?;
+            Some((severity, code))
+        })
+        .collect();
+    let expected = [
+        // The app client lacks ALLOW_USER_PASSWORD_AUTH.
+        ("blocking", "user_password_auth_disabled"),
+        // TemporaryPasswordValidityDays=3 but INVITE_VALIDITY_DAYS is 7 (the default).
+        ("blocking", "temporary_password_validity_mismatch"),
+        // The invitation e-mail has {username} but not {####}.
+        ("blocking", "invite_template_missing_placeholder"),
+        // EmailSendingAccount=COGNITO_DEFAULT.
+        ("warning", "cognito_default_email_sender"),
+        // UsernameConfiguration.CaseSensitive=true.
+        ("warning", "usernames_case_sensitive"),
+        // AllowAdminCreateUserOnly=false.
+        ("warning", "self_sign_up_allowed"),
+    ];
+    for (severity, code) in expected {
+        let reported: Vec<&str> = findings.iter().filter(|(_, c)| *c == code).map(|(s, _)| *s).collect();
+        assert_eq!(
+            reported,
+            vec![severity],
+            "doctor must report `{code}` once, as {severity}:\n{stdout}"
+        );
     }
+    let mut codes: Vec<&str> = findings.iter().map(|(_, c)| *c).collect();
+    codes.sort_unstable();
+    let mut expected_codes: Vec<&str> = expected.iter().map(|(_, c)| *c).collect();
+    expected_codes.sort_unstable();
+    assert_eq!(codes, expected_codes, "unexpected findings:\n{stdout}");
+    // The database is fine (SQLite in the temporary folder): only the pool's problems are reported.
+    assert!(!stdout.contains("database_unreachable"), "{stdout}");
 }
 
 #[tokio::test]
@@ -62,6 +98,100 @@ async fn doctor_flags_invite_validity_mismatch() {
     let out = run_with(&vars, &["doctor"], dir.path());
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).contains("TemporaryPasswordValidityDays"));
+}
+
+/// The product's wiring (`Config` → `App` → `AppState`) pointed at `pool`, as `serve` would build it from
+/// `pool.env_vars()`, with its database in `dir`.
+async fn product_state_for(pool: &MotoPool, dir: &std::path::Path) -> AppState {
+    let vars: std::collections::HashMap<String, String> = pool.env_vars().into_iter().collect();
+    let mut config = Config::embedded_in(dir);
+    config.cognito_user_pool_id = Some(vars["COGNITO_USER_POOL_ID"].clone());
+    config.cognito_client_id = Some(vars["COGNITO_CLIENT_ID"].clone());
+    config.cognito_client_secret = vars.get("COGNITO_CLIENT_SECRET").cloned();
+    config.cognito_endpoint_url = Some(vars["AWS_ENDPOINT_URL_COGNITO_IDENTITY_PROVIDER"].clone());
+    config.cognito_jwks_url = Some(vars["COGNITO_JWKS_URL"].clone());
+    config.aws_region = vars["AWS_REGION"].clone();
+    // No AWS credentials are needed here: building the adapter calls nothing, and token verification only
+    // downloads the JWKS over plain HTTP (from moto). Every Cognito API call below goes through
+    // `pool.provider`, which has moto's static test credentials.
+    let app = App::build(config).await.unwrap();
+    assert!(
+        app.emulator.is_none(),
+        "the app must use the AWS adapter, not the built-in emulator"
+    );
+    AppState::new(app)
+}
+
+/// Creates `username` in `pool` with a known temporary password and completes the first login
+/// (InitiateAuth USER_PASSWORD_AUTH → NEW_PASSWORD_REQUIRED → RespondToAuthChallenge), all in moto.
+async fn moto_first_login(pool: &MotoPool, username: &str) -> (IdpUser, Tokens) {
+    let temp = "Temp#Pass12";
+    let user = pool
+        .provider
+        .admin_create_user(CreateUserRequest {
+            username: username.into(),
+            email: username.into(),
+            temporary_password: Some(TemporaryPassword::new(temp)),
+            message_action: Some(MessageAction::Suppress),
+        })
+        .await
+        .unwrap();
+    let tokens = match pool
+        .provider
+        .initiate_auth(username, &Password::new(temp))
+        .await
+        .unwrap()
+    {
+        AuthOutcome::NewPasswordRequired { session, username } => pool
+            .provider
+            .respond_to_new_password_challenge(&username, &session, &Password::new("Correct-Horse-7"))
+            .await
+            .unwrap(),
+        AuthOutcome::Tokens(_) => panic!("a new user must be asked for a new password"),
+    };
+    (user, tokens)
+}
+
+/// The product's own token verifier (`AppState::verify`: JWKS from `COGNITO_JWKS_URL`, issuer, audience,
+/// `token_use`, expiry) accepts the ID and access tokens moto signs for the configured pool, and refuses
+/// those of another pool.
+#[tokio::test]
+async fn the_product_verifier_accepts_moto_tokens_of_its_pool_and_refuses_another_pools() {
+    let moto = MotoServer::shared().unwrap();
+    let pool = moto.create_pool(PoolOptions::default()).await.unwrap();
+    let other_pool = moto.create_pool(PoolOptions::default()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let state = product_state_for(&pool, dir.path()).await;
+
+    let (user, tokens) = moto_first_login(&pool, "verified@example.com").await;
+    let (_, foreign) = moto_first_login(&other_pool, "verified@example.com").await;
+
+    let id = state
+        .verify(tokens.id_token.expose())
+        .await
+        .unwrap_or_else(|e| panic!("moto's ID token was refused: {e:?}"));
+    assert_eq!(id.sub, user.sub);
+    assert_eq!(id.username, user.username);
+    let access = state
+        .verify(tokens.access_token.expose())
+        .await
+        .unwrap_or_else(|e| panic!("moto's access token was refused: {e:?}"));
+    assert_eq!(access.sub, user.sub);
+    assert_eq!(access.username, user.username);
+
+    // moto signs every pool's tokens with the same key (kid "dummy"), so only the issuer (the pool id)
+    // tells them apart: the verifier must check it.
+    for (kind, token) in [("ID", &foreign.id_token), ("access", &foreign.access_token)] {
+        match state.verify(token.expose()).await {
+            Err(TokenError::Invalid(why)) => {
+                assert!(
+                    why.contains("issuer"),
+                    "{kind} token of another pool refused for {why:?}"
+                )
+            }
+            other => panic!("the {kind} token of another pool must be refused as invalid, got {other:?}"),
+        }
+    }
 }
 
 #[test]
@@ -148,7 +278,6 @@ async fn provision_and_resend_against_moto_and_postgres() {
     assert!(!dup.status.success());
 
     // Both systems agree.
-    use admin_provisioner_core::identity::IdentityProvider;
     let cognito = pool.provider.admin_get_user("quinn@example.com").await.unwrap();
     let store = admin_provisioner_store::connect(&db_url).await.unwrap();
     let record = store.find_admin_by_email("quinn@example.com").await.unwrap().unwrap();

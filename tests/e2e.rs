@@ -2,9 +2,13 @@
 
 mod common;
 
+use admin_provisioner::app::Hooks;
+use admin_provisioner_core::faults::{FaultMode, FaultPlan};
+use admin_provisioner_core::identity::op;
 use common::*;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
+use std::time::Duration;
 
 /// Logs in with the temporary password, answers NEW_PASSWORD_REQUIRED, and returns the ID token.
 async fn first_login(client: &reqwest::Client, app: &SpawnedApp, email: &str) -> String {
@@ -109,17 +113,95 @@ async fn the_first_admin_invites_a_second_who_signs_in_and_the_audit_log_tells_t
     app.stop().await.unwrap();
 }
 
+/// Graceful shutdown: once the shutdown future resolves, `serve` stops accepting connections at once but
+/// lets a request already being handled finish with its normal answer, and returns only after that.
 #[tokio::test]
-async fn serve_stops_gracefully_when_shutdown_resolves() {
-    let app = spawn_app().await;
-    let url = app.url("/healthz");
-    assert_eq!(reqwest::get(&url).await.unwrap().status(), StatusCode::OK);
+async fn shutdown_refuses_new_connections_and_lets_an_in_flight_request_finish() {
+    // Arrange: a first admin signed in; the next AdminCreateUser hangs until the saga's call timeout
+    // (`fast_settings`: 5 s, 2 attempts), and the saga's retry then succeeds. That holds a
+    // POST /api/admins inside the server for 5 s, and `hang_started` says exactly when it is there.
+    let faults = FaultPlan::new();
+    let settings = fast_settings();
+    assert!(settings.call_timeout >= Duration::from_secs(5) && settings.max_attempts >= 2);
+    let mut app = spawn_app_with(Hooks {
+        faults: Some(faults.clone()),
+        settings: Some(settings),
+        ..Hooks::default()
+    })
+    .await;
+    let client = reqwest::Client::new();
+    app.app
+        .provisioner
+        .bootstrap_admin("first@example.com", Some("cli-bootstrap"))
+        .await
+        .unwrap();
+    let token = first_login(&client, &app, "first@example.com").await;
+    let creates_before = faults.calls(op::ADMIN_CREATE_USER);
+    faults.fail(op::ADMIN_CREATE_USER, FaultMode::Hang, Some(1));
 
-    let stopped = tokio::time::timeout(std::time::Duration::from_secs(10), app.stop()).await;
+    // Act: the request is in flight (inside AdminCreateUser) when shutdown is triggered.
+    let in_flight = tokio::spawn(
+        client
+            .post(app.url("/api/admins"))
+            .bearer_auth(&token)
+            .json(&json!({"email": "late@example.com"}))
+            .send(),
+    );
+    tokio::time::timeout(Duration::from_secs(10), faults.hang_started())
+        .await
+        .expect("the request never reached AdminCreateUser");
+    app.begin_shutdown();
 
+    // Assert: new connections are refused while the request is still being handled...
+    let addr = app.addr;
+    let refused = tokio::time::timeout(Duration::from_secs(3), async move {
+        // The serve task drops its listener as soon as it sees the signal; yield until it has run.
+        while tokio::net::TcpStream::connect(addr).await.is_ok() {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await;
+    assert!(
+        refused.is_ok(),
+        "the port still accepts connections after shutdown began"
+    );
+    assert!(
+        !in_flight.is_finished(),
+        "the in-flight request ended before new connections were refused"
+    );
+    assert!(!app.server_finished(), "serve returned while a request was in flight");
+
+    // ...which then completes with its normal answer,
+    let res = tokio::time::timeout(Duration::from_secs(30), in_flight)
+        .await
+        .expect("the in-flight request did not complete")
+        .unwrap()
+        .expect("the in-flight request was cut off by the shutdown");
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["user"]["email"], "late@example.com", "{body}");
+    assert_eq!(
+        faults.calls(op::ADMIN_CREATE_USER) - creates_before,
+        2,
+        "one hung attempt, then the retry"
+    );
+    let record = app
+        .app
+        .provisioner
+        .admin_store()
+        .find_admin_by_email("late@example.com")
+        .await
+        .unwrap();
+    assert!(
+        record.is_some(),
+        "the admin created by the in-flight request is in the database"
+    );
+
+    // ...and `serve` returns once it has drained; the port stays closed.
+    let stopped = tokio::time::timeout(Duration::from_secs(10), app.stop()).await;
     assert!(matches!(stopped, Ok(Ok(()))), "serve did not return after shutdown");
     assert!(
-        reqwest::get(&url).await.is_err(),
-        "the port still answers after shutdown"
+        tokio::net::TcpStream::connect(addr).await.is_err(),
+        "the port answers after serve returned"
     );
 }

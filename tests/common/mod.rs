@@ -290,6 +290,8 @@ pub fn temp_password_in(dir: &Path, email: &str) -> String {
 pub struct SpawnedApp {
     /// `http://127.0.0.1:PORT`.
     pub base_url: String,
+    /// The listening address.
+    pub addr: std::net::SocketAddr,
     /// The wired app (same database and emulator as the server).
     pub app: App,
     /// The temporary folder.
@@ -300,20 +302,29 @@ pub struct SpawnedApp {
 
 /// Builds an app (system clock, metrics observer as `serve` expects) and serves it on a free port.
 pub async fn spawn_app() -> SpawnedApp {
+    spawn_app_with(Hooks::default()).await
+}
+
+/// Like [`spawn_app`], with test hooks (faults, saga settings); the observer defaults to the process-wide
+/// [`http::metrics_observer`] registry, as `serve` expects.
+pub async fn spawn_app_with(hooks: Hooks) -> SpawnedApp {
     let dir = tempfile::tempdir().unwrap();
+    let observer = hooks.observer.clone().unwrap_or_else(|| http::metrics_observer());
     let hooks = Hooks {
-        observer: Some(http::metrics_observer()),
-        ..Hooks::default()
+        observer: Some(observer),
+        ..hooks
     };
     let app = App::build_with(test_config(dir.path()), hooks).await.unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base_url = format!("http://{}", listener.local_addr().unwrap());
+    let addr = listener.local_addr().unwrap();
+    let base_url = format!("http://{addr}");
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(http::serve(app.clone(), listener, async {
         let _ = rx.await;
     }));
     SpawnedApp {
         base_url,
+        addr,
         app,
         dir,
         shutdown: Some(tx),
@@ -332,7 +343,19 @@ impl SpawnedApp {
         temp_password_in(&self.app.config.mailbox_dir, email)
     }
 
-    /// Signals graceful shutdown and waits for the server to finish.
+    /// Signals graceful shutdown without waiting (the shutdown future given to `serve` resolves).
+    pub fn begin_shutdown(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+
+    /// True once `serve` has returned.
+    pub fn server_finished(&self) -> bool {
+        self.server.as_ref().is_none_or(|h| h.is_finished())
+    }
+
+    /// Signals graceful shutdown (unless already signalled) and waits for the server to finish.
     pub async fn stop(mut self) -> anyhow::Result<()> {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
