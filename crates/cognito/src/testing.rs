@@ -18,7 +18,7 @@
 //! `moto_server` is looked up in this order: the environment variable `MOTO_SERVER_BIN`; a
 //! `.venv/bin/moto_server` in `CARGO_MANIFEST_DIR` or any folder above it; the `PATH`. When none is found,
 //! [`MotoServer::start`] fails with the install command:
-//! `python3 -m venv .venv && .venv/bin/pip install 'moto[server]'` (in the workspace root).
+//! `python3 -m venv .venv && .venv/bin/pip install 'moto[server]==5.2.5'` (in the workspace root).
 //!
 //! The server is killed when the last handle is dropped. When `moto_server` is a Python script (the usual
 //! case), it is started through its interpreter with a watchdog that also ends it if the test process
@@ -41,7 +41,7 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 /// How to install moto, for error messages.
-pub const INSTALL_HINT: &str = "install it in the workspace root with: python3 -m venv .venv && .venv/bin/pip install 'moto[server]' (or set MOTO_SERVER_BIN to a moto_server executable)";
+pub const INSTALL_HINT: &str = "install it in the workspace root with: python3 -m venv .venv && .venv/bin/pip install 'moto[server]==5.2.5' (or set MOTO_SERVER_BIN to a moto_server executable)";
 
 /// How long moto may take to answer after start (it imports a lot of Python).
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
