@@ -938,7 +938,17 @@ impl Provisioner {
                                 invite_delivered: true,
                             })
                         }
-                        Ok(None) => Step::Failed(Error::ForeignIdentityExists),
+                        Ok(None) => {
+                            // Not ours. If the database links it to an admin with this e-mail, a concurrent
+                            // provisioning of the same address just finished first: the admin exists.
+                            match self
+                                .store_call(self.admins.find_admin_by_email(&saga.email_normalized))
+                                .await
+                            {
+                                Ok(Some(_)) => Step::Failed(Error::AdminExists),
+                                _ => Step::Failed(Error::ForeignIdentityExists),
+                            }
+                        }
                         Err(e) => Step::Failed(e.into()),
                     };
                 }
@@ -1022,7 +1032,8 @@ impl Provisioner {
     /// Undo of a provisioning: delete the Cognito user if (and only if) it is this saga's own.
     /// Returns the error to report.
     async fn compensate_provision(&self, saga: &SagaRecord, known: Option<&IdpUser>, cause: Error) -> Error {
-        if matches!(cause, Error::ForeignIdentityExists) {
+        // Nothing of ours was created: someone else's user, or an admin that already exists.
+        if matches!(cause, Error::ForeignIdentityExists | Error::AdminExists) {
             let _ = self
                 .set_state(saga.id, SagaState::Aborted, Some(cause.to_string()))
                 .await;
