@@ -178,7 +178,12 @@ impl MotoServer {
             if let Some(status) = self.child.lock().unwrap_or_else(|e| e.into_inner()).try_wait()? {
                 bail!("moto_server exited ({status}) before answering: {}", self.log_tail());
             }
-            if answers_http(addr) {
+            // Our own child must have bound the port (werkzeug logs "Running on …"): another test process
+            // may have picked the same free port a moment earlier, and its server would answer too.
+            let bound = std::fs::read_to_string(&self.log_path)
+                .map(|log| log.contains(&format!("Running on http://127.0.0.1:{port}")))
+                .unwrap_or(false);
+            if bound && answers_http(addr) {
                 return Ok(());
             }
             if Instant::now() > deadline {
