@@ -977,11 +977,22 @@ async fn create_submit(
     back_to_console(&state, &headers, flash)
 }
 
-async fn admin_email(state: &AppState, id: UserId) -> String {
-    match state.provisioner().get_admin_view(id).await {
+/// What every per-admin button (Resend, Revoke/Remove) starts with: the CSRF-checked console user, the
+/// admin id from the path and that admin's e-mail for the flash message.
+async fn admin_action(
+    state: &AppState,
+    headers: &HeaderMap,
+    id: &str,
+    form: Result<Form<CsrfForm>, FormRejection>,
+) -> Result<(ConsoleUser, UserId, String), Response> {
+    let csrf = form.map(|Form(f)| f.csrf).unwrap_or_default();
+    let user = console_user_for_post(state, headers, &csrf).await?;
+    let id = parse_admin_id(id).map_err(|e| back_to_console(state, headers, Flash::error(describe(&e))))?;
+    let email = match state.provisioner().get_admin_view(id).await {
         Ok(a) => a.email,
         Err(_) => "the admin".into(),
-    }
+    };
+    Ok((user, id, email))
 }
 
 async fn resend_submit(
@@ -991,16 +1002,10 @@ async fn resend_submit(
     Path(id): Path<String>,
     form: Result<Form<CsrfForm>, FormRejection>,
 ) -> Response {
-    let csrf = form.map(|Form(f)| f.csrf).unwrap_or_default();
-    let user = match console_user_for_post(&state, &headers, &csrf).await {
-        Ok(u) => u,
+    let (user, id, email) = match admin_action(&state, &headers, &id, form).await {
+        Ok(parts) => parts,
         Err(res) => return res,
     };
-    let id = match parse_admin_id(&id) {
-        Ok(id) => id,
-        Err(e) => return back_to_console(&state, &headers, Flash::error(describe(&e))),
-    };
-    let email = admin_email(&state, id).await;
     let flash = match state
         .provisioner()
         .resend_admin_invite_by_id(&user.caller, id, Some(&request_id))
@@ -1024,16 +1029,10 @@ async fn remove_submit(
     Path(id): Path<String>,
     form: Result<Form<CsrfForm>, FormRejection>,
 ) -> Response {
-    let csrf = form.map(|Form(f)| f.csrf).unwrap_or_default();
-    let user = match console_user_for_post(&state, &headers, &csrf).await {
-        Ok(u) => u,
+    let (user, id, email) = match admin_action(&state, &headers, &id, form).await {
+        Ok(parts) => parts,
         Err(res) => return res,
     };
-    let id = match parse_admin_id(&id) {
-        Ok(id) => id,
-        Err(e) => return back_to_console(&state, &headers, Flash::error(describe(&e))),
-    };
-    let email = admin_email(&state, id).await;
     let flash = match state
         .provisioner()
         .remove_admin(&user.caller, id, Some(&request_id))

@@ -150,6 +150,40 @@ pub struct AdminView {
     pub last_error: Option<String>,
 }
 
+impl AdminView {
+    /// A stored admin.
+    fn of_record(r: AdminRecord, now: DateTime<Utc>) -> Self {
+        Self {
+            id: r.user.id,
+            email: r.user.email.clone(),
+            status: InviteStatus::of(&r, now),
+            invite: Some(InviteView::of(&r, now)),
+            user: Some(r.user),
+            admin_info: Some(r.admin_info),
+            saga_id: None,
+            last_error: None,
+        }
+    }
+
+    /// An unfinished provisioning: `pending`, or `failed` when stuck.
+    fn of_saga(s: &SagaRecord) -> Self {
+        Self {
+            id: s.user_id,
+            email: s.email.clone(),
+            status: if s.state == SagaState::Stuck {
+                InviteStatus::Failed
+            } else {
+                InviteStatus::Pending
+            },
+            user: None,
+            admin_info: None,
+            invite: None,
+            saga_id: Some(s.id),
+            last_error: s.last_error.clone(),
+        }
+    }
+}
+
 /// The identity-provider side of a provisioning: the Cognito user and whether the e-mail went out.
 #[derive(Clone, Debug, PartialEq)]
 pub struct CreatedIdentity {
@@ -193,11 +227,6 @@ pub struct Provisioner {
     clock: Arc<dyn Clock>,
     settings: ProvisionerSettings,
     observer: Arc<dyn Observer>,
-}
-
-enum Step<T> {
-    Done(T),
-    Failed(Error),
 }
 
 impl Provisioner {
@@ -564,46 +593,34 @@ impl Provisioner {
             .store_call(self.admins.list_admins())
             .await?
             .into_iter()
-            .map(|r| AdminView {
-                id: r.user.id,
-                email: r.user.email.clone(),
-                status: InviteStatus::of(&r, now),
-                invite: Some(InviteView::of(&r, now)),
-                user: Some(r.user),
-                admin_info: Some(r.admin_info),
-                saga_id: None,
-                last_error: None,
-            })
+            .map(|r| AdminView::of_record(r, now))
             .collect();
+        let stored: std::collections::HashSet<UserId> = out.iter().map(|a| a.id).collect();
         for s in self.store_call(self.sagas.list_unfinished()).await? {
-            if s.kind != SagaKind::Provision || out.iter().any(|a| a.id == s.user_id) {
-                continue;
+            if s.kind == SagaKind::Provision && !stored.contains(&s.user_id) {
+                out.push(AdminView::of_saga(&s));
             }
-            out.push(AdminView {
-                id: s.user_id,
-                email: s.email.clone(),
-                status: if s.state == SagaState::Stuck {
-                    InviteStatus::Failed
-                } else {
-                    InviteStatus::Pending
-                },
-                user: None,
-                admin_info: None,
-                invite: None,
-                saga_id: Some(s.id),
-                last_error: s.last_error.clone(),
-            });
         }
         Ok(out)
     }
 
     /// One admin (or unfinished provisioning) by id.
     pub async fn get_admin_view(&self, id: UserId) -> Result<AdminView, Error> {
-        self.list_admin_views()
+        if let Some(record) = self.store_call(self.admins.get_admin(id)).await? {
+            return Ok(AdminView::of_record(record, self.now()));
+        }
+        Ok(AdminView::of_saga(
+            &self.unfinished_provision_of(id).await?.ok_or(Error::NotFound)?,
+        ))
+    }
+
+    /// The unfinished provisioning saga that will write admin `id`, if any.
+    async fn unfinished_provision_of(&self, id: UserId) -> Result<Option<SagaRecord>, Error> {
+        Ok(self
+            .store_call(self.sagas.list_unfinished())
             .await?
             .into_iter()
-            .find(|a| a.id == id)
-            .ok_or(Error::NotFound)
+            .find(|s| s.kind == SagaKind::Provision && s.user_id == id))
     }
 
     /// Removes an admin from both systems (revoking the invitation if it was never accepted).
@@ -688,12 +705,7 @@ impl Provisioner {
         id: UserId,
         request_id: Option<&str>,
     ) -> Result<Option<AdminRecord>, Error> {
-        let saga = self
-            .store_call(self.sagas.list_unfinished())
-            .await?
-            .into_iter()
-            .find(|s| s.kind == SagaKind::Provision && s.user_id == id)
-            .ok_or(Error::NotFound)?;
+        let saga = self.unfinished_provision_of(id).await?.ok_or(Error::NotFound)?;
         if saga.state != SagaState::Stuck && self.now() - saga.updated_at < self.creation_window() {
             return Err(Error::ProvisioningInProgress);
         }
@@ -839,8 +851,8 @@ impl Provisioner {
 
         // Step 3: the Cognito user.
         let identity = match self.create_identity_step(&saga).await {
-            Step::Done(identity) => identity,
-            Step::Failed(err) => return Err(self.compensate_provision(&saga, None, err).await),
+            Ok(identity) => identity,
+            Err(err) => return Err(self.compensate_provision(&saga, None, err).await),
         };
 
         // Step 4: remember it in the saga log.
@@ -869,24 +881,13 @@ impl Provisioner {
             request_id: request_id.map(str::to_string),
             saga_id: Some(saga.id),
         };
-        let mut last_err = None;
-        for attempt in 0..self.settings.max_attempts.max(1) {
-            if attempt > 0 {
-                self.backoff(attempt).await;
-            }
-            match self
-                .create_admin_database_records(email, &identity.user.username, &identity.user.sub, &plan)
-                .await
-            {
-                Ok(record) => return Ok(self.provisioned(record, saga.id)),
-                Err(e @ Error::DatabaseUnavailable(_)) => last_err = Some(e),
-                Err(e) => {
-                    last_err = Some(e);
-                    break;
-                }
-            }
-        }
-        let err = last_err.unwrap_or_else(|| Error::DatabaseUnavailable("no attempt".into()));
+        let err = match self
+            .retry(|| self.create_admin_database_records(email, &identity.user.username, &identity.user.sub, &plan))
+            .await
+        {
+            Ok(record) => return Ok(self.provisioned(record, saga.id)),
+            Err(e) => e,
+        };
         // Verify before undoing: the write may have landed although its reply was lost.
         match self.store_call(self.admins.get_admin(saga.user_id)).await {
             Ok(Some(record)) => Ok(self.provisioned(record, saga.id)),
@@ -916,56 +917,39 @@ impl Provisioner {
     }
 
     /// AdminCreateUser with retries, adoption of its own user, and CodeDeliveryFailure handling.
-    async fn create_identity_step(&self, saga: &SagaRecord) -> Step<CreatedIdentity> {
+    async fn create_identity_step(&self, saga: &SagaRecord) -> Result<CreatedIdentity, Error> {
         let email = match AdminEmail::parse(&saga.email) {
             Ok(e) => e,
-            Err(e) => return Step::Failed(e.into()),
+            Err(e) => return Err(e.into()),
         };
-        let mut last: Option<IdpError> = None;
-        for attempt in 0..self.settings.max_attempts.max(1) {
-            if attempt > 0 {
-                self.backoff(attempt).await;
-            }
-            match self.create_admin_user(&email, None).await {
-                Ok(identity) => return Step::Done(identity),
-                Err(Error::ForeignIdentityExists) => {
-                    // Ours (a retry whose first attempt landed) or someone else's?
-                    return match self.find_own_identity(saga).await {
-                        Ok(Some(user)) => {
-                            tracing::info!(saga_id = %saga.id, "adopting the Cognito user created by an earlier attempt of this saga");
-                            Step::Done(CreatedIdentity {
-                                user,
-                                invite_delivered: true,
-                            })
-                        }
-                        Ok(None) => {
-                            // Not ours. If the database links it to an admin with this e-mail, a concurrent
-                            // provisioning of the same address just finished first: the admin exists.
-                            match self
-                                .store_call(self.admins.find_admin_by_email(&saga.email_normalized))
-                                .await
-                            {
-                                Ok(Some(_)) => Step::Failed(Error::AdminExists),
-                                _ => Step::Failed(Error::ForeignIdentityExists),
-                            }
-                        }
-                        Err(e) => Step::Failed(e.into()),
-                    };
-                }
-                Err(e) => {
-                    let idp_err = error_to_idp(&e);
-                    let transient = idp_err.as_ref().map(IdpError::is_transient).unwrap_or(false);
-                    if !transient {
-                        return Step::Failed(e);
+        match self.retry(|| self.create_admin_user(&email, None)).await {
+            Ok(identity) => Ok(identity),
+            Err(Error::ForeignIdentityExists) => {
+                // Ours (a retry whose first attempt landed) or someone else's?
+                match self.find_own_identity(saga).await {
+                    Ok(Some(user)) => {
+                        tracing::info!(saga_id = %saga.id, "adopting the Cognito user created by an earlier attempt of this saga");
+                        Ok(CreatedIdentity {
+                            user,
+                            invite_delivered: true,
+                        })
                     }
-                    last = idp_err;
+                    Ok(None) => {
+                        // Not ours. If the database links it to an admin with this e-mail, a concurrent
+                        // provisioning of the same address just finished first: the admin exists.
+                        match self
+                            .store_call(self.admins.find_admin_by_email(&saga.email_normalized))
+                            .await
+                        {
+                            Ok(Some(_)) => Err(Error::AdminExists),
+                            _ => Err(Error::ForeignIdentityExists),
+                        }
+                    }
+                    Err(e) => Err(e.into()),
                 }
             }
+            Err(e) => Err(e),
         }
-        Step::Failed(
-            last.map(Error::from)
-                .unwrap_or_else(|| Error::IdentityProviderUnavailable("no attempt".into())),
-        )
     }
 
     /// How long after its intent a saga may still have created its Cognito user: every attempt of the
@@ -1502,6 +1486,15 @@ impl Transient for IdpError {
         self.is_transient()
     }
 }
+/// Domain errors retried by a saga step: throttling and unavailability of either system.
+impl Transient for Error {
+    fn transient(&self) -> bool {
+        matches!(
+            self,
+            Error::RateLimited | Error::IdentityProviderUnavailable(_) | Error::DatabaseUnavailable(_)
+        )
+    }
+}
 impl Transient for StoreError {
     fn transient(&self) -> bool {
         self.is_transient()
@@ -1523,13 +1516,5 @@ fn login_error(e: IdpError) -> Error {
     match e {
         IdpError::UserNotFound => Error::InvalidCredentials,
         e => e.into(),
-    }
-}
-
-fn error_to_idp(e: &Error) -> Option<IdpError> {
-    match e {
-        Error::RateLimited => Some(IdpError::TooManyRequests),
-        Error::IdentityProviderUnavailable(m) => Some(IdpError::Unavailable(m.clone())),
-        _ => None,
     }
 }

@@ -12,89 +12,157 @@ use admin_provisioner_core::store::{op as store_op, SagaState};
 use admin_provisioner_core::{Caller, Error};
 use saga_support::*;
 
-macro_rules! fault_case {
-    ($name:ident, $op:expr, $mode:expr) => {
+/// One cell of a fault matrix: `$runner` with the fault hitting once, then always, each on a fresh harness.
+macro_rules! matrix_case {
+    ($runner:ident, $name:ident, $op:expr, $mode:expr) => {
         #[tokio::test]
         async fn $name() {
             for times in [Some(1), None] {
                 let h = Harness::emulator_sqlite().await;
-                run_fault_case(&h, $op, $mode, times).await;
+                $runner(&h, $op, $mode, times).await;
             }
         }
     };
 }
 
-fault_case!(
+matrix_case!(
+    run_fault_case,
     fault_admin_create_user_error,
     idp_op::ADMIN_CREATE_USER,
     FaultMode::Error
 );
-fault_case!(
+matrix_case!(
+    run_fault_case,
     fault_admin_create_user_succeed_then_error,
     idp_op::ADMIN_CREATE_USER,
     FaultMode::SucceedThenError
 );
-fault_case!(fault_admin_create_user_hang, idp_op::ADMIN_CREATE_USER, FaultMode::Hang);
-fault_case!(
+matrix_case!(
+    run_fault_case,
+    fault_admin_create_user_hang,
+    idp_op::ADMIN_CREATE_USER,
+    FaultMode::Hang
+);
+matrix_case!(
+    run_fault_case,
     fault_admin_create_user_succeed_then_hang,
     idp_op::ADMIN_CREATE_USER,
     FaultMode::SucceedThenHang
 );
-fault_case!(fault_admin_get_user_error, idp_op::ADMIN_GET_USER, FaultMode::Error);
-fault_case!(
+matrix_case!(
+    run_fault_case,
+    fault_admin_get_user_error,
+    idp_op::ADMIN_GET_USER,
+    FaultMode::Error
+);
+matrix_case!(
+    run_fault_case,
     fault_admin_get_user_succeed_then_error,
     idp_op::ADMIN_GET_USER,
     FaultMode::SucceedThenError
 );
-fault_case!(fault_admin_get_user_hang, idp_op::ADMIN_GET_USER, FaultMode::Hang);
-fault_case!(
+matrix_case!(
+    run_fault_case,
+    fault_admin_get_user_hang,
+    idp_op::ADMIN_GET_USER,
+    FaultMode::Hang
+);
+matrix_case!(
+    run_fault_case,
     fault_admin_delete_user_error,
     idp_op::ADMIN_DELETE_USER,
     FaultMode::Error
 );
-fault_case!(
+matrix_case!(
+    run_fault_case,
     fault_admin_delete_user_succeed_then_error,
     idp_op::ADMIN_DELETE_USER,
     FaultMode::SucceedThenError
 );
-fault_case!(fault_admin_delete_user_hang, idp_op::ADMIN_DELETE_USER, FaultMode::Hang);
-fault_case!(fault_saga_begin_error, store_op::SAGA_BEGIN, FaultMode::Error);
-fault_case!(
+matrix_case!(
+    run_fault_case,
+    fault_admin_delete_user_hang,
+    idp_op::ADMIN_DELETE_USER,
+    FaultMode::Hang
+);
+matrix_case!(
+    run_fault_case,
+    fault_saga_begin_error,
+    store_op::SAGA_BEGIN,
+    FaultMode::Error
+);
+matrix_case!(
+    run_fault_case,
     fault_saga_begin_succeed_then_error,
     store_op::SAGA_BEGIN,
     FaultMode::SucceedThenError
 );
-fault_case!(fault_saga_begin_hang, store_op::SAGA_BEGIN, FaultMode::Hang);
-fault_case!(
+matrix_case!(
+    run_fault_case,
+    fault_saga_begin_hang,
+    store_op::SAGA_BEGIN,
+    FaultMode::Hang
+);
+matrix_case!(
+    run_fault_case,
     fault_saga_begin_succeed_then_hang,
     store_op::SAGA_BEGIN,
     FaultMode::SucceedThenHang
 );
-fault_case!(fault_saga_update_error, store_op::SAGA_UPDATE, FaultMode::Error);
-fault_case!(
+matrix_case!(
+    run_fault_case,
+    fault_saga_update_error,
+    store_op::SAGA_UPDATE,
+    FaultMode::Error
+);
+matrix_case!(
+    run_fault_case,
     fault_saga_update_succeed_then_error,
     store_op::SAGA_UPDATE,
     FaultMode::SucceedThenError
 );
-fault_case!(fault_saga_update_hang, store_op::SAGA_UPDATE, FaultMode::Hang);
-fault_case!(
+matrix_case!(
+    run_fault_case,
+    fault_saga_update_hang,
+    store_op::SAGA_UPDATE,
+    FaultMode::Hang
+);
+matrix_case!(
+    run_fault_case,
     fault_saga_update_succeed_then_hang,
     store_op::SAGA_UPDATE,
     FaultMode::SucceedThenHang
 );
-fault_case!(fault_insert_admin_error, store_op::INSERT_ADMIN, FaultMode::Error);
-fault_case!(
+matrix_case!(
+    run_fault_case,
+    fault_insert_admin_error,
+    store_op::INSERT_ADMIN,
+    FaultMode::Error
+);
+matrix_case!(
+    run_fault_case,
     fault_insert_admin_succeed_then_error,
     store_op::INSERT_ADMIN,
     FaultMode::SucceedThenError
 );
-fault_case!(fault_insert_admin_hang, store_op::INSERT_ADMIN, FaultMode::Hang);
-fault_case!(
+matrix_case!(
+    run_fault_case,
+    fault_insert_admin_hang,
+    store_op::INSERT_ADMIN,
+    FaultMode::Hang
+);
+matrix_case!(
+    run_fault_case,
     fault_insert_admin_succeed_then_hang,
     store_op::INSERT_ADMIN,
     FaultMode::SucceedThenHang
 );
-fault_case!(fault_append_audit_error, store_op::APPEND_AUDIT, FaultMode::Error);
+matrix_case!(
+    run_fault_case,
+    fault_append_audit_error,
+    store_op::APPEND_AUDIT,
+    FaultMode::Error
+);
 
 /// A definitive (non-retryable) database failure while writing the records: the Cognito user is removed.
 #[tokio::test]
@@ -481,94 +549,93 @@ async fn records_of_an_already_compensated_saga_are_refused() {
     assert!(!h.db_has("kai@example.com").await);
 }
 
-macro_rules! compensation_fault_case {
-    ($name:ident, $op:expr, $mode:expr) => {
-        #[tokio::test]
-        async fn $name() {
-            for times in [Some(1), None] {
-                let h = Harness::emulator_sqlite().await;
-                run_compensation_fault_case(&h, $op, $mode, times).await;
-            }
-        }
-    };
-}
-
-compensation_fault_case!(
+matrix_case!(
+    run_compensation_fault_case,
     undo_fault_admin_delete_user_error,
     idp_op::ADMIN_DELETE_USER,
     FaultMode::Error
 );
-compensation_fault_case!(
+matrix_case!(
+    run_compensation_fault_case,
     undo_fault_admin_delete_user_succeed_then_error,
     idp_op::ADMIN_DELETE_USER,
     FaultMode::SucceedThenError
 );
-compensation_fault_case!(
+matrix_case!(
+    run_compensation_fault_case,
     undo_fault_admin_delete_user_hang,
     idp_op::ADMIN_DELETE_USER,
     FaultMode::Hang
 );
-compensation_fault_case!(
+matrix_case!(
+    run_compensation_fault_case,
     undo_fault_admin_delete_user_succeed_then_hang,
     idp_op::ADMIN_DELETE_USER,
     FaultMode::SucceedThenHang
 );
-compensation_fault_case!(undo_fault_saga_update_error, store_op::SAGA_UPDATE, FaultMode::Error);
-compensation_fault_case!(undo_fault_saga_update_hang, store_op::SAGA_UPDATE, FaultMode::Hang);
+matrix_case!(
+    run_compensation_fault_case,
+    undo_fault_saga_update_error,
+    store_op::SAGA_UPDATE,
+    FaultMode::Error
+);
+matrix_case!(
+    run_compensation_fault_case,
+    undo_fault_saga_update_hang,
+    store_op::SAGA_UPDATE,
+    FaultMode::Hang
+);
 
-macro_rules! foreign_fault_case {
-    ($name:ident, $op:expr, $mode:expr) => {
-        #[tokio::test]
-        async fn $name() {
-            for times in [Some(1), None] {
-                let h = Harness::emulator_sqlite().await;
-                run_foreign_fault_case(&h, $op, $mode, times).await;
-            }
-        }
-    };
-}
-
-foreign_fault_case!(
+matrix_case!(
+    run_foreign_fault_case,
     foreign_user_fault_admin_create_user_error,
     idp_op::ADMIN_CREATE_USER,
     FaultMode::Error
 );
-foreign_fault_case!(
+matrix_case!(
+    run_foreign_fault_case,
     foreign_user_fault_admin_create_user_hang,
     idp_op::ADMIN_CREATE_USER,
     FaultMode::Hang
 );
-foreign_fault_case!(
+matrix_case!(
+    run_foreign_fault_case,
     foreign_user_fault_admin_create_user_succeed_then_error,
     idp_op::ADMIN_CREATE_USER,
     FaultMode::SucceedThenError
 );
-foreign_fault_case!(
+matrix_case!(
+    run_foreign_fault_case,
     foreign_user_fault_admin_get_user_error,
     idp_op::ADMIN_GET_USER,
     FaultMode::Error
 );
-foreign_fault_case!(
+matrix_case!(
+    run_foreign_fault_case,
     foreign_user_fault_admin_get_user_hang,
     idp_op::ADMIN_GET_USER,
     FaultMode::Hang
 );
-foreign_fault_case!(
+matrix_case!(
+    run_foreign_fault_case,
     foreign_user_fault_admin_delete_user_error,
     idp_op::ADMIN_DELETE_USER,
     FaultMode::Error
 );
-foreign_fault_case!(
+matrix_case!(
+    run_foreign_fault_case,
     foreign_user_fault_saga_update_error,
     store_op::SAGA_UPDATE,
     FaultMode::Error
 );
-foreign_fault_case!(
+matrix_case!(
+    run_foreign_fault_case,
     foreign_user_fault_saga_update_succeed_then_error,
     store_op::SAGA_UPDATE,
     FaultMode::SucceedThenError
 );
-foreign_fault_case!(
+matrix_case!(
+    run_foreign_fault_case,
     foreign_user_fault_saga_update_hang,
     store_op::SAGA_UPDATE,
     FaultMode::Hang

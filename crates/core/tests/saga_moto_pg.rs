@@ -10,6 +10,20 @@ use admin_provisioner_core::identity::{op as idp_op, IdentityProvider};
 use admin_provisioner_core::store::op as store_op;
 use admin_provisioner_core::{Caller, Error};
 use saga_support::*;
+
+/// One cell of a fault matrix on moto + a fresh PostgreSQL database: the fault once, then always.
+macro_rules! matrix_case {
+    ($runner:ident, $name:ident, $op:expr, $mode:expr) => {
+        #[tokio::test]
+        async fn $name() {
+            for times in [Some(1), None] {
+                let f = Fixture::new().await;
+                $runner(&f.h, $op, $mode, times).await;
+                f.finish().await;
+            }
+        }
+    };
+}
 use sqlx::{Connection, Executor, PgConnection};
 use std::sync::Arc;
 
@@ -56,85 +70,110 @@ impl Fixture {
     }
 }
 
-macro_rules! fault_case {
-    ($name:ident, $op:expr, $mode:expr) => {
-        #[tokio::test]
-        async fn $name() {
-            for times in [Some(1), None] {
-                let f = Fixture::new().await;
-                run_fault_case(&f.h, $op, $mode, times).await;
-                f.finish().await;
-            }
-        }
-    };
-}
-
-fault_case!(
+matrix_case!(
+    run_fault_case,
     moto_pg_fault_admin_create_user_error,
     idp_op::ADMIN_CREATE_USER,
     FaultMode::Error
 );
-fault_case!(
+matrix_case!(
+    run_fault_case,
     moto_pg_fault_admin_create_user_succeed_then_error,
     idp_op::ADMIN_CREATE_USER,
     FaultMode::SucceedThenError
 );
-fault_case!(
+matrix_case!(
+    run_fault_case,
     moto_pg_fault_admin_create_user_hang,
     idp_op::ADMIN_CREATE_USER,
     FaultMode::Hang
 );
-fault_case!(
+matrix_case!(
+    run_fault_case,
     moto_pg_fault_admin_create_user_succeed_then_hang,
     idp_op::ADMIN_CREATE_USER,
     FaultMode::SucceedThenHang
 );
-fault_case!(
+matrix_case!(
+    run_fault_case,
     moto_pg_fault_admin_get_user_error,
     idp_op::ADMIN_GET_USER,
     FaultMode::Error
 );
-fault_case!(
+matrix_case!(
+    run_fault_case,
     moto_pg_fault_admin_delete_user_error,
     idp_op::ADMIN_DELETE_USER,
     FaultMode::Error
 );
-fault_case!(moto_pg_fault_saga_begin_error, store_op::SAGA_BEGIN, FaultMode::Error);
-fault_case!(
+matrix_case!(
+    run_fault_case,
+    moto_pg_fault_saga_begin_error,
+    store_op::SAGA_BEGIN,
+    FaultMode::Error
+);
+matrix_case!(
+    run_fault_case,
     moto_pg_fault_saga_begin_succeed_then_error,
     store_op::SAGA_BEGIN,
     FaultMode::SucceedThenError
 );
-fault_case!(moto_pg_fault_saga_begin_hang, store_op::SAGA_BEGIN, FaultMode::Hang);
-fault_case!(
+matrix_case!(
+    run_fault_case,
+    moto_pg_fault_saga_begin_hang,
+    store_op::SAGA_BEGIN,
+    FaultMode::Hang
+);
+matrix_case!(
+    run_fault_case,
     moto_pg_fault_saga_begin_succeed_then_hang,
     store_op::SAGA_BEGIN,
     FaultMode::SucceedThenHang
 );
-fault_case!(moto_pg_fault_saga_update_error, store_op::SAGA_UPDATE, FaultMode::Error);
-fault_case!(
+matrix_case!(
+    run_fault_case,
+    moto_pg_fault_saga_update_error,
+    store_op::SAGA_UPDATE,
+    FaultMode::Error
+);
+matrix_case!(
+    run_fault_case,
     moto_pg_fault_saga_update_succeed_then_error,
     store_op::SAGA_UPDATE,
     FaultMode::SucceedThenError
 );
-fault_case!(moto_pg_fault_saga_update_hang, store_op::SAGA_UPDATE, FaultMode::Hang);
-fault_case!(
+matrix_case!(
+    run_fault_case,
+    moto_pg_fault_saga_update_hang,
+    store_op::SAGA_UPDATE,
+    FaultMode::Hang
+);
+matrix_case!(
+    run_fault_case,
     moto_pg_fault_saga_update_succeed_then_hang,
     store_op::SAGA_UPDATE,
     FaultMode::SucceedThenHang
 );
-fault_case!(
+matrix_case!(
+    run_fault_case,
     moto_pg_fault_insert_admin_error,
     store_op::INSERT_ADMIN,
     FaultMode::Error
 );
-fault_case!(
+matrix_case!(
+    run_fault_case,
     moto_pg_fault_insert_admin_succeed_then_error,
     store_op::INSERT_ADMIN,
     FaultMode::SucceedThenError
 );
-fault_case!(moto_pg_fault_insert_admin_hang, store_op::INSERT_ADMIN, FaultMode::Hang);
-fault_case!(
+matrix_case!(
+    run_fault_case,
+    moto_pg_fault_insert_admin_hang,
+    store_op::INSERT_ADMIN,
+    FaultMode::Hang
+);
+matrix_case!(
+    run_fault_case,
     moto_pg_fault_insert_admin_succeed_then_hang,
     store_op::INSERT_ADMIN,
     FaultMode::SucceedThenHang
@@ -202,35 +241,26 @@ impl admin_provisioner_core::clock::Clock for Later {
     }
 }
 
-macro_rules! compensation_fault_case {
-    ($name:ident, $op:expr, $mode:expr) => {
-        #[tokio::test]
-        async fn $name() {
-            for times in [Some(1), None] {
-                let f = Fixture::new().await;
-                run_compensation_fault_case(&f.h, $op, $mode, times).await;
-                f.finish().await;
-            }
-        }
-    };
-}
-
-compensation_fault_case!(
+matrix_case!(
+    run_compensation_fault_case,
     moto_pg_undo_fault_admin_delete_user_error,
     idp_op::ADMIN_DELETE_USER,
     FaultMode::Error
 );
-compensation_fault_case!(
+matrix_case!(
+    run_compensation_fault_case,
     moto_pg_undo_fault_admin_delete_user_succeed_then_error,
     idp_op::ADMIN_DELETE_USER,
     FaultMode::SucceedThenError
 );
-compensation_fault_case!(
+matrix_case!(
+    run_compensation_fault_case,
     moto_pg_undo_fault_admin_delete_user_hang,
     idp_op::ADMIN_DELETE_USER,
     FaultMode::Hang
 );
-compensation_fault_case!(
+matrix_case!(
+    run_compensation_fault_case,
     moto_pg_undo_fault_saga_update_error,
     store_op::SAGA_UPDATE,
     FaultMode::Error

@@ -55,6 +55,21 @@ macro_rules! impl_sql_store {
                     .transpose()
             }
 
+            /// The admin selected by `sql` (`select_admin!()` plus a `WHERE` on one `u.` column, bound to `$1`).
+            async fn admin_where(
+                pool: &::sqlx::Pool<$db>,
+                sql: &'static str,
+                value: &str,
+            ) -> Result<Option<AdminRecord>, StoreError> {
+                ::sqlx::query_as::<_, AdminRow>(sql)
+                    .bind(value)
+                    .fetch_optional(pool)
+                    .await
+                    .map_err(map_err)?
+                    .map(AdminRecord::try_from)
+                    .transpose()
+            }
+
             async fn insert_audit(conn: &mut Conn, audit: &AuditEntry) -> Result<(), StoreError> {
                 ::sqlx::query(
                     "INSERT INTO audit_log (actor, action, target, outcome, request_id, at) \
@@ -221,16 +236,7 @@ macro_rules! impl_sql_store {
 
                 #[::tracing::instrument(skip_all, fields(db = $backend))]
                 async fn find_admin_by_email(&self, email_normalized: &str) -> Result<Option<AdminRecord>, StoreError> {
-                    ::sqlx::query_as::<_, AdminRow>(concat!(
-                        $crate::sql::select_admin!(),
-                        " WHERE u.email_normalized = $1"
-                    ))
-                    .bind(email_normalized)
-                    .fetch_optional(self.pool())
-                    .await
-                    .map_err(map_err)?
-                    .map(AdminRecord::try_from)
-                    .transpose()
+                    admin_where(self.pool(), concat!($crate::sql::select_admin!(), " WHERE u.email_normalized = $1"), email_normalized).await
                 }
 
                 #[::tracing::instrument(skip_all, fields(db = $backend, user_id = %id))]
@@ -244,27 +250,12 @@ macro_rules! impl_sql_store {
                     &self,
                     username: &str,
                 ) -> Result<Option<AdminRecord>, StoreError> {
-                    ::sqlx::query_as::<_, AdminRow>(concat!(
-                        $crate::sql::select_admin!(),
-                        " WHERE u.cognito_username = $1"
-                    ))
-                    .bind(username)
-                    .fetch_optional(self.pool())
-                    .await
-                    .map_err(map_err)?
-                    .map(AdminRecord::try_from)
-                    .transpose()
+                    admin_where(self.pool(), concat!($crate::sql::select_admin!(), " WHERE u.cognito_username = $1"), username).await
                 }
 
                 #[::tracing::instrument(skip_all, fields(db = $backend))]
                 async fn find_admin_by_cognito_sub(&self, sub: &str) -> Result<Option<AdminRecord>, StoreError> {
-                    ::sqlx::query_as::<_, AdminRow>(concat!($crate::sql::select_admin!(), " WHERE u.cognito_sub = $1"))
-                        .bind(sub)
-                        .fetch_optional(self.pool())
-                        .await
-                        .map_err(map_err)?
-                        .map(AdminRecord::try_from)
-                        .transpose()
+                    admin_where(self.pool(), concat!($crate::sql::select_admin!(), " WHERE u.cognito_sub = $1"), sub).await
                 }
 
                 #[::tracing::instrument(skip_all, fields(db = $backend))]
