@@ -394,12 +394,13 @@ impl Provisioner {
     ///
     /// Steps: (1) parse the e-mail and authorise the caller; (2) refuse if an admin with this e-mail
     /// exists; (3) record the intent in the saga log (`INSERT INTO sagas`, with the `User.id` and Cognito
-    /// username it will use; a unique index lets only one unfinished saga hold an e-mail); (4)
-    /// `AdminCreateUser` (operation 1), retrying transient errors, adopting its own user on
-    /// `UsernameExists`, treating `CodeDeliveryFailure` as created; (5) `UPDATE sagas` with the Cognito
-    /// username and `sub`; (6) operation 2, which also completes the saga. If (4)–(6) fail definitively,
-    /// the compensation deletes the Cognito user this saga created (`AdminDeleteUser`) and marks the saga
-    /// `compensated`; if that cannot finish the saga is marked `stuck` and [`Error::SagaStuck`] returned.
+    /// username it will use; a unique index lets only one unfinished saga hold an e-mail), then
+    /// `UPDATE sagas SET state='identity_creating'` just before Cognito is called; (4) `AdminCreateUser`
+    /// (operation 1), retrying transient errors, adopting its own user on `UsernameExists`, treating
+    /// `CodeDeliveryFailure` as created; (5) `UPDATE sagas` with the Cognito username and `sub`; (6)
+    /// operation 2, which also completes the saga. If (4)–(6) fail definitively, the compensation deletes
+    /// the Cognito user this saga created (`AdminDeleteUser`) and marks the saga `compensated`; if that
+    /// cannot finish the saga is marked `stuck` and [`Error::SagaStuck`] returned.
     ///
     /// Returns [`ProvisionedAdmin`] (both records and the invitation). Errors: [`Error::InvalidEmail`],
     /// [`Error::Forbidden`], [`Error::AdminExists`], [`Error::ForeignIdentityExists`],
@@ -727,9 +728,11 @@ impl Provisioner {
         Ok(None)
     }
 
-    /// Finds sagas left unfinished by a crash (or stuck) whose last change is older than `min_age`, and
-    /// finishes or undoes each: a provisioning whose records exist is marked completed, otherwise its own
-    /// Cognito user (if any) is deleted and it is marked compensated; a removal deletes the Cognito user.
+    /// Finds sagas left unfinished by a crash (or stuck) whose last change is older than `min_age` (zero:
+    /// all of them) and settles each. A provisioning whose records exist is marked completed; one that
+    /// never called Cognito is aborted; one whose own Cognito user exists is rolled forward (records
+    /// written, marked active if the invitee already set a password); one with no user is compensated; an
+    /// undo under way (or stuck) is finished. A removal is finished in both systems.
     pub async fn recover_unfinished(&self, min_age: chrono::Duration) -> Result<Vec<RecoveryReport>, Error> {
         let now = self.now();
         let mut out = Vec::new();
