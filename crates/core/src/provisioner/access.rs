@@ -1,0 +1,102 @@
+//! Bootstrap, authorisation of callers, login and first login.
+
+use super::*;
+
+impl Provisioner {
+    // ----------------------------------------------------------------------------------------------
+    // Further operations used by the CLI and the HTTP API
+    // ----------------------------------------------------------------------------------------------
+
+    /// Creates the very first admin (operator only). Refused with [`Error::AlreadyBootstrapped`] once any
+    /// admin exists. Same saga as [`Provisioner::provision_new_admin`], audited as `bootstrap_admin`.
+    pub async fn bootstrap_admin(&self, email: &str, request_id: Option<&str>) -> Result<ProvisionedAdmin, Error> {
+        let email = AdminEmail::parse(email)?;
+        if !self.store_call(self.admins.list_admins()).await?.is_empty() {
+            return Err(Error::AlreadyBootstrapped);
+        }
+        self.run_provision_saga(Actor::Operator, email, AuditAction::BootstrapAdmin, request_id)
+            .await
+    }
+
+    /// [`Provisioner::resend_admin_invite`] by admin id.
+    pub async fn resend_admin_invite_by_id(
+        &self,
+        caller: &Caller,
+        id: UserId,
+        request_id: Option<&str>,
+    ) -> Result<InviteView, Error> {
+        let actor = self.authorize(caller).await?;
+        let record = self
+            .store_call(self.admins.get_admin(id))
+            .await?
+            .ok_or(Error::NotFound)?;
+        self.resend_for(actor, record, request_id).await
+    }
+
+    /// Resolves a caller to an [`Actor`]: the operator, or an active admin found in the database by the
+    /// token's `sub` (or username). Errors: [`Error::Forbidden`], [`Error::DatabaseUnavailable`].
+    pub async fn authorize(&self, caller: &Caller) -> Result<Actor, Error> {
+        match caller {
+            Caller::Operator => Ok(Actor::Operator),
+            Caller::Token { sub, username } => {
+                let found = match self.store_call(self.admins.find_admin_by_cognito_sub(sub)).await? {
+                    Some(r) => Some(r),
+                    None => {
+                        self.store_call(self.admins.find_admin_by_cognito_username(username))
+                            .await?
+                    }
+                };
+                match found {
+                    Some(r) if r.user.status == UserStatus::Active => Ok(Actor::Admin(r.user.id)),
+                    _ => Err(Error::Forbidden),
+                }
+            }
+        }
+    }
+
+    /// Logs in with `USER_PASSWORD_AUTH`. A returning admin whose database row still says `invited`
+    /// (a lost write after the password change) is repaired to `active` here.
+    pub async fn login(
+        &self,
+        username: &str,
+        password: &Password,
+        request_id: Option<&str>,
+    ) -> Result<LoginOutcome, Error> {
+        let login_name = username.trim().to_lowercase();
+        let outcome = self
+            .idp_call(idp_op::INITIATE_AUTH, self.idp.initiate_auth(&login_name, password))
+            .await
+            // Pools that reveal user existence answer UserNotFound: to the caller it is a wrong login.
+            .map_err(login_error)?;
+        match outcome {
+            AuthOutcome::NewPasswordRequired { session, username } => {
+                Ok(LoginOutcome::NewPasswordRequired { session, username })
+            }
+            AuthOutcome::Tokens(tokens) => {
+                self.mark_accepted_if_needed(&login_name, request_id).await;
+                Ok(LoginOutcome::Tokens(tokens))
+            }
+        }
+    }
+
+    /// Answers a `NEW_PASSWORD_REQUIRED` challenge with its session (the console's path), then marks the
+    /// admin active. See [`Provisioner::handle_new_password_challenge`] for errors.
+    pub async fn complete_new_password(
+        &self,
+        username: &str,
+        session: &Secret,
+        new_password: &Password,
+        request_id: Option<&str>,
+    ) -> Result<Tokens, Error> {
+        let tokens = self
+            .idp_call(
+                idp_op::RESPOND_TO_AUTH_CHALLENGE,
+                self.idp
+                    .respond_to_new_password_challenge(username, session, new_password),
+            )
+            .await
+            .map_err(login_error)?;
+        self.mark_accepted_if_needed(username, request_id).await;
+        Ok(tokens)
+    }
+}
