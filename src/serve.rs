@@ -8,8 +8,41 @@ use std::time::Duration;
 /// process). Longer than any in-flight saga can take with its timeouts and retries.
 pub const RECOVERY_MIN_AGE_SECS: i64 = 120;
 
-/// Builds the app, binds `BIND_ADDR`, serves until SIGTERM or Ctrl-C, then drains in-flight requests.
+/// Refuses, in emulator mode, a `BIND_ADDR` that is reachable from other machines (anything but a loopback
+/// address) unless `EMULATOR_ALLOW_REMOTE` is set, and then warns: the emulator's mailbox page shows every
+/// invitee's temporary password to whoever reaches the port.
+pub async fn check_bind_addr(config: &Config) -> anyhow::Result<()> {
+    if !config.uses_emulator() {
+        return Ok(());
+    }
+    let addrs: Vec<std::net::SocketAddr> = tokio::net::lookup_host(&config.bind_addr)
+        .await
+        .map_err(|e| anyhow::anyhow!("BIND_ADDR {} is not an address: {e}", config.bind_addr))?
+        .collect();
+    let remote: Vec<_> = addrs.iter().filter(|a| !a.ip().is_loopback()).collect();
+    if remote.is_empty() {
+        return Ok(());
+    }
+    if !config.emulator_allow_remote {
+        anyhow::bail!(
+            "refusing to serve the built-in Cognito emulator on {} (reachable from other machines): its mailbox \
+             page shows every temporary password. Bind a loopback address (127.0.0.1:8080), use real Cognito \
+             (COGNITO_USER_POOL_ID), or set EMULATOR_ALLOW_REMOTE=true if you really mean it",
+            config.bind_addr
+        );
+    }
+    tracing::warn!(bind_addr = %config.bind_addr, "EMULATOR_ALLOW_REMOTE: the emulator's mailbox (every temporary password) is reachable from other machines");
+    eprintln!(
+        "WARNING: EMULATOR_ALLOW_REMOTE is set: anyone who reaches {} can read every temporary password at /console/mailbox",
+        config.bind_addr
+    );
+    Ok(())
+}
+
+/// Builds the app, binds `BIND_ADDR`, serves until SIGTERM or Ctrl-C, then drains in-flight requests
+/// (bounded by `SHUTDOWN_GRACE_SECS`).
 pub async fn run(config: Config) -> anyhow::Result<()> {
+    check_bind_addr(&config).await?;
     let observer = crate::http::metrics_observer();
     let app = App::build_with(
         config,
@@ -85,5 +118,4 @@ async fn shutdown_signal() {
     #[cfg(not(unix))]
     let term = std::future::pending::<()>();
     tokio::select! { _ = ctrl_c => {}, _ = term => {} }
-    tracing::info!("shutting down: finishing in-flight requests");
 }

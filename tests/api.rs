@@ -1302,7 +1302,7 @@ fn form_post(path: &str, cookie: Option<&str>) -> axum::http::request::Builder {
     let mut b = Request::builder()
         .method(Method::POST)
         .uri(path)
-        .header("host", "console.test")
+        .header("host", "localhost")
         .header("content-type", "application/x-www-form-urlencoded");
     if let Some(c) = cookie {
         b = b.header("cookie", c);

@@ -6,6 +6,7 @@
 //! of the contract.
 
 use super::auth::AdminCaller;
+use super::edge::ClientAddr;
 use super::error::{parse_json, ApiError, REQUEST_ID};
 use super::{AppState, RequestId};
 use admin_provisioner_core::domain::{
@@ -54,17 +55,37 @@ pub fn routes() -> Router<AppState> {
 /// Body of `POST /api/admins`.
 #[derive(Deserialize, ToSchema)]
 pub struct CreateAdminRequest {
-    /// The new admin's e-mail address (case-insensitive; trimmed).
+    /// The new admin's e-mail address (case-insensitive; trimmed; at most 128 characters).
     #[schema(example = "ann@example.com")]
     pub email: String,
+}
+
+/// Longest username or e-mail accepted by the auth endpoints (Cognito's username limit).
+pub const MAX_USERNAME: usize = 128;
+/// Longest password accepted (Cognito's limit).
+pub const MAX_PASSWORD: usize = 256;
+/// Longest challenge session accepted (Cognito's are about 1 KB; the limit is generous).
+pub const MAX_SESSION: usize = 4096;
+
+/// 400 `invalid_request` unless `value` has `min..=max` characters (never echoes the value).
+fn check_len(field: &str, value: &str, min: usize, max: usize) -> Result<(), ApiError> {
+    let n = value.chars().count();
+    if n < min || n > max {
+        return Err(ApiError::invalid_request(format!(
+            "the field `{field}` must be {min} to {max} characters long"
+        )));
+    }
+    Ok(())
 }
 
 /// Body of `POST /api/auth/login`.
 #[derive(Deserialize, ToSchema)]
 pub struct LoginRequest {
     /// E-mail (or Cognito username).
+    #[schema(min_length = 1, max_length = 128)]
     pub email: String,
     /// Password, or the temporary password from the invitation.
+    #[schema(min_length = 1, max_length = 256)]
     pub password: String,
 }
 
@@ -73,12 +94,16 @@ pub struct LoginRequest {
 #[derive(Deserialize, ToSchema)]
 pub struct NewPasswordRequest {
     /// Cognito username (the `username` of the challenge) or e-mail.
+    #[schema(min_length = 1, max_length = 128)]
     pub username: String,
-    /// The temporary password from the invitation e-mail.
+    /// The temporary password from the invitation e-mail (this or `session` is required).
+    #[schema(min_length = 1, max_length = 256)]
     pub temporary_password: Option<String>,
     /// Instead of `temporary_password`: the `session` of a `NEW_PASSWORD_REQUIRED` login answer.
+    #[schema(min_length = 1, max_length = 4096)]
     pub session: Option<String>,
     /// The new password (default policy: at least 8 characters with upper case, lower case, digit, symbol).
+    #[schema(min_length = 8, max_length = 256)]
     pub new_password: String,
 }
 
@@ -276,8 +301,10 @@ pub struct AuditList {
 
 /// `GET /api/audit` query.
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct AuditQuery {
     /// How many events (1–1000, default 100).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<i64>,
 }
 
@@ -413,8 +440,8 @@ pub fn parse_admin_id(raw: &str) -> Result<UserId, ApiError> {
 #[utoipa::path(
     post, path = "/api/admins", tag = "admins",
     request_body = CreateAdminRequest,
-    params(("Idempotency-Key" = Option<String>, Header,
-        description = "Retry key: the same key with the same body replays the first answer (header `Idempotent-Replayed: true`)")),
+    params(("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 255, pattern = r"^[!-~]+$",
+        description = "Retry key (1 to 255 visible ASCII characters): the same key with the same body replays the first answer (header `Idempotent-Replayed: true`)")),
     responses(
         (status = 201, description = "Created in both systems; the invitation e-mail was sent", body = ProvisionedResponse),
         (status = 400, description = "`invalid_email` or `invalid_request`", body = ErrorBody),
@@ -435,6 +462,9 @@ pub async fn create_admin(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    if let Err(e) = state.edge().limits.admin_action(&admin.admin_id.to_string()) {
+        return e.into_response();
+    }
     let request: CreateAdminRequest = match parse_json(&body) {
         Ok(r) => r,
         Err(e) => return e.into_response(),
@@ -682,6 +712,7 @@ pub async fn resend_invite(
     Path(id): Path<String>,
 ) -> Result<Json<ResendResponse>, ApiError> {
     let id = parse_admin_id(&id)?;
+    state.edge().limits.admin_action(&admin.admin_id.to_string())?;
     let invite = state
         .provisioner()
         .resend_admin_invite_by_id(&admin.caller, id, Some(&request_id))
@@ -733,9 +764,13 @@ pub async fn delete_admin(
 pub async fn login(
     State(state): State<AppState>,
     RequestId(request_id): RequestId,
+    ClientAddr(client): ClientAddr,
     body: Bytes,
 ) -> Result<Json<LoginResponse>, ApiError> {
     let req: LoginRequest = parse_json(&body)?;
+    check_len("email", &req.email, 1, MAX_USERNAME)?;
+    check_len("password", &req.password, 1, MAX_PASSWORD)?;
+    state.edge().limits.auth_attempt(&req.email, client)?;
     let outcome = state
         .provisioner()
         .login(&req.email, &Password::new(req.password), Some(&request_id))
@@ -764,9 +799,19 @@ pub async fn login(
 pub async fn new_password(
     State(state): State<AppState>,
     RequestId(request_id): RequestId,
+    ClientAddr(client): ClientAddr,
     body: Bytes,
 ) -> Result<Json<TokensResponse>, ApiError> {
     let req: NewPasswordRequest = parse_json(&body)?;
+    check_len("username", &req.username, 1, MAX_USERNAME)?;
+    check_len("new_password", &req.new_password, 1, MAX_PASSWORD)?;
+    if let Some(t) = &req.temporary_password {
+        check_len("temporary_password", t, 1, MAX_PASSWORD)?;
+    }
+    if let Some(s) = &req.session {
+        check_len("session", s, 1, MAX_SESSION)?;
+    }
+    state.edge().limits.auth_attempt(&req.username, client)?;
     let new = Password::new(req.new_password);
     let p = state.provisioner();
     let tokens = match (req.temporary_password, req.session) {
@@ -953,7 +998,7 @@ pub async fn method_not_allowed() -> ApiError {
         ChallengeResponse, LoginResponse, AuditEventDto, AuditList, ErrorBody, ErrorDetail, HealthResponse,
         ReadyResponse
     )),
-    modifiers(&BearerAuth),
+    modifiers(&BearerAuth, &EdgeResponses),
     tags(
         (name = "admins", description = "Provision, list, re-invite and remove admins (active admins only)"),
         (name = "auth", description = "Login and the first-login password change"),
@@ -964,6 +1009,57 @@ pub async fn method_not_allowed() -> ApiError {
 pub struct ApiDoc;
 
 struct BearerAuth;
+
+/// Adds the edge's answers (see [`super::edge`]) to every operation: 408, 414, 421, 431 and 500 everywhere,
+/// 413 and 415 where a body is taken, 429 on the throttled operations. All in the error envelope.
+struct EdgeResponses;
+
+impl Modify for EdgeResponses {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+        let envelope = |description: &str| {
+            ResponseBuilder::new()
+                .description(description)
+                .content(
+                    "application/json",
+                    ContentBuilder::new().schema(Some(Ref::from_schema_name("ErrorBody"))).build(),
+                )
+                .build()
+        };
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            let ops = [
+                (false, item.get.as_mut()),
+                (true, item.post.as_mut()),
+                (true, item.put.as_mut()),
+                (true, item.patch.as_mut()),
+                (false, item.delete.as_mut()),
+            ];
+            for (writes, op) in ops {
+                let Some(op) = op else { continue };
+                let r = &mut op.responses.responses;
+                let mut add = |status: &str, description: &str| {
+                    r.entry(status.to_string())
+                        .or_insert_with(|| envelope(description).into());
+                };
+                add("408", "`request_timeout`: the request took too long to arrive or to answer");
+                add("414", "`uri_too_long`: the request target is longer than 8 KiB");
+                add("421", "`misdirected_request`: the `Host` is not in `ALLOWED_HOSTS`");
+                add("431", "`headers_too_large`: the request headers are larger than 32 KiB");
+                add("500", "`internal`: quote the request id to an operator");
+                if path.starts_with("/api/") {
+                    add("400", "`invalid_request`: malformed request");
+                }
+                if writes {
+                    add("413", "`payload_too_large`: the body is larger than 64 KiB");
+                    add("415", "`unsupported_media_type`: the body is not `application/json`");
+                }
+                if path.starts_with("/api/auth/") || path.contains("resend-invite") || path == "/api/admins" {
+                    add("429", "`rate_limited` (with `Retry-After`)");
+                }
+            }
+        }
+    }
+}
 
 impl Modify for BearerAuth {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {

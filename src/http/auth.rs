@@ -2,13 +2,16 @@
 //!
 //! A Bearer token (or the console's session cookie, which holds an ID token) is accepted only if it is an
 //! RS256 JWT whose `kid` names a key of the identity provider's JWKS, whose signature verifies, whose
-//! `iss` is the pool's issuer, whose `exp` has not passed (by the service's clock), and whose `token_use` is
+//! `iss` is the pool's issuer, whose `exp` has not passed and whose `iat` and `nbf` (when present) are not
+//! later than now plus [`CLOCK_SKEW_LEEWAY_SECS`] (all by the service's clock), and whose `token_use` is
 //! `id` (then `aud` must be the app client id) or `access` (then `client_id` must be). The caller is then
 //! identified by `sub` and the Cognito username, and [`Provisioner::authorize`] checks in the database that
 //! they are an active admin: Cognito proves who the caller is, the database decides what they may do.
 //!
-//! The JWKS is cached; an unknown `kid` triggers at most one refresh per minute (key rotation is rare, and
-//! a stream of forged `kid`s must not turn into a stream of JWKS downloads). Tokens are never logged.
+//! The JWKS is cached; an unknown `kid` triggers at most one download per minute (key rotation is rare, and
+//! a stream of forged `kid`s must not turn into a stream of JWKS downloads). A failed download counts too
+//! (negative cache): during a JWKS outage, tokens with an unknown `kid` are answered from the remembered
+//! failure until the interval has passed. Tokens are never logged.
 //!
 //! [`Provisioner::authorize`]: admin_provisioner_core::Provisioner::authorize
 
@@ -31,6 +34,9 @@ use std::time::{Duration, Instant};
 /// The shortest time between two JWKS downloads caused by unknown key ids.
 pub const JWKS_REFRESH_INTERVAL: Duration = Duration::from_secs(60);
 
+/// How far in the future a token's `iat` or `nbf` may lie (clock skew between Cognito and this service).
+pub const CLOCK_SKEW_LEEWAY_SECS: i64 = 30;
+
 /// Why a key could not be found.
 #[derive(Debug)]
 pub enum KeyError {
@@ -43,8 +49,9 @@ pub enum KeyError {
 /// A cache of the identity provider's signing keys by `kid`.
 pub struct JwksCache {
     keys: RwLock<HashMap<String, DecodingKey>>,
-    /// When the keys were last downloaded; the lock also serialises refreshes.
-    refreshed: tokio::sync::Mutex<Option<Instant>>,
+    /// When the keys were last downloaded (or a download last failed, with its message); the lock also
+    /// serialises refreshes.
+    refreshed: tokio::sync::Mutex<Option<(Instant, Option<String>)>>,
     min_interval: Duration,
 }
 
@@ -83,12 +90,25 @@ impl JwksCache {
         if let Some(k) = self.cached(kid) {
             return Ok(k);
         }
-        if refreshed.is_some_and(|at| at.elapsed() < self.min_interval) {
-            return Err(KeyError::UnknownKid);
+        if let Some((at, failure)) = refreshed.as_ref() {
+            if at.elapsed() < self.min_interval {
+                return Err(match failure {
+                    Some(e) => KeyError::Unavailable(format!("{e} (not retried for {:?})", self.min_interval)),
+                    None => KeyError::UnknownKid,
+                });
+            }
         }
-        let jwks = fetch().await.map_err(KeyError::Unavailable)?;
-        let set: JwkSet =
-            serde_json::from_value(jwks).map_err(|e| KeyError::Unavailable(format!("the JWKS is malformed: {e}")))?;
+        let downloaded = fetch().await.and_then(|jwks| {
+            serde_json::from_value::<JwkSet>(jwks).map_err(|e| format!("the JWKS is malformed: {e}"))
+        });
+        let set = match downloaded {
+            Ok(set) => set,
+            Err(e) => {
+                tracing::warn!(error = %e, "the JWKS could not be downloaded");
+                *refreshed = Some((Instant::now(), Some(e.clone())));
+                return Err(KeyError::Unavailable(e));
+            }
+        };
         let mut keys = HashMap::new();
         for jwk in &set.keys {
             if let (Some(kid), Ok(key)) = (jwk.common.key_id.clone(), DecodingKey::from_jwk(jwk)) {
@@ -96,7 +116,7 @@ impl JwksCache {
             }
         }
         tracing::info!(keys = keys.len(), "signing keys loaded from the JWKS");
-        *refreshed = Some(Instant::now());
+        *refreshed = Some((Instant::now(), None));
         let found = keys.get(kid).cloned();
         *self.keys.write().unwrap_or_else(|p| p.into_inner()) = keys;
         found.ok_or(KeyError::UnknownKid)
@@ -136,6 +156,8 @@ impl From<TokenError> for ApiError {
 struct Claims {
     sub: String,
     exp: i64,
+    iat: Option<i64>,
+    nbf: Option<i64>,
     token_use: Option<String>,
     aud: Option<serde_json::Value>,
     client_id: Option<String>,
@@ -181,6 +203,12 @@ pub async fn verify_token(
     let claims = data.claims;
     if claims.exp <= now {
         return Err(TokenError::Invalid("the token has expired"));
+    }
+    if claims.iat.is_some_and(|iat| iat > now + CLOCK_SKEW_LEEWAY_SECS) {
+        return Err(TokenError::Invalid("the token was issued in the future (iat)"));
+    }
+    if claims.nbf.is_some_and(|nbf| nbf > now + CLOCK_SKEW_LEEWAY_SECS) {
+        return Err(TokenError::Invalid("the token is not valid yet (nbf)"));
     }
     let username = match claims.token_use.as_deref() {
         Some("id") => {
@@ -314,6 +342,37 @@ mod tests {
                 .key("nope", || async {
                     downloads.fetch_add(1, Ordering::SeqCst);
                     Ok(empty_jwks())
+                })
+                .await;
+        }
+        assert_eq!(downloads.load(Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test]
+    async fn a_failed_jwks_download_is_not_retried_within_the_interval() {
+        let cache = JwksCache::new(Duration::from_secs(60));
+        let downloads = AtomicUsize::new(0);
+        for _ in 0..5 {
+            let r = cache
+                .key("nope", || async {
+                    downloads.fetch_add(1, Ordering::SeqCst);
+                    Err("connection refused".to_string())
+                })
+                .await;
+            assert!(matches!(r, Err(KeyError::Unavailable(_))));
+        }
+        assert_eq!(downloads.load(Ordering::SeqCst), 1, "a JWKS outage must not cause a download per token");
+    }
+
+    #[tokio::test]
+    async fn a_failed_jwks_download_is_retried_after_the_interval() {
+        let cache = JwksCache::new(Duration::from_millis(0));
+        let downloads = AtomicUsize::new(0);
+        for _ in 0..3 {
+            let _ = cache
+                .key("nope", || async {
+                    downloads.fetch_add(1, Ordering::SeqCst);
+                    Err("connection refused".to_string())
                 })
                 .await;
         }

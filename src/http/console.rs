@@ -19,6 +19,7 @@
 
 use super::api::{audit_events, parse_admin_id};
 use super::auth::TokenError;
+use super::edge::ClientAddr;
 use super::error::ApiError;
 use super::{AppState, RequestId};
 use admin_provisioner_core::domain::InviteStatus;
@@ -196,6 +197,14 @@ fn html(status: StatusCode, body: String) -> Response {
     res
 }
 
+/// `res` with the `Retry-After` of a 429 `e`.
+fn with_retry_after(mut res: Response, e: &ApiError) -> Response {
+    if let Some(secs) = e.retry_after {
+        res.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    }
+    res
+}
+
 /// A `303 See Other` to `to`, setting `cookies`.
 fn see_other(to: &str, cookies: Vec<String>) -> Response {
     let mut res = StatusCode::SEE_OTHER.into_response();
@@ -265,6 +274,10 @@ fn describe(e: &ApiError) -> String {
                 .unwrap_or(&e.message)
         ),
         "no_challenge" => "This account already has its own password. Sign in with it.".into(),
+        "rate_limited" if e.message.starts_with("too many attempts") => format!(
+            "Too many attempts. Wait {} seconds and try again.",
+            e.retry_after.unwrap_or(60)
+        ),
         "rate_limited" => "Cognito is limiting requests right now. Wait a moment and try again.".into(),
         "identity_provider_unavailable" => {
             "Cognito could not be reached, so nothing was changed. Try again in a moment.".into()
@@ -326,17 +339,12 @@ fn plural(n: i64, unit: &str) -> String {
 // Cookies, CSRF, origin
 // ---------------------------------------------------------------------------------------------------
 
-/// The value of cookie `name` in the request.
+/// The value of cookie `name` in the request (parsed by `axum-extra`'s cookie jar; a malformed pair is
+/// skipped, never an error).
 fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| v.trim().to_string())
-        .filter(|v| !v.is_empty())
+    axum_extra::extract::cookie::CookieJar::from_headers(headers)
+        .get(name)
+        .map(|c| c.value().to_string())
 }
 
 impl AppState {
@@ -460,6 +468,7 @@ fn read_flash(headers: &HeaderMap) -> Option<Flash> {
 /// A signed-in, active admin of the console.
 struct ConsoleUser {
     caller: Caller,
+    admin_id: UserId,
     email: String,
     csrf: String,
 }
@@ -513,6 +522,7 @@ async fn console_user(state: &AppState, headers: &HeaderMap) -> Result<ConsoleUs
     };
     Ok(ConsoleUser {
         caller,
+        admin_id,
         email,
         csrf: state.csrf_token(&token),
     })
@@ -618,6 +628,7 @@ fn new_password_html(state: &AppState, email: &str, flash: Option<&Flash>) -> St
 async fn login_submit(
     State(state): State<AppState>,
     RequestId(request_id): RequestId,
+    ClientAddr(client): ClientAddr,
     headers: HeaderMap,
     form: Result<Form<LoginForm>, FormRejection>,
 ) -> Response {
@@ -628,6 +639,10 @@ async fn login_submit(
         let f = Flash::error("Enter your e-mail and password.");
         return html(StatusCode::BAD_REQUEST, login_html(&state, "", Some(&f)));
     };
+    if let Err(e) = state.edge().limits.auth_attempt(&form.email, client) {
+        let f = Flash::error(describe(&e));
+        return with_retry_after(html(e.status, login_html(&state, form.email.trim(), Some(&f))), &e);
+    }
     match state
         .provisioner()
         .login(&form.email, &Password::new(form.password), Some(&request_id))
@@ -677,6 +692,7 @@ struct NewPasswordForm {
 async fn new_password_submit(
     State(state): State<AppState>,
     RequestId(request_id): RequestId,
+    ClientAddr(client): ClientAddr,
     headers: HeaderMap,
     form: Result<Form<NewPasswordForm>, FormRejection>,
 ) -> Response {
@@ -701,6 +717,13 @@ async fn new_password_submit(
         return html(
             StatusCode::BAD_REQUEST,
             new_password_html(&state, &challenge.e, Some(&f)),
+        );
+    }
+    if let Err(e) = state.edge().limits.auth_attempt(&challenge.e, client) {
+        let f = Flash::error(describe(&e));
+        return with_retry_after(
+            html(e.status, new_password_html(&state, &challenge.e, Some(&f))),
+            &e,
         );
     }
     match state
@@ -953,6 +976,9 @@ async fn create_submit(
         Ok(u) => u,
         Err(res) => return res,
     };
+    if let Err(e) = state.edge().limits.admin_action(&user.admin_id.to_string()) {
+        return back_to_console(&state, &headers, Flash::error(describe(&e)));
+    }
     let flash = match state
         .provisioner()
         .provision_new_admin(&user.caller, &form.email, Some(&request_id))
@@ -1006,6 +1032,9 @@ async fn resend_submit(
         Ok(parts) => parts,
         Err(res) => return res,
     };
+    if let Err(e) = state.edge().limits.admin_action(&user.admin_id.to_string()) {
+        return back_to_console(&state, &headers, Flash::error(describe(&e)));
+    }
     let flash = match state
         .provisioner()
         .resend_admin_invite_by_id(&user.caller, id, Some(&request_id))
@@ -1258,6 +1287,25 @@ code { font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace; }
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(1000))]
+
+        /// Any `Cookie` header: reading the session, challenge and flash cookies never panics.
+        #[test]
+        fn any_cookie_header_is_read_without_panicking(raw in "[ -~]{0,300}", value in "[A-Za-z0-9_=;. -]{0,200}") {
+            let mut headers = HeaderMap::new();
+            if let Ok(v) = HeaderValue::from_str(&raw) {
+                headers.append(header::COOKIE, v);
+            }
+            if let Ok(v) = HeaderValue::from_str(&format!("{CHALLENGE_COOKIE}={value}; {FLASH_COOKIE}={value}")) {
+                headers.append(header::COOKIE, v);
+            }
+            let _ = cookie(&headers, SESSION_COOKIE);
+            let _ = read_challenge(&headers);
+            let _ = read_flash(&headers);
+        }
+    }
 
     #[test]
     fn esc_escapes_markup_and_quotes() {

@@ -11,6 +11,11 @@
 //! * every response carries `x-request-id` (the client's, when it sent a sane one, else a new UUID), and
 //!   every request is logged exactly once (method, path, status, latency, request id), never with a header,
 //!   token or body;
+//! * the [`edge`] checks run before any handler: `Host` allowlist (421), JSON-only API bodies (415), URI,
+//!   header and body size limits (414, 431, 413), a request timeout (408), and the security headers
+//!   `X-Content-Type-Options: nosniff`, `X-Frame-Options: DENY`, `Referrer-Policy: no-referrer`;
+//! * [`serve`] bounds every connection: a header-read timeout (which is also the keep-alive idle timeout),
+//!   a cap on simultaneous connections, and a graceful shutdown that waits at most a grace period;
 //! * every error body is `{"error":{"code","message","request_id"}}`, with internal detail only in the log;
 //! * `POST /api/admins` honours `Idempotency-Key` (same key and body: the first answer is replayed);
 //! * the OpenAPI document is generated from the handlers' annotations, so it cannot drift from the routes.
@@ -21,6 +26,7 @@
 pub mod api;
 pub mod auth;
 pub mod console;
+pub mod edge;
 pub mod error;
 pub mod metrics;
 
@@ -32,13 +38,13 @@ use crate::app::App;
 use admin_provisioner_core::Provisioner;
 use axum::extract::{FromRequestParts, Request, State};
 use axum::http::request::Parts;
-use axum::http::{HeaderName, HeaderValue};
+use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::Response;
 use axum::Router;
 use std::convert::Infallible;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// The request-id header, read from requests and set on every response.
 pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -54,6 +60,7 @@ struct Inner {
     app: App,
     metrics: Arc<Metrics>,
     jwks: JwksCache,
+    edge: edge::Edge,
 }
 
 impl AppState {
@@ -65,11 +72,13 @@ impl AppState {
 
     /// State over `app` with its own metrics registry (tests: pass the same registry as `Hooks.observer`).
     pub fn with_metrics(app: App, metrics: Arc<Metrics>) -> Self {
+        let edge = edge::Edge::from_config(&app.config);
         Self {
             inner: Arc::new(Inner {
                 app,
                 metrics,
                 jwks: JwksCache::default(),
+                edge,
             }),
             secure_cookies: None,
         }
@@ -96,6 +105,11 @@ impl AppState {
     pub fn metrics(&self) -> &Arc<Metrics> {
         &self.inner.metrics
     }
+
+    /// The edge settings and throttles.
+    pub fn edge(&self) -> &edge::Edge {
+        &self.inner.edge
+    }
 }
 
 /// The request id of the current request (extractor; never fails).
@@ -114,19 +128,69 @@ impl<S: Send + Sync> FromRequestParts<S> for RequestId {
     }
 }
 
-/// The whole service: API, health, metrics, OpenAPI, emulator JWKS and console.
+/// The whole service: API, health, metrics, OpenAPI, emulator JWKS and console, behind the [`edge`].
 pub fn router(state: AppState) -> Router {
+    use axum::http::header;
+    use tower_http::set_header::SetResponseHeaderLayer;
+    let request_timeout = Duration::from_secs(state.app().config.request_timeout_secs.max(1));
     Router::new()
         .merge(api::routes())
         .merge(console::routes())
         .fallback(api::not_found)
         .method_not_allowed_fallback(api::method_not_allowed)
+        .layer(axum::extract::DefaultBodyLimit::max(edge::MAX_BODY_BYTES))
+        .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(request_timeout))
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            request_timeout,
+        ))
+        .layer(axum::middleware::from_fn(edge::json_only))
+        .layer(axum::middleware::from_fn(edge::size_limits))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), edge::host_guard))
+        .layer(axum::middleware::from_fn(edge::envelope_bare_errors))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::X_FRAME_OPTIONS,
+            HeaderValue::from_static("DENY"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("no-referrer"),
+        ))
         .layer(axum::middleware::from_fn_with_state(state.clone(), observe))
         .with_state(state)
 }
 
+/// Connection limits of [`serve_with`].
+#[derive(Clone, Copy, Debug)]
+pub struct ServeLimits {
+    /// Time a client has to send a request's headers; also how long an idle keep-alive connection waits
+    /// for its next request.
+    pub header_read_timeout: Duration,
+    /// Most simultaneous connections; further ones wait in the listen backlog.
+    pub max_connections: usize,
+    /// How long graceful shutdown waits for in-flight requests before closing their connections.
+    pub shutdown_grace: Duration,
+}
+
+impl ServeLimits {
+    /// The limits configured in `config` (`HEADER_READ_TIMEOUT_SECS`, `MAX_CONNECTIONS`,
+    /// `SHUTDOWN_GRACE_SECS`).
+    pub fn from_config(config: &crate::config::Config) -> Self {
+        Self {
+            header_read_timeout: Duration::from_secs(config.header_read_timeout_secs.max(1)),
+            max_connections: config.max_connections.max(1),
+            shutdown_grace: Duration::from_secs(config.shutdown_grace_secs),
+        }
+    }
+}
+
 /// Serves [`router`] on `listener` until `shutdown` resolves, then stops accepting connections and waits
-/// for in-flight requests to finish (graceful shutdown). Prints nothing; logs through `tracing`.
+/// for in-flight requests to finish (graceful shutdown, bounded by `SHUTDOWN_GRACE_SECS`). Prints nothing;
+/// logs through `tracing`. Connection limits come from the app's configuration ([`ServeLimits`]).
 ///
 /// Build `app` with `Hooks { observer: Some(metrics_observer()), .. }` so that `/metrics` includes the
 /// provisioner's measurements.
@@ -135,13 +199,86 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let state = AppState::new(app);
+    let limits = ServeLimits::from_config(&app.config);
+    serve_with(AppState::new(app), listener, limits, shutdown).await
+}
+
+/// [`serve`] with an explicit state and limits: one hyper connection per accepted socket (HTTP/1.1 and
+/// HTTP/2), each holding a permit of a semaphore of `max_connections`, each with the header-read timeout;
+/// at shutdown the listener closes, idle connections close at once, busy ones finish their request, and
+/// whatever is still open after the grace period is dropped.
+pub async fn serve_with(
+    state: AppState,
+    listener: tokio::net::TcpListener,
+    limits: ServeLimits,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+    use hyper_util::server::conn::auto;
+    use tower::ServiceExt as _;
+
     let addr = listener.local_addr()?;
-    tracing::info!(%addr, "HTTP service listening");
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
-        .await?;
-    tracing::info!("HTTP service stopped");
+    tracing::info!(%addr, max_connections = limits.max_connections, "HTTP service listening");
+    let router = router(state);
+    let permits = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout)
+        .max_buf_size(edge::MAX_URI_BYTES + edge::MAX_HEADER_BYTES + 16 * 1024);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .keep_alive_interval(Some(limits.header_read_timeout))
+        .keep_alive_timeout(limits.header_read_timeout)
+        .max_concurrent_streams(64);
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let permit = tokio::select! {
+            p = permits.clone().acquire_owned() => p.expect("the semaphore is never closed"),
+            _ = &mut shutdown => break,
+        };
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(s) => s,
+                Err(e) => {
+                    // EMFILE and friends: back off instead of spinning; the connection cap normally
+                    // keeps this from happening.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            _ = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let service = router
+            .clone()
+            .map_request(move |mut req: axum::http::Request<hyper::body::Incoming>| {
+                req.extensions_mut().insert(axum::extract::ConnectInfo(peer));
+                req.map(axum::body::Body::new)
+            });
+        let service = hyper_util::service::TowerToHyperService::new(service);
+        let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+        let conn = graceful.watch(conn.into_owned());
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(error = %e, "connection closed with an error");
+            }
+            drop(permit);
+        });
+    }
+    drop(listener);
+    tracing::info!("shutting down: finishing in-flight requests");
+    match tokio::time::timeout(limits.shutdown_grace, graceful.shutdown()).await {
+        Ok(()) => tracing::info!("HTTP service stopped"),
+        Err(_) => tracing::warn!(
+            grace_secs = limits.shutdown_grace.as_secs(),
+            "HTTP service stopped; connections still open after the grace period were closed"
+        ),
+    }
     Ok(())
 }
 
@@ -154,7 +291,7 @@ fn acceptable_request_id(id: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
 }
 
-/// Middleware: request id, one log line per request, HTTP metrics, and security headers.
+/// Middleware: request id, one log line per request, and HTTP metrics.
 async fn observe(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
     let started = Instant::now();
     let id = req
@@ -174,7 +311,6 @@ async fn observe(State(state): State<AppState>, mut req: Request, next: Next) ->
     if let Ok(v) = HeaderValue::from_str(&id) {
         headers.insert(X_REQUEST_ID.clone(), v);
     }
-    headers.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
     let status = res.status().as_u16();
     state.metrics().http_request(status);
     let latency_ms = started.elapsed().as_secs_f64() * 1000.0;

@@ -507,7 +507,7 @@ impl IdentityProvider for CognitoIdentityProvider {
         logged(result)
     }
 
-    #[tracing::instrument(skip_all, fields(op = op::INITIATE_AUTH, username = %username))]
+    #[tracing::instrument(skip_all, fields(op = op::INITIATE_AUTH, username = %admin_provisioner_core::domain::loggable_username(username)))]
     async fn initiate_auth(&self, username: &str, password: &Password) -> Result<AuthOutcome, IdpError> {
         let hash = self.secret_hash_for(username);
         let mut call = self
@@ -564,7 +564,7 @@ impl IdentityProvider for CognitoIdentityProvider {
         logged(result)
     }
 
-    #[tracing::instrument(skip_all, fields(op = op::RESPOND_TO_AUTH_CHALLENGE, username = %username))]
+    #[tracing::instrument(skip_all, fields(op = op::RESPOND_TO_AUTH_CHALLENGE, username = %admin_provisioner_core::domain::loggable_username(username)))]
     async fn respond_to_new_password_challenge(
         &self,
         username: &str,

@@ -20,10 +20,17 @@ pub struct InvalidEmail(pub String);
 
 /// An admin's e-mail address, trimmed and checked once at the edge.
 ///
-/// Rules: at most 254 characters after trimming, exactly one `@`, a non-empty local part, a domain that
-/// contains a dot (not at either end, no empty labels), no whitespace or control characters anywhere.
-/// Uniqueness is case-insensitive: [`AdminEmail::normalized`] is the lower-cased form that the database
-/// indexes and that is used as the Cognito username, so `Ann@X.com` and `ann@x.com` are the same admin.
+/// Rules: at most [`AdminEmail::MAX_CHARS`] (128) characters, Cognito's limit for a username (the
+/// normalised address is the Cognito username); exactly one `@`; a local part of at most 64 characters
+/// made of letters, digits, dots (not at either end, never two in a row) and the RFC 5322 `atext`
+/// symbols `!#$%&'*+-/=?^_`{|}~`, so no address needs quoting in an e-mail header (`"`, `<`, `,`, `;`,
+/// `\`, … are refused); a domain that is a valid internationalised domain name with at least two
+/// labels; no whitespace, control, invisible or bidirectional-override character anywhere (U+200B,
+/// U+202E, U+FEFF, …: every Unicode *Default_Ignorable_Code_Point*).
+///
+/// Uniqueness is case-insensitive and IDN-aware: [`AdminEmail::normalized`] is the lower-cased local part
+/// `@` the domain in its ASCII (punycode) form per UTS #46, so `Ann@X.com`, `ann@x.com`,
+/// `ann@bücher.example` and `ann@xn--bcher-kva.example` name two admins, not four.
 #[derive(Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct AdminEmail {
@@ -31,19 +38,59 @@ pub struct AdminEmail {
     normalized: String,
 }
 
+/// True for characters that render as nothing or reorder text: Unicode's Default_Ignorable_Code_Point
+/// set (zero-width spaces and joiners, bidirectional embeddings, overrides and isolates, the BOM,
+/// variation selectors, tag characters, …). Such characters make two different addresses look the same.
+pub fn is_invisible(c: char) -> bool {
+    matches!(
+        c as u32,
+        0x00AD
+            | 0x034F
+            | 0x061C
+            | 0x115F..=0x1160
+            | 0x17B4..=0x17B5
+            | 0x180B..=0x180F
+            | 0x200B..=0x200F
+            | 0x202A..=0x202E
+            | 0x2060..=0x206F
+            | 0x3164
+            | 0xFE00..=0xFE0F
+            | 0xFEFF
+            | 0xFFA0
+            | 0xFFF0..=0xFFF8
+            | 0x1BCA0..=0x1BCA3
+            | 0x1D173..=0x1D17A
+            | 0xE0000..=0xE0FFF
+    )
+}
+
+/// The RFC 5322 `atext` symbols allowed in a local part besides letters, digits and dots.
+const ATEXT_SYMBOLS: &str = "!#$%&'*+-/=?^_`{|}~";
+
 impl AdminEmail {
+    /// The longest address accepted, in characters: Cognito usernames are at most 128.
+    pub const MAX_CHARS: usize = 128;
+
     /// Parses and normalises an address; see the type's docs for the rules.
     pub fn parse(raw: &str) -> Result<Self, InvalidEmail> {
         let s = raw.trim();
         if s.is_empty() {
             return Err(InvalidEmail("the address is empty".into()));
         }
-        if s.chars().count() > 254 {
-            return Err(InvalidEmail("the address is longer than 254 characters".into()));
+        if s.chars().count() > Self::MAX_CHARS {
+            return Err(InvalidEmail(format!(
+                "the address is longer than {} characters (Cognito's limit for a username)",
+                Self::MAX_CHARS
+            )));
         }
         if s.chars().any(|c| c.is_whitespace() || c.is_control()) {
             return Err(InvalidEmail(
                 "the address contains whitespace or a control character".into(),
+            ));
+        }
+        if s.chars().any(is_invisible) {
+            return Err(InvalidEmail(
+                "the address contains an invisible or text-direction character".into(),
             ));
         }
         let mut parts = s.split('@');
@@ -60,11 +107,23 @@ impl AdminEmail {
                 "the part before the '@' is longer than 64 characters".into(),
             ));
         }
+        if local
+            .chars()
+            .any(|c| !(c.is_alphanumeric() || c == '.' || ATEXT_SYMBOLS.contains(c)))
+        {
+            return Err(InvalidEmail(
+                "the part before the '@' contains a character that would need quoting (such as a quote, \
+                 comma, semicolon, bracket or backslash)"
+                    .into(),
+            ));
+        }
+        if local.starts_with('.') || local.ends_with('.') || local.contains("..") {
+            return Err(InvalidEmail(
+                "the part before the '@' has a leading, trailing or double dot".into(),
+            ));
+        }
         if domain.is_empty() {
             return Err(InvalidEmail("nothing after the '@'".into()));
-        }
-        if !domain.contains('.') {
-            return Err(InvalidEmail("the domain has no dot".into()));
         }
         if domain.split('.').any(|label| label.is_empty()) {
             return Err(InvalidEmail(
@@ -76,14 +135,21 @@ impl AdminEmail {
                 "the domain contains a character that is not a letter, digit, '-' or '.'".into(),
             ));
         }
-        if local.starts_with('.') || local.ends_with('.') || local.contains("..") {
-            return Err(InvalidEmail(
-                "the part before the '@' has a leading, trailing or double dot".into(),
-            ));
+        let ascii_domain = idna::domain_to_ascii_strict(domain)
+            .map_err(|_| InvalidEmail("the domain is not a valid (internationalised) domain name".into()))?;
+        if !ascii_domain.contains('.') {
+            return Err(InvalidEmail("the domain has no dot".into()));
+        }
+        let normalized = format!("{}@{}", local.to_lowercase(), ascii_domain);
+        if normalized.chars().count() > Self::MAX_CHARS {
+            return Err(InvalidEmail(format!(
+                "the address is longer than {} characters once its domain is in ASCII form",
+                Self::MAX_CHARS
+            )));
         }
         Ok(Self {
             display: s.to_string(),
-            normalized: s.to_lowercase(),
+            normalized,
         })
     }
 
@@ -92,10 +158,33 @@ impl AdminEmail {
         &self.display
     }
 
-    /// The lower-cased address: the uniqueness key and the Cognito username the product asks for.
+    /// The lower-cased address with its domain in ASCII (punycode) form: the uniqueness key and the
+    /// Cognito username the product asks for.
     pub fn normalized(&self) -> &str {
         &self.normalized
     }
+}
+
+/// A form of an untrusted user name that is safe to put in a log line: the normalised address when it
+/// parses as an [`AdminEmail`], the name itself when it is short and made only of ASCII letters, digits
+/// and `-_.@+` (a Cognito UUID username, say), and otherwise `unparsed:` followed by the first 16 hex
+/// digits of its SHA-256, so a newline or an escape sequence typed into a login form can never forge a
+/// log line or reach an operator's terminal, while repeated attempts with one input still correlate.
+pub fn loggable_username(raw: &str) -> String {
+    if let Ok(email) = AdminEmail::parse(raw) {
+        return email.normalized;
+    }
+    if !raw.is_empty()
+        && raw.len() <= AdminEmail::MAX_CHARS
+        && raw
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'@' | b'+'))
+    {
+        return raw.to_string();
+    }
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(raw.as_bytes());
+    format!("unparsed:{}", &hex::encode(digest)[..16])
 }
 
 impl fmt::Debug for AdminEmail {
@@ -402,6 +491,88 @@ mod tests {
         let e = AdminEmail::parse("  Ann@Example.COM ").unwrap();
         assert_eq!(e.as_str(), "Ann@Example.COM");
         assert_eq!(e.normalized(), "ann@example.com");
+    }
+
+    #[test]
+    fn an_address_longer_than_cognitos_128_character_username_is_refused() {
+        let at_limit = format!("{}@{}.com", "a".repeat(64), "b".repeat(59));
+        assert_eq!(at_limit.chars().count(), 128);
+        assert!(AdminEmail::parse(&at_limit).is_ok());
+        let over = format!("{}@b{}.com", "a".repeat(64), "b".repeat(59));
+        let err = AdminEmail::parse(&over).unwrap_err();
+        assert!(err.0.contains("128"), "{err}");
+    }
+
+    #[test]
+    fn invisible_and_bidirectional_characters_are_refused() {
+        for bad in [
+            "ann\u{200B}@example.com",
+            "ann@exa\u{200B}mple.com",
+            "\u{202E}moc.elpmaxe@nna",
+            "ann\u{2066}@example.com",
+            "\u{FEFF}ann@example.com",
+            "an\u{00AD}n@example.com",
+            "ann\u{E0041}@example.com",
+        ] {
+            let err = AdminEmail::parse(bad).unwrap_err();
+            assert!(err.0.contains("invisible"), "{bad:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn an_idn_domain_and_its_punycode_form_are_one_admin() {
+        let unicode = AdminEmail::parse("Ann@Bücher.Example").unwrap();
+        let puny = AdminEmail::parse("ann@xn--bcher-kva.example").unwrap();
+        assert_eq!(unicode.normalized(), "ann@xn--bcher-kva.example");
+        assert_eq!(unicode.normalized(), puny.normalized());
+        assert_eq!(unicode.as_str(), "Ann@Bücher.Example");
+    }
+
+    #[test]
+    fn characters_that_would_need_quoting_in_a_header_are_refused() {
+        for bad in [
+            "\"ann\"@example.com",
+            "ann,bob@example.com",
+            "ann;x@example.com",
+            "<ann>@example.com",
+            "ann\\@example.com",
+            "ann(x)@example.com",
+            "ann:x@example.com",
+            "ann@exa_mple.com",
+            "ann@-example.com",
+        ] {
+            assert!(AdminEmail::parse(bad).is_err(), "{bad:?} was accepted");
+        }
+        assert!(AdminEmail::parse("o'brien+tag{1}@example.com").is_ok());
+    }
+
+    #[test]
+    fn a_loggable_username_never_carries_a_newline_or_an_escape() {
+        assert_eq!(loggable_username(" Ann@Example.com "), "ann@example.com");
+        assert_eq!(
+            loggable_username("6f1c2a9e-0b7d-4f5e-9a3c-1d2e3f4a5b6c"),
+            "6f1c2a9e-0b7d-4f5e-9a3c-1d2e3f4a5b6c"
+        );
+        let forged = loggable_username("x\nINFO login succeeded user=root\u{1b}[31m");
+        assert!(forged.starts_with("unparsed:"), "{forged}");
+        assert!(!forged.contains('\n') && !forged.contains('\u{1b}'));
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2000))]
+
+        /// Any string at all: parsing never panics, and an accepted address satisfies every rule.
+        #[test]
+        fn parsing_any_string_never_panics_and_accepted_addresses_are_clean(raw in "\\PC*|[a-zA-Z0-9.@\u{200B}\u{202E}\u{FEFF}\"<>,;\\\r\n -]{0,200}") {
+            if let Ok(e) = AdminEmail::parse(&raw) {
+                proptest::prop_assert!(e.normalized().chars().count() <= AdminEmail::MAX_CHARS);
+                proptest::prop_assert!(!e.as_str().chars().any(|c| c.is_control() || c.is_whitespace() || is_invisible(c)));
+                proptest::prop_assert!(!e.as_str().contains(['"', '<', '>', ',', ';', '\\', '\r', '\n']));
+                proptest::prop_assert!(e.normalized().split('@').nth(1).unwrap().is_ascii());
+            }
+            let logged = loggable_username(&raw);
+            proptest::prop_assert!(!logged.chars().any(|c| c.is_control()));
+        }
     }
 
     #[test]

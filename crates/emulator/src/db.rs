@@ -37,6 +37,12 @@ const SCHEMA: &[&str] = &[
         expires_at_us INTEGER NOT NULL
     )",
     "CREATE INDEX IF NOT EXISTS emu_sessions_by_user ON emu_sessions(username_key)",
+    // Sign-in lockout after repeated failures (see `CognitoEmulator::initiate_auth`).
+    "CREATE TABLE IF NOT EXISTS emu_lockouts (
+        username_key    TEXT PRIMARY KEY NOT NULL REFERENCES emu_users(username_key) ON DELETE CASCADE,
+        failures        INTEGER NOT NULL,
+        locked_until_us INTEGER NOT NULL
+    )",
 ];
 
 /// Creates the tables if they are missing.

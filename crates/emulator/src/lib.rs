@@ -15,6 +15,12 @@
 //!   `InitiateAuth` with `USER_PASSWORD_AUTH`, and `RespondToAuthChallenge` with `NEW_PASSWORD_REQUIRED`
 //!   (a single-use session valid for 3 minutes). Usernames are case-insensitive, as in new pools. Login
 //!   errors do not reveal whether a user exists.
+//! * **Sign-in lockout**: after [`LOCKOUT_THRESHOLD`] failed sign-ins in a row a user is locked for one
+//!   second, doubling with every further failure up to [`LOCKOUT_MAX_SECONDS`]; while locked, `InitiateAuth`
+//!   answers `NotAuthorized("Password attempts exceeded")` without looking at the password, and a
+//!   successful sign-in resets the count (Cognito's documented behaviour). The count lives in the state.
+//! * **Private state on disk**: the state file (it holds the signing private key) is created mode 0600 in
+//!   a folder created 0700, and an existing one readable by others is tightened to 0600.
 //! * **Temporary-password expiry**: a temporary password works for
 //!   [`EmulatorConfig::invite_validity_days`] (the pool's `TemporaryPasswordValidityDays`) after it was set;
 //!   `RESEND` sets a new one and restarts that period.
@@ -43,7 +49,7 @@ mod keys;
 mod policy;
 
 use admin_provisioner_core::clock::{Clock, SystemClock};
-use admin_provisioner_core::domain::{Password, Secret, TemporaryPassword, Tokens};
+use admin_provisioner_core::domain::{loggable_username, Password, Secret, TemporaryPassword, Tokens};
 use admin_provisioner_core::identity::{
     AuthOutcome, CreateUserRequest, IdentityProvider, IdpError, IdpUser, MessageAction, TokenSettings, UserPage,
 };
@@ -73,6 +79,13 @@ pub const DEFAULT_INVITE_VALIDITY_DAYS: u32 = 7;
 pub const SESSION_VALIDITY_SECONDS: i64 = 180;
 /// Lifetime of ID and access tokens, in seconds (Cognito's default: one hour).
 pub const TOKEN_VALIDITY_SECONDS: i64 = 3600;
+
+/// Failed sign-ins in a row before a user is locked out (Cognito: 5).
+pub const LOCKOUT_THRESHOLD: i64 = 5;
+/// Longest lockout, in seconds (Cognito: about 15 minutes).
+pub const LOCKOUT_MAX_SECONDS: i64 = 900;
+/// Cognito's answer while a user is locked out after repeated failures.
+const PASSWORD_ATTEMPTS_EXCEEDED: &str = "Password attempts exceeded";
 
 /// Cognito's answer to a wrong username or password (user-existence errors are prevented).
 const INCORRECT_CREDENTIALS: &str = "Incorrect username or password.";
@@ -217,10 +230,7 @@ impl CognitoEmulator {
                     .context("opening the in-memory emulator state")?
             }
             EmulatorState::File(path) => {
-                if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-                    std::fs::create_dir_all(parent)
-                        .with_context(|| format!("creating the folder of {}", path.display()))?;
-                }
+                create_private_file(path)?;
                 let options = SqliteConnectOptions::new()
                     .filename(path)
                     .create_if_missing(true)
@@ -479,6 +489,50 @@ async fn load_or_create_key(pool: &SqlitePool) -> anyhow::Result<keys::SigningKe
 }
 
 /// Opaque `ListUsers` pagination token: the last id shown.
+/// Creates the state file (and its folder) readable by its owner only: 0600 in a folder created 0700. An
+/// existing file is tightened to 0600 (it holds the signing private key). SQLite gives its `-wal` and `-shm`
+/// files the mode of the database file.
+fn create_private_file(path: &std::path::Path) -> anyhow::Result<()> {
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        if !parent.exists() {
+            let mut builder = std::fs::DirBuilder::new();
+            builder.recursive(true);
+            #[cfg(unix)]
+            std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+            builder
+                .create(parent)
+                .with_context(|| format!("creating the folder of {}", path.display()))?;
+        }
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(false);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options
+        .open(path)
+        .with_context(|| format!("creating the emulator state {}", path.display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        for file in [path.to_path_buf(), wal_path(path, "-wal"), wal_path(path, "-shm")] {
+            if let Ok(meta) = std::fs::metadata(&file) {
+                if meta.permissions().mode() & 0o077 != 0 {
+                    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600))
+                        .with_context(|| format!("making {} private", file.display()))?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `path` with `suffix` appended to its file name (SQLite's `-wal` / `-shm` companions).
+fn wal_path(path: &std::path::Path, suffix: &str) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(suffix);
+    PathBuf::from(name)
+}
+
 fn encode_page_token(last_id: i64) -> String {
     URL_SAFE_NO_PAD.encode(format!("emu-page:{last_id}"))
 }
@@ -633,16 +687,55 @@ impl IdentityProvider for CognitoEmulator {
         })
     }
 
-    #[tracing::instrument(skip_all, fields(op = "InitiateAuth", username = %username))]
+    #[tracing::instrument(skip_all, fields(op = "InitiateAuth", username = %loggable_username(username)))]
     async fn initiate_auth(&self, username: &str, password: &Password) -> Result<AuthOutcome, IdpError> {
         let now = self.now();
         let Some(user) = find_user(&self.inner.pool, username).await.map_err(unavailable)? else {
             tracing::info!("login refused");
             return Err(IdpError::NotAuthorized(INCORRECT_CREDENTIALS.into()));
         };
+        let key = username_key(&user.username);
+        let lock: Option<(i64, i64)> =
+            sqlx::query_as("SELECT failures, locked_until_us FROM emu_lockouts WHERE username_key = ?")
+                .bind(&key)
+                .fetch_optional(&self.inner.pool)
+                .await
+                .map_err(unavailable)?;
+        if lock.is_some_and(|(_, until)| until > micros(now)) {
+            tracing::info!("login refused: locked out after repeated failures");
+            return Err(IdpError::NotAuthorized(PASSWORD_ATTEMPTS_EXCEEDED.into()));
+        }
         if !user.password_matches(password.expose()) {
-            tracing::info!("login refused");
+            let failures = lock.map_or(0, |(f, _)| f) + 1;
+            let locked_until = if failures >= LOCKOUT_THRESHOLD {
+                let secs = 1i64
+                    .checked_shl(u32::try_from(failures - LOCKOUT_THRESHOLD).unwrap_or(u32::MAX))
+                    .unwrap_or(LOCKOUT_MAX_SECONDS)
+                    .min(LOCKOUT_MAX_SECONDS);
+                micros(now + Duration::seconds(secs))
+            } else {
+                0
+            };
+            sqlx::query(
+                "INSERT INTO emu_lockouts (username_key, failures, locked_until_us) VALUES (?, ?, ?) \
+                 ON CONFLICT (username_key) DO UPDATE SET failures = excluded.failures, \
+                 locked_until_us = excluded.locked_until_us",
+            )
+            .bind(&key)
+            .bind(failures)
+            .bind(locked_until)
+            .execute(&self.inner.pool)
+            .await
+            .map_err(unavailable)?;
+            tracing::info!(failures, "login refused");
             return Err(IdpError::NotAuthorized(INCORRECT_CREDENTIALS.into()));
+        }
+        if lock.is_some() {
+            sqlx::query("DELETE FROM emu_lockouts WHERE username_key = ?")
+                .bind(&key)
+                .execute(&self.inner.pool)
+                .await
+                .map_err(unavailable)?;
         }
         if !user.enabled {
             tracing::info!("login refused: user disabled");
@@ -689,7 +782,7 @@ impl IdentityProvider for CognitoEmulator {
         }
     }
 
-    #[tracing::instrument(skip_all, fields(op = "RespondToAuthChallenge", username = %username))]
+    #[tracing::instrument(skip_all, fields(op = "RespondToAuthChallenge", username = %loggable_username(username)))]
     async fn respond_to_new_password_challenge(
         &self,
         username: &str,

@@ -1,6 +1,7 @@
 //! The SQLite adapter: the default database, a single file next to the binary (or in memory for tests).
 //!
-//! Promises: the file is created if missing; every connection enforces foreign keys, uses WAL and waits
+//! Promises: the file is created if missing, readable by its owner only (mode 0600; a folder it has to
+//! create is 0700; SQLite gives the `-wal`/`-shm` files the same mode); every connection enforces foreign keys, uses WAL and waits
 //! up to [`BUSY_TIMEOUT`] for the write lock; write transactions start with `BEGIN IMMEDIATE`, so
 //! concurrent writers queue behind each other instead of failing with "database is locked". Ids are
 //! stored as hyphenated text and timestamps as fixed-precision RFC 3339 text (see [`crate::types`]).
@@ -51,6 +52,9 @@ impl SqliteStore {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(BUSY_TIMEOUT);
+        create_private(options.get_filename()).map_err(|e| {
+            StoreError::Unavailable(format!("cannot create the database file of {}: {e}", redact_url(url)))
+        })?;
         let pool = SqlitePoolOptions::new()
             .max_connections(MAX_CONNECTIONS)
             .acquire_timeout(Duration::from_secs(30))
@@ -114,6 +118,30 @@ impl fmt::Debug for SqliteStore {
         f.debug_struct("SqliteStore")
             .field("url", &self.url)
             .finish_non_exhaustive()
+    }
+}
+
+/// Creates the database file mode 0600 (its folder 0700) when it does not exist yet. An existing file keeps
+/// its mode: the operator may have chosen one.
+fn create_private(path: &std::path::Path) -> std::io::Result<()> {
+    if path.exists() {
+        return Ok(());
+    }
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty() && !p.exists()) {
+        let mut builder = std::fs::DirBuilder::new();
+        builder.recursive(true);
+        #[cfg(unix)]
+        std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+        builder.create(parent)?;
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    match options.open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e),
     }
 }
 

@@ -34,20 +34,18 @@ impl Provisioner {
     }
 
     /// Resolves a caller to an [`Actor`]: the operator, or an active admin found in the database by the
-    /// token's `sub` (or username). Errors: [`Error::Forbidden`], [`Error::DatabaseUnavailable`].
+    /// token's `sub` alone. The username is never used to authorise: Cognito re-uses a username when a
+    /// user is deleted and re-created, but never a `sub`, so a re-created user (a new `sub`) inherits
+    /// nothing. Errors: [`Error::Forbidden`], [`Error::DatabaseUnavailable`].
     pub async fn authorize(&self, caller: &Caller) -> Result<Actor, Error> {
         match caller {
             Caller::Operator => Ok(Actor::Operator),
-            Caller::Token { sub, username } => {
-                let found = match self.store_call(self.admins.find_admin_by_cognito_sub(sub)).await? {
-                    Some(r) => Some(r),
-                    None => {
-                        self.store_call(self.admins.find_admin_by_cognito_username(username))
-                            .await?
-                    }
-                };
+            Caller::Token { sub, username: _ } => {
+                let found = self.store_call(self.admins.find_admin_by_cognito_sub(sub)).await?;
                 match found {
-                    Some(r) if r.user.status == UserStatus::Active => Ok(Actor::Admin(r.user.id)),
+                    Some(r) if r.user.status == UserStatus::Active && r.user.cognito_sub == *sub => {
+                        Ok(Actor::Admin(r.user.id))
+                    }
                     _ => Err(Error::Forbidden),
                 }
             }
