@@ -222,11 +222,71 @@ pub struct AdminDto {
     pub last_error: Option<String>,
 }
 
-/// `GET /api/admins`.
+/// `GET /api/admins`: one page.
 #[derive(Serialize, ToSchema)]
 pub struct AdminList {
-    /// Oldest first.
+    /// Oldest first: stored admins, then unfinished provisionings (`pending`, `failed`).
     pub admins: Vec<AdminDto>,
+    /// Opaque cursor of the next page (pass it back as `?cursor=`); absent on the last page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next: Option<String>,
+}
+
+/// `GET /api/admins` query.
+#[derive(Deserialize, utoipa::IntoParams)]
+pub struct AdminListParams {
+    /// Page size, 1–200 (default 50).
+    pub limit: Option<u32>,
+    /// The `next` of the previous page.
+    pub cursor: Option<String>,
+    /// Only admins with this status: `pending`, `invited`, `expired`, `active` or `failed`.
+    pub status: Option<String>,
+    /// Only admins whose e-mail starts with this (case-insensitive).
+    pub email_prefix: Option<String>,
+}
+
+impl AdminListParams {
+    /// The validated query; `400 invalid_request` with a human message otherwise.
+    pub fn to_query(&self) -> Result<admin_provisioner_core::pages::AdminListQuery, ApiError> {
+        use admin_provisioner_core::pages::{AdminCursor, AdminListQuery, MAX_LIMIT, MAX_PREFIX_LEN};
+        let limit = self.limit.unwrap_or(admin_provisioner_core::pages::DEFAULT_LIMIT);
+        if !(1..=MAX_LIMIT).contains(&limit) {
+            return Err(ApiError::invalid_request(format!("limit must be a number from 1 to {MAX_LIMIT}")));
+        }
+        let status = match self.status.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+            None => None,
+            Some("pending") => Some(InviteStatus::Pending),
+            Some("invited") => Some(InviteStatus::Invited),
+            Some("expired") => Some(InviteStatus::Expired),
+            Some("active") => Some(InviteStatus::Active),
+            Some("failed") => Some(InviteStatus::Failed),
+            Some(_) => {
+                return Err(ApiError::invalid_request(
+                    "status must be one of pending, invited, expired, active, failed",
+                ))
+            }
+        };
+        let email_prefix = self
+            .email_prefix
+            .as_deref()
+            .map(|p| p.trim().to_lowercase())
+            .filter(|p| !p.is_empty());
+        if email_prefix.as_ref().is_some_and(|p| p.chars().count() > MAX_PREFIX_LEN) {
+            return Err(ApiError::invalid_request(format!(
+                "email_prefix must be at most {MAX_PREFIX_LEN} characters"
+            )));
+        }
+        let cursor = match self.cursor.as_deref().filter(|c| !c.is_empty()) {
+            None => None,
+            Some(c) => Some(AdminCursor::decode(c).map_err(|e| ApiError::invalid_request(e.to_string()))?),
+        };
+        Ok(AdminListQuery {
+            status,
+            email_prefix,
+            cursor,
+            limit,
+        })
+    }
 }
 
 /// `POST /api/admins/{id}/resend-invite`.
@@ -292,20 +352,25 @@ pub struct AuditEventDto {
     pub request_id: Option<String>,
 }
 
-/// `GET /api/audit`.
+/// `GET /api/audit`: one page.
 #[derive(Serialize, ToSchema)]
 pub struct AuditList {
     /// Newest first.
     pub events: Vec<AuditEventDto>,
+    /// Opaque cursor of the next (older) page (pass it back as `?cursor=`); absent on the last page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next: Option<String>,
 }
 
 /// `GET /api/audit` query.
 #[derive(Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct AuditQuery {
-    /// How many events (1–1000, default 100).
+    /// Page size (1–1000, default 100).
     #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<i64>,
+    /// The `next` of the previous page.
+    pub cursor: Option<String>,
 }
 
 /// The error envelope.
@@ -649,21 +714,30 @@ async fn idempotent_provision(
     }
 }
 
-/// List every admin with its invitation status, including unfinished (`pending`) and stuck (`failed`)
-/// provisionings.
+/// One page of the admin list with invitation statuses, including unfinished (`pending`) and stuck
+/// (`failed`) provisionings. Cursor-paginated: walking the pages shows every admin that exists throughout
+/// the walk exactly once, whatever is added or removed meanwhile.
 #[utoipa::path(
     get, path = "/api/admins", tag = "admins",
+    params(AdminListParams),
     responses(
-        (status = 200, description = "Oldest first", body = AdminList),
+        (status = 200, description = "Oldest first; `next` when there is another page", body = AdminList),
+        (status = 400, description = "`invalid_request`: bad limit, status, prefix or cursor", body = ErrorBody),
         (status = 401, description = "`unauthorized`", body = ErrorBody),
         (status = 403, description = "`forbidden`", body = ErrorBody),
     ),
     security(("bearer" = []))
 )]
-pub async fn list_admins(State(state): State<AppState>, _admin: AdminCaller) -> Result<Json<AdminList>, ApiError> {
-    let admins = state.provisioner().list_admin_views().await?;
+pub async fn list_admins(
+    State(state): State<AppState>,
+    _admin: AdminCaller,
+    params: Result<Query<AdminListParams>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<AdminList>, ApiError> {
+    let Query(params) = params.map_err(|e| ApiError::invalid_request(format!("bad query: {}", e.body_text())))?;
+    let page = state.provisioner().list_admin_page(&params.to_query()?).await?;
     Ok(Json(AdminList {
-        admins: admins.into_iter().map(admin_dto).collect(),
+        admins: page.admins.into_iter().map(admin_dto).collect(),
+        next: page.next.map(|c| c.encode()),
     }))
 }
 
@@ -854,38 +928,57 @@ pub async fn audit(
     if !(1..=1000).contains(&limit) {
         return Err(ApiError::invalid_request("limit must be a number from 1 to 1000"));
     }
+    let cursor = match q.cursor.as_deref().filter(|c| !c.is_empty()) {
+        None => None,
+        Some(c) => Some(
+            admin_provisioner_core::pages::AuditCursor::decode(c)
+                .map_err(|e| ApiError::invalid_request(e.to_string()))?,
+        ),
+    };
+    let (events, next) = audit_page(&state, cursor, limit).await?;
     Ok(Json(AuditList {
-        events: audit_events(&state, limit).await?,
+        events,
+        next: next.map(|c| c.encode()),
     }))
 }
 
-/// Audit events, newest first, with the acting admin's e-mail when known.
+/// Audit events, newest first, with the acting admin's e-mail when known: the most recent `limit`.
 pub async fn audit_events(state: &AppState, limit: i64) -> Result<Vec<AuditEventDto>, ApiError> {
+    Ok(audit_page(state, None, limit).await?.0)
+}
+
+/// One page of audit events older than `cursor`, newest first, with the acting admin's e-mail (one query
+/// with a join), and the cursor of the next page.
+pub async fn audit_page(
+    state: &AppState,
+    cursor: Option<admin_provisioner_core::pages::AuditCursor>,
+    limit: i64,
+) -> Result<(Vec<AuditEventDto>, Option<admin_provisioner_core::pages::AuditCursor>), ApiError> {
     let store = state.provisioner().admin_store();
-    let events = store.list_audit(limit).await.map_err(Error::from)?;
-    let admins = store.list_admins().await.map_err(Error::from)?;
-    let email_of = |actor: &str| {
-        admins
-            .iter()
-            .find(|a| a.user.id.to_string() == actor)
-            .map(|a| a.user.email.clone())
+    let mut rows = store
+        .list_audit_page(cursor.map(|c| c.before_id), limit + 1)
+        .await
+        .map_err(Error::from)?;
+    let more = rows.len() as i64 > limit;
+    rows.truncate(usize::try_from(limit).unwrap_or(0));
+    let next = match rows.last() {
+        Some((last, _)) if more => Some(admin_provisioner_core::pages::AuditCursor { before_id: last.id }),
+        _ => None,
     };
-    Ok(events
+    let events = rows
         .into_iter()
-        .map(|AuditEvent { id, entry }| {
-            let actor = entry.actor.audit_name();
-            AuditEventDto {
-                id,
-                at: entry.at,
-                actor_email: email_of(&actor),
-                actor,
-                action: entry.action.as_str().to_string(),
-                target: entry.target,
-                outcome: entry.outcome,
-                request_id: entry.request_id,
-            }
+        .map(|(AuditEvent { id, entry }, actor_email)| AuditEventDto {
+            id,
+            at: entry.at,
+            actor_email,
+            actor: entry.actor.audit_name(),
+            action: entry.action.as_str().to_string(),
+            target: entry.target,
+            outcome: entry.outcome,
+            request_id: entry.request_id,
         })
-        .collect())
+        .collect();
+    Ok((events, next))
 }
 
 /// Liveness: the process answers.

@@ -893,26 +893,110 @@ fn admin_row(a: &AdminView, me: &str, csrf: &str, now: DateTime<Utc>) -> String 
     )
 }
 
-async fn console_page(State(state): State<AppState>, headers: HeaderMap) -> Response {
+/// The admin list page's query: the same filters and cursor as `GET /api/admins`.
+#[derive(Deserialize, Default)]
+struct ListParams {
+    #[serde(default)]
+    status: Option<String>,
+    #[serde(default)]
+    q: Option<String>,
+    #[serde(default)]
+    cursor: Option<String>,
+}
+
+/// Page size of the console's admin list.
+const CONSOLE_PAGE_SIZE: u32 = 50;
+
+/// The filter form and the "next page" link of the admin list.
+fn list_controls(params: &ListParams, next: Option<String>) -> (String, String) {
+    let status = params.status.as_deref().unwrap_or("");
+    let options: String = ["", "pending", "invited", "expired", "active", "failed"]
+        .iter()
+        .map(|s| {
+            format!(
+                r#"<option value="{s}"{sel}>{label}</option>"#,
+                sel = if *s == status { " selected" } else { "" },
+                label = if s.is_empty() { "any status" } else { s },
+            )
+        })
+        .collect();
+    let form = format!(
+        r#"<form method="get" action="/console" class="inline" id="admin-filter"><label for="filter-q" class="sr-only">E-mail starts with</label><input id="filter-q" name="q" type="search" placeholder="e-mail starts with…" value="{q}"><label for="filter-status" class="sr-only">Status</label><select id="filter-status" name="status">{options}</select><button class="btn" type="submit">Filter</button></form>"#,
+        q = esc(params.q.as_deref().unwrap_or("")),
+    );
+    let link = match next {
+        Some(cursor) => {
+            let mut query = format!("cursor={}", url_encode(&cursor));
+            if !status.is_empty() {
+                query.push_str(&format!("&status={}", url_encode(status)));
+            }
+            if let Some(q) = params.q.as_deref().filter(|q| !q.is_empty()) {
+                query.push_str(&format!("&q={}", url_encode(q)));
+            }
+            format!(r#"<p class="pager"><a class="btn" id="next-page" href="/console?{}">Next page →</a></p>"#, esc(&query))
+        }
+        None => String::new(),
+    };
+    (form, link)
+}
+
+/// Percent-encodes a query value.
+fn url_encode(value: &str) -> String {
+    value
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+async fn console_page(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    params: Result<axum::extract::Query<ListParams>, axum::extract::rejection::QueryRejection>,
+) -> Response {
     let user = match console_user(&state, &headers).await {
         Ok(u) => u,
         Err(res) => return res,
     };
+    let params = params.map(|p| p.0).unwrap_or_default();
     let flash = read_flash(&headers);
-    let admins = match state.provisioner().list_admin_views().await {
-        Ok(a) => a,
+    let api_params = super::api::AdminListParams {
+        limit: Some(CONSOLE_PAGE_SIZE),
+        cursor: params.cursor.clone(),
+        status: params.status.clone(),
+        email_prefix: params.q.clone(),
+    };
+    let query = match api_params.to_query() {
+        Ok(q) => q,
+        Err(e) => return error_page(&state, e.status, e.code, &describe(&e)),
+    };
+    let now = state.provisioner().now();
+    let listed = async {
+        let page = state.provisioner().list_admin_page(&query).await?;
+        let counts = state
+            .provisioner()
+            .admin_store()
+            .count_admins_by_status(now)
+            .await
+            .map_err(Error::from)?;
+        Ok::<_, Error>((page, counts))
+    };
+    let (listing, (active, invited, expired)) = match listed.await {
+        Ok(found) => found,
         Err(e) => {
             let e = ApiError::from(e);
             return error_page(&state, e.status, e.code, &describe(&e));
         }
     };
-    let now = state.provisioner().now();
+    let admins = listing.admins;
+    let (filter_form, next_link) = list_controls(&params, listing.next.map(|c| c.encode()));
     let rows: String = admins
         .iter()
         .map(|a| admin_row(a, &user.email, &user.csrf, now))
         .collect();
     let days = state.provisioner().settings().invite_validity_days;
-    let count = |s: InviteStatus| admins.iter().filter(|a| a.status == s).count();
     let main = format!(
         r#"<div class="title-row"><h1>Admins</h1><p class="summary">{} active · {} invited · {} expired</p></div>
 <section class="card">
@@ -926,14 +1010,16 @@ async fn console_page(State(state): State<AppState>, headers: HeaderMap) -> Resp
 <p class="hint">Cognito e-mails them a temporary password, valid for {days} days. At their first sign-in they choose their own password.</p>
 </section>
 <section class="card">
+{filter_form}
 <table class="admins">
 <thead><tr><th>E-mail</th><th>Status</th><th>Invite expires</th><th class="num">Invites sent</th><th class="actions">Actions</th></tr></thead>
 <tbody>{rows}</tbody>
 </table>
+{next_link}
 </section>"#,
-        count(InviteStatus::Active),
-        count(InviteStatus::Invited),
-        count(InviteStatus::Expired),
+        active,
+        invited,
+        expired,
         csrf = esc(&user.csrf),
     );
     let nav = Nav {
@@ -1116,6 +1202,9 @@ async fn audit_page(State(state): State<AppState>, headers: HeaderMap) -> Respon
     html(StatusCode::OK, page("Audit log", Some(&nav), None, &main, nav.emulator))
 }
 
+/// How many of the newest invitations the Mailbox page shows (the folder may hold thousands).
+const MAILBOX_PAGE_SIZE: usize = 100;
+
 async fn mailbox_page(State(state): State<AppState>) -> Response {
     let Some(emu) = state.app().emulator.clone() else {
         return error_page(
@@ -1126,8 +1215,8 @@ async fn mailbox_page(State(state): State<AppState>) -> Response {
         );
     };
     let mailbox = emu.mailbox();
-    let messages = match tokio::task::spawn_blocking(move || mailbox.messages()).await {
-        Ok(Ok(m)) => m,
+    let (messages, total) = match tokio::task::spawn_blocking(move || mailbox.recent(MAILBOX_PAGE_SIZE)).await {
+        Ok(Ok(found)) => found,
         Ok(Err(e)) => {
             return error_page(
                 &state,
@@ -1140,7 +1229,6 @@ async fn mailbox_page(State(state): State<AppState>) -> Response {
     };
     let items: String = messages
         .iter()
-        .rev()
         .map(|m| {
             let password = m
                 .temporary_password()
@@ -1171,11 +1259,16 @@ async fn mailbox_page(State(state): State<AppState>) -> Response {
         ""
     };
     let main = format!(
-        r#"<div class="title-row"><h1>Mailbox</h1><p class="summary">{n} message{s}, newest first</p></div>
+        r#"<div class="title-row"><h1>Mailbox</h1><p class="summary">{n} message{s}, newest first{shown}</p></div>
 <div class="notice"><strong>Local stand-in for the recipients' inboxes.</strong> This server uses the built-in Cognito emulator, which cannot send e-mail: every invitation it "sends" is written to <code>{dir}</code> and shown here, temporary password included, so you can sign in as the new admin. With a real Cognito user pool this page does not exist and the invitations go to the recipients.</div>
 {empty}{items}"#,
-        n = messages.len(),
-        s = if messages.len() == 1 { "" } else { "s" },
+        n = total,
+        s = if total == 1 { "" } else { "s" },
+        shown = if total > messages.len() {
+            format!(" (the newest {} shown)", messages.len())
+        } else {
+            String::new()
+        },
         dir = esc(&emu.mailbox().dir().display().to_string()),
     );
     html(StatusCode::OK, page("Mailbox", None, None, &main, true))

@@ -9,6 +9,7 @@ pub mod domain;
 pub mod error;
 pub mod faults;
 pub mod identity;
+pub mod pages;
 pub mod provisioner;
 pub mod store;
 

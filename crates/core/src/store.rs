@@ -6,6 +6,7 @@
 //! [`AuditEntry`] to append in the same transaction: the audit log cannot disagree with the state.
 
 use crate::domain::{Actor, AdminRecord, UserId};
+use crate::pages::{StoredAdminFilter, UnfinishedFilter};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -242,6 +243,66 @@ pub trait AdminStore: Send + Sync + 'static {
     /// Audit events, newest first.
     async fn list_audit(&self, limit: i64) -> Result<Vec<AuditEvent>, StoreError>;
 
+    /// At most `limit` stored admins passing `filter`, oldest first by `(created_at, id)`, starting after
+    /// `after` (a keyset page: one range scan, memory bounded by `limit`).
+    ///
+    /// The default filters [`AdminStore::list_admins`] in memory (for wrappers and test doubles); the SQL
+    /// adapter overrides it with one query.
+    async fn list_admins_page(
+        &self,
+        filter: &StoredAdminFilter,
+        after: Option<(DateTime<Utc>, UserId)>,
+        limit: i64,
+    ) -> Result<Vec<AdminRecord>, StoreError> {
+        let mut all = self.list_admins().await?;
+        all.sort_by_key(|r| (r.user.created_at, r.user.id));
+        Ok(all
+            .into_iter()
+            .filter(|r| after.is_none_or(|a| (r.user.created_at, r.user.id) > a))
+            .filter(|r| filter.matches(r))
+            .take(usize::try_from(limit).unwrap_or(0))
+            .collect())
+    }
+
+    /// How many stored admins are `(active, invited, expired)` at `now` (one aggregate query in the SQL
+    /// adapter; the default counts [`AdminStore::list_admins`]).
+    async fn count_admins_by_status(&self, now: DateTime<Utc>) -> Result<(i64, i64, i64), StoreError> {
+        let mut counts = (0, 0, 0);
+        for r in self.list_admins().await? {
+            match crate::domain::InviteStatus::of(&r, now) {
+                crate::domain::InviteStatus::Active => counts.0 += 1,
+                crate::domain::InviteStatus::Invited => counts.1 += 1,
+                _ => counts.2 += 1,
+            }
+        }
+        Ok(counts)
+    }
+
+    /// At most `limit` audit events older than `before_id` (all when `None`), newest first, each with the
+    /// acting admin's e-mail when the actor is an admin that still exists (one query with a join).
+    ///
+    /// The default looks actors up one by one (for wrappers and test doubles); the SQL adapter overrides it.
+    async fn list_audit_page(
+        &self,
+        before_id: Option<i64>,
+        limit: i64,
+    ) -> Result<Vec<(AuditEvent, Option<String>)>, StoreError> {
+        let all = self.list_audit(i64::MAX).await?;
+        let mut out = Vec::new();
+        for event in all
+            .into_iter()
+            .filter(|e| before_id.is_none_or(|b| e.id < b))
+            .take(usize::try_from(limit).unwrap_or(0))
+        {
+            let email = match event.entry.actor {
+                Actor::Admin(id) => self.get_admin(id).await?.map(|r| r.user.email),
+                Actor::Operator => None,
+            };
+            out.push((event, email));
+        }
+        Ok(out)
+    }
+
     /// Claims an idempotency key for `scope` (the caller). See [`IdempotencyBegin`].
     async fn idempotency_begin(
         &self,
@@ -427,4 +488,32 @@ pub trait SagaLog: Send + Sync + 'static {
     /// Every saga (finished or not) of one normalised e-mail, oldest first: the history an operator reads
     /// to see why a provisioning failed.
     async fn list_for_email(&self, email_normalized: &str) -> Result<Vec<SagaRecord>, StoreError>;
+
+    /// At most `limit` unfinished provisioning sagas whose admin has no records yet, passing `filter`,
+    /// oldest first by `(started_at, id)`, starting after `after`.
+    ///
+    /// The default filters [`SagaLog::list_unfinished`] in memory (without the "no records" check, which
+    /// the caller repeats); the SQL adapter overrides it with one query.
+    async fn list_unfinished_provisions_page(
+        &self,
+        filter: &UnfinishedFilter,
+        after: Option<(DateTime<Utc>, Uuid)>,
+        limit: i64,
+    ) -> Result<Vec<SagaRecord>, StoreError> {
+        let mut all = self.list_unfinished().await?;
+        all.sort_by_key(|s| (s.started_at, s.id));
+        Ok(all
+            .into_iter()
+            .filter(|s| s.kind == SagaKind::Provision)
+            .filter(|s| after.is_none_or(|a| (s.started_at, s.id) > a))
+            .filter(|s| filter.stuck.is_none_or(|stuck| (s.state == SagaState::Stuck) == stuck))
+            .filter(|s| {
+                filter
+                    .email_prefix
+                    .as_deref()
+                    .is_none_or(|p| s.email_normalized.starts_with(p))
+            })
+            .take(usize::try_from(limit).unwrap_or(0))
+            .collect())
+    }
 }

@@ -8,11 +8,19 @@
 //! File names are `{yyyymmddThhmmss.ffffff}-{username}-{8 hex}.eml` (UTC, by the emulator's clock, made
 //! strictly increasing within a folder), so sorting names sorts messages oldest first. Files are written
 //! to a temporary name and renamed, so a reader never sees half a message.
+//!
+//! Delivery costs O(1) whatever the folder holds: the newest stamp of each folder is remembered in the
+//! process (the folder is scanned once, at its first delivery), so a standing or backwards clock still
+//! gives strictly increasing names without reading the folder again. Two processes delivering to one
+//! folder in the same microsecond may interleave; the random suffix keeps their names unique.
+//!
+//! The message contains a temporary password, so files are created `0600` and the folder `0700` (Unix).
 
 use admin_provisioner_core::domain::TemporaryPassword;
 use chrono::{DateTime, Duration, NaiveDateTime, Utc};
 use std::fs;
 use std::io::{self, Write};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -33,8 +41,9 @@ pub const MASK: &str = "********";
 /// Format of the time prefix of file names.
 const STAMP_FORMAT: &str = "%Y%m%dT%H%M%S%.6f";
 
-/// Serialises deliveries from this process so that names stay strictly increasing.
-static DELIVERY_LOCK: Mutex<()> = Mutex::new(());
+/// The newest stamp delivered to each folder by this process (scanned from the folder once, at its first
+/// delivery). Held only while a stamp is chosen, never while a file is written.
+static LAST_STAMPS: Mutex<Option<HashMap<PathBuf, NaiveDateTime>>> = Mutex::new(None);
 
 /// A folder of delivered messages (`MAILBOX_DIR`). Cheap to clone; holds only the path.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -87,20 +96,13 @@ impl Mailbox {
     /// Every message in the folder, oldest first. Files that are not `.eml` are ignored; a missing folder
     /// is an empty mailbox.
     pub fn messages(&self) -> io::Result<Vec<Message>> {
-        let entries = match fs::read_dir(&self.dir) {
-            Ok(entries) => entries,
+        let mut names = match eml_names(&self.dir) {
+            Ok(names) => names,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
             Err(e) => return Err(e),
         };
-        let mut paths = Vec::new();
-        for entry in entries {
-            let path = entry?.path();
-            if path.extension().is_some_and(|x| x == "eml") && path.is_file() {
-                paths.push(path);
-            }
-        }
-        paths.sort_by(|a, b| a.file_name().cmp(&b.file_name()));
-        paths.into_iter().map(|p| Message::read(&p)).collect()
+        names.sort_unstable();
+        names.iter().map(|name| Message::read(&self.dir.join(name))).collect()
     }
 
     /// The newest message addressed to `email` (compared case-insensitively), if any.
@@ -113,8 +115,27 @@ impl Mailbox {
             .find(|m| m.to.to_lowercase() == wanted))
     }
 
-    /// Writes Cognito's default invitation to `to` (atomically: temporary file, then rename) and returns
-    /// the new file's path.
+    /// The newest `limit` messages, newest first, and how many `.eml` files the folder holds. Reads only
+    /// the directory listing and the `limit` newest files, so it stays cheap with thousands of messages.
+    pub fn recent(&self, limit: usize) -> io::Result<(Vec<Message>, usize)> {
+        let mut names = match eml_names(&self.dir) {
+            Ok(names) => names,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok((Vec::new(), 0)),
+            Err(e) => return Err(e),
+        };
+        let total = names.len();
+        names.sort_unstable();
+        let newest = names
+            .iter()
+            .rev()
+            .take(limit)
+            .map(|name| Message::read(&self.dir.join(name)))
+            .collect::<io::Result<Vec<_>>>()?;
+        Ok((newest, total))
+    }
+
+    /// Writes Cognito's default invitation to `to` (atomically: temporary file, then rename; the file
+    /// `0600`, the folder `0700`) and returns the new file's path. O(1) in the number of messages.
     pub(crate) fn deliver_invitation(
         &self,
         to: &str,
@@ -122,8 +143,7 @@ impl Mailbox {
         password: &TemporaryPassword,
         at: DateTime<Utc>,
     ) -> io::Result<PathBuf> {
-        let _guard = DELIVERY_LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        fs::create_dir_all(&self.dir)?;
+        create_private_dir(&self.dir)?;
         let stamp = self.next_stamp(at)?;
         let unique = uuid::Uuid::new_v4().simple().to_string();
         let name = format!(
@@ -137,7 +157,7 @@ impl Mailbox {
         let final_path = self.dir.join(&name);
         let tmp_path = self.dir.join(format!(".{name}.tmp"));
         let written = (|| {
-            let mut file = fs::OpenOptions::new().write(true).create_new(true).open(&tmp_path)?;
+            let mut file = private_file_options().open(&tmp_path)?;
             file.write_all(text.as_bytes())?;
             file.sync_all()?;
             drop(file);
@@ -150,26 +170,98 @@ impl Mailbox {
         Ok(final_path)
     }
 
-    /// `at`, moved just past the newest message already in the folder if needed, so names keep sorting
-    /// in delivery order even when the (emulated) clock stands still.
+    /// `at`, moved just past the newest stamp this process gave the folder (or, at the folder's first
+    /// delivery, the newest file already in it) if needed, so names keep sorting in delivery order even when
+    /// the (emulated) clock stands still.
     fn next_stamp(&self, at: DateTime<Utc>) -> io::Result<NaiveDateTime> {
-        let mut stamp = DateTime::<Utc>::from_timestamp_micros(at.timestamp_micros())
+        let wanted = DateTime::<Utc>::from_timestamp_micros(at.timestamp_micros())
             .unwrap_or(at)
             .naive_utc();
-        for entry in fs::read_dir(&self.dir)? {
-            let name = entry?.file_name();
-            let Some(name) = name.to_str() else { continue };
-            if !name.ends_with(".eml") {
-                continue;
-            }
-            let Some(prefix) = name.split('-').next() else { continue };
-            if let Ok(existing) = NaiveDateTime::parse_from_str(prefix, STAMP_FORMAT) {
-                if existing >= stamp {
-                    stamp = existing + Duration::microseconds(1);
-                }
-            }
-        }
+        let mut guard = LAST_STAMPS.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let stamps = guard.get_or_insert_with(HashMap::new);
+        let last = match stamps.get(&self.dir) {
+            Some(last) => Some(*last),
+            None => newest_stamp_in(&self.dir)?,
+        };
+        let stamp = match last {
+            Some(last) if last >= wanted => last + Duration::microseconds(1),
+            _ => wanted,
+        };
+        stamps.insert(self.dir.clone(), stamp);
         Ok(stamp)
+    }
+}
+
+/// Names of the `.eml` files in `dir` (unsorted).
+fn eml_names(dir: &Path) -> io::Result<Vec<String>> {
+    let mut names = Vec::new();
+    for entry in fs::read_dir(dir)? {
+        let entry = entry?;
+        let Ok(name) = entry.file_name().into_string() else { continue };
+        if name.ends_with(".eml") && !name.starts_with('.') && entry.file_type()?.is_file() {
+            names.push(name);
+        }
+    }
+    Ok(names)
+}
+
+/// The newest stamp among the file names in `dir` (one scan; used once per folder and process).
+fn newest_stamp_in(dir: &Path) -> io::Result<Option<NaiveDateTime>> {
+    Ok(eml_names(dir)?
+        .iter()
+        .filter_map(|name| name.split('-').next())
+        .filter_map(|prefix| NaiveDateTime::parse_from_str(prefix, STAMP_FORMAT).ok())
+        .max())
+}
+
+/// Creates the mailbox folder (and parents) if missing; a folder it creates is `0700` on Unix.
+fn create_private_dir(dir: &Path) -> io::Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    let mut builder = fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir)
+}
+
+/// Options for a new message file: must not exist yet; `0600` on Unix (it holds a temporary password).
+fn private_file_options() -> fs::OpenOptions {
+    let mut options = fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options
+}
+
+/// An address as an RFC 5322 `addr-spec` in angle brackets: a local part that is not a dot-atom becomes a
+/// quoted string (`"` and `\` escaped); control characters, which no header may carry, are dropped.
+fn header_address(address: &str) -> String {
+    let clean: String = address.chars().filter(|c| !c.is_control()).collect();
+    let (local, domain) = match clean.rsplit_once('@') {
+        Some((l, d)) => (l.to_string(), d.to_string()),
+        None => (clean.clone(), String::new()),
+    };
+    let atext = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-/=?^_`{|}~".contains(c) || !c.is_ascii();
+    let dot_atom = !local.is_empty()
+        && local.split('.').all(|part| !part.is_empty() && part.chars().all(atext));
+    let local = if dot_atom {
+        local
+    } else {
+        let escaped: String = local
+            .chars()
+            .flat_map(|c| match c {
+                '"' | '\\' => vec!['\\', c],
+                c => vec![c],
+            })
+            .collect();
+        format!("\"{escaped}\"")
+    };
+    if domain.is_empty() {
+        format!("<{local}>")
+    } else {
+        format!("<{local}@{domain}>")
     }
 }
 
@@ -198,7 +290,7 @@ fn sanitise(username: &str) -> String {
 fn render_invitation(to: &str, username: &str, password: &str, at: DateTime<Utc>, unique: &str) -> String {
     let headers = [
         format!("From: {FROM_ADDRESS}"),
-        format!("To: {to}"),
+        format!("To: {}", header_address(to)),
         format!("Subject: {INVITATION_SUBJECT}"),
         format!("Date: {}", at.to_rfc2822()),
         format!("Message-ID: <{unique}@emulator.cognito-idp.local>"),
@@ -301,12 +393,28 @@ impl Message {
     }
 }
 
-/// `Name <a@b>` or `<a@b>` → `a@b`.
+/// `Name <a@b>`, `<a@b>` or `<"a b"@c>` → `a@b` / `a b@c` (a quoted local part is unquoted).
 fn bare_address(value: &str) -> String {
-    match (value.rfind('<'), value.rfind('>')) {
-        (Some(start), Some(end)) if start < end => value[start + 1..end].trim().to_string(),
-        _ => value.trim().to_string(),
+    let spec = match (value.rfind('<'), value.rfind('>')) {
+        (Some(start), Some(end)) if start < end => value[start + 1..end].trim(),
+        _ => value.trim(),
+    };
+    let Some(quoted) = spec.strip_prefix('"') else {
+        return spec.to_string();
+    };
+    let mut out = String::new();
+    let mut chars = quoted.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => out.extend(chars.next()),
+            '"' => {
+                out.extend(chars);
+                break;
+            }
+            c => out.push(c),
+        }
     }
+    out
 }
 
 #[cfg(test)]
@@ -398,5 +506,90 @@ mod tests {
         assert_eq!(sanitise("ann@x.com"), "ann@x.com");
         assert_eq!(sanitise("../../etc/passwd"), ".._.._etc_passwd");
         assert_eq!(sanitise(""), "user");
+    }
+
+    #[test]
+    fn thousands_of_deliveries_keep_order_and_unique_names_on_a_standing_clock() {
+        let dir = tempfile::tempdir().unwrap();
+        let mailbox = Mailbox::new(dir.path().join("mail"));
+        let at = Utc::now();
+        const N: usize = 2000;
+        let mut paths = Vec::with_capacity(N);
+        for i in 0..N {
+            let to = format!("user{i}@example.com");
+            paths.push(
+                mailbox
+                    .deliver_invitation(&to, &to, &TemporaryPassword::new(format!("Pass{i}!xx")), at)
+                    .unwrap(),
+            );
+        }
+        let names: std::collections::HashSet<_> = paths.iter().map(|p| p.file_name().unwrap().to_owned()).collect();
+        assert_eq!(names.len(), N, "every delivery has its own file");
+        let mut sorted = paths.clone();
+        sorted.sort();
+        assert_eq!(sorted, paths, "file names sort in delivery order");
+
+        let all = mailbox.messages().unwrap();
+        assert_eq!(all.len(), N);
+        assert_eq!(all[0].to, "user0@example.com");
+        assert_eq!(all[N - 1].to, format!("user{}@example.com", N - 1));
+
+        let (recent, total) = mailbox.recent(10).unwrap();
+        assert_eq!(total, N);
+        let recent_to: Vec<String> = recent.iter().map(|m| m.to.clone()).collect();
+        let expected: Vec<String> = (N - 10..N).rev().map(|i| format!("user{i}@example.com")).collect();
+        assert_eq!(recent_to, expected, "newest first");
+        assert_eq!(
+            mailbox.latest_for("USER1999@example.com").unwrap().unwrap().temporary_password().unwrap().expose(),
+            "Pass1999!xx"
+        );
+    }
+
+    #[test]
+    fn a_new_process_continues_after_the_newest_file_in_the_folder() {
+        let dir = tempfile::tempdir().unwrap();
+        let at = Utc::now();
+        // A message "from another process", stamped an hour ahead of this clock.
+        let ahead = (at + Duration::hours(1)).naive_utc().format(STAMP_FORMAT).to_string();
+        fs::write(dir.path().join(format!("{ahead}-other-00000000.eml")), "To: <o@x.com>\n\nhi\n").unwrap();
+        let mailbox = Mailbox::new(dir.path());
+        let path = mailbox
+            .deliver_invitation("a@b.c", "a@b.c", &TemporaryPassword::new("Pass1!xx"), at)
+            .unwrap();
+        let (recent, _) = mailbox.recent(1).unwrap();
+        assert_eq!(recent[0].path, path, "the new message sorts after the existing one");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn message_files_and_the_folder_are_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let mailbox = Mailbox::new(dir.path().join("private/mail"));
+        let path = mailbox
+            .deliver_invitation("a@b.c", "a@b.c", &TemporaryPassword::new("Pass1!xx"), Utc::now())
+            .unwrap();
+        let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&path), 0o600, "the file holds a temporary password");
+        assert_eq!(mode(mailbox.dir()), 0o700);
+    }
+
+    #[test]
+    fn addresses_are_quoted_in_headers_and_read_back() {
+        assert_eq!(header_address("ann@x.com"), "<ann@x.com>");
+        assert_eq!(header_address("a.b+c@x.com"), "<a.b+c@x.com>");
+        assert_eq!(header_address("a,b<c>@x.com"), "<\"a,b<c>\"@x.com>");
+        assert_eq!(header_address("a\"b@x.com"), "<\"a\\\"b\"@x.com>");
+        assert_eq!(header_address("a\r\nBcc: evil@y.com@x.com"), "<\"aBcc: evil@y.com\"@x.com>");
+
+        let dir = tempfile::tempdir().unwrap();
+        let mailbox = Mailbox::new(dir.path());
+        let to = "a,b\"c@x.com";
+        let path = mailbox
+            .deliver_invitation(to, to, &TemporaryPassword::new("Pass1!xx"), Utc::now())
+            .unwrap();
+        let raw = fs::read_to_string(&path).unwrap();
+        assert!(raw.contains("\r\nTo: <\"a,b\\\"c\"@x.com>\r\n"), "{raw}");
+        assert_eq!(Message::read(&path).unwrap().to, to);
     }
 }

@@ -91,4 +91,9 @@ impl fmt::Debug for PostgresStore {
     }
 }
 
-crate::sql::impl_sql_store!(PostgresStore, sqlx::Postgres, "postgres");
+crate::sql::impl_sql_store!(
+    PostgresStore,
+    sqlx::Postgres,
+    "postgres",
+    "u.id = CAST(NULLIF(l.actor, 'operator') AS uuid)"
+);

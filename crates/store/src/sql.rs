@@ -29,9 +29,60 @@ macro_rules! saga_columns {
     };
 }
 
-/// Implements `AdminStore` and `SagaLog` for `$store` over database `$db`; `$backend` names it in spans.
+/// Escapes `%`, `_` and `\` for a `LIKE … ESCAPE '\'` prefix pattern and appends the `%`.
+pub(crate) fn like_prefix(prefix: &str) -> String {
+    let mut out = String::with_capacity(prefix.len() + 1);
+    for c in prefix.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push('%');
+    out
+}
+
+/// The `WHERE` clauses of one page of stored admins, with `$n` placeholders numbered from 1, in the order
+/// [`bind_admin_page`](crate::sql) binds them: prefix, status time, keyset time, keyset id, limit.
+pub(crate) fn admin_page_sql(
+    filter: &::admin_provisioner_core::pages::StoredAdminFilter,
+    keyset: bool,
+) -> String {
+    use ::admin_provisioner_core::domain::InviteStatus;
+    let mut sql = String::from(select_admin!());
+    let mut clauses: Vec<String> = Vec::new();
+    let mut n = 0;
+    let mut next = || {
+        n += 1;
+        format!("${n}")
+    };
+    if filter.email_prefix.is_some() {
+        clauses.push(format!("u.email_normalized LIKE {} ESCAPE '\\'", next()));
+    }
+    let active = "(u.status = 'active' OR a.accepted_at IS NOT NULL)";
+    match filter.status {
+        Some(InviteStatus::Active) => clauses.push(active.to_string()),
+        Some(InviteStatus::Invited) => clauses.push(format!("NOT {active} AND a.invite_expires_at > {}", next())),
+        Some(InviteStatus::Expired) => clauses.push(format!("NOT {active} AND a.invite_expires_at <= {}", next())),
+        Some(InviteStatus::Pending | InviteStatus::Failed) => clauses.push("1 = 0".to_string()),
+        None => {}
+    }
+    if keyset {
+        let (t, t2, id) = (next(), next(), next());
+        clauses.push(format!("(u.created_at > {t} OR (u.created_at = {t2} AND u.id > {id}))"));
+    }
+    if !clauses.is_empty() {
+        sql.push_str(" WHERE ");
+        sql.push_str(&clauses.join(" AND "));
+    }
+    sql.push_str(&format!(" ORDER BY u.created_at, u.id LIMIT {}", next()));
+    sql
+}
+
+/// Implements `AdminStore` and `SagaLog` for `$store` over database `$db`; `$backend` names it in spans;
+/// `$actor_is_user` is the SQL condition joining `audit_log l` to `users u` (the actor column is text).
 macro_rules! impl_sql_store {
-    ($store:ty, $db:ty, $backend:literal) => {
+    ($store:ty, $db:ty, $backend:literal, $actor_is_user:literal) => {
         const _: () = {
             use ::admin_provisioner_core::domain::{AdminRecord, UserId};
             use ::admin_provisioner_core::store::{
@@ -437,6 +488,78 @@ macro_rules! impl_sql_store {
                     .collect()
                 }
 
+                #[::tracing::instrument(skip_all, fields(db = $backend, limit = limit))]
+                async fn list_admins_page(
+                    &self,
+                    filter: &::admin_provisioner_core::pages::StoredAdminFilter,
+                    after: Option<(DateTime<Utc>, UserId)>,
+                    limit: i64,
+                ) -> Result<Vec<AdminRecord>, StoreError> {
+                    use ::admin_provisioner_core::domain::InviteStatus;
+                    let sql = $crate::sql::admin_page_sql(filter, after.is_some());
+                    let mut q = ::sqlx::query_as::<_, AdminRow>(&sql);
+                    if let Some(prefix) = &filter.email_prefix {
+                        q = q.bind($crate::sql::like_prefix(prefix));
+                    }
+                    if matches!(filter.status, Some(InviteStatus::Invited | InviteStatus::Expired)) {
+                        q = q.bind(DbTime::new(filter.now));
+                    }
+                    if let Some((t, id)) = after {
+                        q = q.bind(DbTime::new(t)).bind(DbTime::new(t)).bind(DbId::from(id));
+                    }
+                    q.bind(limit.max(0))
+                        .fetch_all(self.pool())
+                        .await
+                        .map_err(map_err)?
+                        .into_iter()
+                        .map(AdminRecord::try_from)
+                        .collect()
+                }
+
+                #[::tracing::instrument(skip_all, fields(db = $backend))]
+                async fn count_admins_by_status(&self, now: DateTime<Utc>) -> Result<(i64, i64, i64), StoreError> {
+                    let (active, invited, expired): (Option<i64>, Option<i64>, Option<i64>) = ::sqlx::query_as(
+                        "SELECT \
+                         SUM(CASE WHEN u.status = 'active' OR a.accepted_at IS NOT NULL THEN 1 ELSE 0 END), \
+                         SUM(CASE WHEN u.status <> 'active' AND a.accepted_at IS NULL AND a.invite_expires_at > $1 THEN 1 ELSE 0 END), \
+                         SUM(CASE WHEN u.status <> 'active' AND a.accepted_at IS NULL AND a.invite_expires_at <= $1 THEN 1 ELSE 0 END) \
+                         FROM users u JOIN admin_info a ON a.user_id = u.id",
+                    )
+                    .bind(DbTime::new(now))
+                    .fetch_one(self.pool())
+                    .await
+                    .map_err(map_err)?;
+                    Ok((active.unwrap_or(0), invited.unwrap_or(0), expired.unwrap_or(0)))
+                }
+
+                #[::tracing::instrument(skip_all, fields(db = $backend, limit = limit))]
+                async fn list_audit_page(
+                    &self,
+                    before_id: Option<i64>,
+                    limit: i64,
+                ) -> Result<Vec<(AuditEvent, Option<String>)>, StoreError> {
+                    #[derive(::sqlx::FromRow)]
+                    struct Row {
+                        #[sqlx(flatten)]
+                        event: AuditRow,
+                        actor_email: Option<String>,
+                    }
+                    ::sqlx::query_as::<_, Row>(concat!(
+                        "SELECT l.id, l.actor, l.action, l.target, l.outcome, l.request_id, l.at, \
+                         u.email AS actor_email FROM audit_log l LEFT JOIN users u ON ",
+                        $actor_is_user,
+                        " WHERE l.id < $1 ORDER BY l.id DESC LIMIT $2"
+                    ))
+                    .bind(before_id.unwrap_or(i64::MAX))
+                    .bind(limit.max(0))
+                    .fetch_all(self.pool())
+                    .await
+                    .map_err(map_err)?
+                    .into_iter()
+                    .map(|r| Ok((AuditEvent::try_from(r.event)?, r.actor_email)))
+                    .collect()
+                }
+
                 #[::tracing::instrument(skip_all, fields(db = $backend, scope = scope))]
                 async fn idempotency_begin(
                     &self,
@@ -652,6 +775,56 @@ macro_rules! impl_sql_store {
                     .into_iter()
                     .map(SagaRecord::try_from)
                     .collect()
+                }
+
+                #[::tracing::instrument(skip_all, fields(db = $backend, limit = limit))]
+                async fn list_unfinished_provisions_page(
+                    &self,
+                    filter: &::admin_provisioner_core::pages::UnfinishedFilter,
+                    after: Option<(DateTime<Utc>, Uuid)>,
+                    limit: i64,
+                ) -> Result<Vec<SagaRecord>, StoreError> {
+                    let mut sql = String::from(concat!(
+                        "SELECT ",
+                        $crate::sql::saga_columns!(),
+                        " FROM sagas s WHERE s.kind = 'provision' \
+                         AND s.state NOT IN ('completed', 'compensated', 'aborted') \
+                         AND NOT EXISTS (SELECT 1 FROM users u WHERE u.id = s.user_id)"
+                    ));
+                    let mut n = 0;
+                    match filter.stuck {
+                        Some(true) => sql.push_str(" AND s.state = 'stuck'"),
+                        Some(false) => sql.push_str(" AND s.state <> 'stuck'"),
+                        None => {}
+                    }
+                    if filter.email_prefix.is_some() {
+                        n += 1;
+                        sql.push_str(&format!(" AND s.email_normalized LIKE ${n} ESCAPE '\\'"));
+                    }
+                    if after.is_some() {
+                        sql.push_str(&format!(
+                            " AND (s.started_at > ${} OR (s.started_at = ${} AND s.id > ${}))",
+                            n + 1,
+                            n + 2,
+                            n + 3
+                        ));
+                        n += 3;
+                    }
+                    sql.push_str(&format!(" ORDER BY s.started_at, s.id LIMIT ${}", n + 1));
+                    let mut q = ::sqlx::query_as::<_, SagaRow>(&sql);
+                    if let Some(prefix) = &filter.email_prefix {
+                        q = q.bind($crate::sql::like_prefix(prefix));
+                    }
+                    if let Some((t, id)) = after {
+                        q = q.bind(DbTime::new(t)).bind(DbTime::new(t)).bind(DbId(id));
+                    }
+                    q.bind(limit.max(0))
+                        .fetch_all(self.pool())
+                        .await
+                        .map_err(map_err)?
+                        .into_iter()
+                        .map(SagaRecord::try_from)
+                        .collect()
                 }
 
                 #[::tracing::instrument(skip_all)]

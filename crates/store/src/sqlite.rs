@@ -150,4 +150,4 @@ fn is_memory_url(url: &str) -> bool {
     url.contains(":memory:") || url.contains("mode=memory")
 }
 
-crate::sql::impl_sql_store!(SqliteStore, sqlx::Sqlite, "sqlite");
+crate::sql::impl_sql_store!(SqliteStore, sqlx::Sqlite, "sqlite", "u.id = l.actor");
