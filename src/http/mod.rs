@@ -22,6 +22,7 @@ pub mod api;
 pub mod auth;
 pub mod console;
 pub mod error;
+pub mod events;
 pub mod metrics;
 
 pub use auth::{AdminCaller, JwksCache, VerifiedToken};
@@ -118,6 +119,7 @@ impl<S: Send + Sync> FromRequestParts<S> for RequestId {
 pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(api::routes())
+        .merge(events::routes())
         .merge(console::routes())
         .fallback(api::not_found)
         .method_not_allowed_fallback(api::method_not_allowed)
