@@ -26,6 +26,9 @@ pub struct App {
     pub emulator: Option<Arc<CognitoEmulator>>,
     /// The store (both ports).
     pub store: Arc<dyn Store>,
+    /// The lifecycle events (outbox) and the webhook queue, over the store's database, with the feed
+    /// that wakes long-polling readers.
+    pub events: crate::events::Feed,
 }
 
 /// Optional test hooks for [`App::build_with`].
@@ -56,9 +59,13 @@ impl App {
                 config.invite_validity_days
             ));
         }
-        let store = admin_provisioner_store::connect(&config.database_url)
-            .await
-            .map_err(|e| anyhow!("database: {e}"))?;
+        let options = admin_provisioner_store::ConnectOptions {
+            schema: config.database_schema.clone(),
+        };
+        let admin_provisioner_store::Connected { store, events } =
+            admin_provisioner_store::connect_with(&config.database_url, &options)
+                .await
+                .map_err(|e| anyhow!("database: {e}"))?;
 
         let (idp, emulator): (Arc<dyn IdentityProvider>, Option<Arc<CognitoEmulator>>) =
             match &config.cognito_user_pool_id {
@@ -110,6 +117,7 @@ impl App {
             provisioner,
             emulator,
             store,
+            events: crate::events::Feed::new(events),
         })
     }
 

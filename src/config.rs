@@ -20,6 +20,22 @@ pub struct Config {
     )]
     pub database_url: String,
 
+    /// PostgreSQL only: the schema holding every table of the product and its migration history.
+    #[arg(long, env = "DATABASE_SCHEMA", default_value = "admin_provisioner", global = true)]
+    pub database_schema: String,
+
+    /// Where `serve` POSTs each lifecycle event (Standard Webhooks); unset = no webhooks.
+    #[arg(long, env = "WEBHOOK_URL", global = true)]
+    pub webhook_url: Option<String>,
+
+    /// The webhook signing secret, `whsec_` + base64 (Standard Webhooks). Never logged.
+    #[arg(long, env = "WEBHOOK_SECRET", global = true, hide_env_values = true)]
+    pub webhook_secret: Option<String>,
+
+    /// Timeout of one webhook request, in seconds (a delivery lease lasts this plus 5 s).
+    #[arg(long, env = "WEBHOOK_TIMEOUT_SECS", default_value_t = 10, global = true)]
+    pub webhook_timeout_secs: u64,
+
     /// Cognito user pool id; unset = the built-in Cognito emulator.
     #[arg(long, env = "COGNITO_USER_POOL_ID", global = true)]
     pub cognito_user_pool_id: Option<String>,
@@ -127,6 +143,10 @@ impl Config {
     pub fn embedded_in(dir: &std::path::Path) -> Self {
         Self {
             database_url: format!("sqlite://{}", dir.join("admin-provisioner.db").display()),
+            database_schema: "admin_provisioner".into(),
+            webhook_url: None,
+            webhook_secret: None,
+            webhook_timeout_secs: 10,
             cognito_user_pool_id: None,
             cognito_client_id: None,
             cognito_client_secret: None,

@@ -53,6 +53,14 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     )
     .await?;
     app.check_identity_provider().await?;
+    let webhooks = match &app.config.webhook_url {
+        Some(url) => Some(crate::events::webhook::WebhookSettings::new(
+            url,
+            app.config.webhook_secret.as_deref(),
+            app.config.webhook_timeout_secs,
+        )?),
+        None => None,
+    };
     let listener = tokio::net::TcpListener::bind(&app.config.bind_addr)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", app.config.bind_addr))?;
@@ -97,9 +105,33 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             }
         })
     };
+    let delivery = match webhooks {
+        Some(settings) => {
+            println!("  webhooks: {}", crate::events::webhook::loggable_url(&settings.url));
+            let worker = crate::events::webhook::WebhookWorker::new(app.events.clone(), settings, replica_name())?;
+            Some(tokio::spawn(worker.run()))
+        }
+        None => None,
+    };
     let result = crate::http::serve(app, listener, shutdown_signal()).await;
     recovery.abort();
+    if let Some(delivery) = delivery {
+        // An attempt cut short here is retried when its lease expires (by this or another replica).
+        delivery.abort();
+    }
     result
+}
+
+/// A name unique to this process, for webhook leases and the delivery log: `host:pid:random`.
+fn replica_name() -> String {
+    let host = std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "host".to_string());
+    let random = uuid::Uuid::new_v4().simple().to_string();
+    format!("{host}:{}:{}", std::process::id(), &random[..8])
 }
 
 async fn shutdown_signal() {

@@ -28,6 +28,7 @@ pub mod auth;
 pub mod console;
 pub mod edge;
 pub mod error;
+pub mod events;
 pub mod metrics;
 
 pub use auth::{AdminCaller, JwksCache, VerifiedToken};
@@ -135,6 +136,7 @@ pub fn router(state: AppState) -> Router {
     let request_timeout = Duration::from_secs(state.app().config.request_timeout_secs.max(1));
     Router::new()
         .merge(api::routes())
+        .merge(events::routes())
         .merge(console::routes())
         .fallback(api::not_found)
         .method_not_allowed_fallback(api::method_not_allowed)

@@ -22,13 +22,15 @@
 //! contains a database password ([`redact_url`]).
 
 mod error;
+pub mod events;
 mod postgres;
 mod sql;
 mod sqlite;
 mod types;
 mod url;
 
-pub use crate::postgres::PostgresStore;
+pub use crate::events::EventLog;
+pub use crate::postgres::{validate_schema, PostgresStore, DEFAULT_SCHEMA};
 pub use crate::sqlite::SqliteStore;
 pub use crate::types::truncate_to_micros;
 pub use crate::url::redact_url;
@@ -45,10 +47,57 @@ use std::sync::Arc;
 /// postgres://postgres:***@127.0.0.1:5432/x: Connection refused (os error 111)`);
 /// [`StoreError::Other`] for an unsupported scheme, a malformed URL or a failed migration.
 pub async fn connect(database_url: &str) -> Result<Arc<dyn Store>, StoreError> {
+    Ok(connect_with(database_url, &ConnectOptions::default()).await?.store)
+}
+
+/// How to connect, beyond the URL.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConnectOptions {
+    /// PostgreSQL only: the schema of the product's tables and migration history (`DATABASE_SCHEMA`,
+    /// default [`DEFAULT_SCHEMA`]). SQLite keeps the product in a file of its own and ignores it.
+    pub schema: String,
+}
+
+impl Default for ConnectOptions {
+    fn default() -> Self {
+        Self {
+            schema: DEFAULT_SCHEMA.to_string(),
+        }
+    }
+}
+
+/// A connected store and the event log over the same database.
+#[derive(Clone)]
+pub struct Connected {
+    /// Both database ports.
+    pub store: Arc<dyn Store>,
+    /// The lifecycle events and their webhook queue.
+    pub events: EventLog,
+}
+
+/// Like [`connect`], with [`ConnectOptions`], also returning the [`EventLog`].
+///
+/// Errors: as [`connect`], plus [`StoreError::Other`] for an invalid schema name or a schema the role
+/// may not create or use (PostgreSQL).
+pub async fn connect_with(database_url: &str, options: &ConnectOptions) -> Result<Connected, StoreError> {
     let scheme = database_url.split(':').next().unwrap_or_default().to_ascii_lowercase();
     match scheme.as_str() {
-        "sqlite" => Ok(Arc::new(SqliteStore::connect(database_url).await?)),
-        "postgres" | "postgresql" => Ok(Arc::new(PostgresStore::connect(database_url).await?)),
+        "sqlite" => {
+            let store = SqliteStore::connect(database_url).await?;
+            let events = store.event_log();
+            Ok(Connected {
+                store: Arc::new(store),
+                events,
+            })
+        }
+        "postgres" | "postgresql" => {
+            let store = PostgresStore::connect_in_schema(database_url, &options.schema).await?;
+            let events = store.event_log();
+            Ok(Connected {
+                store: Arc::new(store),
+                events,
+            })
+        }
         _ => Err(StoreError::Other(format!(
             "unsupported database URL {}: expected sqlite:… or postgres://…",
             redact_url(database_url)

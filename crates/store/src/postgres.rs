@@ -1,16 +1,23 @@
-//! The PostgreSQL adapter, for production deployments.
+//! The PostgreSQL adapter, for production deployments: the product lives in a schema of its own inside
+//! the application's database.
 //!
 //! Promises: connecting fails fast with a one-line [`StoreError::Unavailable`] naming the (redacted) URL
-//! and the cause; migrations run at connect (serialised across processes by `sqlx`'s advisory lock);
-//! unique violations are told apart by constraint name (see [`crate::error`]). Ids are `UUID`, times
-//! `TIMESTAMPTZ` (microsecond precision).
+//! and the cause; every table, index, trigger and the migration history (`_sqlx_migrations`) live in the
+//! schema named by `DATABASE_SCHEMA` (default [`DEFAULT_SCHEMA`]), which is created if missing (a clear
+//! error if the role may not) and is the only entry of every connection's `search_path`, so the
+//! application's own `public.users` or `public._sqlx_migrations` are never read or written; a database
+//! still in the layout of releases before the schema (the product's tables in `public`) is moved into the
+//! schema at connect, in one transaction, and only when `public` carries the product's own fingerprint
+//! (see [`adopt_public_layout`]); migrations run at connect (serialised across processes by `sqlx`'s
+//! advisory lock); unique violations are told apart by constraint name (see [`crate::error`]). Ids are
+//! `UUID`, times `TIMESTAMPTZ` (microsecond precision).
 
 use crate::redact_url;
 use crate::url::{connect_error, connect_timeout, migrate_error, url_error};
 use admin_provisioner_core::store::StoreError;
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
-use sqlx::{Connection, PgConnection, Postgres, Transaction};
+use sqlx::{Connection, Executor, PgConnection, Postgres, Transaction};
 use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
@@ -21,6 +28,19 @@ const MAX_CONNECTIONS: u32 = 10;
 /// How long a query waits for a free connection (and connect waits for the server) before failing.
 pub const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// The schema the product uses when `DATABASE_SCHEMA` is not set.
+pub const DEFAULT_SCHEMA: &str = "admin_provisioner";
+
+/// The longest schema name accepted: PostgreSQL's 63-byte identifier limit, less the `_events` suffix of
+/// the NOTIFY channel.
+const MAX_SCHEMA_LEN: usize = 56;
+
+/// The tables of the first release, which put them in `public`.
+const LEGACY_TABLES: [&str; 5] = ["users", "admin_info", "sagas", "audit_log", "idempotency_keys"];
+
+/// The version of the first migration, whose checksum identifies the product's history in `public`.
+const INIT_VERSION: i64 = 20240101000000;
+
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
 
 /// An [`AdminStore`](admin_provisioner_core::store::AdminStore) and
@@ -30,17 +50,29 @@ pub struct PostgresStore {
     pool: PgPool,
     /// The connection URL with any password masked, for messages.
     url: String,
+    /// The schema every connection's `search_path` names.
+    schema: String,
 }
 
 impl PostgresStore {
-    /// Connects to `url` (`postgres://user:password@host:port/database?…`, or `postgresql://…`) and runs
-    /// the migrations.
+    /// Connects to `url` (`postgres://user:password@host:port/database?…`, or `postgresql://…`) with the
+    /// product in schema [`DEFAULT_SCHEMA`]; see [`PostgresStore::connect_in_schema`].
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        Self::connect_in_schema(url, DEFAULT_SCHEMA).await
+    }
+
+    /// Connects to `url` with every table of the product in `schema`: creates the schema if missing,
+    /// moves a first-release layout out of `public` (see [`adopt_public_layout`]), runs the migrations in
+    /// the schema, and opens a pool whose connections all have `search_path` set to the schema alone.
     ///
     /// Errors: [`StoreError::Unavailable`] when the server cannot be reached or refuses the login (the
     /// message names the URL with its password masked, and the cause); [`StoreError::Other`] for a
-    /// malformed URL or a failed migration.
-    #[tracing::instrument(skip_all, fields(url = %redact_url(url)))]
-    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+    /// malformed URL, an invalid schema name, a schema the role may not create or use (the message says
+    /// what to grant), a `public` layout that looks like the product's but is incomplete, or a failed
+    /// migration.
+    #[tracing::instrument(skip_all, fields(url = %redact_url(url), schema = schema))]
+    pub async fn connect_in_schema(url: &str, schema: &str) -> Result<Self, StoreError> {
+        validate_schema(schema)?;
         let options = PgConnectOptions::from_str(url).map_err(|e| url_error(url, e))?;
         // One direct connection first: the pool would retry until its timeout and report only that,
         // losing the cause (refused, unknown host, bad password, no such database).
@@ -48,24 +80,46 @@ impl PostgresStore {
             Ok(connected) => connected.map_err(|e| connect_error(url, e))?,
             Err(_) => return Err(connect_timeout(url, ACQUIRE_TIMEOUT)),
         };
+        ensure_schema(&mut first, schema)
+            .await
+            .map_err(|e| schema_error(url, schema, e))?;
+        adopt_public_layout(&mut first, schema).await?;
+        set_search_path(&mut first, schema).await.map_err(|e| connect_error(url, e))?;
         MIGRATOR.run(&mut first).await.map_err(|e| migrate_error(url, e))?;
         first.close().await.ok();
+        let search_path = search_path_sql(schema);
         let pool = PgPoolOptions::new()
             .max_connections(MAX_CONNECTIONS)
             .acquire_timeout(ACQUIRE_TIMEOUT)
+            .after_connect(move |conn, _meta| {
+                let sql = search_path.clone();
+                Box::pin(async move { conn.execute(sql.as_str()).await.map(|_| ()) })
+            })
             .connect_with(options)
             .await
             .map_err(|e| connect_error(url, e))?;
-        tracing::info!(url = %redact_url(url), "postgres store ready");
+        tracing::info!(url = %redact_url(url), schema, "postgres store ready");
         Ok(Self {
             pool,
             url: redact_url(url),
+            schema: schema.to_string(),
         })
     }
 
-    /// The underlying pool, for callers that need raw SQL (tests, diagnostics).
+    /// The underlying pool, for callers that need raw SQL (tests, diagnostics). Its connections have
+    /// `search_path` set to [`PostgresStore::schema`].
     pub fn pool(&self) -> &PgPool {
         &self.pool
+    }
+
+    /// The schema the product's tables live in.
+    pub fn schema(&self) -> &str {
+        &self.schema
+    }
+
+    /// The lifecycle events and webhook queue over the same pool.
+    pub fn event_log(&self) -> crate::EventLog {
+        crate::EventLog::Postgres(self.pool.clone(), self.schema.clone())
     }
 
     /// Starts a write transaction (READ COMMITTED; the unique indexes arbitrate races).
@@ -87,8 +141,244 @@ impl fmt::Debug for PostgresStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("PostgresStore")
             .field("url", &self.url)
+            .field("schema", &self.schema)
             .finish_non_exhaustive()
     }
+}
+
+/// Accepts a plain lower-case SQL identifier (`[a-z_][a-z0-9_]*`, at most 56 characters, not `pg_…`):
+/// the name is used unquoted by people reading the README's SQL, and inside the NOTIFY channel's name.
+pub fn validate_schema(schema: &str) -> Result<(), StoreError> {
+    let mut chars = schema.chars();
+    let valid = matches!(chars.next(), Some(c) if c.is_ascii_lowercase() || c == '_')
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        && schema.len() <= MAX_SCHEMA_LEN
+        && !schema.starts_with("pg_");
+    if valid {
+        Ok(())
+    } else {
+        Err(StoreError::Other(format!(
+            "DATABASE_SCHEMA {schema:?} is not a valid schema name: use lower-case letters, digits and '_' \
+             (starting with a letter or '_', at most {MAX_SCHEMA_LEN} characters, not pg_…)"
+        )))
+    }
+}
+
+/// `"schema"` as a quoted identifier (the name is validated, so there is nothing to escape).
+fn quote_ident(schema: &str) -> String {
+    format!("\"{schema}\"")
+}
+
+fn search_path_sql(schema: &str) -> String {
+    format!("SET search_path TO {}", quote_ident(schema))
+}
+
+async fn set_search_path(conn: &mut PgConnection, schema: &str) -> Result<(), sqlx::Error> {
+    conn.execute(search_path_sql(schema).as_str()).await.map(|_| ())
+}
+
+/// Why the schema cannot be used.
+enum SchemaProblem {
+    /// The schema is missing and the role may not create it.
+    CannotCreate { role: String, database: String, cause: String },
+    /// The schema exists but the role has no `USAGE` on it.
+    NoUsage { role: String },
+    /// The database said something else.
+    Sql(sqlx::Error),
+}
+
+impl From<sqlx::Error> for SchemaProblem {
+    fn from(e: sqlx::Error) -> Self {
+        SchemaProblem::Sql(e)
+    }
+}
+
+/// Creates `schema` unless it exists (checked first: `CREATE SCHEMA IF NOT EXISTS` needs the `CREATE`
+/// privilege on the database even when the schema is there), and checks that the role may use it.
+async fn ensure_schema(conn: &mut PgConnection, schema: &str) -> Result<(), SchemaProblem> {
+    let (exists, role, database): (bool, String, String) = sqlx::query_as(
+        "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1), current_user::text, current_database()::text",
+    )
+    .bind(schema)
+    .fetch_one(&mut *conn)
+    .await?;
+    if !exists {
+        let created = conn
+            .execute(format!("CREATE SCHEMA IF NOT EXISTS {}", quote_ident(schema)).as_str())
+            .await;
+        if let Err(e) = created {
+            let denied = e
+                .as_database_error()
+                .and_then(|d| d.code())
+                .is_some_and(|code| code == "42501");
+            if denied {
+                let cause = e.as_database_error().map(|d| d.message().to_string()).unwrap_or_default();
+                return Err(SchemaProblem::CannotCreate { role, database, cause });
+            }
+            return Err(SchemaProblem::Sql(e));
+        }
+        tracing::info!(schema, "created schema");
+        return Ok(());
+    }
+    let usage: bool = sqlx::query_scalar("SELECT has_schema_privilege($1, 'USAGE')")
+        .bind(schema)
+        .fetch_one(&mut *conn)
+        .await?;
+    if !usage {
+        return Err(SchemaProblem::NoUsage { role });
+    }
+    Ok(())
+}
+
+fn schema_error(url: &str, schema: &str, problem: SchemaProblem) -> StoreError {
+    match problem {
+        SchemaProblem::CannotCreate { role, database, cause } => StoreError::Other(format!(
+            "schema {schema} does not exist in database {database} and role {role} may not create it ({cause}): \
+             have the database owner run `CREATE SCHEMA {schema} AUTHORIZATION {role};`, or set DATABASE_SCHEMA \
+             to a schema the role owns"
+        )),
+        SchemaProblem::NoUsage { role } => StoreError::Other(format!(
+            "role {role} has no USAGE privilege on schema {schema}: have its owner run \
+             `GRANT USAGE, CREATE ON SCHEMA {schema} TO {role};`"
+        )),
+        SchemaProblem::Sql(e) => crate::url::connect_error(url, e),
+    }
+}
+
+/// Moves the layout of the first release (the product's tables and migration history in `public`) into
+/// `schema`, in one transaction under an advisory lock, so nothing is lost and concurrent start-ups do it
+/// once.
+///
+/// The move happens only when all of these hold; otherwise nothing in `public` is touched:
+/// - `schema` is not `public` and has no `_sqlx_migrations` of its own yet (a fresh or an old install);
+/// - `public._sqlx_migrations` has the product's first migration (version `20240101000000`) with the
+///   checksum of the product's own SQL: an application's history cannot carry it by accident;
+/// - `public` has all five tables of that migration, each with the product's constraint names
+///   (`users_cognito_sub_key`, `admin_info_user_id_fkey`, `sagas_unfinished_email_key`,
+///   `audit_log_no_update` trigger, `idempotency_keys_pkey`).
+///
+/// What moves: the five tables (with their indexes, constraints, triggers and the `audit_log` id
+/// sequence), the trigger function of `audit_log`, and the product's rows of `public._sqlx_migrations`
+/// (the whole table when every row is the product's; otherwise only its rows, leaving the application's
+/// rows where they are).
+///
+/// Errors ([`StoreError::Other`], nothing moved): the history is the product's but a table is missing or
+/// is not the product's, or the history in `public` has product migrations this layout does not know.
+pub async fn adopt_public_layout(conn: &mut PgConnection, schema: &str) -> Result<(), StoreError> {
+    let sql_err = |e: sqlx::Error| StoreError::Other(format!("cannot check for the product's tables in public: {e}"));
+    if schema == "public" {
+        return Ok(());
+    }
+    let mut tx = conn.begin().await.map_err(sql_err)?;
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtext('admin-provisioner:adopt-public-layout'))")
+        .execute(&mut *tx)
+        .await
+        .map_err(sql_err)?;
+    let (own_history, public_history): (bool, bool) = sqlx::query_as(
+        "SELECT to_regclass(format('%I._sqlx_migrations', $1::text)) IS NOT NULL, \
+                to_regclass('public._sqlx_migrations') IS NOT NULL",
+    )
+    .bind(schema)
+    .fetch_one(&mut *tx)
+    .await
+    .map_err(sql_err)?;
+    if own_history || !public_history {
+        return Ok(());
+    }
+    let rows: Vec<(i64, Vec<u8>)> = sqlx::query_as("SELECT version, checksum FROM public._sqlx_migrations")
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(sql_err)?;
+    let is_ours = |version: i64, checksum: &[u8]| {
+        MIGRATOR
+            .iter()
+            .any(|m| m.version == version && m.checksum.as_ref() == checksum)
+    };
+    let fingerprint = rows
+        .iter()
+        .any(|(version, checksum)| *version == INIT_VERSION && is_ours(*version, checksum));
+    if !fingerprint {
+        return Ok(());
+    }
+    let ours: Vec<i64> = rows
+        .iter()
+        .filter(|(v, c)| is_ours(*v, c))
+        .map(|(v, _)| *v)
+        .collect();
+    if ours.iter().any(|v| *v != INIT_VERSION) {
+        return Err(StoreError::Other(format!(
+            "public._sqlx_migrations has admin-provisioner migrations {ours:?} beyond the first release's; \
+             move the product's tables into schema {schema} by hand (ALTER TABLE … SET SCHEMA {schema})"
+        )));
+    }
+
+    // Each table must be there and carry the product's own constraint (or trigger) name.
+    let checks = [
+        ("users", "SELECT 1 FROM pg_constraint WHERE conrelid = 'public.users'::regclass AND conname = 'users_cognito_sub_key'"),
+        ("admin_info", "SELECT 1 FROM pg_constraint WHERE conrelid = 'public.admin_info'::regclass AND conname = 'admin_info_user_id_fkey'"),
+        ("sagas", "SELECT 1 FROM pg_class WHERE relname = 'sagas_unfinished_email_key' AND relnamespace = 'public'::regnamespace"),
+        ("audit_log", "SELECT 1 FROM pg_trigger WHERE tgrelid = 'public.audit_log'::regclass AND tgname = 'audit_log_no_update'"),
+        ("idempotency_keys", "SELECT 1 FROM pg_constraint WHERE conrelid = 'public.idempotency_keys'::regclass AND conname = 'idempotency_keys_pkey'"),
+    ];
+    for (table, check) in checks {
+        let present: bool = sqlx::query_scalar("SELECT to_regclass(format('public.%I', $1::text)) IS NOT NULL")
+            .bind(table)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(sql_err)?;
+        let own = present
+            && sqlx::query_scalar::<_, i32>(check)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(sql_err)?
+                .is_some();
+        if !own {
+            return Err(StoreError::Other(format!(
+                "public._sqlx_migrations records admin-provisioner's first migration, but public.{table} is {}; \
+                 nothing was moved: restore the table or move the product's tables into schema {schema} by hand",
+                if present { "not the product's table" } else { "missing" }
+            )));
+        }
+    }
+
+    let target = quote_ident(schema);
+    let trigger_function: Option<String> = sqlx::query_scalar(
+        "SELECT p.proname::text FROM pg_trigger t JOIN pg_proc p ON p.oid = t.tgfoid \
+         WHERE t.tgrelid = 'public.audit_log'::regclass AND t.tgname = 'audit_log_no_update' \
+         AND p.pronamespace = 'public'::regnamespace",
+    )
+    .fetch_optional(&mut *tx)
+    .await
+    .map_err(sql_err)?;
+    for table in LEGACY_TABLES {
+        tx.execute(format!("ALTER TABLE public.\"{table}\" SET SCHEMA {target}").as_str())
+            .await
+            .map_err(|e| StoreError::Other(format!("cannot move public.{table} into schema {schema}: {e}")))?;
+    }
+    if let Some(function) = trigger_function {
+        tx.execute(format!("ALTER FUNCTION public.\"{function}\"() SET SCHEMA {target}").as_str())
+            .await
+            .map_err(|e| StoreError::Other(format!("cannot move public.{function}() into schema {schema}: {e}")))?;
+    }
+    if ours.len() == rows.len() {
+        tx.execute(format!("ALTER TABLE public._sqlx_migrations SET SCHEMA {target}").as_str())
+            .await
+            .map_err(sql_err)?;
+    } else {
+        // The application shares the history table: copy the product's rows, leave the application's.
+        let copy = format!(
+            "CREATE TABLE {target}._sqlx_migrations (LIKE public._sqlx_migrations INCLUDING ALL); \
+             INSERT INTO {target}._sqlx_migrations SELECT * FROM public._sqlx_migrations WHERE version = {INIT_VERSION}; \
+             DELETE FROM public._sqlx_migrations WHERE version = {INIT_VERSION}"
+        );
+        sqlx::raw_sql(&copy).execute(&mut *tx).await.map_err(sql_err)?;
+    }
+    tx.commit().await.map_err(sql_err)?;
+    tracing::warn!(
+        schema,
+        "moved admin-provisioner's tables and migration history from public into schema {schema}"
+    );
+    Ok(())
 }
 
 crate::sql::impl_sql_store!(

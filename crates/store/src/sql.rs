@@ -138,6 +138,27 @@ macro_rules! impl_sql_store {
                 Ok(())
             }
 
+            /// Writes one lifecycle event (`crate::events`) about `record` in the caller's transaction.
+            async fn insert_event(
+                conn: &mut Conn,
+                kind: &str,
+                record: &AdminRecord,
+                audit: &AuditEntry,
+            ) -> Result<(), StoreError> {
+                ::sqlx::query(
+                    "INSERT INTO events (type, admin_id, email, data, occurred_at) VALUES ($1, $2, $3, $4, $5)",
+                )
+                .bind(kind)
+                .bind(DbId::from(record.user.id))
+                .bind(&record.user.email_normalized)
+                .bind($crate::events::admin_event_data(record, audit))
+                .bind(DbTime::now())
+                .execute(conn)
+                .await
+                .map_err(map_err)?;
+                Ok(())
+            }
+
             /// Moves saga `id` to `state` (a no-op if it is there already). A missing saga is a bug in
             /// the caller, not a missing admin, hence `Other` rather than `NotFound`.
             ///
@@ -270,6 +291,7 @@ macro_rules! impl_sql_store {
                 let record = admin_by_id(&mut tx, admin.id)
                     .await?
                     .ok_or_else(|| StoreError::Other("inserted admin vanished".to_string()))?;
+                insert_event(&mut tx, $crate::events::ADMIN_INVITED, &record, audit).await?;
                 tx.commit().await.map_err(map_err)?;
                 Ok(Some(record))
             }
@@ -374,17 +396,22 @@ macro_rules! impl_sql_store {
                     if changed == 0 {
                         return Err(StoreError::NotFound);
                     }
-                    ::sqlx::query(
-                        "UPDATE users SET status = 'active', \
-                         updated_at = CASE WHEN status = 'active' THEN updated_at ELSE $2 END WHERE id = $1",
+                    // Only the change from `invited` is an activation (and an event); a repeat is a no-op.
+                    let activated = ::sqlx::query(
+                        "UPDATE users SET status = 'active', updated_at = $2 WHERE id = $1 AND status <> 'active'",
                     )
                     .bind(DbId::from(id))
                     .bind(at)
                     .execute(&mut *tx)
                     .await
-                    .map_err(map_err)?;
+                    .map_err(map_err)?
+                    .rows_affected()
+                        == 1;
                     insert_audit(&mut tx, &audit).await?;
                     let record = admin_by_id(&mut tx, id).await?.ok_or(StoreError::NotFound)?;
+                    if activated {
+                        insert_event(&mut tx, $crate::events::ADMIN_ACTIVATED, &record, &audit).await?;
+                    }
                     tx.commit().await.map_err(map_err)?;
                     Ok(record)
                 }
@@ -416,6 +443,7 @@ macro_rules! impl_sql_store {
                     }
                     insert_audit(&mut tx, &audit).await?;
                     let record = admin_by_id(&mut tx, id).await?.ok_or(StoreError::NotFound)?;
+                    insert_event(&mut tx, $crate::events::ADMIN_INVITE_RESENT, &record, &audit).await?;
                     tx.commit().await.map_err(map_err)?;
                     Ok(record)
                 }
@@ -444,6 +472,8 @@ macro_rules! impl_sql_store {
                             return Err(StoreError::LastAdmin);
                         }
                     }
+                    // The records as they were, for the `admin.removed` event.
+                    let removed = admin_by_id(&mut tx, id).await?;
                     let info = ::sqlx::query("DELETE FROM admin_info WHERE user_id = $1")
                         .bind(DbId::from(id))
                         .execute(&mut *tx)
@@ -463,6 +493,9 @@ macro_rules! impl_sql_store {
                     insert_audit(&mut tx, &audit).await?;
                     if let Some(saga) = saga {
                         advance_saga(&mut tx, saga, SagaState::IdentityPendingDelete, DbTime::now()).await?;
+                    }
+                    if let Some(removed) = &removed {
+                        insert_event(&mut tx, $crate::events::ADMIN_REMOVED, removed, &audit).await?;
                     }
                     tx.commit().await.map_err(map_err)
                 }

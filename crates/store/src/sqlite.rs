@@ -77,6 +77,11 @@ impl SqliteStore {
         &self.pool
     }
 
+    /// The lifecycle events and webhook queue over the same pool (the same database, even in memory).
+    pub fn event_log(&self) -> crate::EventLog {
+        crate::EventLog::Sqlite(self.pool.clone())
+    }
+
     /// Starts a write transaction holding SQLite's write lock from the first statement, so that a
     /// read-then-write transaction cannot fail with `SQLITE_BUSY` when another writer commits first.
     async fn begin_write(&self) -> Result<Transaction<'static, Sqlite>, sqlx::Error> {
