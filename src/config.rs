@@ -77,6 +77,10 @@ pub struct Config {
     /// Timeout of each Cognito or database call, in seconds.
     #[arg(long, env = "CALL_TIMEOUT_SECS", default_value_t = 10, global = true)]
     pub call_timeout_secs: u64,
+
+    /// Seconds between two background reconciliation runs in `serve` (0 = off).
+    #[arg(long, env = "RECONCILE_INTERVAL_SECS", default_value_t = 3600, global = true)]
+    pub reconcile_interval_secs: u64,
 }
 
 impl Config {
@@ -98,6 +102,7 @@ impl Config {
             emulator_state: dir.join("cognito-emulator.db"),
             resend_cooldown_secs: 60,
             call_timeout_secs: 10,
+            reconcile_interval_secs: 0,
         }
     }
 

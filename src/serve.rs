@@ -64,8 +64,13 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             }
         })
     };
+    let reconciler = crate::reconcile::spawn_background(&app, Duration::from_secs(app.config.reconcile_interval_secs));
     let result = crate::http::serve(app, listener, shutdown_signal()).await;
     recovery.abort();
+    if let Some((task, background)) = reconciler {
+        task.abort();
+        background.release().await;
+    }
     result
 }
 

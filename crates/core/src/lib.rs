@@ -10,6 +10,7 @@ pub mod error;
 pub mod faults;
 pub mod identity;
 pub mod provisioner;
+pub mod reconcile;
 pub mod store;
 
 pub use error::Error;

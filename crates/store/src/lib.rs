@@ -23,6 +23,7 @@
 
 mod error;
 mod postgres;
+mod reconcile;
 mod sql;
 mod sqlite;
 mod types;
