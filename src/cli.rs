@@ -47,6 +47,16 @@ enum Command {
     Doctor,
     /// Walks the whole flow on a fresh temporary database and emulator, printing each numbered step.
     Demo,
+    /// Reports drift between Cognito and the database (exit 0 nothing to do, 2 drift remains, 1 error).
+    Reconcile {
+        /// Apply the safe repairs (delete the product's own never-used ghosts; mark active admins whose
+        /// Cognito user is CONFIRMED), each audited as `reconciler`.
+        #[arg(long)]
+        repair: bool,
+        /// JSON Lines: one object per finding, then a summary object.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// Runs the command line; returns the process exit code.
@@ -61,6 +71,7 @@ pub async fn main() -> ExitCode {
     init_tracing(default_level);
     match run(cli).await {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.downcast_ref::<crate::reconcile::DriftRemains>().is_some() => ExitCode::from(2),
         Err(e) => {
             // One line: the chain of causes joined.
             let msg = format!("{e:#}").replace('\n', " ");
@@ -86,6 +97,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Demo => crate::demo::run(&mut std::io::stdout()).await,
         Command::Serve => crate::serve::run(cli.config).await,
         Command::Doctor => doctor(cli.config).await,
+        Command::Reconcile { repair, json } => {
+            let app = build(cli.config).await?;
+            crate::reconcile::command(&app, repair, json, &mut std::io::stdout()).await
+        }
         Command::BootstrapAdmin { email } => {
             AdminEmail::parse(&email)?;
             let app = build(cli.config).await?;

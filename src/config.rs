@@ -135,6 +135,9 @@ pub struct Config {
     /// Seconds graceful shutdown waits for in-flight requests before closing their connections.
     #[arg(long, env = "SHUTDOWN_GRACE_SECS", default_value_t = 10, global = true)]
     pub shutdown_grace_secs: u64,
+    /// Seconds between two background reconciliation runs in `serve` (0 = off).
+    #[arg(long, env = "RECONCILE_INTERVAL_SECS", default_value_t = 3600, global = true)]
+    pub reconcile_interval_secs: u64,
 }
 
 impl Config {
@@ -169,6 +172,7 @@ impl Config {
             request_timeout_secs: 60,
             max_connections: 512,
             shutdown_grace_secs: 10,
+            reconcile_interval_secs: 0,
         }
     }
 

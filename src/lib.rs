@@ -7,6 +7,7 @@ pub mod config;
 pub mod demo;
 pub mod events;
 pub mod http;
+pub mod reconcile;
 pub mod serve;
 
 pub use admin_provisioner_core::*;

@@ -113,11 +113,16 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         }
         None => None,
     };
+    let reconciler = crate::reconcile::spawn_background(&app, Duration::from_secs(app.config.reconcile_interval_secs));
     let result = crate::http::serve(app, listener, shutdown_signal()).await;
     recovery.abort();
     if let Some(delivery) = delivery {
         // An attempt cut short here is retried when its lease expires (by this or another replica).
         delivery.abort();
+    }
+    if let Some((task, background)) = reconciler {
+        task.abort();
+        background.release().await;
     }
     result
 }

@@ -294,7 +294,7 @@ impl AppState {
         };
         match self.provisioner().authorize(&caller).await? {
             Actor::Admin(admin_id) => Ok(AdminCaller { caller, admin_id }),
-            Actor::Operator => Err(Error::Forbidden.into()),
+            Actor::Operator | Actor::Reconciler => Err(Error::Forbidden.into()),
         }
     }
 }

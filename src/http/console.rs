@@ -60,6 +60,7 @@ pub fn routes() -> Router<AppState> {
         .route("/console/admins/{id}/remove", post(remove_submit))
         .route("/console/audit", get(audit_page))
         .route("/console/mailbox", get(mailbox_page))
+        .route("/console/drift", get(drift_page))
         .route("/static/console.css", get(stylesheet))
         .route("/static/console.js", get(script))
 }
@@ -144,9 +145,10 @@ fn page(title: &str, nav: Option<&Nav<'_>>, flash: Option<&Flash>, main: &str, e
                 String::new()
             };
             format!(
-                r#"<nav>{}{}{}</nav><div class="who"><span>Signed in as <strong>{}</strong></span><form method="post" action="/logout"><input type="hidden" name="csrf" value="{}"><button class="btn link" type="submit">Sign out</button></form></div>"#,
+                r#"<nav>{}{}{}{}</nav><div class="who"><span>Signed in as <strong>{}</strong></span><form method="post" action="/logout"><input type="hidden" name="csrf" value="{}"><button class="btn link" type="submit">Sign out</button></form></div>"#,
                 link("/console", "Admins"),
                 link("/console/audit", "Audit log"),
+                link("/console/drift", "Drift"),
                 mailbox,
                 esc(n.email),
                 esc(n.csrf)
@@ -1204,6 +1206,71 @@ async fn audit_page(State(state): State<AppState>, headers: HeaderMap) -> Respon
 
 /// How many of the newest invitations the Mailbox page shows (the folder may hold thousands).
 const MAILBOX_PAGE_SIZE: usize = 100;
+/// The last reconciliation report of this server (`serve`'s background reconciler).
+async fn drift_page(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let user = match console_user(&state, &headers).await {
+        Ok(u) => u,
+        Err(res) => return res,
+    };
+    let status = crate::reconcile::status();
+    let failure = status
+        .last_error
+        .as_deref()
+        .map(|e| format!(r#"<p class="bad">The last run failed: {}</p>"#, esc(e)))
+        .unwrap_or_default();
+    let body = match &status.last {
+        None => format!(
+            r#"<p>No reconciliation has run in this server yet (interval <code>RECONCILE_INTERVAL_SECS</code> = {}; 0 is off). Run <code>admin-provisioner reconcile</code> on the server for a report now.</p>"#,
+            state.app().config.reconcile_interval_secs
+        ),
+        Some(report) => {
+            let s = &report.summary;
+            let counts: String = s
+                .counts
+                .iter()
+                .map(|(k, n)| format!("<li><code>{}</code> {n}</li>", esc(k)))
+                .collect();
+            let rows: String = report
+                .findings
+                .iter()
+                .map(|f| {
+                    format!(
+                        r#"<tr><td><code>{}</code></td><td><code>{}</code></td><td>{}</td><td>{}</td><td>{}</td></tr>"#,
+                        esc(f.kind.code()),
+                        esc(&f.code),
+                        esc(f.email.as_deref().unwrap_or("—")),
+                        esc(&f.message),
+                        esc(&f.fix)
+                    )
+                })
+                .collect();
+            let headline = if report.is_clean() {
+                r#"<p class="ok">Cognito and the database agree.</p>"#.to_string()
+            } else {
+                format!(
+                    r#"<p class="bad">{} finding(s) need attention. Safe repairs: <code>admin-provisioner reconcile --repair</code>.</p>"#,
+                    s.needs_attention
+                )
+            };
+            format!(
+                r#"{headline}<p class="summary">Last run {} ({:.1} s): {} Cognito users, {} admins.</p><ul class="counts">{counts}</ul>
+<section class="card"><table class="audit"><thead><tr><th>Kind</th><th>Code</th><th>E-mail</th><th>What is wrong</th><th>Fix</th></tr></thead><tbody>{rows}</tbody></table></section>"#,
+                s.finished_at.map(format_time).unwrap_or_default(),
+                s.seconds,
+                s.cognito_users,
+                s.database_admins
+            )
+        }
+    };
+    let main = format!(r#"<div class="title-row"><h1>Drift</h1></div>{failure}{body}"#);
+    let nav = Nav {
+        email: &user.email,
+        csrf: &user.csrf,
+        emulator: state.app().emulator.is_some(),
+        current: "/console/drift",
+    };
+    html(StatusCode::OK, page("Drift", Some(&nav), None, &main, nav.emulator))
+}
 
 async fn mailbox_page(State(state): State<AppState>) -> Response {
     let Some(emu) = state.app().emulator.clone() else {

@@ -117,6 +117,7 @@ impl Metrics {
         for (status, n) in &m.http_requests {
             let _ = writeln!(out, "admin_provisioner_http_requests_total{{status=\"{status}\"}} {n}");
         }
+        crate::reconcile::render_metrics(&mut out);
         out
     }
 

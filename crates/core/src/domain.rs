@@ -343,6 +343,8 @@ pub enum Actor {
     Admin(UserId),
     /// The operator running the CLI on the server (no token; trusted by access to the machine).
     Operator,
+    /// The reconciler (`admin-provisioner reconcile --repair`), applying a safe repair.
+    Reconciler,
 }
 
 impl Actor {
@@ -351,12 +353,15 @@ impl Actor {
         match self {
             Actor::Admin(id) => id.to_string(),
             Actor::Operator => "operator".to_string(),
+            Actor::Reconciler => "reconciler".to_string(),
         }
     }
     /// Parses [`Actor::audit_name`] back.
     pub fn from_audit_name(s: &str) -> Option<Self> {
         if s == "operator" {
             Some(Actor::Operator)
+        } else if s == "reconciler" {
+            Some(Actor::Reconciler)
         } else {
             Uuid::parse_str(s).ok().map(|u| Actor::Admin(UserId(u)))
         }

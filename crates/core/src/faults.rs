@@ -285,9 +285,10 @@ impl IdentityProvider for FaultyIdentityProvider {
     }
 }
 
-/// Something that is both an [`AdminStore`] and a [`SagaLog`] (the SQL adapter).
-pub trait Store: AdminStore + SagaLog {}
-impl<T: AdminStore + SagaLog> Store for T {}
+/// Something that is an [`AdminStore`], a [`SagaLog`] and a
+/// [`ReconcileStore`](crate::reconcile::ReconcileStore) (the SQL adapter).
+pub trait Store: AdminStore + SagaLog + crate::reconcile::ReconcileStore {}
+impl<T: AdminStore + SagaLog + crate::reconcile::ReconcileStore> Store for T {}
 
 /// A store whose writes can be made to fail by a [`FaultPlan`]. Reads pass through untouched.
 pub struct FaultyStore {
@@ -412,5 +413,29 @@ impl SagaLog for FaultyStore {
     }
     async fn list_for_email(&self, email_normalized: &str) -> Result<Vec<SagaRecord>, StoreError> {
         self.inner.list_for_email(email_normalized).await
+    }
+}
+
+/// Reads and the reconciler's lease pass through untouched.
+#[async_trait]
+impl crate::reconcile::ReconcileStore for FaultyStore {
+    async fn admins_after_cognito_username(
+        &self,
+        after: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<AdminRecord>, StoreError> {
+        self.inner.admins_after_cognito_username(after, limit).await
+    }
+    async fn try_acquire_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        now: DateTime<Utc>,
+        ttl: chrono::Duration,
+    ) -> Result<bool, StoreError> {
+        self.inner.try_acquire_lease(name, holder, now, ttl).await
+    }
+    async fn release_lease(&self, name: &str, holder: &str) -> Result<(), StoreError> {
+        self.inner.release_lease(name, holder).await
     }
 }

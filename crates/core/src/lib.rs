@@ -11,6 +11,7 @@ pub mod faults;
 pub mod identity;
 pub mod pages;
 pub mod provisioner;
+pub mod reconcile;
 pub mod store;
 
 pub use error::Error;

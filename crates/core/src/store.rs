@@ -84,6 +84,10 @@ pub enum AuditAction {
     DeleteAdmin,
     /// An admin replaced the temporary password.
     FirstLoginCompleted,
+    /// The reconciler deleted a Cognito user the product created and no admin links to (a ghost).
+    ReconcileDeleteGhost,
+    /// The reconciler marked an admin active whose Cognito user had already set a password.
+    ReconcileMarkActive,
 }
 
 impl AuditAction {
@@ -95,6 +99,8 @@ impl AuditAction {
             AuditAction::ResendInvite => "resend_invite",
             AuditAction::DeleteAdmin => "delete_admin",
             AuditAction::FirstLoginCompleted => "first_login_completed",
+            AuditAction::ReconcileDeleteGhost => "reconcile_delete_ghost",
+            AuditAction::ReconcileMarkActive => "reconcile_mark_active",
         }
     }
     /// Parses the stored text form.
@@ -105,6 +111,8 @@ impl AuditAction {
             "resend_invite" => AuditAction::ResendInvite,
             "delete_admin" => AuditAction::DeleteAdmin,
             "first_login_completed" => AuditAction::FirstLoginCompleted,
+            "reconcile_delete_ghost" => AuditAction::ReconcileDeleteGhost,
+            "reconcile_mark_active" => AuditAction::ReconcileMarkActive,
             _ => return None,
         })
     }

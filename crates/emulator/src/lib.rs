@@ -197,6 +197,54 @@ struct Inner {
     invite_validity: Duration,
     clock: Arc<dyn Clock>,
     key: keys::SigningKey,
+    list_limit: std::sync::Mutex<RateLimit>,
+}
+
+/// A fixed one-second window limiting `ListUsers` (Cognito's UserList quota), off by default.
+#[derive(Default)]
+struct RateLimit {
+    per_second: Option<u32>,
+    window_start: Option<std::time::Instant>,
+    in_window: u32,
+    refused: u64,
+}
+
+impl RateLimit {
+    /// Counts one call; false when it exceeds the limit (the caller answers `TooManyRequests`).
+    fn admit(&mut self) -> bool {
+        let Some(limit) = self.per_second else {
+            return true;
+        };
+        let now = std::time::Instant::now();
+        match self.window_start {
+            Some(start) if now.duration_since(start) < std::time::Duration::from_secs(1) => {}
+            _ => {
+                self.window_start = Some(now);
+                self.in_window = 0;
+            }
+        }
+        if self.in_window >= limit {
+            self.refused += 1;
+            return false;
+        }
+        self.in_window += 1;
+        true
+    }
+}
+
+/// A user to import with [`CognitoEmulator::import_users`] (bulk fixtures and benchmarks).
+#[derive(Clone, Debug)]
+pub struct ImportUser {
+    /// `Username`.
+    pub username: String,
+    /// `sub`.
+    pub sub: String,
+    /// `email`.
+    pub email: String,
+    /// `UserStatus`, Cognito's spelling.
+    pub status: String,
+    /// `Enabled`.
+    pub enabled: bool,
 }
 
 impl std::fmt::Debug for CognitoEmulator {
@@ -259,6 +307,7 @@ impl CognitoEmulator {
                 invite_validity: Duration::days(i64::from(config.invite_validity_days)),
                 clock: config.clock,
                 key,
+                list_limit: std::sync::Mutex::new(RateLimit::default()),
             }),
         })
     }
@@ -277,6 +326,145 @@ impl CognitoEmulator {
     /// The emulated user pool id.
     pub fn pool_id(&self) -> &str {
         &self.inner.pool_id
+    }
+
+    /// Limits `ListUsers` to `per_second` calls in each one-second window (`None` = unlimited, the
+    /// default); calls beyond it answer `TooManyRequests`, as Cognito does beyond its UserList quota.
+    pub fn set_list_users_rate_limit(&self, per_second: Option<u32>) {
+        let mut l = self.inner.list_limit.lock().unwrap_or_else(|p| p.into_inner());
+        l.per_second = per_second;
+        l.window_start = None;
+        l.in_window = 0;
+    }
+
+    /// How many `ListUsers` calls the rate limit refused so far.
+    pub fn list_users_refused(&self) -> u64 {
+        self.inner.list_limit.lock().unwrap_or_else(|p| p.into_inner()).refused
+    }
+
+    /// `AdminUpdateUserAttributes` for `email` (sets `email_verified=true`). `UserNotFound` for a missing
+    /// user.
+    #[tracing::instrument(skip_all, fields(op = "AdminUpdateUserAttributes", username = %username))]
+    pub async fn admin_update_user_email(&self, username: &str, email: &str) -> Result<(), IdpError> {
+        policy::check_email(email)?;
+        let done = sqlx::query(
+            "UPDATE emu_users SET email = ?, email_verified = 1, modified_at_us = ? WHERE username_key = ?",
+        )
+        .bind(email)
+        .bind(micros(self.now()))
+        .bind(username_key(username))
+        .execute(&self.inner.pool)
+        .await
+        .map_err(unavailable)?;
+        if done.rows_affected() == 0 {
+            return Err(IdpError::UserNotFound);
+        }
+        Ok(())
+    }
+
+    /// `AdminResetUserPassword`: the user's status becomes `RESET_REQUIRED` (login refused until the
+    /// password is reset). `UserNotFound` for a missing user.
+    #[tracing::instrument(skip_all, fields(op = "AdminResetUserPassword", username = %username))]
+    pub async fn admin_reset_user_password(&self, username: &str) -> Result<(), IdpError> {
+        self.set_status(username, "RESET_REQUIRED", None).await
+    }
+
+    /// `AdminSetUserPassword`: `permanent` makes the user `CONFIRMED` with this password; otherwise it is
+    /// a temporary password and the user is `FORCE_CHANGE_PASSWORD` again. `UserNotFound` for a missing
+    /// user.
+    #[tracing::instrument(skip_all, fields(op = "AdminSetUserPassword", username = %username, permanent))]
+    pub async fn admin_set_user_password(
+        &self,
+        username: &str,
+        password: &Password,
+        permanent: bool,
+    ) -> Result<(), IdpError> {
+        policy::check_password(password.expose())?;
+        let (status, expires) = if permanent {
+            (CONFIRMED, None)
+        } else {
+            (FORCE_CHANGE_PASSWORD, Some(self.now() + self.inner.invite_validity))
+        };
+        self.set_status(
+            username,
+            status,
+            Some((db::new_password_hash(password.expose()), expires)),
+        )
+        .await
+    }
+
+    async fn set_status(
+        &self,
+        username: &str,
+        status: &str,
+        password: Option<((String, String), Option<DateTime<Utc>>)>,
+    ) -> Result<(), IdpError> {
+        let now = micros(self.now());
+        let key = username_key(username);
+        let done =
+            match password {
+                None => {
+                    sqlx::query("UPDATE emu_users SET status = ?, modified_at_us = ? WHERE username_key = ?")
+                        .bind(status)
+                        .bind(now)
+                        .bind(&key)
+                        .execute(&self.inner.pool)
+                        .await
+                }
+                Some(((salt, hash), expires)) => sqlx::query(
+                    "UPDATE emu_users SET status = ?, password_salt = ?, password_hash = ?, temp_expires_at_us = ?, \
+                 modified_at_us = ? WHERE username_key = ?",
+                )
+                .bind(status)
+                .bind(salt)
+                .bind(hash)
+                .bind(expires.map(micros))
+                .bind(now)
+                .bind(&key)
+                .execute(&self.inner.pool)
+                .await,
+            }
+            .map_err(unavailable)?;
+        if done.rows_affected() == 0 {
+            return Err(IdpError::UserNotFound);
+        }
+        Ok(())
+    }
+
+    /// Inserts users directly, in one transaction, without sending invitations (bulk fixtures and the
+    /// reconciler benchmark). They have no usable password. `UsernameExists` if any username is taken
+    /// (then nothing is inserted).
+    pub async fn import_users(&self, users: &[ImportUser]) -> Result<(), IdpError> {
+        let now = micros(self.now());
+        let mut tx = self
+            .inner
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(unavailable)?;
+        for u in users {
+            let r = sqlx::query(
+                "INSERT INTO emu_users (username, username_key, sub, email, email_verified, status, enabled, \
+                 created_at_us, modified_at_us, password_salt, password_hash, temp_expires_at_us) \
+                 VALUES (?, ?, ?, ?, 1, ?, ?, ?, ?, '', '', NULL)",
+            )
+            .bind(&u.username)
+            .bind(username_key(&u.username))
+            .bind(&u.sub)
+            .bind(&u.email)
+            .bind(&u.status)
+            .bind(u.enabled)
+            .bind(now)
+            .bind(now)
+            .execute(&mut *tx)
+            .await;
+            match r {
+                Ok(_) => {}
+                Err(sqlx::Error::Database(e)) if e.is_unique_violation() => return Err(IdpError::UsernameExists),
+                Err(e) => return Err(unavailable(e)),
+            }
+        }
+        tx.commit().await.map_err(unavailable)
     }
 
     /// `AdminDisableUser`: the user can no longer log in (`NotAuthorized("User is disabled.")`).
@@ -657,6 +845,10 @@ impl IdentityProvider for CognitoEmulator {
 
     #[tracing::instrument(skip_all, fields(op = "ListUsers", limit = limit))]
     async fn list_users(&self, pagination_token: Option<String>, limit: u32) -> Result<UserPage, IdpError> {
+        if !self.inner.list_limit.lock().unwrap_or_else(|p| p.into_inner()).admit() {
+            tracing::info!("ListUsers refused: rate limit");
+            return Err(IdpError::TooManyRequests);
+        }
         if !(1..=60).contains(&limit) {
             return Err(IdpError::InvalidParameter(format!(
                 "1 validation error detected: Value '{limit}' at 'limit' failed to satisfy constraint: \

@@ -24,6 +24,7 @@
 mod error;
 pub mod events;
 mod postgres;
+mod reconcile;
 mod sql;
 mod sqlite;
 mod types;

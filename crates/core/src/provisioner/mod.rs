@@ -30,9 +30,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use uuid::Uuid;
 
+pub use ownership::Ownership;
+
 mod access;
 mod invite;
 mod operations;
+mod ownership;
 mod removal;
 mod saga;
 mod views;

@@ -88,7 +88,7 @@ impl Provisioner {
             cognito_sub: cognito_sub.to_string(),
             invited_by: match &plan.actor {
                 Actor::Admin(id) => Some(*id),
-                Actor::Operator => None,
+                Actor::Operator | Actor::Reconciler => None,
             },
             invited_at: now,
             invite_expires_at: now + chrono::Duration::days(self.settings.invite_validity_days as i64),
