@@ -304,7 +304,7 @@ pub trait AdminStore: Send + Sync + 'static {
         {
             let email = match event.entry.actor {
                 Actor::Admin(id) => self.get_admin(id).await?.map(|r| r.user.email),
-                Actor::Operator => None,
+                Actor::Operator | Actor::Reconciler => None,
             };
             out.push((event, email));
         }

@@ -385,5 +385,6 @@ crate::sql::impl_sql_store!(
     PostgresStore,
     sqlx::Postgres,
     "postgres",
-    "u.id = CAST(NULLIF(l.actor, 'operator') AS uuid)"
+    // Actors that are not admins (`operator`, `reconciler`, …) are no uuid: cast only what looks like one.
+    "u.id = CAST(CASE WHEN l.actor ~ '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$' THEN l.actor END AS uuid)"
 );
