@@ -77,6 +77,11 @@ pub struct Config {
     /// Timeout of each Cognito or database call, in seconds.
     #[arg(long, env = "CALL_TIMEOUT_SECS", default_value_t = 10, global = true)]
     pub call_timeout_secs: u64,
+
+    /// How long a running saga holds its row without renewing it, in seconds (renewed every third of
+    /// it; recovery in any process takes over only expired leases). Must exceed the longest step.
+    #[arg(long, env = "SAGA_LEASE_SECS", default_value_t = 60, global = true)]
+    pub saga_lease_secs: u64,
 }
 
 impl Config {
@@ -98,6 +103,7 @@ impl Config {
             emulator_state: dir.join("cognito-emulator.db"),
             resend_cooldown_secs: 60,
             call_timeout_secs: 10,
+            saga_lease_secs: 60,
         }
     }
 
