@@ -447,6 +447,9 @@ impl SagaLog for FaultyStore {
     async fn list_unfinished(&self) -> Result<Vec<SagaRecord>, StoreError> {
         self.inner.list_unfinished().await
     }
+    async fn list_recent(&self, limit: i64) -> Result<Vec<SagaRecord>, StoreError> {
+        self.inner.list_recent(limit).await
+    }
     async fn list_for_email(&self, email_normalized: &str) -> Result<Vec<SagaRecord>, StoreError> {
         self.inner.list_for_email(email_normalized).await
     }

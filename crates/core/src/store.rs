@@ -406,6 +406,17 @@ pub struct SagaRecord {
     pub lease_expires_at: Option<DateTime<Utc>>,
 }
 
+impl SagaRecord {
+    /// True when the saga needs attention: marked `stuck`, or unfinished with its lease expired (its
+    /// owner died or gave it up, and recovery has not settled it yet).
+    pub fn is_stuck(&self, now: DateTime<Utc>) -> bool {
+        if self.state.is_terminal() {
+            return false;
+        }
+        self.state == SagaState::Stuck || self.lease_expires_at.is_none_or(|t| t <= now)
+    }
+}
+
 /// The fields a step may change.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct SagaUpdate {
@@ -466,6 +477,9 @@ pub trait SagaLog: Send + Sync + 'static {
 
     /// Sagas not in a terminal state (including `stuck`), oldest first.
     async fn list_unfinished(&self) -> Result<Vec<SagaRecord>, StoreError>;
+
+    /// The `limit` most recently started sagas, finished or not, newest first (the operator's view).
+    async fn list_recent(&self, limit: i64) -> Result<Vec<SagaRecord>, StoreError>;
 
     /// Every saga (finished or not) of one normalised e-mail, oldest first: the history an operator reads
     /// to see why a provisioning failed.

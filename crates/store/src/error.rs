@@ -6,7 +6,7 @@
 //! may cure becomes [`StoreError::Unavailable`], and only that: connection loss (I/O, TLS, protocol,
 //! PostgreSQL class 08 and the server shutting down, 57P01-57P03), pool timeout, serialization failure /
 //! deadlock (40001, 40P01) and SQLite busy/locked ("database is locked"). Everything else (a CHECK,
-//! unique or foreign-key violation, a trigger's refusal, a missing table, a closed pool) is
+//! unique or foreign-key violation, a trigger's refusal, a missing table, a decode error) is
 //! [`StoreError::Other`]: definitive, compensated at once, never retried.
 //! No message built here contains a connection URL, so none can contain a password.
 
@@ -89,8 +89,7 @@ pub(crate) fn map_err(err: sqlx::Error) -> StoreError {
             }
         }
         sqlx::Error::PoolTimedOut => StoreError::Unavailable("timed out waiting for a database connection".to_string()),
-        // Closed on purpose (shutdown): retrying cannot help.
-        sqlx::Error::PoolClosed => StoreError::Other("the connection pool is closed".to_string()),
+        sqlx::Error::PoolClosed => StoreError::Unavailable("the connection pool is closed".to_string()),
         sqlx::Error::WorkerCrashed => StoreError::Unavailable("the database worker crashed".to_string()),
         sqlx::Error::Io(e) => StoreError::Unavailable(one_line(&e.to_string())),
         sqlx::Error::Tls(e) => StoreError::Unavailable(one_line(&format!("TLS: {e}"))),
@@ -141,8 +140,7 @@ mod tests {
     }
 
     #[test]
-    fn a_closed_pool_and_a_decode_error_are_definitive() {
-        assert!(!map_err(sqlx::Error::PoolClosed).is_transient());
+    fn a_decode_error_is_definitive_and_a_pool_timeout_transient() {
         assert!(!map_err(sqlx::Error::RowNotFound).is_transient());
         assert!(map_err(sqlx::Error::PoolTimedOut).is_transient());
     }

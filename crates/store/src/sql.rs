@@ -141,8 +141,7 @@ macro_rules! impl_sql_store {
                 complete_saga: Option<Uuid>,
             ) -> Result<Option<AdminRecord>, StoreError> {
                 let mut tx = store.begin_write().await.map_err(map_err)?;
-                // Stamped with the orchestrator's clock (the audit entry's time), not the database's.
-                let now = DbTime::new(audit.at);
+                let now = DbTime::now();
 
                 if let Some(existing) = admin_by_id(&mut tx, admin.id).await? {
                     if existing.user.cognito_username != admin.cognito_username {
@@ -412,7 +411,7 @@ macro_rules! impl_sql_store {
                     }
                     insert_audit(&mut tx, &audit).await?;
                     if let Some(saga) = saga {
-                        advance_saga(&mut tx, saga, SagaState::IdentityPendingDelete, DbTime::new(audit.at)).await?;
+                        advance_saga(&mut tx, saga, SagaState::IdentityPendingDelete, DbTime::now()).await?;
                     }
                     tx.commit().await.map_err(map_err)
                 }
@@ -702,6 +701,22 @@ macro_rules! impl_sql_store {
                         " FROM sagas WHERE state NOT IN ('completed', 'compensated', 'aborted') \
                          ORDER BY started_at, id"
                     ))
+                    .fetch_all(self.pool())
+                    .await
+                    .map_err(map_err)?
+                    .into_iter()
+                    .map(SagaRecord::try_from)
+                    .collect()
+                }
+
+                #[::tracing::instrument(skip_all, fields(db = $backend))]
+                async fn list_recent(&self, limit: i64) -> Result<Vec<SagaRecord>, StoreError> {
+                    ::sqlx::query_as::<_, SagaRow>(concat!(
+                        "SELECT ",
+                        $crate::sql::saga_columns!(),
+                        " FROM sagas ORDER BY started_at DESC, id DESC LIMIT $1"
+                    ))
+                    .bind(limit)
                     .fetch_all(self.pool())
                     .await
                     .map_err(map_err)?
