@@ -7,7 +7,8 @@
 use crate::config::Config;
 use admin_provisioner_core::clock::{Clock, SystemClock};
 use admin_provisioner_core::domain::Secret;
-use admin_provisioner_core::faults::{FaultPlan, FaultyIdentityProvider, FaultyStore, Store};
+use admin_provisioner_core::faults::{FaultPlan, FaultyIdentityProvider, FaultyStore};
+use admin_provisioner_core::store::Store;
 use admin_provisioner_core::identity::IdentityProvider;
 use admin_provisioner_core::{Observer, Provisioner, ProvisionerSettings};
 use admin_provisioner_emulator::{CognitoEmulator, EmulatorConfig, EmulatorState};
@@ -106,8 +107,11 @@ impl App {
             invite_validity_days: config.invite_validity_days,
             call_timeout: Duration::from_secs(config.call_timeout_secs),
             resend_cooldown: Duration::from_secs(config.resend_cooldown_secs),
+            lease_ttl: Duration::from_secs(config.saga_lease_secs),
             ..ProvisionerSettings::default()
         });
+        // A step that could outlive its lease would let recovery race a saga that is still working.
+        settings.validate().map_err(|e| anyhow!("{e}"))?;
         let mut provisioner = Provisioner::new(idp, store.clone(), clock, settings);
         if let Some(obs) = hooks.observer.clone() {
             provisioner = provisioner.with_observer(obs);

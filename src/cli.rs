@@ -1,4 +1,4 @@
-//! The command line: `serve`, `bootstrap-admin`, `provision`, `resend-invite`, `demo`.
+//! The command line: `serve`, `bootstrap-admin`, `provision`, `resend-invite`, `doctor`, `demo`, `sagas`.
 //!
 //! Every command exits 0 on success and non-zero with a one-line reason on stderr otherwise. The operator
 //! commands act as `operator` in the audit log. Logs go to stderr (`RUST_LOG` filters them); results go
@@ -57,6 +57,30 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Lists sagas from the saga log (id, e-mail, step, owner, lease, attempts, last error); `sagas retry
+    /// ID` settles one now. Reads only the database: works while Cognito is unreachable.
+    Sagas {
+        #[command(subcommand)]
+        action: Option<SagasAction>,
+        /// Only sagas that need attention: `stuck`, or unfinished with an expired lease.
+        #[arg(long, conflicts_with = "unfinished")]
+        stuck: bool,
+        /// Only unfinished sagas (running, stuck or abandoned).
+        #[arg(long)]
+        unfinished: bool,
+        /// JSON (one array) instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum SagasAction {
+    /// Settles saga ID now (finish or undo), unless a live process holds its lease.
+    Retry {
+        /// The saga id (from `admin-provisioner sagas`).
+        id: uuid::Uuid,
+    },
 }
 
 /// Runs the command line; returns the process exit code.
@@ -101,6 +125,16 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let app = build(cli.config).await?;
             crate::reconcile::command(&app, repair, json, &mut std::io::stdout()).await
         }
+        Command::Sagas {
+            action: Some(SagasAction::Retry { id }),
+            ..
+        } => sagas_retry(cli.config, id).await,
+        Command::Sagas {
+            action: None,
+            stuck,
+            unfinished,
+            json,
+        } => sagas_list(cli.config, stuck, unfinished, json).await,
         Command::BootstrapAdmin { email } => {
             AdminEmail::parse(&email)?;
             let app = build(cli.config).await?;
@@ -162,6 +196,82 @@ fn print_admin(verb: &str, admin: &ProvisionedAdmin, app: &App) {
     }
     if app.emulator.is_some() {
         println!("the invitation e-mail is in {}", app.config.mailbox_dir.display());
+    }
+}
+
+/// How many sagas `sagas` lists without `--unfinished` / `--stuck`.
+const SAGAS_LIST_LIMIT: i64 = 200;
+
+async fn sagas_list(config: Config, stuck: bool, unfinished: bool, json: bool) -> anyhow::Result<()> {
+    use admin_provisioner_core::store::SagaLog;
+    let store = admin_provisioner_store::connect(&config.database_url)
+        .await
+        .map_err(|e| anyhow::anyhow!("database: {e}"))?;
+    let now = chrono::Utc::now();
+    let mut sagas = if stuck || unfinished {
+        store.list_unfinished().await?
+    } else {
+        store.list_recent(SAGAS_LIST_LIMIT).await?
+    };
+    if stuck {
+        sagas.retain(|s| s.is_stuck(now));
+    }
+    if json {
+        println!("{}", serde_json::to_string_pretty(&sagas)?);
+        return Ok(());
+    }
+    if sagas.is_empty() {
+        println!("no sagas{}", if stuck { " need attention" } else if unfinished { " are unfinished" } else { "" });
+        return Ok(());
+    }
+    println!(
+        "{:<36}  {:<9}  {:<30}  {:<23}  {:<8}  {:<28}  {:<25}  LAST ERROR",
+        "ID", "KIND", "E-MAIL", "STEP", "ATTEMPTS", "OWNER", "LEASE UNTIL"
+    );
+    for s in &sagas {
+        let lease = match s.lease_expires_at {
+            Some(t) if !s.state.is_terminal() && t <= now => format!("{} (expired)", t.format("%Y-%m-%dT%H:%M:%SZ")),
+            Some(t) => t.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+            None => "-".into(),
+        };
+        println!(
+            "{:<36}  {:<9}  {:<30}  {:<23}  {:<8}  {:<28}  {:<25}  {}",
+            s.id,
+            s.kind.as_str(),
+            s.email,
+            s.state.as_str(),
+            s.attempts,
+            s.owner.as_deref().unwrap_or("-"),
+            lease,
+            s.last_error.as_deref().unwrap_or("")
+        );
+    }
+    Ok(())
+}
+
+async fn sagas_retry(config: Config, id: uuid::Uuid) -> anyhow::Result<()> {
+    use admin_provisioner_core::RetryOutcome;
+    // No start-up ping of Cognito: settling reports what it could not reach.
+    let app = App::build(config).await?;
+    match app.provisioner.retry_saga(id).await? {
+        RetryOutcome::Settled(r) if r.state.is_terminal() => {
+            println!("saga {} ({}) is now {}", r.saga_id, r.email, r.state.as_str());
+            Ok(())
+        }
+        RetryOutcome::Settled(r) => anyhow::bail!(
+            "saga {} ({}) could not be settled yet and is {}; see `admin-provisioner sagas --stuck` for its last error",
+            r.saga_id,
+            r.email,
+            r.state.as_str()
+        ),
+        RetryOutcome::AlreadyFinished(state) => {
+            println!("saga {id} had already finished: {}", state.as_str());
+            Ok(())
+        }
+        RetryOutcome::Held { owner, until } => anyhow::bail!(
+            "saga {id} is being worked on by {owner} (lease until {}); retry after it expires",
+            until.map(|t| t.to_rfc3339()).unwrap_or_else(|| "-".into())
+        ),
     }
 }
 

@@ -138,6 +138,10 @@ pub struct Config {
     /// Seconds between two background reconciliation runs in `serve` (0 = off).
     #[arg(long, env = "RECONCILE_INTERVAL_SECS", default_value_t = 3600, global = true)]
     pub reconcile_interval_secs: u64,
+    /// How long a running saga holds its row without renewing it, in seconds (renewed every third of
+    /// it; recovery in any process takes over only expired leases). Must exceed the longest step.
+    #[arg(long, env = "SAGA_LEASE_SECS", default_value_t = 60, global = true)]
+    pub saga_lease_secs: u64,
 }
 
 impl Config {
@@ -173,6 +177,7 @@ impl Config {
             max_connections: 512,
             shutdown_grace_secs: 10,
             reconcile_interval_secs: 0,
+            saga_lease_secs: 60,
         }
     }
 

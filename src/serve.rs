@@ -4,9 +4,19 @@ use crate::app::{App, Hooks};
 use crate::config::Config;
 use std::time::Duration;
 
-/// How old an unfinished saga must be before the background loop treats it as abandoned (a crashed
-/// process). Longer than any in-flight saga can take with its timeouts and retries.
-pub const RECOVERY_MIN_AGE_SECS: i64 = 120;
+/// How often the background loop looks for sagas whose lease expired (a crashed or stalled owner).
+pub const RECOVERY_INTERVAL: Duration = Duration::from_secs(30);
+
+/// The recovery interval: `RECOVERY_INTERVAL_MS` when set (tests use a short one), else
+/// [`RECOVERY_INTERVAL`].
+fn recovery_interval() -> Duration {
+    std::env::var("RECOVERY_INTERVAL_MS")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .filter(|ms| *ms > 0)
+        .map(Duration::from_millis)
+        .unwrap_or(RECOVERY_INTERVAL)
+}
 
 /// Refuses, in emulator mode, a `BIND_ADDR` that is reachable from other machines (anything but a loopback
 /// address) unless `EMULATOR_ALLOW_REMOTE` is set, and then warns: the emulator's mailbox page shows every
@@ -88,13 +98,14 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let recovery = {
         let provisioner = app.provisioner.clone();
         tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_secs(30));
+            // The first tick fires at once: sagas a crashed predecessor left behind are taken over as soon
+            // as their leases expire, not a full interval later.
+            let mut tick = tokio::time::interval(recovery_interval());
             loop {
                 tick.tick().await;
-                match provisioner
-                    .recover_unfinished(chrono::Duration::seconds(RECOVERY_MIN_AGE_SECS))
-                    .await
-                {
+                // Only sagas whose lease has expired are taken (compare-and-set), so replicas sharing one
+                // database never settle the same saga twice and never race a saga that is still working.
+                match provisioner.recover_unfinished().await {
                     Ok(reports) => {
                         for r in reports {
                             tracing::warn!(saga_id = %r.saga_id, state = r.state.as_str(), "recovered an unfinished saga");

@@ -414,6 +414,8 @@ async fn list_shows_an_unfinished_provisioning_as_pending() {
             request_id: None,
             started_at: now,
             updated_at: now,
+            owner: None,
+            lease_expires_at: None,
         })
         .await
         .unwrap();

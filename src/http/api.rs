@@ -1033,9 +1033,16 @@ pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<ReadyRes
 #[utoipa::path(get, path = "/metrics", tag = "operations",
     responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain")))]
 pub async fn metrics(State(state): State<AppState>) -> Response {
+    let p = state.provisioner();
+    let unfinished = tokio::time::timeout(std::time::Duration::from_secs(2), p.saga_log().list_unfinished())
+        .await
+        .ok()
+        .and_then(Result::ok);
+    let mut body = state.metrics().render();
+    body.push_str(&super::metrics::render_saga_gauges(unfinished.as_deref(), p.now()));
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
-        state.metrics().render(),
+        body,
     )
         .into_response()
 }

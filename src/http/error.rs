@@ -114,6 +114,11 @@ impl From<Error> for ApiError {
                 tracing::warn!(code = e.code(), error = %detail, "identity provider unavailable");
                 "the identity provider (Cognito) is unavailable; try again shortly".to_string()
             }
+            Error::Internal(detail) => {
+                // The detail may quote SQL or a constraint: logged (with the request id), never shown.
+                tracing::error!(code = e.code(), error = %detail, "internal error");
+                "an internal error occurred; quote the request id to an operator".to_string()
+            }
             Error::SagaStuck { saga_id } => {
                 tracing::error!(code = e.code(), %saga_id, "saga stuck");
                 e.to_string()

@@ -184,3 +184,28 @@ mod tests {
         );
     }
 }
+
+/// The saga gauges, computed from the saga log at scrape time: `admin_provisioner_sagas_unfinished` (not
+/// in a terminal state) and `admin_provisioner_sagas_stuck` (`stuck`, or unfinished with an expired
+/// lease). `None` (the database did not answer) renders no sample, so a scrape never shows a made-up 0.
+pub fn render_saga_gauges(
+    unfinished: Option<&[admin_provisioner_core::store::SagaRecord]>,
+    now: chrono::DateTime<chrono::Utc>,
+) -> String {
+    let mut out = String::new();
+    out.push_str("# HELP admin_provisioner_sagas_unfinished Sagas not yet completed, compensated or aborted.\n");
+    out.push_str("# TYPE admin_provisioner_sagas_unfinished gauge\n");
+    if let Some(s) = unfinished {
+        let _ = writeln!(out, "admin_provisioner_sagas_unfinished {}", s.len());
+    }
+    out.push_str("# HELP admin_provisioner_sagas_stuck Sagas marked stuck or whose owner's lease expired.\n");
+    out.push_str("# TYPE admin_provisioner_sagas_stuck gauge\n");
+    if let Some(s) = unfinished {
+        let _ = writeln!(
+            out,
+            "admin_provisioner_sagas_stuck {}",
+            s.iter().filter(|x| x.is_stuck(now)).count()
+        );
+    }
+    out
+}

@@ -56,8 +56,10 @@ pub const DEFAULT_REGION: &str = "us-east-1";
 pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(10);
 /// Default TCP/TLS connect timeout.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
-/// Attempts per Cognito call (first try + retries) made by the SDK's standard retry strategy.
-pub const MAX_ATTEMPTS: u32 = 3;
+/// Attempts per Cognito call made by the SDK itself: one. The SDK's retry is disabled so that the
+/// orchestrator's retry (backoff with jitter, on the port's `IdpError`) is the only retry layer; stacked
+/// retries multiplied the attempts and let a step outlive its saga lease.
+pub const MAX_ATTEMPTS: u32 = 1;
 /// `ListUsers` accepts at most this many users per page.
 pub const MAX_LIST_LIMIT: u32 = 60;
 
@@ -208,8 +210,8 @@ pub struct CognitoIdentityProvider {
 impl CognitoIdentityProvider {
     /// Builds the adapter from the standard AWS configuration chain (`aws_config::defaults` with
     /// `BehaviorVersion::latest()`: credentials from the environment, profile, SSO, web identity, ECS or
-    /// IMDS), the pool's region, explicit timeouts (`call_timeout` per operation, a third of it per attempt
-    /// but at least 1 s, `connect_timeout`) and standard retries ([`MAX_ATTEMPTS`] attempts, short backoff).
+    /// IMDS), the pool's region, explicit timeouts (`call_timeout` per operation and per attempt,
+    /// `connect_timeout`) and no SDK retry ([`MAX_ATTEMPTS`] = 1: the orchestrator retries).
     /// `endpoint_url`, when set, overrides the endpoint; otherwise the SDK honours
     /// `AWS_ENDPOINT_URL_COGNITO_IDENTITY_PROVIDER` itself.
     ///
@@ -273,21 +275,17 @@ impl CognitoIdentityProvider {
 }
 
 fn sdk_timeouts(config: &CognitoConfig) -> aws_config::timeout::TimeoutConfig {
-    let attempt = (config.call_timeout / 3)
-        .max(Duration::from_secs(1))
-        .min(config.call_timeout);
+    // One attempt per operation (see `sdk_retries`), so the attempt may use the whole call timeout.
     aws_config::timeout::TimeoutConfig::builder()
         .connect_timeout(config.connect_timeout)
         .operation_timeout(config.call_timeout)
-        .operation_attempt_timeout(attempt)
+        .operation_attempt_timeout(config.call_timeout)
         .build()
 }
 
+/// The SDK's retry, disabled: one attempt per call ([`MAX_ATTEMPTS`]).
 fn sdk_retries() -> aws_config::retry::RetryConfig {
-    aws_config::retry::RetryConfig::standard()
-        .with_max_attempts(MAX_ATTEMPTS)
-        .with_initial_backoff(Duration::from_millis(200))
-        .with_max_backoff(Duration::from_secs(2))
+    aws_config::retry::RetryConfig::disabled()
 }
 
 fn to_chrono(dt: Option<&aws_sdk_cognitoidentityprovider::primitives::DateTime>) -> DateTime<Utc> {

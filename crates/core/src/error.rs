@@ -67,6 +67,11 @@ pub enum Error {
     /// The database failed or timed out (code `database_unavailable`, 503).
     #[error("the database is unavailable: {0}")]
     DatabaseUnavailable(String),
+    /// A definitive failure inside the product (the database refused a write for good: a constraint, a
+    /// trigger, a broken schema; or a bug). The detail is logged with the request id, never shown (code
+    /// `internal`, 500). Retrying will not help.
+    #[error("internal error: {0}")]
+    Internal(String),
     /// The saga could not undo its partial work; an operator must look at saga `saga_id` (code
     /// `saga_stuck`, 500). Nothing is lost: the saga log keeps it and recovery retries it.
     #[error(
@@ -99,6 +104,7 @@ impl Error {
             Error::IdentityProviderError(_) => "identity_provider_error",
             Error::DatabaseUnavailable(_) => "database_unavailable",
             Error::SagaStuck { .. } => "saga_stuck",
+            Error::Internal(_) => "internal",
         }
     }
 
@@ -117,7 +123,7 @@ impl Error {
             | Error::AlreadyBootstrapped
             | Error::NoChallenge => 409,
             Error::ResendCooldown { .. } | Error::RateLimited => 429,
-            Error::SagaStuck { .. } => 500,
+            Error::SagaStuck { .. } | Error::Internal(_) => 500,
             Error::IdentityProviderUnavailable(_) | Error::IdentityProviderError(_) => 502,
             Error::DatabaseUnavailable(_) => 503,
         }
@@ -130,7 +136,9 @@ impl From<StoreError> for Error {
             StoreError::EmailTaken | StoreError::SagaInFlight | StoreError::CognitoUserTaken => Error::AdminExists,
             StoreError::NotFound => Error::NotFound,
             StoreError::LastAdmin => Error::LastAdmin,
-            other => Error::DatabaseUnavailable(other.to_string()),
+            e if e.is_transient() => Error::DatabaseUnavailable(e.to_string()),
+            // A definitive refusal (or a lost compare-and-set): "try again" would be a lie.
+            other => Error::Internal(other.to_string()),
         }
     }
 }

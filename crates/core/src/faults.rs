@@ -24,6 +24,8 @@ pub enum FaultMode {
     Hang,
     /// The call takes effect and then never answers.
     SucceedThenHang,
+    /// The call answers correctly, but only after this long (a slow Cognito: the lease race).
+    Slow(std::time::Duration),
 }
 
 impl FaultMode {
@@ -58,6 +60,7 @@ pub struct FaultRule {
 pub struct FaultPlan {
     rules: Mutex<Vec<FaultRule>>,
     calls: Mutex<Vec<String>>,
+    fired: Mutex<Vec<String>>,
     hanging: tokio::sync::Notify,
 }
 
@@ -136,6 +139,11 @@ impl FaultPlan {
         self.calls.lock().unwrap().iter().filter(|c| c.as_str() == op).count()
     }
 
+    /// How many times a rule for `op` actually hit a call: a test that injects a fault asserts that it fired.
+    pub fn fired(&self, op: &str) -> usize {
+        self.fired.lock().unwrap().iter().filter(|c| c.as_str() == op).count()
+    }
+
     /// Every call seen, in order.
     pub fn call_log(&self) -> Vec<String> {
         self.calls.lock().unwrap().clone()
@@ -150,6 +158,7 @@ impl FaultPlan {
             return None;
         }
         let rule = rules[idx].clone();
+        self.fired.lock().unwrap().push(op.to_string());
         if let Some(n) = rules[idx].remaining.as_mut() {
             *n -= 1;
         }
@@ -183,6 +192,10 @@ macro_rules! inject {
                         let _ = $call.await;
                         hang_forever(&$plan).await;
                         Err(err)
+                    }
+                    FaultMode::Slow(d) => {
+                        tokio::time::sleep(d).await;
+                        $call.await
                     }
                 }
             }
@@ -285,12 +298,10 @@ impl IdentityProvider for FaultyIdentityProvider {
     }
 }
 
-/// Something that is an [`AdminStore`], a [`SagaLog`] and a
-/// [`ReconcileStore`](crate::reconcile::ReconcileStore) (the SQL adapter).
-pub trait Store: AdminStore + SagaLog + crate::reconcile::ReconcileStore {}
-impl<T: AdminStore + SagaLog + crate::reconcile::ReconcileStore> Store for T {}
+pub use crate::store::Store;
 
-/// A store whose writes can be made to fail by a [`FaultPlan`]. Reads pass through untouched.
+/// A store whose writes and saga-relevant reads (`get_admin`, `find_admin_by_*`, `saga.get`) can be made
+/// to fail by a [`FaultPlan`].
 pub struct FaultyStore {
     inner: Arc<dyn Store>,
     plan: Arc<FaultPlan>,
@@ -309,13 +320,23 @@ impl AdminStore for FaultyStore {
         self.inner.ping().await
     }
     async fn find_admin_by_email(&self, e: &str) -> Result<Option<AdminRecord>, StoreError> {
-        self.inner.find_admin_by_email(e).await
+        inject!(
+            self.plan,
+            store_op::FIND_ADMIN_BY_EMAIL,
+            store_err,
+            self.inner.find_admin_by_email(e)
+        )
     }
     async fn get_admin(&self, id: UserId) -> Result<Option<AdminRecord>, StoreError> {
-        self.inner.get_admin(id).await
+        inject!(self.plan, store_op::GET_ADMIN, store_err, self.inner.get_admin(id))
     }
     async fn find_admin_by_cognito_username(&self, u: &str) -> Result<Option<AdminRecord>, StoreError> {
-        self.inner.find_admin_by_cognito_username(u).await
+        inject!(
+            self.plan,
+            store_op::FIND_ADMIN_BY_COGNITO_USERNAME,
+            store_err,
+            self.inner.find_admin_by_cognito_username(u)
+        )
     }
     async fn find_admin_by_cognito_sub(&self, s: &str) -> Result<Option<AdminRecord>, StoreError> {
         self.inner.find_admin_by_cognito_sub(s).await
@@ -405,11 +426,29 @@ impl SagaLog for FaultyStore {
             self.inner.update(id, update)
         )
     }
+    async fn claim_expired(
+        &self,
+        owner: &str,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        only: Option<Uuid>,
+        limit: i64,
+    ) -> Result<Vec<SagaRecord>, StoreError> {
+        inject!(
+            self.plan,
+            store_op::SAGA_CLAIM,
+            store_err,
+            self.inner.claim_expired(owner, now, lease_until, only, limit)
+        )
+    }
     async fn get(&self, id: Uuid) -> Result<Option<SagaRecord>, StoreError> {
-        self.inner.get(id).await
+        inject!(self.plan, store_op::SAGA_GET, store_err, self.inner.get(id))
     }
     async fn list_unfinished(&self) -> Result<Vec<SagaRecord>, StoreError> {
         self.inner.list_unfinished().await
+    }
+    async fn list_recent(&self, limit: i64) -> Result<Vec<SagaRecord>, StoreError> {
+        self.inner.list_recent(limit).await
     }
     async fn list_for_email(&self, email_normalized: &str) -> Result<Vec<SagaRecord>, StoreError> {
         self.inner.list_for_email(email_normalized).await

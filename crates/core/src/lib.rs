@@ -18,5 +18,5 @@ pub use error::Error;
 
 pub use provisioner::{
     AdminView, Caller, CreatedIdentity, InviteView, LoginOutcome, Observer, ProvisionedAdmin, Provisioner,
-    ProvisionerSettings, RecordPlan, RecoveryReport,
+    ProvisionerSettings, RecordPlan, RecoveryReport, RetryOutcome,
 };

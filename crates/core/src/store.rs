@@ -28,6 +28,16 @@ pub mod op {
     pub const DELETE_ADMIN: &str = "store.delete_admin";
     /// [`super::AdminStore::append_audit`].
     pub const APPEND_AUDIT: &str = "store.append_audit";
+    /// [`super::SagaLog::claim_expired`].
+    pub const SAGA_CLAIM: &str = "saga.claim_expired";
+    /// [`super::SagaLog::get`] (a read).
+    pub const SAGA_GET: &str = "saga.get";
+    /// [`super::AdminStore::get_admin`] (a read).
+    pub const GET_ADMIN: &str = "store.get_admin";
+    /// [`super::AdminStore::find_admin_by_email`] (a read).
+    pub const FIND_ADMIN_BY_EMAIL: &str = "store.find_admin_by_email";
+    /// [`super::AdminStore::find_admin_by_cognito_username`] (a read).
+    pub const FIND_ADMIN_BY_COGNITO_USERNAME: &str = "store.find_admin_by_cognito_username";
 }
 
 /// An error from the database.
@@ -58,13 +68,20 @@ pub enum StoreError {
     /// Connection or I/O trouble: retrying may help.
     #[error("database unavailable: {0}")]
     Unavailable(String),
-    /// Anything else (a bug, a broken schema): retrying will not help.
+    /// The saga is held by another owner (its lease expired and another process took it over), so this
+    /// process must not act on it. Carries the current owner.
+    #[error("the saga's lease was lost to {0}; the update was not applied")]
+    LeaseLost(String),
+    /// A definitive refusal (a CHECK, unique or foreign-key violation, a trigger, a broken schema, a bug):
+    /// retrying will not help.
     #[error("database error: {0}")]
     Other(String),
 }
 
 impl StoreError {
-    /// True when retrying may help.
+    /// True when retrying may help: only connection loss, pool timeout, serialization failure /
+    /// deadlock and "database is locked" (all mapped to [`StoreError::Unavailable`] by the adapter) and
+    /// a call that did not answer in time.
     pub fn is_transient(&self) -> bool {
         matches!(self, StoreError::Timeout(_) | StoreError::Unavailable(_))
     }
@@ -451,6 +468,22 @@ pub struct SagaRecord {
     pub started_at: DateTime<Utc>,
     /// Last change.
     pub updated_at: DateTime<Utc>,
+    /// Who is running the saga now (`host:pid:run`); a running saga holds a lease on its row.
+    pub owner: Option<String>,
+    /// Until when `owner` holds the saga. The owner renews it while it works; recovery takes only a saga
+    /// whose lease has expired ([`SagaLog::claim_expired`]).
+    pub lease_expires_at: Option<DateTime<Utc>>,
+}
+
+impl SagaRecord {
+    /// True when the saga needs attention: marked `stuck`, or unfinished with its lease expired (its
+    /// owner died or gave it up, and recovery has not settled it yet).
+    pub fn is_stuck(&self, now: DateTime<Utc>) -> bool {
+        if self.state.is_terminal() {
+            return false;
+        }
+        self.state == SagaState::Stuck || self.lease_expires_at.is_none_or(|t| t <= now)
+    }
 }
 
 /// The fields a step may change.
@@ -473,6 +506,13 @@ pub struct SagaUpdate {
     /// Compare-and-set: apply only if the saga is in this state ([`StoreError::SagaStateChanged`]
     /// otherwise). Recovery uses it to claim a saga, so two processes never act on one saga at once.
     pub expected_state: Option<SagaState>,
+    /// Compare-and-set on the lease: apply only if the saga's owner is this one
+    /// ([`StoreError::LeaseLost`] otherwise).
+    pub expected_owner: Option<String>,
+    /// New lease expiry (renewal, or release with "now").
+    pub lease_expires_at: Option<DateTime<Utc>>,
+    /// The time to stamp as `updated_at` (the orchestrator's injected clock); `None`: the database's.
+    pub at: Option<DateTime<Utc>>,
 }
 
 /// The append-only-in-spirit saga log (rows are updated as steps complete; never deleted).
@@ -483,15 +523,32 @@ pub trait SagaLog: Send + Sync + 'static {
     async fn begin(&self, saga: SagaRecord) -> Result<SagaRecord, StoreError>;
 
     /// Applies a step's changes; returns the updated row. `NotFound` for an unknown id;
+    /// [`StoreError::LeaseLost`] when `expected_owner` is not the saga's owner;
     /// [`StoreError::SagaStateChanged`] when `expected_state` does not match or when the change would move
     /// a finished (`completed`, `compensated`, `aborted`) saga to another state.
     async fn update(&self, id: Uuid, update: SagaUpdate) -> Result<SagaRecord, StoreError>;
+
+    /// Takes over unfinished sagas whose lease has expired (`lease_expires_at <= now`, or no lease), at
+    /// most `limit`, oldest first, and only saga `only` when given: sets `owner` and
+    /// `lease_expires_at = lease_until` by compare-and-set, so two processes never take the same saga
+    /// (PostgreSQL: `FOR UPDATE SKIP LOCKED`; SQLite: one writer at a time). Returns the sagas taken.
+    async fn claim_expired(
+        &self,
+        owner: &str,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        only: Option<Uuid>,
+        limit: i64,
+    ) -> Result<Vec<SagaRecord>, StoreError>;
 
     /// One saga.
     async fn get(&self, id: Uuid) -> Result<Option<SagaRecord>, StoreError>;
 
     /// Sagas not in a terminal state (including `stuck`), oldest first.
     async fn list_unfinished(&self) -> Result<Vec<SagaRecord>, StoreError>;
+
+    /// The `limit` most recently started sagas, finished or not, newest first (the operator's view).
+    async fn list_recent(&self, limit: i64) -> Result<Vec<SagaRecord>, StoreError>;
 
     /// Every saga (finished or not) of one normalised e-mail, oldest first: the history an operator reads
     /// to see why a provisioning failed.
@@ -525,3 +582,8 @@ pub trait SagaLog: Send + Sync + 'static {
             .collect())
     }
 }
+
+/// Something that is an [`AdminStore`], a [`SagaLog`] and a
+/// [`ReconcileStore`](crate::reconcile::ReconcileStore) (the SQL adapter).
+pub trait Store: AdminStore + SagaLog + crate::reconcile::ReconcileStore {}
+impl<T: AdminStore + SagaLog + crate::reconcile::ReconcileStore> Store for T {}

@@ -76,6 +76,8 @@ async fn saga_begin_and_update_twice_give_the_same_row() {
         request_id: None,
         started_at: now,
         updated_at: now,
+        owner: None,
+        lease_expires_at: None,
     };
     let a = h.p.saga_log().begin(saga.clone()).await.unwrap();
     let b = h.p.saga_log().begin(saga.clone()).await.unwrap();
@@ -125,9 +127,9 @@ async fn recovery_twice_is_a_no_op_the_second_time() {
         _ = h.plan.hang_started() => {}
     }
     h.plan.clear();
-    let first = h.p.recover_unfinished(chrono::Duration::zero()).await.unwrap();
+    let first = h.recover().await;
     let after_first = h.raw_store.list_admins().await.unwrap();
-    let second = h.p.recover_unfinished(chrono::Duration::zero()).await.unwrap();
+    let second = h.recover().await;
     assert_eq!(first.len(), 1);
     assert!(second.is_empty());
     assert_eq!(h.raw_store.list_admins().await.unwrap(), after_first);

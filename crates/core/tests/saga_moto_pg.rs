@@ -5,7 +5,8 @@
 mod saga_support;
 
 use admin_provisioner_cognito::testing::{MotoServer, PoolOptions};
-use admin_provisioner_core::faults::{FaultMode, Store};
+use admin_provisioner_core::faults::FaultMode;
+use admin_provisioner_core::store::Store;
 use admin_provisioner_core::identity::{op as idp_op, IdentityProvider};
 use admin_provisioner_core::store::op as store_op;
 use admin_provisioner_core::{Caller, Error};
@@ -93,18 +94,6 @@ matrix_case!(
     moto_pg_fault_admin_create_user_succeed_then_hang,
     idp_op::ADMIN_CREATE_USER,
     FaultMode::SucceedThenHang
-);
-matrix_case!(
-    run_fault_case,
-    moto_pg_fault_admin_get_user_error,
-    idp_op::ADMIN_GET_USER,
-    FaultMode::Error
-);
-matrix_case!(
-    run_fault_case,
-    moto_pg_fault_admin_delete_user_error,
-    idp_op::ADMIN_DELETE_USER,
-    FaultMode::Error
 );
 matrix_case!(
     run_fault_case,

@@ -3,8 +3,11 @@
 //! The promise: a unique violation becomes the domain error it means ([`StoreError::EmailTaken`],
 //! [`StoreError::CognitoUserTaken`], [`StoreError::SagaInFlight`]), decided by constraint name in
 //! PostgreSQL and by the `UNIQUE constraint failed: table.column` message in SQLite; trouble that a retry
-//! may cure (connection, pool, I/O, TLS, protocol, SQLite busy/locked, PostgreSQL connection-class and
-//! serialization errors) becomes [`StoreError::Unavailable`]; everything else is [`StoreError::Other`].
+//! may cure becomes [`StoreError::Unavailable`], and only that: connection loss (I/O, TLS, protocol,
+//! PostgreSQL class 08 and the server shutting down, 57P01-57P03), pool timeout, serialization failure /
+//! deadlock (40001, 40P01) and SQLite busy/locked ("database is locked"). Everything else (a CHECK,
+//! unique or foreign-key violation, a trigger's refusal, a missing table, a decode error) is
+//! [`StoreError::Other`]: definitive, compensated at once, never retried.
 //! No message built here contains a connection URL, so none can contain a password.
 
 use admin_provisioner_core::store::StoreError;
@@ -96,8 +99,8 @@ pub(crate) fn map_err(err: sqlx::Error) -> StoreError {
 }
 
 /// SQLite busy/locked (any extended code of `SQLITE_BUSY` = 5 or `SQLITE_LOCKED` = 6); PostgreSQL
-/// connection exceptions (class 08), insufficient resources (53), operator intervention (57P01-57P05)
-/// and serialization failures / deadlocks (40001, 40P01).
+/// connection exceptions (class 08), the server going away (57P01 admin shutdown, 57P02 crash shutdown,
+/// 57P03 cannot connect now) and serialization failures / deadlocks (40001, 40P01).
 fn is_transient_database_error(db: &dyn DatabaseError) -> bool {
     if db.try_downcast_ref::<SqliteError>().is_some() {
         let primary = db.code().and_then(|c| c.parse::<i32>().ok()).map(|c| c & 0xff);
@@ -105,11 +108,7 @@ fn is_transient_database_error(db: &dyn DatabaseError) -> bool {
     }
     if let Some(pg) = db.try_downcast_ref::<PgDatabaseError>() {
         let code = pg.code();
-        return code.starts_with("08")
-            || code.starts_with("53")
-            || code.starts_with("57P")
-            || code == "40001"
-            || code == "40P01";
+        return is_transient_pg_code(&code);
     }
     false
 }
@@ -117,4 +116,32 @@ fn is_transient_database_error(db: &dyn DatabaseError) -> bool {
 /// Joins a multi-line message into one line (error messages end up in one-line CLI output).
 pub(crate) fn one_line(s: &str) -> String {
     s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// The PostgreSQL SQLSTATEs a retry may cure; see [`is_transient_database_error`].
+fn is_transient_pg_code(code: &str) -> bool {
+    code.starts_with("08") || matches!(code, "57P01" | "57P02" | "57P03" | "40001" | "40P01")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_connection_serialization_and_deadlock_codes_are_transient() {
+        for code in ["08000", "08006", "08P01", "57P01", "57P02", "57P03", "40001", "40P01"] {
+            assert!(is_transient_pg_code(code), "{code} should be transient");
+        }
+        // check, unique, foreign key, not null, raise_exception (a trigger), undefined table, disk full,
+        // too many connections, query canceled.
+        for code in ["23514", "23505", "23503", "23502", "P0001", "42P01", "53100", "53300", "57014"] {
+            assert!(!is_transient_pg_code(code), "{code} should be definitive");
+        }
+    }
+
+    #[test]
+    fn a_decode_error_is_definitive_and_a_pool_timeout_transient() {
+        assert!(!map_err(sqlx::Error::RowNotFound).is_transient());
+        assert!(map_err(sqlx::Error::PoolTimedOut).is_transient());
+    }
 }

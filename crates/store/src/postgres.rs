@@ -127,6 +127,11 @@ impl PostgresStore {
         self.pool.begin().await
     }
 
+    /// The row-lock clause of the saga claim: rows another claimer holds are skipped, not waited for.
+    fn row_lock_clause(&self) -> &'static str {
+        " FOR UPDATE SKIP LOCKED"
+    }
+
     /// Serialises transactions that change the set of active admins (a transaction-scoped advisory
     /// lock), so two concurrent removals cannot both see "one other active admin left".
     async fn lock_admin_set(&self, tx: &mut Transaction<'static, Postgres>) -> Result<(), sqlx::Error> {

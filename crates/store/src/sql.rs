@@ -25,7 +25,7 @@ macro_rules! saga_columns {
     () => {
         "id, kind, actor, email, email_normalized, user_id, cognito_username, cognito_sub, \
          identity_created_by_saga, invite_delivered, state, attempts, last_error, request_id, \
-         started_at, updated_at"
+         started_at, updated_at, owner, lease_expires_at"
     };
 }
 
@@ -700,7 +700,7 @@ macro_rules! impl_sql_store {
                     let inserted = ::sqlx::query_as::<_, SagaRow>(concat!(
                         "INSERT INTO sagas (",
                         $crate::sql::saga_columns!(),
-                        ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) \
+                        ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18) \
                          ON CONFLICT (id) DO NOTHING RETURNING ",
                         $crate::sql::saga_columns!()
                     ))
@@ -720,6 +720,8 @@ macro_rules! impl_sql_store {
                     .bind(&saga.request_id)
                     .bind(DbTime::new(saga.started_at))
                     .bind(DbTime::new(saga.updated_at))
+                    .bind(&saga.owner)
+                    .bind(saga.lease_expires_at.map(DbTime::new))
                     .fetch_optional(self.pool())
                     .await
                     .map_err(map_err)?;
@@ -739,6 +741,7 @@ macro_rules! impl_sql_store {
                         Some(e) => (true, e),
                         None => (false, None),
                     };
+                    let expected_owner = update.expected_owner.clone();
                     let row = ::sqlx::query_as::<_, SagaRow>(concat!(
                         "UPDATE sagas SET state = COALESCE($2, state), \
                          cognito_username = COALESCE($3, cognito_username), \
@@ -746,8 +749,10 @@ macro_rules! impl_sql_store {
                          identity_created_by_saga = COALESCE($5, identity_created_by_saga), \
                          invite_delivered = COALESCE($6, invite_delivered), \
                          last_error = CASE WHEN $7 THEN $8 ELSE last_error END, \
-                         attempts = attempts + $9, updated_at = $10 \
+                         attempts = attempts + $9, updated_at = $10, \
+                         lease_expires_at = COALESCE($13, lease_expires_at) \
                          WHERE id = $1 AND state = COALESCE($11, state) \
+                         AND ($12 IS NULL OR owner = $12) \
                          AND ($2 IS NULL OR state = $2 OR state NOT IN ('completed', 'compensated', 'aborted')) \
                          RETURNING ",
                         $crate::sql::saga_columns!()
@@ -761,8 +766,10 @@ macro_rules! impl_sql_store {
                     .bind(set_error)
                     .bind(error)
                     .bind(update.add_attempts)
-                    .bind(DbTime::now())
+                    .bind(update.at.map(DbTime::new).unwrap_or_else(DbTime::now))
                     .bind(update.expected_state.map(|s| s.as_str()))
+                    .bind(expected_owner.clone())
+                    .bind(update.lease_expires_at.map(DbTime::new))
                     .fetch_optional(self.pool())
                     .await
                     .map_err(map_err)?
@@ -770,13 +777,61 @@ macro_rules! impl_sql_store {
                     .transpose()?;
                     match row {
                         Some(record) => Ok(record),
-                        // Nothing changed: either no such saga, or its state is not the one expected
-                        // (compare-and-set lost) or already terminal.
+                        // Nothing changed: no such saga, another owner holds it (lease lost), its state is
+                        // not the one expected (compare-and-set lost), or it is already finished.
                         None => match self.get(id).await? {
+                            Some(current) if expected_owner.is_some() && current.owner != expected_owner => {
+                                Err(StoreError::LeaseLost(current.owner.unwrap_or_else(|| "nobody".into())))
+                            }
                             Some(current) => Err(StoreError::SagaStateChanged(current.state.as_str().to_string())),
                             None => Err(StoreError::NotFound),
                         },
                     }
+                }
+
+                #[::tracing::instrument(skip_all, fields(db = $backend, owner = owner))]
+                async fn claim_expired(
+                    &self,
+                    owner: &str,
+                    now: DateTime<Utc>,
+                    lease_until: DateTime<Utc>,
+                    only: Option<Uuid>,
+                    limit: i64,
+                ) -> Result<Vec<SagaRecord>, StoreError> {
+                    // The inner SELECT picks candidates (skipping rows another claimer has locked, on
+                    // PostgreSQL); the outer WHERE repeats the test, so a row taken meanwhile is left alone.
+                    let sql = format!(
+                        concat!(
+                            "UPDATE sagas SET owner = $1, lease_expires_at = $3, updated_at = $2 \
+                             WHERE id IN (SELECT id FROM sagas \
+                               WHERE state NOT IN ('completed', 'compensated', 'aborted') \
+                               AND (lease_expires_at IS NULL OR lease_expires_at <= $2) \
+                               AND ($4 IS NULL OR id = $4) \
+                               ORDER BY started_at, id LIMIT $5{}) \
+                             AND state NOT IN ('completed', 'compensated', 'aborted') \
+                             AND (lease_expires_at IS NULL OR lease_expires_at <= $2) \
+                             RETURNING ",
+                            $crate::sql::saga_columns!()
+                        ),
+                        self.row_lock_clause()
+                    );
+                    let mut tx = self.begin_write().await.map_err(map_err)?;
+                    let rows = ::sqlx::query_as::<_, SagaRow>(&sql)
+                        .bind(owner)
+                        .bind(DbTime::new(now))
+                        .bind(DbTime::new(lease_until))
+                        .bind(only.map(DbId))
+                        .bind(limit)
+                        .fetch_all(&mut *tx)
+                        .await
+                        .map_err(map_err)?;
+                    tx.commit().await.map_err(map_err)?;
+                    let mut out = rows
+                        .into_iter()
+                        .map(SagaRecord::try_from)
+                        .collect::<Result<Vec<_>, _>>()?;
+                    out.sort_by_key(|s| (s.started_at, s.id));
+                    Ok(out)
                 }
 
                 #[::tracing::instrument(skip_all, fields(db = $backend, saga_id = %id))]
@@ -858,6 +913,20 @@ macro_rules! impl_sql_store {
                         .into_iter()
                         .map(SagaRecord::try_from)
                         .collect()
+                #[::tracing::instrument(skip_all, fields(db = $backend))]
+                async fn list_recent(&self, limit: i64) -> Result<Vec<SagaRecord>, StoreError> {
+                    ::sqlx::query_as::<_, SagaRow>(concat!(
+                        "SELECT ",
+                        $crate::sql::saga_columns!(),
+                        " FROM sagas ORDER BY started_at DESC, id DESC LIMIT $1"
+                    ))
+                    .bind(limit)
+                    .fetch_all(self.pool())
+                    .await
+                    .map_err(map_err)?
+                    .into_iter()
+                    .map(SagaRecord::try_from)
+                    .collect()
                 }
 
                 #[::tracing::instrument(skip_all)]

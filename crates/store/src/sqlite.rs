@@ -88,6 +88,11 @@ impl SqliteStore {
         self.pool.begin_with("BEGIN IMMEDIATE").await
     }
 
+    /// No row locks in SQLite: the claim's `BEGIN IMMEDIATE` already makes it the only writer.
+    fn row_lock_clause(&self) -> &'static str {
+        ""
+    }
+
     /// Nothing to do: `BEGIN IMMEDIATE` already serialises every write transaction.
     async fn lock_admin_set(&self, _tx: &mut Transaction<'static, Sqlite>) -> Result<(), sqlx::Error> {
         Ok(())

@@ -232,6 +232,8 @@ pub(crate) struct SagaRow {
     request_id: Option<String>,
     started_at: DbTime,
     updated_at: DbTime,
+    owner: Option<String>,
+    lease_expires_at: Option<DbTime>,
 }
 
 impl TryFrom<SagaRow> for SagaRecord {
@@ -255,6 +257,8 @@ impl TryFrom<SagaRow> for SagaRecord {
             request_id: r.request_id,
             started_at: r.started_at.0,
             updated_at: r.updated_at.0,
+            owner: r.owner,
+            lease_expires_at: r.lease_expires_at.map(|t| t.0),
         })
     }
 }

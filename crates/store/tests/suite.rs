@@ -291,6 +291,8 @@ fn saga(email: &str) -> SagaRecord {
         request_id: Some("req-saga".to_string()),
         started_at: t0(),
         updated_at: t0(),
+        owner: None,
+        lease_expires_at: None,
     }
 }
 
@@ -986,6 +988,7 @@ async fn saga_update_applies_only_the_given_fields(db: Db) {
                 last_error: None,
                 add_attempts: 2,
                 expected_state: None,
+                ..Default::default()
             },
         )
         .await

@@ -38,6 +38,7 @@ mod operations;
 mod ownership;
 mod removal;
 mod saga;
+pub use saga::RetryOutcome;
 mod views;
 
 /// Tunables of the orchestrator.
@@ -57,6 +58,10 @@ pub struct ProvisionerSettings {
     pub resend_cooldown: Duration,
     /// Clock skew tolerated when deciding whether a Cognito user was created by this saga.
     pub ownership_skew: chrono::Duration,
+    /// `SAGA_LEASE_SECS`: how long a running saga holds its row without renewing. The owner renews it
+    /// every third of this while it works; recovery takes a saga only once its lease has expired. Must
+    /// exceed the longest a single step can run ([`ProvisionerSettings::longest_step`]).
+    pub lease_ttl: Duration,
 }
 
 impl Default for ProvisionerSettings {
@@ -69,7 +74,46 @@ impl Default for ProvisionerSettings {
             backoff_max: Duration::from_secs(2),
             resend_cooldown: Duration::from_secs(60),
             ownership_skew: chrono::Duration::seconds(5),
+            lease_ttl: Duration::from_secs(60),
         }
+    }
+}
+
+impl ProvisionerSettings {
+    /// The longest one step (one port call with all its retries) can run: every attempt up to its
+    /// timeout, plus every backoff at its largest with full jitter.
+    pub fn longest_step(&self) -> Duration {
+        let attempts = self.max_attempts.max(1);
+        self.call_timeout.saturating_mul(attempts) + self.backoff_max.saturating_mul(2 * (attempts - 1))
+    }
+
+    /// Refuses settings under which a step could outlive its saga's lease (recovery could then take over
+    /// a saga whose step is still running). The message names the variables to change.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.max_attempts == 0 {
+            return Err("the number of attempts per step must be at least 1".into());
+        }
+        if self.call_timeout.is_zero() {
+            return Err("CALL_TIMEOUT_SECS must be greater than zero".into());
+        }
+        let step = self.longest_step();
+        if step >= self.lease_ttl {
+            return Err(format!(
+                "SAGA_LEASE_SECS={} is too short: one saga step may run {} s ({} attempts x CALL_TIMEOUT_SECS={} s plus backoff), \
+                 so recovery in another process could take over a saga that is still working; \
+                 set SAGA_LEASE_SECS above {} or lower CALL_TIMEOUT_SECS",
+                self.lease_ttl.as_secs(),
+                step.as_secs_f64().ceil() as u64,
+                self.max_attempts,
+                self.call_timeout.as_secs_f64(),
+                step.as_secs_f64().ceil() as u64,
+            ));
+        }
+        Ok(())
+    }
+
+    fn lease_chrono(&self) -> chrono::Duration {
+        chrono::Duration::from_std(self.lease_ttl).unwrap_or(chrono::Duration::minutes(1))
     }
 }
 
@@ -237,13 +281,27 @@ pub struct Provisioner {
     clock: Arc<dyn Clock>,
     settings: ProvisionerSettings,
     observer: Arc<dyn Observer>,
+    process: Arc<str>,
+}
+
+/// `host:pid` of this process, the stem of every lease owner it writes.
+fn process_name() -> String {
+    let host = std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "host".to_string());
+    format!("{host}:{}", std::process::id())
 }
 
 impl Provisioner {
     /// Builds an orchestrator over an identity provider and a store that is both admin store and saga log.
+    ///
+    /// The settings are not checked here; call [`ProvisionerSettings::validate`] at start-up.
     pub fn new(
         idp: Arc<dyn IdentityProvider>,
-        store: Arc<dyn crate::faults::Store>,
+        store: Arc<dyn crate::store::Store>,
         clock: Arc<dyn Clock>,
         settings: ProvisionerSettings,
     ) -> Self {
@@ -257,7 +315,14 @@ impl Provisioner {
             clock,
             settings,
             observer: Arc::new(NoObserver),
+            process: process_name().into(),
         }
+    }
+
+    /// A fresh lease owner for one run of a saga (`host:pid:run`): two runs in one process never share it.
+    pub(crate) fn new_owner(&self) -> String {
+        let run = Uuid::new_v4().simple().to_string();
+        format!("{}:{}", self.process, &run[..8])
     }
 
     /// Installs an [`Observer`] for metrics.
@@ -291,19 +356,68 @@ impl Provisioner {
         self.clock.now()
     }
 
+    /// Moves the saga (held by `saga.owner`) to `state`; [`StoreError::LeaseLost`] if another owner took it.
     async fn set_state(
         &self,
-        id: Uuid,
+        saga: &SagaRecord,
         state: SagaState,
         last_error: Option<String>,
     ) -> Result<SagaRecord, StoreError> {
         let update = SagaUpdate {
             state: Some(state),
             last_error: last_error.map(Some),
-            ..Default::default()
+            ..self.owned(saga)
         };
-        self.retry(|| self.store_call(self.sagas.update(id, update.clone())))
+        self.retry(|| self.store_call(self.sagas.update(saga.id, update.clone())))
             .await
+    }
+
+    /// An update that applies only while `saga.owner` still holds the saga, stamped with our clock.
+    pub(crate) fn owned(&self, saga: &SagaRecord) -> SagaUpdate {
+        SagaUpdate {
+            expected_owner: saga.owner.clone(),
+            at: Some(self.now()),
+            ..Default::default()
+        }
+    }
+
+    /// Gives the lease up (expiry = now), so the next recovery pass may take the saga at once: used when a
+    /// run ends with the saga unfinished (stuck, or left for recovery).
+    pub(crate) async fn release_lease(&self, saga: &SagaRecord) {
+        let update = SagaUpdate {
+            lease_expires_at: Some(self.now()),
+            ..self.owned(saga)
+        };
+        let _ = self.store_call(self.sagas.update(saga.id, update)).await;
+    }
+
+    /// Runs `work` while renewing `saga`'s lease every third of its length. The renewal stops (and the
+    /// work's next saga-log write fails with [`StoreError::LeaseLost`]) once another owner has taken the
+    /// saga; dropping the returned future drops both.
+    pub(crate) async fn with_lease<T>(&self, saga: &SagaRecord, work: impl Future<Output = T>) -> T {
+        let renew = async {
+            let period = (self.settings.lease_ttl / 3).max(Duration::from_millis(10));
+            loop {
+                tokio::time::sleep(period).await;
+                let update = SagaUpdate {
+                    lease_expires_at: Some(self.now() + self.settings.lease_chrono()),
+                    ..self.owned(saga)
+                };
+                match self.store_call(self.sagas.update(saga.id, update)).await {
+                    Ok(_) => {}
+                    Err(StoreError::LeaseLost(other)) => {
+                        tracing::error!(saga_id = %saga.id, new_owner = %other, "saga lease lost; the step will stop at its next write");
+                        return std::future::pending::<()>().await;
+                    }
+                    // Finished meanwhile (the work is about to return), or the database is down: keep trying.
+                    Err(e) => tracing::debug!(saga_id = %saga.id, error = %e, "lease renewal failed"),
+                }
+            }
+        };
+        tokio::select! {
+            out = work => out,
+            _ = renew => unreachable!("the renewal loop never ends"),
+        }
     }
 
     fn audit(
@@ -350,33 +464,25 @@ impl Provisioner {
         }
     }
 
-    async fn backoff(&self, attempt: u32) {
-        let factor = 1u32.checked_shl(attempt.saturating_sub(1)).unwrap_or(u32::MAX);
-        let delay = self
-            .settings
-            .backoff_base
-            .saturating_mul(factor)
-            .min(self.settings.backoff_max);
-        let jitter = rand::random::<f64>() * 0.5 + 0.75;
-        tokio::time::sleep(delay.mul_f64(jitter)).await;
-    }
-
-    async fn retry<T, E: Transient, F, Fut>(&self, mut f: F) -> Result<T, E>
+    /// The one retry layer: exponential backoff with jitter, `max_attempts` attempts in all, for the
+    /// port's own error type (only its transient errors are retried; the AWS SDK's retry is disabled).
+    async fn retry<T, E: Transient, F, Fut>(&self, f: F) -> Result<T, E>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, E>>,
     {
-        let mut attempt = 0;
-        loop {
-            match f().await {
-                Ok(v) => return Ok(v),
-                Err(e) if e.transient() && attempt + 1 < self.settings.max_attempts => {
-                    attempt += 1;
-                    self.backoff(attempt).await;
-                }
-                Err(e) => return Err(e),
-            }
-        }
+        use backon::Retryable;
+        let policy = backon::ExponentialBuilder::default()
+            .with_min_delay(self.settings.backoff_base)
+            .with_max_delay(self.settings.backoff_max)
+            .with_factor(2.0)
+            .with_max_times(self.settings.max_attempts.saturating_sub(1) as usize)
+            .with_jitter();
+        f.retry(policy)
+            .sleep(tokio::time::sleep)
+            .when(|e: &E| e.transient())
+            .notify(|e: &E, after: Duration| tracing::debug!(error = %e, retry_in_ms = after.as_millis() as u64, "transient error; retrying"))
+            .await
     }
 }
 
@@ -410,21 +516,14 @@ enum Found {
     Foreign,
 }
 
-trait Transient {
+/// Errors of a port that may be retried. Implemented for the ports' own error types only: a domain
+/// [`Error`] is never retried (it has lost the distinction between a definitive and a passing failure).
+trait Transient: std::fmt::Display {
     fn transient(&self) -> bool;
 }
 impl Transient for IdpError {
     fn transient(&self) -> bool {
         self.is_transient()
-    }
-}
-/// Domain errors retried by a saga step: throttling and unavailability of either system.
-impl Transient for Error {
-    fn transient(&self) -> bool {
-        matches!(
-            self,
-            Error::RateLimited | Error::IdentityProviderUnavailable(_) | Error::DatabaseUnavailable(_)
-        )
     }
 }
 impl Transient for StoreError {

@@ -31,6 +31,18 @@ impl Provisioner {
         email: &AdminEmail,
         temporary_password: Option<TemporaryPassword>,
     ) -> Result<CreatedIdentity, Error> {
+        self.create_user_call(email, temporary_password)
+            .await
+            .map_err(admin_call_error)
+    }
+
+    /// `AdminCreateUser` (plus `AdminGetUser` after `CodeDeliveryFailure`) with the port's own error, so
+    /// the saga can retry it.
+    pub(super) async fn create_user_call(
+        &self,
+        email: &AdminEmail,
+        temporary_password: Option<TemporaryPassword>,
+    ) -> Result<CreatedIdentity, IdpError> {
         let req = CreateUserRequest {
             username: email.normalized().to_string(),
             email: email.normalized().to_string(),
@@ -54,7 +66,7 @@ impl Provisioner {
                     invite_delivered: false,
                 })
             }
-            Err(e) => Err(admin_call_error(e)),
+            Err(e) => Err(e),
         }
     }
 
@@ -79,6 +91,20 @@ impl Provisioner {
         cognito_sub: &str,
         plan: &RecordPlan,
     ) -> Result<AdminRecord, Error> {
+        let (admin, audit) = self.record_rows(email, cognito_username, cognito_sub, plan);
+        Ok(self
+            .store_call(self.admins.insert_admin(admin, audit, plan.saga_id))
+            .await?)
+    }
+
+    /// The rows operation 2 writes.
+    pub(super) fn record_rows(
+        &self,
+        email: &AdminEmail,
+        cognito_username: &str,
+        cognito_sub: &str,
+        plan: &RecordPlan,
+    ) -> (NewAdmin, AuditEntry) {
         let now = self.now();
         let admin = NewAdmin {
             id: plan.user_id,
@@ -101,9 +127,7 @@ impl Provisioner {
             "success",
             plan.request_id.as_deref(),
         );
-        Ok(self
-            .store_call(self.admins.insert_admin(admin, audit, plan.saga_id))
-            .await?)
+        (admin, audit)
     }
 
     /// **Operation 3: provision a new admin** — the saga over operations 1 and 2. Only an authenticated,

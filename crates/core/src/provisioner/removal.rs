@@ -40,14 +40,28 @@ impl Provisioner {
             request_id: request_id.map(str::to_string),
             started_at: now,
             updated_at: now,
+            owner: Some(self.new_owner()),
+            lease_expires_at: Some(now + self.settings.lease_chrono()),
         };
         let saga = match self.retry(|| self.store_call(self.sagas.begin(saga.clone()))).await {
             Ok(s) => s,
             Err(StoreError::SagaInFlight) => return Err(Error::AdminExists),
             Err(e) => return Err(e.into()),
         };
+        self.with_lease(&saga, self.remove_steps(&saga, &actor, &record, request_id))
+            .await
+    }
+
+    async fn remove_steps(
+        &self,
+        saga: &SagaRecord,
+        actor: &Actor,
+        record: &AdminRecord,
+        request_id: Option<&str>,
+    ) -> Result<(), Error> {
+        let id = record.user.id;
         let audit = self.audit(
-            &actor,
+            actor,
             AuditAction::DeleteAdmin,
             &record.user.email_normalized,
             "success",
@@ -63,17 +77,18 @@ impl Provisioner {
                 match self.store_call(self.admins.get_admin(id)).await {
                     Ok(None) => {}
                     Ok(Some(_)) => {
-                        let _ = self.set_state(saga.id, SagaState::Aborted, Some(e.to_string())).await;
+                        let _ = self.set_state(saga, SagaState::Aborted, Some(e.to_string())).await;
                         return Err(e.into());
                     }
                     Err(read_err) => {
                         tracing::error!(saga_id = %saga.id, error = %read_err, "cannot tell whether the admin was deleted; leaving the removal to recovery");
+                        self.release_lease(saga).await;
                         return Err(Error::SagaStuck { saga_id: saga.id });
                     }
                 }
             }
         }
-        self.finish_remove(&saga).await
+        self.finish_remove(saga).await
     }
 
     /// `DELETE` of a line that has no records yet: a provisioning still running (refused), or one that
@@ -85,11 +100,26 @@ impl Provisioner {
         id: UserId,
         request_id: Option<&str>,
     ) -> Result<Option<AdminRecord>, Error> {
-        let saga = self.unfinished_provision_of(id).await?.ok_or(Error::NotFound)?;
-        if saga.state != SagaState::Stuck && self.now() - saga.updated_at < self.creation_window() {
-            return Err(Error::ProvisioningInProgress);
+        let pending = self.unfinished_provision_of(id).await?.ok_or(Error::NotFound)?;
+        // Take the saga over only if no live owner holds its lease (a provisioning still running).
+        let now = self.now();
+        let owner = self.new_owner();
+        let saga = self
+            .store_call(self.sagas.claim_expired(
+                &owner,
+                now,
+                now + self.settings.lease_chrono(),
+                Some(pending.id),
+                1,
+            ))
+            .await?
+            .into_iter()
+            .next()
+            .ok_or(Error::ProvisioningInProgress)?;
+        let end = self.with_lease(&saga, self.recover_provision(&saga)).await;
+        if !end.is_terminal() {
+            self.release_lease(&saga).await;
         }
-        let end = self.recover_provision(&saga).await;
         if let Some(record) = self.store_call(self.admins.get_admin(id)).await? {
             return Ok(Some(record));
         }
@@ -118,12 +148,13 @@ impl Provisioner {
             .await
         {
             Ok(()) | Err(IdpError::UserNotFound) => {
-                let _ = self.set_state(saga.id, SagaState::Completed, None).await;
+                let _ = self.set_state(saga, SagaState::Completed, None).await;
                 Ok(())
             }
             Err(e) => {
                 tracing::error!(saga_id = %saga.id, error = %e, "could not delete the Cognito user; saga is stuck and will be retried");
-                let _ = self.set_state(saga.id, SagaState::Stuck, Some(e.to_string())).await;
+                let _ = self.set_state(saga, SagaState::Stuck, Some(e.to_string())).await;
+                self.release_lease(saga).await;
                 Err(Error::SagaStuck { saga_id: saga.id })
             }
         }

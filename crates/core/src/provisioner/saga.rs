@@ -2,28 +2,99 @@
 
 use super::*;
 
+/// How many sagas one claim of a recovery pass takes at a time (so replicas share a backlog).
+const RECOVERY_BATCH: i64 = 5;
+
+/// The answer to [`Provisioner::retry_saga`].
+#[derive(Clone, Debug, PartialEq)]
+pub enum RetryOutcome {
+    /// The saga was taken over and settled as far as possible now.
+    Settled(RecoveryReport),
+    /// The saga had already finished; nothing was done.
+    AlreadyFinished(SagaState),
+    /// A live owner holds the saga's lease: it is still being worked on.
+    Held {
+        /// The owner (`host:pid:run`).
+        owner: String,
+        /// Until when its lease runs (unless renewed).
+        until: Option<DateTime<Utc>>,
+    },
+}
+
 impl Provisioner {
-    /// Finds sagas left unfinished by a crash (or stuck) whose last change is older than `min_age` (zero:
-    /// all of them) and settles each. A provisioning whose records exist is marked completed; one that
+    /// One recovery pass: takes over every unfinished saga whose lease has expired (a crashed or stalled
+    /// owner, or a stuck saga whose owner gave it up), a few at a time by compare-and-set, and settles
+    /// each under a lease of its own. A provisioning whose records exist is marked completed; one that
     /// never called Cognito is aborted; one whose own Cognito user exists is rolled forward (records
     /// written, marked active if the invitee already set a password); one with no user is compensated; an
-    /// undo under way (or stuck) is finished. A removal is finished in both systems.
-    pub async fn recover_unfinished(&self, min_age: chrono::Duration) -> Result<Vec<RecoveryReport>, Error> {
-        let now = self.now();
+    /// undo under way (or stuck) is finished. A removal is finished in both systems. Sagas it cannot
+    /// settle yet (a system unreachable) get their lease released at the end of the pass.
+    pub async fn recover_unfinished(&self) -> Result<Vec<RecoveryReport>, Error> {
+        let owner = self.new_owner();
         let mut out = Vec::new();
-        for saga in self.store_call(self.sagas.list_unfinished()).await? {
-            // A zero age means "every unfinished saga" (operator-triggered recovery, tests).
-            if min_age > chrono::Duration::zero() && now - saga.updated_at < min_age {
-                continue;
+        let mut unsettled = Vec::new();
+        loop {
+            let now = self.now();
+            let lease_until = now + self.settings.lease_chrono();
+            let batch = self
+                .retry(|| {
+                    self.store_call(
+                        self.sagas
+                            .claim_expired(&owner, now, lease_until, None, RECOVERY_BATCH),
+                    )
+                })
+                .await?;
+            if batch.is_empty() {
+                break;
             }
-            let state = self.recover_one(&saga).await;
-            out.push(RecoveryReport {
-                saga_id: saga.id,
-                email: saga.email.clone(),
-                state,
-            });
+            for saga in batch {
+                let state = self.with_lease(&saga, self.recover_one(&saga)).await;
+                if !state.is_terminal() {
+                    unsettled.push(saga.clone());
+                }
+                out.push(RecoveryReport {
+                    saga_id: saga.id,
+                    email: saga.email.clone(),
+                    state,
+                });
+            }
+        }
+        for saga in &unsettled {
+            self.release_lease(saga).await;
         }
         Ok(out)
+    }
+
+    /// `admin-provisioner sagas retry ID`: settles saga `id` now, unless a live owner holds its lease.
+    /// Reads and writes the saga log, and Cognito only as far as settling needs.
+    pub async fn retry_saga(&self, id: Uuid) -> Result<RetryOutcome, Error> {
+        let owner = self.new_owner();
+        let now = self.now();
+        let claimed = self
+            .store_call(
+                self.sagas
+                    .claim_expired(&owner, now, now + self.settings.lease_chrono(), Some(id), 1),
+            )
+            .await?;
+        let Some(saga) = claimed.into_iter().next() else {
+            return match self.store_call(self.sagas.get(id)).await? {
+                None => Err(Error::NotFound),
+                Some(s) if s.state.is_terminal() => Ok(RetryOutcome::AlreadyFinished(s.state)),
+                Some(s) => Ok(RetryOutcome::Held {
+                    owner: s.owner.unwrap_or_default(),
+                    until: s.lease_expires_at,
+                }),
+            };
+        };
+        let state = self.with_lease(&saga, self.recover_one(&saga)).await;
+        if !state.is_terminal() {
+            self.release_lease(&saga).await;
+        }
+        Ok(RetryOutcome::Settled(RecoveryReport {
+            saga_id: saga.id,
+            email: saga.email.clone(),
+            state,
+        }))
     }
 
     // ----------------------------------------------------------------------------------------------
@@ -71,7 +142,7 @@ impl Provisioner {
         request_id: Option<&str>,
     ) -> Result<ProvisionedAdmin, Error> {
         if self
-            .store_call(self.admins.find_admin_by_email(email.normalized()))
+            .retry(|| self.store_call(self.admins.find_admin_by_email(email.normalized())))
             .await?
             .is_some()
         {
@@ -95,33 +166,53 @@ impl Provisioner {
             request_id: request_id.map(str::to_string),
             started_at: now,
             updated_at: now,
+            owner: Some(self.new_owner()),
+            lease_expires_at: Some(now + self.settings.lease_chrono()),
         };
 
-        // Step 1: record the intent before any side effect.
-        let mut saga = match self.retry(|| self.store_call(self.sagas.begin(intent.clone()))).await {
+        // Step 1: record the intent (and take the lease) before any side effect.
+        let saga = match self.retry(|| self.store_call(self.sagas.begin(intent.clone()))).await {
             Ok(s) => s,
             Err(StoreError::SagaInFlight) => return Err(Error::AdminExists),
             Err(e) => {
                 // The row may exist (a lost reply): release the e-mail. If even that fails, the saga is
-                // still `started` with no side effect; recovery aborts it.
-                let _ = self.set_state(intent.id, SagaState::Aborted, Some(e.to_string())).await;
+                // still `started` with no side effect; recovery aborts it once the lease expires.
+                let _ = self.set_state(&intent, SagaState::Aborted, Some(e.to_string())).await;
                 return Err(e.into());
             }
         };
+        self.with_lease(&saga, self.provision_steps(saga.clone(), actor, email, action, request_id))
+            .await
+    }
 
+    async fn provision_steps(
+        &self,
+        mut saga: SagaRecord,
+        actor: &Actor,
+        email: &AdminEmail,
+        action: AuditAction,
+        request_id: Option<&str>,
+    ) -> Result<ProvisionedAdmin, Error> {
         // Step 2: note in the log that AdminCreateUser is about to be called. A saga still `started` after a
         // crash therefore never called Cognito, and recovery leaves any user at that username alone.
         let creating = SagaUpdate {
             state: Some(SagaState::IdentityCreating),
             expected_state: Some(SagaState::Started),
-            ..Default::default()
+            ..self.owned(&saga)
         };
-        if let Err(e) = self
+        match self
             .retry(|| self.store_call(self.sagas.update(saga.id, creating.clone())))
             .await
         {
-            if !matches!(e, StoreError::SagaStateChanged(ref st) if st == SagaState::IdentityCreating.as_str()) {
-                let _ = self.set_state(saga.id, SagaState::Aborted, Some(e.to_string())).await;
+            Ok(_) => {}
+            Err(StoreError::SagaStateChanged(ref st)) if st == SagaState::IdentityCreating.as_str() => {}
+            Err(e @ StoreError::LeaseLost(_)) => {
+                // Nothing was created yet: the new owner aborts the saga.
+                tracing::error!(saga_id = %saga.id, error = %e, "saga lease lost before any side effect");
+                return Err(Error::DatabaseUnavailable(e.to_string()));
+            }
+            Err(e) => {
+                let _ = self.set_state(&saga, SagaState::Aborted, Some(e.to_string())).await;
                 return Err(e.into());
             }
         }
@@ -130,10 +221,10 @@ impl Provisioner {
         // Step 3: the Cognito user.
         let identity = match self.create_identity_step(&saga).await {
             Ok(identity) => identity,
-            Err(err) => return Err(self.compensate_provision(&saga, None, err).await),
+            Err(err) => return self.compensate_provision(&saga, None, err).await,
         };
 
-        // Step 4: remember it in the saga log.
+        // Step 4: remember it in the saga log (only while this run still holds the saga).
         let update = SagaUpdate {
             state: Some(SagaState::IdentityCreated),
             cognito_username: Some(identity.user.username.clone()),
@@ -141,13 +232,17 @@ impl Provisioner {
             identity_created_by_saga: Some(true),
             invite_delivered: Some(identity.invite_delivered),
             add_attempts: 1,
-            ..Default::default()
+            ..self.owned(&saga)
         };
-        if let Err(e) = self
+        match self
             .retry(|| self.store_call(self.sagas.update(saga.id, update.clone())))
             .await
         {
-            return Err(self.compensate_provision(&saga, Some(&identity.user), e.into()).await);
+            Ok(_) => {}
+            Err(StoreError::LeaseLost(_) | StoreError::SagaStateChanged(_)) => {
+                return self.lease_lost_undo(&saga, &identity.user).await
+            }
+            Err(e) => return self.compensate_provision(&saga, Some(&identity.user), e.into()).await,
         }
 
         // Step 5: the database records, completing the saga in the same transaction.
@@ -159,29 +254,99 @@ impl Provisioner {
             request_id: request_id.map(str::to_string),
             saga_id: Some(saga.id),
         };
+        let (admin, audit) = self.record_rows(email, &identity.user.username, &identity.user.sub, &plan);
         let err = match self
-            .retry(|| self.create_admin_database_records(email, &identity.user.username, &identity.user.sub, &plan))
+            .retry(|| {
+                self.store_call(
+                    self.admins
+                        .insert_admin(admin.clone(), audit.clone(), plan.saga_id),
+                )
+            })
             .await
         {
             Ok(record) => return Ok(self.provisioned(record, saga.id)),
-            Err(e) => e,
+            Err(e) => {
+                if !e.is_transient() {
+                    tracing::error!(saga_id = %saga.id, error = %e, "the database refused the records; compensating");
+                }
+                Error::from(e)
+            }
         };
         // Verify before undoing: the write may have landed although its reply was lost.
-        match self.store_call(self.admins.get_admin(saga.user_id)).await {
+        match self
+            .retry(|| self.store_call(self.admins.get_admin(saga.user_id)))
+            .await
+        {
             Ok(Some(record)) => Ok(self.provisioned(record, saga.id)),
-            Ok(None) => Err(self.compensate_provision(&saga, Some(&identity.user), err).await),
+            Ok(None) => self.compensate_provision(&saga, Some(&identity.user), err).await,
             Err(read_err) => {
                 tracing::error!(saga_id = %saga.id, error = %read_err, "cannot tell whether the records were written; leaving the saga for recovery");
                 let _ = self
                     .set_state(
-                        saga.id,
+                        &saga,
                         SagaState::Stuck,
                         Some(format!("{err}; read-back failed: {read_err}")),
                     )
                     .await;
+                self.release_lease(&saga).await;
                 Err(Error::SagaStuck { saga_id: saga.id })
             }
         }
+    }
+
+    /// A run that lost its lease after creating Cognito user `user`: another owner (recovery) took the
+    /// saga and may or may not have seen the user. Waits (at most one lease) for that owner to settle the
+    /// saga, then undoes what this run alone knows it created: the user is deleted unless the saga ended
+    /// with it linked to the saga's admin (then the provisioning stands and is returned).
+    pub(super) async fn lease_lost_undo(&self, saga: &SagaRecord, user: &IdpUser) -> Result<ProvisionedAdmin, Error> {
+        tracing::error!(saga_id = %saga.id, "saga lease lost after AdminCreateUser; waiting for the new owner, then undoing this run's own user");
+        let deadline = tokio::time::Instant::now() + self.settings.lease_ttl;
+        let settled = loop {
+            match self.store_call(self.sagas.get(saga.id)).await {
+                Ok(Some(cur)) if cur.state.is_terminal() => break true,
+                _ if tokio::time::Instant::now() >= deadline => break false,
+                _ => tokio::time::sleep(Duration::from_millis(50)).await,
+            }
+        };
+        let lost = Error::DatabaseUnavailable(format!(
+            "saga {} lost its lease to recovery while it worked; its partial work was undone, try again",
+            saga.id
+        ));
+        if !settled {
+            tracing::error!(saga_id = %saga.id, "the new owner has not settled the saga; it will adopt or undo the user");
+            return Err(lost);
+        }
+        match self.store_call(self.admins.get_admin(saga.user_id)).await {
+            Ok(Some(record)) if record.user.cognito_sub == user.sub => return Ok(self.provisioned(record, saga.id)),
+            Ok(_) => {}
+            Err(e) => {
+                tracing::error!(saga_id = %saga.id, error = %e, "cannot read the database; leaving the user for an operator");
+                return Err(lost);
+            }
+        }
+        if let Ok(Some(_)) = self
+            .store_call(self.admins.find_admin_by_cognito_sub(&user.sub))
+            .await
+        {
+            return Err(lost);
+        }
+        // Still the very user this run created (same sub)? Then it is ours alone: delete it.
+        match self
+            .retry(|| self.idp_call(idp_op::ADMIN_GET_USER, self.idp.admin_get_user(&user.username)))
+            .await
+        {
+            Ok(current) if current.sub == user.sub => {
+                match self
+                    .retry(|| self.idp_call(idp_op::ADMIN_DELETE_USER, self.idp.admin_delete_user(&user.username)))
+                    .await
+                {
+                    Ok(()) | Err(IdpError::UserNotFound) => {}
+                    Err(e) => tracing::error!(saga_id = %saga.id, error = %e, "could not delete this run's Cognito user"),
+                }
+            }
+            _ => {}
+        }
+        Err(lost)
     }
 
     pub(super) fn provisioned(&self, record: AdminRecord, saga_id: Uuid) -> ProvisionedAdmin {
@@ -200,9 +365,9 @@ impl Provisioner {
             Ok(e) => e,
             Err(e) => return Err(e.into()),
         };
-        match self.retry(|| self.create_admin_user(&email, None)).await {
+        match self.retry(|| self.create_user_call(&email, None)).await {
             Ok(identity) => Ok(identity),
-            Err(Error::ForeignIdentityExists) => {
+            Err(IdpError::UsernameExists) => {
                 // Ours (a retry whose first attempt landed) or someone else's?
                 match self.find_own_identity(saga).await {
                     Ok(Some(user)) => {
@@ -226,7 +391,7 @@ impl Provisioner {
                     Err(e) => Err(e.into()),
                 }
             }
-            Err(e) => Err(e),
+            Err(e) => Err(admin_call_error(e)),
         }
     }
 
@@ -272,7 +437,7 @@ impl Provisioner {
         }
         // Linked to another admin already? Then it is not ours to adopt or delete.
         match self
-            .store_call(self.admins.find_admin_by_cognito_username(&user.username))
+            .retry(|| self.store_call(self.admins.find_admin_by_cognito_username(&user.username)))
             .await
         {
             Ok(Some(r)) if r.user.id != saga.user_id => Ok(Found::Foreign),
@@ -291,33 +456,44 @@ impl Provisioner {
         })
     }
 
-    /// Undo of a provisioning: delete the Cognito user if (and only if) it is this saga's own.
-    /// Returns the error to report.
-    pub(super) async fn compensate_provision(&self, saga: &SagaRecord, known: Option<&IdpUser>, cause: Error) -> Error {
+    /// Undo of a provisioning: delete the Cognito user if (and only if) it is this saga's own. Returns the
+    /// error to report (or, when this run had lost its lease and the new owner finished the saga, the
+    /// admin it finished).
+    pub(super) async fn compensate_provision(
+        &self,
+        saga: &SagaRecord,
+        known: Option<&IdpUser>,
+        cause: Error,
+    ) -> Result<ProvisionedAdmin, Error> {
         // Nothing of ours was created: someone else's user, or an admin that already exists.
         if matches!(cause, Error::ForeignIdentityExists | Error::AdminExists) {
             let _ = self
-                .set_state(saga.id, SagaState::Aborted, Some(cause.to_string()))
+                .set_state(saga, SagaState::Aborted, Some(cause.to_string()))
                 .await;
-            return cause;
+            return Err(cause);
         }
         tracing::warn!(saga_id = %saga.id, cause = %cause, "compensating provisioning");
-        let claim = self
-            .retry(|| {
-                self.store_call(self.sagas.update(
-                    saga.id,
-                    SagaUpdate {
-                        state: Some(SagaState::Compensating),
-                        last_error: Some(Some(cause.to_string())),
-                        ..Default::default()
-                    },
-                ))
-            })
-            .await;
-        if let Err(StoreError::SagaStateChanged(state)) = &claim {
-            // Another process (recovery) finished this saga meanwhile: its outcome stands, nothing to undo.
-            tracing::warn!(saga_id = %saga.id, state = %state, "saga finished elsewhere; not compensating");
-            return cause;
+        let claim = SagaUpdate {
+            state: Some(SagaState::Compensating),
+            last_error: Some(Some(cause.to_string())),
+            ..self.owned(saga)
+        };
+        match self
+            .retry(|| self.store_call(self.sagas.update(saga.id, claim.clone())))
+            .await
+        {
+            Err(StoreError::LeaseLost(_) | StoreError::SagaStateChanged(_)) => {
+                // Another process (recovery) took this saga meanwhile: undo only what this run knows it
+                // created, once the new owner has settled.
+                return match known {
+                    Some(user) => self.lease_lost_undo(saga, user).await,
+                    None => {
+                        tracing::warn!(saga_id = %saga.id, "saga taken over elsewhere; not compensating");
+                        Err(cause)
+                    }
+                };
+            }
+            _ => {}
         }
         let mut view = saga.clone();
         if let Some(u) = known {
@@ -328,15 +504,16 @@ impl Provisioner {
         match self.undo_identity(&view).await {
             Ok(()) => {
                 let _ = self
-                    .set_state(saga.id, SagaState::Compensated, Some(cause.to_string()))
+                    .set_state(saga, SagaState::Compensated, Some(cause.to_string()))
                     .await;
-                cause
+                Err(cause)
             }
             Err(undo_err) => {
                 tracing::error!(saga_id = %saga.id, error = %undo_err, "compensation could not finish; saga is stuck");
                 let msg = format!("{cause}; compensation failed: {undo_err}");
-                let _ = self.set_state(saga.id, SagaState::Stuck, Some(msg)).await;
-                Error::SagaStuck { saga_id: saga.id }
+                let _ = self.set_state(saga, SagaState::Stuck, Some(msg)).await;
+                self.release_lease(saga).await;
+                Err(Error::SagaStuck { saga_id: saga.id })
             }
         }
     }
@@ -381,7 +558,7 @@ impl Provisioner {
                         .await
                 }
                 Err(e) => {
-                    let _ = self.set_state(saga.id, SagaState::Stuck, Some(e.to_string())).await;
+                    let _ = self.set_state(saga, SagaState::Stuck, Some(e.to_string())).await;
                     SagaState::Stuck
                 }
             },
@@ -450,7 +627,7 @@ impl Provisioner {
             state: Some(state),
             expected_state: Some(saga.state),
             last_error: why.map(|w| Some(w.to_string())),
-            ..Default::default()
+            ..self.owned(saga)
         };
         match self
             .retry(|| self.store_call(self.sagas.update(saga.id, update.clone())))

@@ -2,8 +2,9 @@
 //! wrapped in fault injectors, plus direct (un-faulted) access to both systems for the assertions.
 #![allow(dead_code)]
 
-use admin_provisioner_core::clock::{Clock, ManualClock, SystemClock};
-use admin_provisioner_core::faults::{FaultMode, FaultPlan, FaultyIdentityProvider, FaultyStore, Store};
+use admin_provisioner_core::clock::{Clock, ManualClock};
+use admin_provisioner_core::faults::{FaultMode, FaultPlan, FaultyIdentityProvider, FaultyStore};
+use admin_provisioner_core::store::Store;
 use admin_provisioner_core::identity::{CreateUserRequest, IdentityProvider, IdpError, IdpUser, MessageAction};
 use admin_provisioner_core::store::SagaState;
 use admin_provisioner_core::{Caller, Error, Provisioner, ProvisionerSettings};
@@ -21,16 +22,37 @@ pub fn fast_settings() -> ProvisionerSettings {
         backoff_base: Duration::from_millis(1),
         backoff_max: Duration::from_millis(5),
         resend_cooldown: Duration::from_secs(60),
+        // Longer than the longest step (3 × 1 s + backoff); tests move the clock past it to let recovery in.
+        lease_ttl: Duration::from_secs(5),
         ..ProvisionerSettings::default()
+    }
+}
+
+/// The real time plus an offset the test can move: lets leases expire on moto + PostgreSQL runs, whose
+/// Cognito clock is real.
+#[derive(Debug, Default)]
+pub struct OffsetClock(std::sync::Mutex<chrono::Duration>);
+
+impl OffsetClock {
+    pub fn advance(&self, by: chrono::Duration) {
+        *self.0.lock().unwrap() += by;
+    }
+}
+
+impl Clock for OffsetClock {
+    fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        chrono::Utc::now() + *self.0.lock().unwrap()
     }
 }
 
 pub struct Harness {
     pub p: Provisioner,
+    pub db_url: Option<String>,
     pub plan: Arc<FaultPlan>,
     pub raw_idp: Arc<dyn IdentityProvider>,
     pub raw_store: Arc<dyn Store>,
     pub clock: Arc<ManualClock>,
+    pub offset: Option<Arc<OffsetClock>>,
     pub mailbox_dir: Option<std::path::PathBuf>,
     _dir: tempfile::TempDir,
 }
@@ -38,6 +60,11 @@ pub struct Harness {
 impl Harness {
     /// The built-in emulator (in memory) and an SQLite file.
     pub async fn emulator_sqlite() -> Self {
+        Self::emulator_sqlite_with(fast_settings()).await
+    }
+
+    /// The built-in emulator + SQLite with these saga settings.
+    pub async fn emulator_sqlite_with(settings: ProvisionerSettings) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let clock = Arc::new(ManualClock::new());
         let mut ec = EmulatorConfig::in_memory(dir.path().join("mailbox"));
@@ -46,37 +73,60 @@ impl Harness {
         let url = format!("sqlite://{}", dir.path().join("db.sqlite").display());
         let store = admin_provisioner_store::connect(&url).await.unwrap();
         let mailbox = Some(dir.path().join("mailbox"));
-        Self::assemble(emu, store, clock.clone(), clock, mailbox, dir)
+        let mut h = Self::assemble(emu, store, clock.clone(), clock, None, mailbox, dir, settings);
+        h.db_url = Some(url);
+        h
     }
 
     /// Any identity provider and store (moto + PostgreSQL): real time.
     pub fn with(idp: Arc<dyn IdentityProvider>, store: Arc<dyn Store>) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let manual = Arc::new(ManualClock::new());
-        Self::assemble(idp, store, Arc::new(SystemClock), manual, None, dir)
+        let offset = Arc::new(OffsetClock::default());
+        Self::assemble(idp, store, offset.clone(), manual, Some(offset), None, dir, fast_settings())
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn assemble(
         idp: Arc<dyn IdentityProvider>,
         store: Arc<dyn Store>,
         saga_clock: Arc<dyn Clock>,
         clock: Arc<ManualClock>,
+        offset: Option<Arc<OffsetClock>>,
         mailbox_dir: Option<std::path::PathBuf>,
         dir: tempfile::TempDir,
+        settings: ProvisionerSettings,
     ) -> Self {
         let plan = FaultPlan::new();
         let faulty_idp = Arc::new(FaultyIdentityProvider::new(idp.clone(), plan.clone()));
         let faulty_store = Arc::new(FaultyStore::new(store.clone(), plan.clone()));
-        let p = Provisioner::new(faulty_idp, faulty_store, saga_clock, fast_settings());
+        let p = Provisioner::new(faulty_idp, faulty_store, saga_clock, settings);
         Self {
             p,
+            db_url: None,
             plan,
             raw_idp: idp,
             raw_store: store,
             clock,
+            offset,
             mailbox_dir,
             _dir: dir,
         }
+    }
+
+    /// Moves the saga's clock by `by` (the manual clock, or the offset on real-time runs).
+    pub fn advance(&self, by: chrono::Duration) {
+        match &self.offset {
+            Some(o) => o.advance(by),
+            None => self.clock.advance(by),
+        }
+    }
+
+    /// What a later recovery pass sees: every lease of a dead run has expired, then one pass runs.
+    pub async fn recover(&self) -> Vec<admin_provisioner_core::RecoveryReport> {
+        let lease = chrono::Duration::from_std(self.p.settings().lease_ttl).unwrap();
+        self.advance(lease + chrono::Duration::seconds(1));
+        self.p.recover_unfinished().await.unwrap()
     }
 
     pub async fn cognito_user(&self, username: &str) -> Option<IdpUser> {
@@ -196,6 +246,13 @@ pub async fn run_fault_case(h: &Harness, op: &str, mode: FaultMode, times: Optio
 
     h.plan.fail(op, mode, times);
     let result = h.p.provision_new_admin(&Caller::Operator, email, Some("matrix")).await;
+    // A cell that tests nothing is a bug in the matrix: the fault must have hit a call.
+    assert!(h.plan.fired(op) > 0, "{ctx}: the fault never fired");
+    if times == Some(1) {
+        // One transient fault is absorbed by the retry (or, after a call that landed, by adoption / the
+        // read-back): the admin is created.
+        assert!(result.is_ok(), "{ctx}: a single transient fault was not absorbed: {result:?}");
+    }
     match &result {
         Ok(admin) => {
             assert!(h.cognito_has(email).await, "{ctx}: Ok but no Cognito user");
@@ -219,7 +276,7 @@ pub async fn run_fault_case(h: &Harness, op: &str, mode: FaultMode, times: Optio
 
     // The recovery that follows the fault.
     h.plan.clear();
-    h.p.recover_unfinished(chrono::Duration::zero()).await.unwrap();
+    h.recover().await;
     h.assert_both_or_neither(email).await;
     assert!(
         h.raw_store.list_unfinished().await.unwrap().is_empty(),
@@ -284,7 +341,7 @@ pub async fn run_compensation_fault_case(h: &Harness, op: &str, mode: FaultMode,
         }
     }
     h.plan.clear();
-    h.p.recover_unfinished(chrono::Duration::zero()).await.unwrap();
+    h.recover().await;
     assert!(h.raw_store.list_unfinished().await.unwrap().is_empty(), "{ctx}");
     assert!(
         !h.cognito_has(email).await,
@@ -313,7 +370,7 @@ pub async fn run_foreign_fault_case(h: &Harness, op: &str, mode: FaultMode, time
         "{ctx}: provisioning over someone else's user succeeded"
     );
     h.plan.clear();
-    h.p.recover_unfinished(chrono::Duration::zero()).await.unwrap();
+    h.recover().await;
     let still = h
         .cognito_user(email)
         .await
