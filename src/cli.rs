@@ -203,10 +203,13 @@ fn print_admin(verb: &str, admin: &ProvisionedAdmin, app: &App) {
 const SAGAS_LIST_LIMIT: i64 = 200;
 
 async fn sagas_list(config: Config, stuck: bool, unfinished: bool, json: bool) -> anyhow::Result<()> {
-    use admin_provisioner_core::store::SagaLog;
-    let store = admin_provisioner_store::connect(&config.database_url)
+    let options = admin_provisioner_store::ConnectOptions {
+        schema: config.database_schema.clone(),
+    };
+    let store = admin_provisioner_store::connect_with(&config.database_url, &options)
         .await
-        .map_err(|e| anyhow::anyhow!("database: {e}"))?;
+        .map_err(|e| anyhow::anyhow!("database: {e}"))?
+        .store;
     let now = chrono::Utc::now();
     let mut sagas = if stuck || unfinished {
         store.list_unfinished().await?
@@ -221,7 +224,16 @@ async fn sagas_list(config: Config, stuck: bool, unfinished: bool, json: bool) -
         return Ok(());
     }
     if sagas.is_empty() {
-        println!("no sagas{}", if stuck { " need attention" } else if unfinished { " are unfinished" } else { "" });
+        println!(
+            "no sagas{}",
+            if stuck {
+                " need attention"
+            } else if unfinished {
+                " are unfinished"
+            } else {
+                ""
+            }
+        );
         return Ok(());
     }
     println!(

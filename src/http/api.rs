@@ -251,7 +251,9 @@ impl AdminListParams {
         use admin_provisioner_core::pages::{AdminCursor, AdminListQuery, MAX_LIMIT, MAX_PREFIX_LEN};
         let limit = self.limit.unwrap_or(admin_provisioner_core::pages::DEFAULT_LIMIT);
         if !(1..=MAX_LIMIT).contains(&limit) {
-            return Err(ApiError::invalid_request(format!("limit must be a number from 1 to {MAX_LIMIT}")));
+            return Err(ApiError::invalid_request(format!(
+                "limit must be a number from 1 to {MAX_LIMIT}"
+            )));
         }
         let status = match self.status.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
             None => None,
@@ -271,7 +273,10 @@ impl AdminListParams {
             .as_deref()
             .map(|p| p.trim().to_lowercase())
             .filter(|p| !p.is_empty());
-        if email_prefix.as_ref().is_some_and(|p| p.chars().count() > MAX_PREFIX_LEN) {
+        if email_prefix
+            .as_ref()
+            .is_some_and(|p| p.chars().count() > MAX_PREFIX_LEN)
+        {
             return Err(ApiError::invalid_request(format!(
                 "email_prefix must be at most {MAX_PREFIX_LEN} characters"
             )));
@@ -1122,7 +1127,9 @@ impl Modify for EdgeResponses {
                 .description(description)
                 .content(
                     "application/json",
-                    ContentBuilder::new().schema(Some(Ref::from_schema_name("ErrorBody"))).build(),
+                    ContentBuilder::new()
+                        .schema(Some(Ref::from_schema_name("ErrorBody")))
+                        .build(),
                 )
                 .build()
         };
@@ -1141,7 +1148,10 @@ impl Modify for EdgeResponses {
                     r.entry(status.to_string())
                         .or_insert_with(|| envelope(description).into());
                 };
-                add("408", "`request_timeout`: the request took too long to arrive or to answer");
+                add(
+                    "408",
+                    "`request_timeout`: the request took too long to arrive or to answer",
+                );
                 add("414", "`uri_too_long`: the request target is longer than 8 KiB");
                 add("421", "`misdirected_request`: the `Host` is not in `ALLOWED_HOSTS`");
                 add("431", "`headers_too_large`: the request headers are larger than 32 KiB");

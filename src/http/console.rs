@@ -723,10 +723,7 @@ async fn new_password_submit(
     }
     if let Err(e) = state.edge().limits.auth_attempt(&challenge.e, client) {
         let f = Flash::error(describe(&e));
-        return with_retry_after(
-            html(e.status, new_password_html(&state, &challenge.e, Some(&f))),
-            &e,
-        );
+        return with_retry_after(html(e.status, new_password_html(&state, &challenge.e, Some(&f))), &e);
     }
     match state
         .provisioner()
@@ -935,7 +932,10 @@ fn list_controls(params: &ListParams, next: Option<String>) -> (String, String) 
             if let Some(q) = params.q.as_deref().filter(|q| !q.is_empty()) {
                 query.push_str(&format!("&q={}", url_encode(q)));
             }
-            format!(r#"<p class="pager"><a class="btn" id="next-page" href="/console?{}">Next page →</a></p>"#, esc(&query))
+            format!(
+                r#"<p class="pager"><a class="btn" id="next-page" href="/console?{}">Next page →</a></p>"#,
+                esc(&query)
+            )
         }
         None => String::new(),
     };

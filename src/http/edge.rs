@@ -176,7 +176,10 @@ impl RateLimits {
 /// The host part of a `Host` value (lower-case, without the port), and the whole value lower-cased.
 fn host_parts(value: &str) -> Option<(String, String)> {
     let v = value.trim().to_ascii_lowercase();
-    if v.is_empty() || v.bytes().any(|b| !(b.is_ascii_alphanumeric() || b"-.:[]_".contains(&b))) {
+    if v.is_empty()
+        || v.bytes()
+            .any(|b| !(b.is_ascii_alphanumeric() || b"-.:[]_".contains(&b)))
+    {
         return None;
     }
     let host = if let Some(rest) = v.strip_prefix('[') {
@@ -241,7 +244,10 @@ fn is_json(value: &str) -> bool {
 
 /// Middleware: the JSON API takes only `application/json` bodies (module docs).
 pub async fn json_only(req: Request, next: Next) -> Response {
-    let writes = matches!(*req.method(), Method::POST | Method::PUT | Method::PATCH | Method::DELETE);
+    let writes = matches!(
+        *req.method(),
+        Method::POST | Method::PUT | Method::PATCH | Method::DELETE
+    );
     if writes && req.uri().path().starts_with("/api/") {
         let headers = req.headers();
         let has_body = headers.contains_key(header::TRANSFER_ENCODING)
@@ -283,11 +289,7 @@ pub async fn size_limits(req: Request, next: Next) -> Response {
         )
         .into_response();
     }
-    let header_bytes: usize = req
-        .headers()
-        .iter()
-        .map(|(k, v)| k.as_str().len() + v.len() + 4)
-        .sum();
+    let header_bytes: usize = req.headers().iter().map(|(k, v)| k.as_str().len() + v.len() + 4).sum();
     if header_bytes > MAX_HEADER_BYTES {
         return ApiError::new(
             StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
@@ -355,7 +357,12 @@ mod tests {
     use super::*;
 
     fn allowed() -> Vec<String> {
-        vec!["localhost".into(), "127.0.0.1".into(), "[::1]".into(), "admin.example.com:8443".into()]
+        vec![
+            "localhost".into(),
+            "127.0.0.1".into(),
+            "[::1]".into(),
+            "admin.example.com:8443".into(),
+        ]
     }
 
     #[test]
@@ -382,7 +389,10 @@ mod tests {
         assert_eq!(edge.client_addr(&headers, Some(peer)), Some(peer.ip()));
         config.trusted_proxy_header = Some("X-Forwarded-For".into());
         let edge = Edge::from_config(&config);
-        assert_eq!(edge.client_addr(&headers, Some(peer)), Some("203.0.113.7".parse().unwrap()));
+        assert_eq!(
+            edge.client_addr(&headers, Some(peer)),
+            Some("203.0.113.7".parse().unwrap())
+        );
         assert_eq!(edge.client_addr(&HeaderMap::new(), Some(peer)), Some(peer.ip()));
     }
 
@@ -391,14 +401,16 @@ mod tests {
         let limits = RateLimits::new(5, 5);
         let ip: IpAddr = "192.0.2.1".parse().unwrap();
         for i in 0..5 {
-            limits
-                .auth_attempt(&format!("user{i}@example.com"), Some(ip))
-                .unwrap();
+            limits.auth_attempt(&format!("user{i}@example.com"), Some(ip)).unwrap();
         }
         let e = limits.auth_attempt("other@example.com", Some(ip)).unwrap_err();
         assert_eq!(e.status, StatusCode::TOO_MANY_REQUESTS);
         assert_eq!(e.code, "rate_limited");
-        assert!(e.retry_after.is_some_and(|s| (1..=12).contains(&s)), "{:?}", e.retry_after);
+        assert!(
+            e.retry_after.is_some_and(|s| (1..=12).contains(&s)),
+            "{:?}",
+            e.retry_after
+        );
     }
 
     #[test]
@@ -409,6 +421,9 @@ mod tests {
         let c: IpAddr = "192.0.2.3".parse().unwrap();
         limits.auth_attempt("Ann@Example.com", Some(a)).unwrap();
         limits.auth_attempt(" ann@example.COM ", Some(b)).unwrap();
-        assert_eq!(limits.auth_attempt("ann@example.com", Some(c)).unwrap_err().code, "rate_limited");
+        assert_eq!(
+            limits.auth_attempt("ann@example.com", Some(c)).unwrap_err().code,
+            "rate_limited"
+        );
     }
 }

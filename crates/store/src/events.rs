@@ -279,7 +279,8 @@ impl EventLog {
         let status = outcome.status.map(i32::from);
         let error = outcome.error.as_deref().map(|e| truncate(e, 500));
         let duration_ms = i64::try_from(outcome.duration.as_millis()).unwrap_or(i64::MAX);
-        let log = "INSERT INTO webhook_attempts (event_id, attempt, replica, url, started_at, duration_ms, status, error) \
+        let log =
+            "INSERT INTO webhook_attempts (event_id, attempt, replica, url, started_at, duration_ms, status, error) \
                    VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
         let update = if outcome.delivered {
             "UPDATE webhook_deliveries SET state = 'delivered', delivered_at = $3, lease_owner = NULL, \
@@ -289,7 +290,11 @@ impl EventLog {
              last_status = $4, last_error = $5 WHERE event_id = $1 AND lease_owner = $2"
         };
         let now = DbTime::now();
-        let next = if outcome.delivered { now } else { DbTime::new(outcome.retry_at) };
+        let next = if outcome.delivered {
+            now
+        } else {
+            DbTime::new(outcome.retry_at)
+        };
         let changed = with_pool!(self, pool => {
             let mut tx = pool.begin().await.map_err(map_err)?;
             sqlx::query(log)

@@ -84,7 +84,9 @@ impl PostgresStore {
             .await
             .map_err(|e| schema_error(url, schema, e))?;
         adopt_public_layout(&mut first, schema).await?;
-        set_search_path(&mut first, schema).await.map_err(|e| connect_error(url, e))?;
+        set_search_path(&mut first, schema)
+            .await
+            .map_err(|e| connect_error(url, e))?;
         MIGRATOR.run(&mut first).await.map_err(|e| migrate_error(url, e))?;
         first.close().await.ok();
         let search_path = search_path_sql(schema);
@@ -185,7 +187,11 @@ async fn set_search_path(conn: &mut PgConnection, schema: &str) -> Result<(), sq
 /// Why the schema cannot be used.
 enum SchemaProblem {
     /// The schema is missing and the role may not create it.
-    CannotCreate { role: String, database: String, cause: String },
+    CannotCreate {
+        role: String,
+        database: String,
+        cause: String,
+    },
     /// The schema exists but the role has no `USAGE` on it.
     NoUsage { role: String },
     /// The database said something else.
@@ -217,7 +223,10 @@ async fn ensure_schema(conn: &mut PgConnection, schema: &str) -> Result<(), Sche
                 .and_then(|d| d.code())
                 .is_some_and(|code| code == "42501");
             if denied {
-                let cause = e.as_database_error().map(|d| d.message().to_string()).unwrap_or_default();
+                let cause = e
+                    .as_database_error()
+                    .map(|d| d.message().to_string())
+                    .unwrap_or_default();
                 return Err(SchemaProblem::CannotCreate { role, database, cause });
             }
             return Err(SchemaProblem::Sql(e));
@@ -305,11 +314,7 @@ pub async fn adopt_public_layout(conn: &mut PgConnection, schema: &str) -> Resul
     if !fingerprint {
         return Ok(());
     }
-    let ours: Vec<i64> = rows
-        .iter()
-        .filter(|(v, c)| is_ours(*v, c))
-        .map(|(v, _)| *v)
-        .collect();
+    let ours: Vec<i64> = rows.iter().filter(|(v, c)| is_ours(*v, c)).map(|(v, _)| *v).collect();
     if ours.iter().any(|v| *v != INIT_VERSION) {
         return Err(StoreError::Other(format!(
             "public._sqlx_migrations has admin-provisioner migrations {ours:?} beyond the first release's; \

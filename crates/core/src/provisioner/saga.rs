@@ -37,12 +37,7 @@ impl Provisioner {
             let now = self.now();
             let lease_until = now + self.settings.lease_chrono();
             let batch = self
-                .retry(|| {
-                    self.store_call(
-                        self.sagas
-                            .claim_expired(&owner, now, lease_until, None, RECOVERY_BATCH),
-                    )
-                })
+                .retry(|| self.store_call(self.sagas.claim_expired(&owner, now, lease_until, None, RECOVERY_BATCH)))
                 .await?;
             if batch.is_empty() {
                 break;
@@ -181,8 +176,11 @@ impl Provisioner {
                 return Err(e.into());
             }
         };
-        self.with_lease(&saga, self.provision_steps(saga.clone(), actor, email, action, request_id))
-            .await
+        self.with_lease(
+            &saga,
+            self.provision_steps(saga.clone(), actor, email, action, request_id),
+        )
+        .await
     }
 
     async fn provision_steps(
@@ -256,12 +254,7 @@ impl Provisioner {
         };
         let (admin, audit) = self.record_rows(email, &identity.user.username, &identity.user.sub, &plan);
         let err = match self
-            .retry(|| {
-                self.store_call(
-                    self.admins
-                        .insert_admin(admin.clone(), audit.clone(), plan.saga_id),
-                )
-            })
+            .retry(|| self.store_call(self.admins.insert_admin(admin.clone(), audit.clone(), plan.saga_id)))
             .await
         {
             Ok(record) => return Ok(self.provisioned(record, saga.id)),
@@ -324,10 +317,7 @@ impl Provisioner {
                 return Err(lost);
             }
         }
-        if let Ok(Some(_)) = self
-            .store_call(self.admins.find_admin_by_cognito_sub(&user.sub))
-            .await
-        {
+        if let Ok(Some(_)) = self.store_call(self.admins.find_admin_by_cognito_sub(&user.sub)).await {
             return Err(lost);
         }
         // Still the very user this run created (same sub)? Then it is ours alone: delete it.
@@ -341,7 +331,9 @@ impl Provisioner {
                     .await
                 {
                     Ok(()) | Err(IdpError::UserNotFound) => {}
-                    Err(e) => tracing::error!(saga_id = %saga.id, error = %e, "could not delete this run's Cognito user"),
+                    Err(e) => {
+                        tracing::error!(saga_id = %saga.id, error = %e, "could not delete this run's Cognito user")
+                    }
                 }
             }
             _ => {}
@@ -467,9 +459,7 @@ impl Provisioner {
     ) -> Result<ProvisionedAdmin, Error> {
         // Nothing of ours was created: someone else's user, or an admin that already exists.
         if matches!(cause, Error::ForeignIdentityExists | Error::AdminExists) {
-            let _ = self
-                .set_state(saga, SagaState::Aborted, Some(cause.to_string()))
-                .await;
+            let _ = self.set_state(saga, SagaState::Aborted, Some(cause.to_string())).await;
             return Err(cause);
         }
         tracing::warn!(saga_id = %saga.id, cause = %cause, "compensating provisioning");
