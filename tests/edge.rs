@@ -58,7 +58,12 @@ async fn a_request_for_a_host_that_is_not_allowed_is_421_in_the_envelope() {
     let t = bare_app().await;
 
     let res = t
-        .call(raw(Method::GET, "/console/mailbox").header("host", "rebound.attacker.example:8080").body(Body::empty()).unwrap())
+        .call(
+            raw(Method::GET, "/console/mailbox")
+                .header("host", "rebound.attacker.example:8080")
+                .body(Body::empty())
+                .unwrap(),
+        )
         .await;
 
     assert_eq!(res.status, StatusCode::MISDIRECTED_REQUEST, "{}", res.text);
@@ -71,7 +76,12 @@ async fn a_request_for_localhost_or_127_0_0_1_on_any_port_is_answered() {
     let t = bare_app().await;
     for host in ["localhost:8080", "127.0.0.1:41234", "LOCALHOST"] {
         let res = t
-            .call(raw(Method::GET, "/healthz").header("host", host).body(Body::empty()).unwrap())
+            .call(
+                raw(Method::GET, "/healthz")
+                    .header("host", host)
+                    .body(Body::empty())
+                    .unwrap(),
+            )
             .await;
         assert_eq!(res.status, StatusCode::OK, "{host}: {}", res.text);
     }
@@ -82,7 +92,12 @@ async fn a_malformed_host_is_400_invalid_request() {
     let t = bare_app().await;
 
     let res = t
-        .call(raw(Method::GET, "/healthz").header("host", "local host").body(Body::empty()).unwrap())
+        .call(
+            raw(Method::GET, "/healthz")
+                .header("host", "local host")
+                .body(Body::empty())
+                .unwrap(),
+        )
         .await;
 
     assert_eq!(res.status, StatusCode::BAD_REQUEST);
@@ -112,7 +127,11 @@ async fn a_text_plain_body_to_the_json_api_is_415_unsupported_media_type() {
     assert_eq!(res.code(), "unsupported_media_type");
     // Nothing happened: the victim still holds the temporary password.
     let login = t
-        .post("/api/auth/login", None, json!({"email": "victim@example.com", "password": temp}))
+        .post(
+            "/api/auth/login",
+            None,
+            json!({"email": "victim@example.com", "password": temp}),
+        )
         .await;
     assert_eq!(login.json()["challenge"], "NEW_PASSWORD_REQUIRED", "{}", login.text);
 }
@@ -120,13 +139,24 @@ async fn a_text_plain_body_to_the_json_api_is_415_unsupported_media_type() {
 #[tokio::test]
 async fn a_form_encoded_or_untyped_body_to_the_json_api_is_415() {
     let t = test_app().await;
-    for content_type in [Some("application/x-www-form-urlencoded"), Some("multipart/form-data; boundary=x"), None] {
+    for content_type in [
+        Some("application/x-www-form-urlencoded"),
+        Some("multipart/form-data; boundary=x"),
+        None,
+    ] {
         let mut b = raw(Method::POST, "/api/admins").header("authorization", format!("Bearer {}", t.token()));
         if let Some(ct) = content_type {
             b = b.header("content-type", ct);
         }
-        let res = t.call(b.body(Body::from(r#"{"email":"x@example.com"}"#)).unwrap()).await;
-        assert_eq!(res.status, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{content_type:?}: {}", res.text);
+        let res = t
+            .call(b.body(Body::from(r#"{"email":"x@example.com"}"#)).unwrap())
+            .await;
+        assert_eq!(
+            res.status,
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "{content_type:?}: {}",
+            res.text
+        );
         assert_eq!(res.code(), "unsupported_media_type");
     }
     let res = t
@@ -163,7 +193,11 @@ async fn healthz_over_tcp(addr: std::net::SocketAddr) -> std::io::Result<String>
         .await?;
     let mut buf = Vec::new();
     s.read_to_end(&mut buf).await?;
-    Ok(String::from_utf8_lossy(&buf).lines().next().unwrap_or_default().to_string())
+    Ok(String::from_utf8_lossy(&buf)
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .to_string())
 }
 
 /// True when the server closes `s` (EOF or reset) within `within`.
@@ -201,7 +235,9 @@ async fn idle_and_half_sent_sockets_are_closed_healthz_keeps_answering_and_shutd
     let mut half = Vec::new();
     for _ in 0..8 {
         let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-        s.write_all(b"POST /api/auth/login HTTP/1.1\r\nHost: localhost\r\nContent-Le").await.unwrap();
+        s.write_all(b"POST /api/auth/login HTTP/1.1\r\nHost: localhost\r\nContent-Le")
+            .await
+            .unwrap();
         half.push(s);
     }
 
@@ -242,13 +278,21 @@ async fn the_eleventh_login_for_one_email_within_a_minute_is_429_rate_limited_wi
     let t = bare_app().await;
     for i in 0..10 {
         let res = t
-            .post("/api/auth/login", None, json!({"email": ADMIN_EMAIL, "password": format!("Wrong-{i}")}))
+            .post(
+                "/api/auth/login",
+                None,
+                json!({"email": ADMIN_EMAIL, "password": format!("Wrong-{i}")}),
+            )
             .await;
         assert_eq!(res.status, StatusCode::UNAUTHORIZED, "attempt {i}: {}", res.text);
     }
 
     let res = t
-        .post("/api/auth/login", None, json!({"email": "  Root.Admin@Example.com ", "password": "Wrong-x"}))
+        .post(
+            "/api/auth/login",
+            None,
+            json!({"email": "  Root.Admin@Example.com ", "password": "Wrong-x"}),
+        )
         .await;
 
     assert_eq!(res.status, StatusCode::TOO_MANY_REQUESTS, "{}", res.text);
@@ -267,14 +311,19 @@ async fn many_emails_from_one_client_are_throttled_and_a_spoofed_forwarded_for_d
                 raw(Method::POST, "/api/auth/login")
                     .header("content-type", "application/json")
                     .header("x-forwarded-for", format!("198.51.100.{i}"))
-                    .body(Body::from(json!({"email": format!("guess{i}@example.com"), "password": "x"}).to_string()))
+                    .body(Body::from(
+                        json!({"email": format!("guess{i}@example.com"), "password": "x"}).to_string(),
+                    ))
                     .unwrap(),
             )
             .await;
         statuses.push(res.status);
     }
 
-    assert!(statuses[..10].iter().all(|s| *s == StatusCode::UNAUTHORIZED), "{statuses:?}");
+    assert!(
+        statuses[..10].iter().all(|s| *s == StatusCode::UNAUTHORIZED),
+        "{statuses:?}"
+    );
     assert_eq!(statuses[10], StatusCode::TOO_MANY_REQUESTS);
 }
 
@@ -305,11 +354,18 @@ async fn creations_are_throttled_per_calling_admin() {
     for i in 0..31 {
         // Malformed addresses: the throttle is checked first, so no admin is created.
         let res = t
-            .post("/api/admins", Some(t.token()), json!({"email": format!("not-an-email-{i}")}))
+            .post(
+                "/api/admins",
+                Some(t.token()),
+                json!({"email": format!("not-an-email-{i}")}),
+            )
             .await;
         statuses.push(res.status);
     }
-    assert!(statuses[..30].iter().all(|s| *s == StatusCode::BAD_REQUEST), "{statuses:?}");
+    assert!(
+        statuses[..30].iter().all(|s| *s == StatusCode::BAD_REQUEST),
+        "{statuses:?}"
+    );
     assert_eq!(statuses[30], StatusCode::TOO_MANY_REQUESTS);
 }
 
@@ -329,8 +385,14 @@ async fn the_emulator_locks_a_user_out_after_five_failures_like_cognito() {
     .await
     .unwrap();
     for _ in 0..5 {
-        let e = emu.initiate_auth("locked@example.com", &Password::new("wrong")).await.unwrap_err();
-        assert!(matches!(e, IdpError::NotAuthorized(ref m) if m.contains("Incorrect")), "{e:?}");
+        let e = emu
+            .initiate_auth("locked@example.com", &Password::new("wrong"))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(e, IdpError::NotAuthorized(ref m) if m.contains("Incorrect")),
+            "{e:?}"
+        );
     }
 
     let locked = emu
@@ -338,7 +400,10 @@ async fn the_emulator_locks_a_user_out_after_five_failures_like_cognito() {
         .await
         .unwrap_err();
 
-    assert!(matches!(locked, IdpError::NotAuthorized(ref m) if m == "Password attempts exceeded"), "{locked:?}");
+    assert!(
+        matches!(locked, IdpError::NotAuthorized(ref m) if m == "Password attempts exceeded"),
+        "{locked:?}"
+    );
     clock.advance(chrono::Duration::seconds(2));
     let ok = emu
         .initiate_auth("locked@example.com", &Password::new("Temp-Pass-123"))
@@ -390,7 +455,8 @@ async fn a_newline_or_escape_code_typed_as_the_email_never_reaches_the_log_raw()
     tracing::callsite::rebuild_interest_cache();
     let forged = "x\nINFO login succeeded username=root.admin@example.com\u{1b}[2J";
 
-    t.post("/api/auth/login", None, json!({"email": forged, "password": "x"})).await;
+    t.post("/api/auth/login", None, json!({"email": forged, "password": "x"}))
+        .await;
     t.post(
         "/api/auth/new-password",
         None,
@@ -400,7 +466,10 @@ async fn a_newline_or_escape_code_typed_as_the_email_never_reaches_the_log_raw()
 
     let text = logs.text();
     assert!(text.contains("unparsed:"), "the attempt is not logged in a safe form");
-    assert!(!text.contains("INFO login succeeded username=root"), "a forged line reached the log");
+    assert!(
+        !text.contains("INFO login succeeded username=root"),
+        "a forged line reached the log"
+    );
     assert!(!text.contains('\u{1b}'), "an escape code reached the log");
 }
 
@@ -422,7 +491,11 @@ async fn a_recreated_cognito_user_with_the_admins_username_but_a_new_sub_is_403(
     })
     .await
     .unwrap();
-    let token = match emu.initiate_auth(ADMIN_EMAIL, &Password::new("Temp-Pass-123")).await.unwrap() {
+    let token = match emu
+        .initiate_auth(ADMIN_EMAIL, &Password::new("Temp-Pass-123"))
+        .await
+        .unwrap()
+    {
         AuthOutcome::NewPasswordRequired { session, username } => emu
             .respond_to_new_password_challenge(&username, &session, &Password::new(NEW_PASSWORD))
             .await
@@ -517,12 +590,18 @@ async fn an_email_with_a_bidi_override_or_zero_width_space_is_400_invalid_email(
 #[tokio::test]
 async fn an_idn_domain_and_its_punycode_form_are_one_admin() {
     let t = test_app().await;
-    let first = t.post("/api/admins", Some(t.token()), json!({"email": "ann@bücher.example"})).await;
+    let first = t
+        .post("/api/admins", Some(t.token()), json!({"email": "ann@bücher.example"}))
+        .await;
     assert_eq!(first.status, StatusCode::CREATED, "{}", first.text);
     assert_eq!(first.json()["user"]["email_normalized"], "ann@xn--bcher-kva.example");
 
     let second = t
-        .post("/api/admins", Some(t.token()), json!({"email": "ANN@xn--bcher-kva.example"}))
+        .post(
+            "/api/admins",
+            Some(t.token()),
+            json!({"email": "ANN@xn--bcher-kva.example"}),
+        )
         .await;
 
     assert_eq!(second.status, StatusCode::CONFLICT, "{}", second.text);
@@ -541,7 +620,11 @@ async fn a_token_issued_in_the_future_beyond_the_leeway_is_401() {
     let mut ec = EmulatorConfig::file(&t.app.config.emulator_state, t.dir.path().join("other-mailbox"));
     ec.clock = ahead;
     let emu = CognitoEmulator::open(ec).await.unwrap();
-    let token = match emu.initiate_auth(ADMIN_EMAIL, &Password::new(NEW_PASSWORD)).await.unwrap() {
+    let token = match emu
+        .initiate_auth(ADMIN_EMAIL, &Password::new(NEW_PASSWORD))
+        .await
+        .unwrap()
+    {
         AuthOutcome::Tokens(tokens) => tokens.id_token.expose().to_string(),
         AuthOutcome::NewPasswordRequired { .. } => panic!("the admin is already active"),
     };
@@ -549,7 +632,11 @@ async fn a_token_issued_in_the_future_beyond_the_leeway_is_401() {
     let res = t.get("/api/admins", Some(&token)).await;
 
     assert_eq!(res.status, StatusCode::UNAUTHORIZED, "{}", res.text);
-    assert!(res.json()["error"]["message"].as_str().unwrap().contains("future"), "{}", res.text);
+    assert!(
+        res.json()["error"]["message"].as_str().unwrap().contains("future"),
+        "{}",
+        res.text
+    );
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -569,9 +656,12 @@ async fn the_openapi_document_declares_audit_limit_as_a_query_parameter_and_the_
     let key = create_params.iter().find(|p| p["name"] == "Idempotency-Key").unwrap();
     assert_eq!(key["schema"]["maxLength"], 255);
     assert_eq!(key["schema"]["minLength"], 1);
-    let np = &doc["components"]["schemas"]["NewPasswordRequest"]["properties"];
+    let np = &doc["components"]["schemas"]["NewPasswordRequest"]["allOf"][0]["properties"];
     assert_eq!(np["username"]["maxLength"], 128);
     assert_eq!(np["new_password"]["maxLength"], 256);
+    let either = &doc["components"]["schemas"]["NewPasswordRequest"]["allOf"][1]["anyOf"];
+    assert_eq!(either[0]["required"][0], "temporary_password");
+    assert_eq!(either[1]["required"][0], "session");
     for status in ["413", "414", "415", "421", "431"] {
         assert!(
             doc["paths"]["/api/auth/login"]["post"]["responses"][status].is_object(),
@@ -609,7 +699,12 @@ async fn a_long_uri_is_414_and_large_headers_are_431_in_the_envelope() {
     assert_eq!(res.code(), "uri_too_long");
 
     let res = t
-        .call(raw(Method::GET, "/healthz").header("x-junk", "j".repeat(40 * 1024)).body(Body::empty()).unwrap())
+        .call(
+            raw(Method::GET, "/healthz")
+                .header("x-junk", "j".repeat(40 * 1024))
+                .body(Body::empty())
+                .unwrap(),
+        )
         .await;
     assert_eq!(res.status, StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, "{}", res.text);
     assert_eq!(res.code(), "headers_too_large");
@@ -663,27 +758,47 @@ async fn the_whole_flow_at_trace_leaves_no_secret_in_logs_error_bodies_or_the_da
     let temp = t.temp_password("flow@example.com");
     secrets.push(temp.clone());
     let wrong = t
-        .post("/api/auth/new-password", None, json!({"username": "flow@example.com", "temporary_password": "Not-It-123", "new_password": NEW_PASSWORD}))
+        .post(
+            "/api/auth/new-password",
+            None,
+            json!({"username": "flow@example.com", "temporary_password": "Not-It-123", "new_password": NEW_PASSWORD}),
+        )
         .await;
     bodies.push(wrong.text);
     let challenge = t
-        .post("/api/auth/login", None, json!({"email": "flow@example.com", "password": temp}))
+        .post(
+            "/api/auth/login",
+            None,
+            json!({"email": "flow@example.com", "password": temp}),
+        )
         .await
         .json();
     let session = challenge["session"].as_str().unwrap().to_string();
     secrets.push(session.clone());
     let weak = t
-        .post("/api/auth/new-password", None, json!({"username": "flow@example.com", "session": session, "new_password": "weakpass"}))
+        .post(
+            "/api/auth/new-password",
+            None,
+            json!({"username": "flow@example.com", "session": session, "new_password": "weakpass"}),
+        )
         .await;
     bodies.push(weak.text);
     let challenge = t
-        .post("/api/auth/login", None, json!({"email": "flow@example.com", "password": temp}))
+        .post(
+            "/api/auth/login",
+            None,
+            json!({"email": "flow@example.com", "password": temp}),
+        )
         .await
         .json();
     let session = challenge["session"].as_str().unwrap().to_string();
     secrets.push(session.clone());
     let tokens = t
-        .post("/api/auth/new-password", None, json!({"username": "flow@example.com", "session": session, "new_password": "Another-Good-Pass-7"}))
+        .post(
+            "/api/auth/new-password",
+            None,
+            json!({"username": "flow@example.com", "session": session, "new_password": "Another-Good-Pass-7"}),
+        )
         .await
         .json();
     secrets.push("Another-Good-Pass-7".into());
@@ -691,21 +806,53 @@ async fn the_whole_flow_at_trace_leaves_no_secret_in_logs_error_bodies_or_the_da
         secrets.push(tokens[k].as_str().unwrap().to_string());
     }
     // Wrong logins, a forged token, an expired session, resend and removal.
-    bodies.push(t.post("/api/auth/login", None, json!({"email": "flow@example.com", "password": temp})).await.text);
+    bodies.push(
+        t.post(
+            "/api/auth/login",
+            None,
+            json!({"email": "flow@example.com", "password": temp}),
+        )
+        .await
+        .text,
+    );
     let forged = format!("{}x", tokens["id_token"].as_str().unwrap());
     bodies.push(t.get("/api/admins", Some(&forged)).await.text);
-    bodies.push(t.post("/api/auth/new-password", None, json!({"username": "flow@example.com", "session": session, "new_password": NEW_PASSWORD})).await.text);
+    bodies.push(
+        t.post(
+            "/api/auth/new-password",
+            None,
+            json!({"username": "flow@example.com", "session": session, "new_password": NEW_PASSWORD}),
+        )
+        .await
+        .text,
+    );
     let second = t.invite("second@example.com").await;
     t.clock.advance(chrono::Duration::seconds(120));
-    let resent = t.post(&format!("/api/admins/{second}/resend-invite"), Some(t.token()), json!({})).await;
+    let resent = t
+        .post(
+            &format!("/api/admins/{second}/resend-invite"),
+            Some(t.token()),
+            json!({}),
+        )
+        .await;
     assert_eq!(resent.status, StatusCode::OK, "{}", resent.text);
     secrets.push(t.temp_password("second@example.com"));
-    bodies.push(t.post(&format!("/api/admins/{id}/resend-invite"), Some(t.token()), json!({})).await.text);
-    assert_eq!(t.delete(&format!("/api/admins/{id}"), Some(t.token())).await.status, StatusCode::NO_CONTENT);
+    bodies.push(
+        t.post(&format!("/api/admins/{id}/resend-invite"), Some(t.token()), json!({}))
+            .await
+            .text,
+    );
+    assert_eq!(
+        t.delete(&format!("/api/admins/{id}"), Some(t.token())).await.status,
+        StatusCode::NO_CONTENT
+    );
     bodies.push(t.get("/api/audit", Some(t.token())).await.text);
 
     let log_text = logs.text();
-    assert!(log_text.contains("InitiateAuth") && log_text.contains("close"), "spans were not captured");
+    assert!(
+        log_text.contains("InitiateAuth") && log_text.contains("close"),
+        "spans were not captured"
+    );
     let db_path = t.dir.path().join("admin-provisioner.db");
     let mut db = std::fs::read(&db_path).unwrap();
     for companion in ["admin-provisioner.db-wal", "admin-provisioner.db-shm"] {
@@ -717,9 +864,15 @@ async fn the_whole_flow_at_trace_leaves_no_secret_in_logs_error_bodies_or_the_da
     for secret in &secrets {
         assert!(secret.len() >= 8, "a secret too short to search for");
         assert!(!log_text.contains(secret.as_str()), "a secret appears in the logs");
-        assert!(!db_text.contains(secret.as_str()), "a secret appears in the database file");
+        assert!(
+            !db_text.contains(secret.as_str()),
+            "a secret appears in the database file"
+        );
         for body in &bodies {
-            assert!(!body.contains(secret.as_str()), "a secret appears in an error body: {body}");
+            assert!(
+                !body.contains(secret.as_str()),
+                "a secret appears in an error body: {body}"
+            );
         }
     }
 }

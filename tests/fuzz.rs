@@ -37,9 +37,8 @@ fn settings() -> TokenSettings {
 
 /// Three base64url segments of arbitrary JSON-ish content: JWT-shaped garbage.
 fn jwt_shaped() -> impl Strategy<Value = String> {
-    (jsonish(), jsonish(), "[A-Za-z0-9_-]{0,64}").prop_map(|(h, p, sig)| {
-        format!("{}.{}.{}", URL_SAFE_NO_PAD.encode(h), URL_SAFE_NO_PAD.encode(p), sig)
-    })
+    (jsonish(), jsonish(), "[A-Za-z0-9_-]{0,64}")
+        .prop_map(|(h, p, sig)| format!("{}.{}.{}", URL_SAFE_NO_PAD.encode(h), URL_SAFE_NO_PAD.encode(p), sig))
 }
 
 proptest! {

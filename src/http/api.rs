@@ -56,7 +56,7 @@ pub fn routes() -> Router<AppState> {
 #[derive(Deserialize, ToSchema)]
 pub struct CreateAdminRequest {
     /// The new admin's e-mail address (case-insensitive; trimmed; at most 128 characters).
-    #[schema(example = "ann@example.com")]
+    #[schema(example = "ann@example.com", format = Email, min_length = 3, max_length = 128)]
     pub email: String,
 }
 
@@ -1022,7 +1022,9 @@ impl Modify for EdgeResponses {
                 .description(description)
                 .content(
                     "application/json",
-                    ContentBuilder::new().schema(Some(Ref::from_schema_name("ErrorBody"))).build(),
+                    ContentBuilder::new()
+                        .schema(Some(Ref::from_schema_name("ErrorBody")))
+                        .build(),
                 )
                 .build()
         };
@@ -1041,7 +1043,10 @@ impl Modify for EdgeResponses {
                     r.entry(status.to_string())
                         .or_insert_with(|| envelope(description).into());
                 };
-                add("408", "`request_timeout`: the request took too long to arrive or to answer");
+                add(
+                    "408",
+                    "`request_timeout`: the request took too long to arrive or to answer",
+                );
                 add("414", "`uri_too_long`: the request target is longer than 8 KiB");
                 add("421", "`misdirected_request`: the `Host` is not in `ALLOWED_HOSTS`");
                 add("431", "`headers_too_large`: the request headers are larger than 32 KiB");
@@ -1056,6 +1061,21 @@ impl Modify for EdgeResponses {
                 if path.starts_with("/api/auth/") || path.contains("resend-invite") || path == "/api/admins" {
                     add("429", "`rate_limited` (with `Retry-After`)");
                 }
+            }
+        }
+        // `temporary_password` or `session`: at least one is required.
+        if let Some(components) = openapi.components.as_mut() {
+            use utoipa::openapi::schema::{AllOfBuilder, AnyOfBuilder, ObjectBuilder, Schema};
+            use utoipa::openapi::RefOr;
+            if let Some(RefOr::T(body)) = components.schemas.remove("NewPasswordRequest") {
+                let either = AnyOfBuilder::new()
+                    .item(ObjectBuilder::new().required("temporary_password"))
+                    .item(ObjectBuilder::new().required("session"))
+                    .build();
+                let schema = AllOfBuilder::new().item(body).item(Schema::AnyOf(either)).build();
+                components
+                    .schemas
+                    .insert("NewPasswordRequest".into(), Schema::AllOf(schema).into());
             }
         }
     }

@@ -98,9 +98,9 @@ impl JwksCache {
                 });
             }
         }
-        let downloaded = fetch().await.and_then(|jwks| {
-            serde_json::from_value::<JwkSet>(jwks).map_err(|e| format!("the JWKS is malformed: {e}"))
-        });
+        let downloaded = fetch()
+            .await
+            .and_then(|jwks| serde_json::from_value::<JwkSet>(jwks).map_err(|e| format!("the JWKS is malformed: {e}")));
         let set = match downloaded {
             Ok(set) => set,
             Err(e) => {
@@ -361,7 +361,11 @@ mod tests {
                 .await;
             assert!(matches!(r, Err(KeyError::Unavailable(_))));
         }
-        assert_eq!(downloads.load(Ordering::SeqCst), 1, "a JWKS outage must not cause a download per token");
+        assert_eq!(
+            downloads.load(Ordering::SeqCst),
+            1,
+            "a JWKS outage must not cause a download per token"
+        );
     }
 
     #[tokio::test]

@@ -721,10 +721,7 @@ async fn new_password_submit(
     }
     if let Err(e) = state.edge().limits.auth_attempt(&challenge.e, client) {
         let f = Flash::error(describe(&e));
-        return with_retry_after(
-            html(e.status, new_password_html(&state, &challenge.e, Some(&f))),
-            &e,
-        );
+        return with_retry_after(html(e.status, new_password_html(&state, &challenge.e, Some(&f))), &e);
     }
     match state
         .provisioner()

@@ -176,7 +176,10 @@ impl RateLimits {
 /// The host part of a `Host` value (lower-case, without the port), and the whole value lower-cased.
 fn host_parts(value: &str) -> Option<(String, String)> {
     let v = value.trim().to_ascii_lowercase();
-    if v.is_empty() || v.bytes().any(|b| !(b.is_ascii_alphanumeric() || b"-.:[]_".contains(&b))) {
+    if v.is_empty()
+        || v.bytes()
+            .any(|b| !(b.is_ascii_alphanumeric() || b"-.:[]_".contains(&b)))
+    {
         return None;
     }
     let host = if let Some(rest) = v.strip_prefix('[') {
@@ -196,10 +199,24 @@ fn host_parts(value: &str) -> Option<(String, String)> {
     Some((host, v))
 }
 
+/// The verdict on a `Host` value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HostCheck {
+    /// In the allowlist.
+    Allowed,
+    /// Well-formed but not in the allowlist (421).
+    Refused,
+    /// Not a host name, IP literal or `host:port` (400).
+    Malformed,
+}
+
 /// Whether a `Host` value is allowed by `allowed` (entries with a port match exactly; without, any port).
-pub fn host_allowed(allowed: &[String], value: &str) -> Result<bool, ()> {
-    let (host, whole) = host_parts(value).ok_or(())?;
-    Ok(allowed.iter().any(|a| *a == whole || *a == host))
+pub fn host_allowed(allowed: &[String], value: &str) -> HostCheck {
+    match host_parts(value) {
+        None => HostCheck::Malformed,
+        Some((host, whole)) if allowed.iter().any(|a| *a == whole || *a == host) => HostCheck::Allowed,
+        Some(_) => HostCheck::Refused,
+    }
 }
 
 /// Middleware: the `Host` allowlist (module docs).
@@ -214,8 +231,8 @@ pub async fn host_guard(State(state): State<AppState>, req: Request, next: Next)
             None => {}
             Some(Err(_)) => return ApiError::invalid_request("the Host header is malformed").into_response(),
             Some(Ok(h)) => match host_allowed(allowed, &h) {
-                Ok(true) => {}
-                Ok(false) => {
+                HostCheck::Allowed => {}
+                HostCheck::Refused => {
                     tracing::warn!(host = %loggable_username(&h), "request for a host that is not allowed");
                     return ApiError::new(
                         StatusCode::MISDIRECTED_REQUEST,
@@ -224,7 +241,9 @@ pub async fn host_guard(State(state): State<AppState>, req: Request, next: Next)
                     )
                     .into_response();
                 }
-                Err(()) => return ApiError::invalid_request("the Host header is malformed").into_response(),
+                HostCheck::Malformed => {
+                    return ApiError::invalid_request("the Host header is malformed").into_response()
+                }
             },
         }
     }
@@ -241,7 +260,10 @@ fn is_json(value: &str) -> bool {
 
 /// Middleware: the JSON API takes only `application/json` bodies (module docs).
 pub async fn json_only(req: Request, next: Next) -> Response {
-    let writes = matches!(*req.method(), Method::POST | Method::PUT | Method::PATCH | Method::DELETE);
+    let writes = matches!(
+        *req.method(),
+        Method::POST | Method::PUT | Method::PATCH | Method::DELETE
+    );
     if writes && req.uri().path().starts_with("/api/") {
         let headers = req.headers();
         let has_body = headers.contains_key(header::TRANSFER_ENCODING)
@@ -283,11 +305,7 @@ pub async fn size_limits(req: Request, next: Next) -> Response {
         )
         .into_response();
     }
-    let header_bytes: usize = req
-        .headers()
-        .iter()
-        .map(|(k, v)| k.as_str().len() + v.len() + 4)
-        .sum();
+    let header_bytes: usize = req.headers().iter().map(|(k, v)| k.as_str().len() + v.len() + 4).sum();
     if header_bytes > MAX_HEADER_BYTES {
         return ApiError::new(
             StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
@@ -355,21 +373,26 @@ mod tests {
     use super::*;
 
     fn allowed() -> Vec<String> {
-        vec!["localhost".into(), "127.0.0.1".into(), "[::1]".into(), "admin.example.com:8443".into()]
+        vec![
+            "localhost".into(),
+            "127.0.0.1".into(),
+            "[::1]".into(),
+            "admin.example.com:8443".into(),
+        ]
     }
 
     #[test]
     fn the_host_allowlist_matches_names_with_any_port_and_pinned_ports_exactly() {
         let a = allowed();
-        assert_eq!(host_allowed(&a, "localhost:8080"), Ok(true));
-        assert_eq!(host_allowed(&a, "LOCALHOST"), Ok(true));
-        assert_eq!(host_allowed(&a, "[::1]:8080"), Ok(true));
-        assert_eq!(host_allowed(&a, "admin.example.com:8443"), Ok(true));
-        assert_eq!(host_allowed(&a, "admin.example.com:80"), Ok(false));
-        assert_eq!(host_allowed(&a, "evil.example:8080"), Ok(false));
-        assert_eq!(host_allowed(&a, "localhost.evil.example"), Ok(false));
-        assert_eq!(host_allowed(&a, "a b"), Err(()));
-        assert_eq!(host_allowed(&a, "localhost:80:80"), Err(()));
+        assert_eq!(host_allowed(&a, "localhost:8080"), HostCheck::Allowed);
+        assert_eq!(host_allowed(&a, "LOCALHOST"), HostCheck::Allowed);
+        assert_eq!(host_allowed(&a, "[::1]:8080"), HostCheck::Allowed);
+        assert_eq!(host_allowed(&a, "admin.example.com:8443"), HostCheck::Allowed);
+        assert_eq!(host_allowed(&a, "admin.example.com:80"), HostCheck::Refused);
+        assert_eq!(host_allowed(&a, "evil.example:8080"), HostCheck::Refused);
+        assert_eq!(host_allowed(&a, "localhost.evil.example"), HostCheck::Refused);
+        assert_eq!(host_allowed(&a, "a b"), HostCheck::Malformed);
+        assert_eq!(host_allowed(&a, "localhost:80:80"), HostCheck::Malformed);
     }
 
     #[test]
@@ -382,7 +405,10 @@ mod tests {
         assert_eq!(edge.client_addr(&headers, Some(peer)), Some(peer.ip()));
         config.trusted_proxy_header = Some("X-Forwarded-For".into());
         let edge = Edge::from_config(&config);
-        assert_eq!(edge.client_addr(&headers, Some(peer)), Some("203.0.113.7".parse().unwrap()));
+        assert_eq!(
+            edge.client_addr(&headers, Some(peer)),
+            Some("203.0.113.7".parse().unwrap())
+        );
         assert_eq!(edge.client_addr(&HeaderMap::new(), Some(peer)), Some(peer.ip()));
     }
 
@@ -391,14 +417,16 @@ mod tests {
         let limits = RateLimits::new(5, 5);
         let ip: IpAddr = "192.0.2.1".parse().unwrap();
         for i in 0..5 {
-            limits
-                .auth_attempt(&format!("user{i}@example.com"), Some(ip))
-                .unwrap();
+            limits.auth_attempt(&format!("user{i}@example.com"), Some(ip)).unwrap();
         }
         let e = limits.auth_attempt("other@example.com", Some(ip)).unwrap_err();
         assert_eq!(e.status, StatusCode::TOO_MANY_REQUESTS);
         assert_eq!(e.code, "rate_limited");
-        assert!(e.retry_after.is_some_and(|s| (1..=12).contains(&s)), "{:?}", e.retry_after);
+        assert!(
+            e.retry_after.is_some_and(|s| (1..=12).contains(&s)),
+            "{:?}",
+            e.retry_after
+        );
     }
 
     #[test]
@@ -409,6 +437,9 @@ mod tests {
         let c: IpAddr = "192.0.2.3".parse().unwrap();
         limits.auth_attempt("Ann@Example.com", Some(a)).unwrap();
         limits.auth_attempt(" ann@example.COM ", Some(b)).unwrap();
-        assert_eq!(limits.auth_attempt("ann@example.com", Some(c)).unwrap_err().code, "rate_limited");
+        assert_eq!(
+            limits.auth_attempt("ann@example.com", Some(c)).unwrap_err().code,
+            "rate_limited"
+        );
     }
 }
