@@ -13,7 +13,7 @@ cd "$(dirname "$0")/.."
 ROOT="$PWD"
 BIN="${1:-$ROOT/target/debug/admin-provisioner}"
 ST="$ROOT/.venv/bin/st"
-EXAMPLES="${SCHEMATHESIS_MAX_EXAMPLES:-25}"
+EXAMPLES="${SCHEMATHESIS_MAX_EXAMPLES:-50}"
 SEED="${SCHEMATHESIS_SEED:-8}"
 
 WORK="$(mktemp -d)"
@@ -46,7 +46,7 @@ PY
 )"
 
 set +e
-"$ST" run "http://127.0.0.1:$PORT/openapi.json" \
+"$ST" --config-file "$ROOT/scripts/schemathesis.toml" run "http://127.0.0.1:$PORT/openapi.json" \
   --header "Authorization: Bearer $TOKEN" \
   --checks all \
   --max-examples "$EXAMPLES" \

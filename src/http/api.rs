@@ -56,7 +56,7 @@ pub fn routes() -> Router<AppState> {
 #[derive(Deserialize, ToSchema)]
 pub struct CreateAdminRequest {
     /// The new admin's e-mail address (case-insensitive; trimmed; at most 128 characters).
-    #[schema(example = "ann@example.com")]
+    #[schema(example = "ann@example.com", format = Email, min_length = 3, max_length = 128)]
     pub email: String,
 }
 
@@ -1166,6 +1166,21 @@ impl Modify for EdgeResponses {
                 if path.starts_with("/api/auth/") || path.contains("resend-invite") || path == "/api/admins" {
                     add("429", "`rate_limited` (with `Retry-After`)");
                 }
+            }
+        }
+        // `temporary_password` or `session`: at least one is required.
+        if let Some(components) = openapi.components.as_mut() {
+            use utoipa::openapi::schema::{AllOfBuilder, AnyOfBuilder, ObjectBuilder, Schema};
+            use utoipa::openapi::RefOr;
+            if let Some(RefOr::T(body)) = components.schemas.remove("NewPasswordRequest") {
+                let either = AnyOfBuilder::new()
+                    .item(ObjectBuilder::new().required("temporary_password"))
+                    .item(ObjectBuilder::new().required("session"))
+                    .build();
+                let schema = AllOfBuilder::new().item(body).item(Schema::AnyOf(either)).build();
+                components
+                    .schemas
+                    .insert("NewPasswordRequest".into(), Schema::AllOf(schema).into());
             }
         }
     }

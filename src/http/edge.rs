@@ -199,10 +199,24 @@ fn host_parts(value: &str) -> Option<(String, String)> {
     Some((host, v))
 }
 
+/// The verdict on a `Host` value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HostCheck {
+    /// In the allowlist.
+    Allowed,
+    /// Well-formed but not in the allowlist (421).
+    Refused,
+    /// Not a host name, IP literal or `host:port` (400).
+    Malformed,
+}
+
 /// Whether a `Host` value is allowed by `allowed` (entries with a port match exactly; without, any port).
-pub fn host_allowed(allowed: &[String], value: &str) -> Result<bool, ()> {
-    let (host, whole) = host_parts(value).ok_or(())?;
-    Ok(allowed.iter().any(|a| *a == whole || *a == host))
+pub fn host_allowed(allowed: &[String], value: &str) -> HostCheck {
+    match host_parts(value) {
+        None => HostCheck::Malformed,
+        Some((host, whole)) if allowed.iter().any(|a| *a == whole || *a == host) => HostCheck::Allowed,
+        Some(_) => HostCheck::Refused,
+    }
 }
 
 /// Middleware: the `Host` allowlist (module docs).
@@ -217,8 +231,8 @@ pub async fn host_guard(State(state): State<AppState>, req: Request, next: Next)
             None => {}
             Some(Err(_)) => return ApiError::invalid_request("the Host header is malformed").into_response(),
             Some(Ok(h)) => match host_allowed(allowed, &h) {
-                Ok(true) => {}
-                Ok(false) => {
+                HostCheck::Allowed => {}
+                HostCheck::Refused => {
                     tracing::warn!(host = %loggable_username(&h), "request for a host that is not allowed");
                     return ApiError::new(
                         StatusCode::MISDIRECTED_REQUEST,
@@ -227,7 +241,9 @@ pub async fn host_guard(State(state): State<AppState>, req: Request, next: Next)
                     )
                     .into_response();
                 }
-                Err(()) => return ApiError::invalid_request("the Host header is malformed").into_response(),
+                HostCheck::Malformed => {
+                    return ApiError::invalid_request("the Host header is malformed").into_response()
+                }
             },
         }
     }
@@ -368,15 +384,15 @@ mod tests {
     #[test]
     fn the_host_allowlist_matches_names_with_any_port_and_pinned_ports_exactly() {
         let a = allowed();
-        assert_eq!(host_allowed(&a, "localhost:8080"), Ok(true));
-        assert_eq!(host_allowed(&a, "LOCALHOST"), Ok(true));
-        assert_eq!(host_allowed(&a, "[::1]:8080"), Ok(true));
-        assert_eq!(host_allowed(&a, "admin.example.com:8443"), Ok(true));
-        assert_eq!(host_allowed(&a, "admin.example.com:80"), Ok(false));
-        assert_eq!(host_allowed(&a, "evil.example:8080"), Ok(false));
-        assert_eq!(host_allowed(&a, "localhost.evil.example"), Ok(false));
-        assert_eq!(host_allowed(&a, "a b"), Err(()));
-        assert_eq!(host_allowed(&a, "localhost:80:80"), Err(()));
+        assert_eq!(host_allowed(&a, "localhost:8080"), HostCheck::Allowed);
+        assert_eq!(host_allowed(&a, "LOCALHOST"), HostCheck::Allowed);
+        assert_eq!(host_allowed(&a, "[::1]:8080"), HostCheck::Allowed);
+        assert_eq!(host_allowed(&a, "admin.example.com:8443"), HostCheck::Allowed);
+        assert_eq!(host_allowed(&a, "admin.example.com:80"), HostCheck::Refused);
+        assert_eq!(host_allowed(&a, "evil.example:8080"), HostCheck::Refused);
+        assert_eq!(host_allowed(&a, "localhost.evil.example"), HostCheck::Refused);
+        assert_eq!(host_allowed(&a, "a b"), HostCheck::Malformed);
+        assert_eq!(host_allowed(&a, "localhost:80:80"), HostCheck::Malformed);
     }
 
     #[test]

@@ -205,8 +205,7 @@ pub async fn serve(
     serve_with(AppState::new(app), listener, limits, shutdown).await
 }
 
-/// [`serve`] with an explicit state and limits: one hyper connection per accepted socket (HTTP/1.1 and
-/// HTTP/2), each holding a permit of a semaphore of `max_connections`, each with the header-read timeout;
+/// [`serve`] with an explicit state and limits: one hyper HTTP/1.1 connection per accepted socket, each holding a permit of a semaphore of `max_connections`, each with the header-read timeout;
 /// at shutdown the listener closes, idle connections close at once, busy ones finish their request, and
 /// whatever is still open after the grace period is dropped.
 pub async fn serve_with(
@@ -215,26 +214,21 @@ pub async fn serve_with(
     limits: ServeLimits,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-    use hyper_util::server::conn::auto;
+    use hyper_util::rt::{TokioIo, TokioTimer};
     use tower::ServiceExt as _;
 
     let addr = listener.local_addr()?;
     tracing::info!(%addr, max_connections = limits.max_connections, "HTTP service listening");
     let router = router(state);
     let permits = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
-    let mut builder = auto::Builder::new(TokioExecutor::new());
+    // HTTP/1.1 only: hyper's header-read timer starts as soon as a connection waits for a request head,
+    // so it also closes sockets that never send a byte, and idle keep-alive connections.
+    let mut builder = hyper::server::conn::http1::Builder::new();
     builder
-        .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_read_timeout)
+        .keep_alive(true)
         .max_buf_size(edge::MAX_URI_BYTES + edge::MAX_HEADER_BYTES + 16 * 1024);
-    builder
-        .http2()
-        .timer(TokioTimer::new())
-        .keep_alive_interval(Some(limits.header_read_timeout))
-        .keep_alive_timeout(limits.header_read_timeout)
-        .max_concurrent_streams(64);
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
@@ -263,8 +257,8 @@ pub async fn serve_with(
                 req.map(axum::body::Body::new)
             });
         let service = hyper_util::service::TowerToHyperService::new(service);
-        let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
-        let conn = graceful.watch(conn.into_owned());
+        let conn = builder.serve_connection(TokioIo::new(stream), service);
+        let conn = graceful.watch(conn);
         tokio::spawn(async move {
             if let Err(e) = conn.await {
                 tracing::debug!(error = %e, "connection closed with an error");
