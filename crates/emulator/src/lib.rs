@@ -37,6 +37,7 @@
 #![warn(missing_docs)]
 
 pub mod mailbox;
+pub mod simulation;
 
 mod db;
 mod keys;
@@ -120,6 +121,8 @@ pub struct EmulatorConfig {
     pub invite_validity_days: u32,
     /// The source of "now" for expiry, sessions, token times and e-mail dates.
     pub clock: Arc<dyn Clock>,
+    /// Simulated quotas and latency ([`simulation`]); nothing by default.
+    pub simulation: simulation::Simulation,
 }
 
 impl std::fmt::Debug for EmulatorConfig {
@@ -132,6 +135,7 @@ impl std::fmt::Debug for EmulatorConfig {
             .field("client_id", &self.client_id)
             .field("issuer", &self.issuer)
             .field("invite_validity_days", &self.invite_validity_days)
+            .field("simulation", &self.simulation)
             .finish_non_exhaustive()
     }
 }
@@ -158,6 +162,7 @@ impl EmulatorConfig {
             issuer: None,
             invite_validity_days: DEFAULT_INVITE_VALIDITY_DAYS,
             clock: Arc::new(SystemClock),
+            simulation: simulation::Simulation::default(),
         }
     }
 
@@ -184,6 +189,7 @@ struct Inner {
     invite_validity: Duration,
     clock: Arc<dyn Clock>,
     key: keys::SigningKey,
+    meter: simulation::Meter,
 }
 
 impl std::fmt::Debug for CognitoEmulator {
@@ -249,6 +255,7 @@ impl CognitoEmulator {
                 invite_validity: Duration::days(i64::from(config.invite_validity_days)),
                 clock: config.clock,
                 key,
+                meter: simulation::Meter::new(&config.simulation),
             }),
         })
     }
@@ -273,12 +280,14 @@ impl CognitoEmulator {
     /// `UserNotFound` for a missing user.
     #[tracing::instrument(skip_all, fields(op = "AdminDisableUser", username = %username))]
     pub async fn admin_disable_user(&self, username: &str) -> Result<(), IdpError> {
+        self.inner.meter.admit("AdminDisableUser").await?;
         self.set_enabled(username, false).await
     }
 
     /// `AdminEnableUser`: undoes [`CognitoEmulator::admin_disable_user`]. `UserNotFound` for a missing user.
     #[tracing::instrument(skip_all, fields(op = "AdminEnableUser", username = %username))]
     pub async fn admin_enable_user(&self, username: &str) -> Result<(), IdpError> {
+        self.inner.meter.admit("AdminEnableUser").await?;
         self.set_enabled(username, true).await
     }
 
@@ -508,6 +517,7 @@ impl IdentityProvider for CognitoEmulator {
 
     #[tracing::instrument(skip_all, fields(op = "AdminCreateUser", username = %req.username, action = ?req.message_action))]
     async fn admin_create_user(&self, req: CreateUserRequest) -> Result<IdpUser, IdpError> {
+        self.inner.meter.admit("AdminCreateUser").await?;
         policy::check_username(&req.username)?;
         if req.message_action == Some(MessageAction::Resend) {
             return self.resend(req).await;
@@ -567,6 +577,7 @@ impl IdentityProvider for CognitoEmulator {
 
     #[tracing::instrument(skip_all, fields(op = "AdminGetUser", username = %username))]
     async fn admin_get_user(&self, username: &str) -> Result<IdpUser, IdpError> {
+        self.inner.meter.admit("AdminGetUser").await?;
         find_user(&self.inner.pool, username)
             .await
             .map_err(unavailable)?
@@ -576,6 +587,7 @@ impl IdentityProvider for CognitoEmulator {
 
     #[tracing::instrument(skip_all, fields(op = "AdminDeleteUser", username = %username))]
     async fn admin_delete_user(&self, username: &str) -> Result<(), IdpError> {
+        self.inner.meter.admit("AdminDeleteUser").await?;
         let key = username_key(username);
         let mut tx = self
             .inner
@@ -603,6 +615,7 @@ impl IdentityProvider for CognitoEmulator {
 
     #[tracing::instrument(skip_all, fields(op = "ListUsers", limit = limit))]
     async fn list_users(&self, pagination_token: Option<String>, limit: u32) -> Result<UserPage, IdpError> {
+        self.inner.meter.admit("ListUsers").await?;
         if !(1..=60).contains(&limit) {
             return Err(IdpError::InvalidParameter(format!(
                 "1 validation error detected: Value '{limit}' at 'limit' failed to satisfy constraint: \
@@ -635,6 +648,7 @@ impl IdentityProvider for CognitoEmulator {
 
     #[tracing::instrument(skip_all, fields(op = "InitiateAuth", username = %username))]
     async fn initiate_auth(&self, username: &str, password: &Password) -> Result<AuthOutcome, IdpError> {
+        self.inner.meter.admit("InitiateAuth").await?;
         let now = self.now();
         let Some(user) = find_user(&self.inner.pool, username).await.map_err(unavailable)? else {
             tracing::info!("login refused");
@@ -696,6 +710,7 @@ impl IdentityProvider for CognitoEmulator {
         session: &Secret,
         new_password: &Password,
     ) -> Result<Tokens, IdpError> {
+        self.inner.meter.admit("RespondToAuthChallenge").await?;
         let now = self.now();
         let invalid = || IdpError::NotAuthorized(INVALID_SESSION.into());
         let hash = db::session_hash(session.expose());

@@ -52,6 +52,10 @@ impl PostgresStore {
         first.close().await.ok();
         let pool = PgPoolOptions::new()
             .max_connections(MAX_CONNECTIONS)
+            // No ping before each acquire (a round trip per statement on PostgreSQL): a broken connection
+            // fails its statement as a transient error, which the caller retries on a fresh one; sqlx
+            // still tests each connection when it is returned.
+            .test_before_acquire(false)
             .acquire_timeout(ACQUIRE_TIMEOUT)
             .connect_with(options)
             .await
