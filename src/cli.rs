@@ -1,4 +1,5 @@
-//! The command line: `serve`, `bootstrap-admin`, `provision`, `resend-invite`, `doctor`, `demo`, `sagas`.
+//! The command line: `serve`, `bootstrap-admin`, `provision`, `resend-invite`, `import`, `doctor`, `demo`,
+//! `sagas`, `reconcile`.
 //!
 //! Every command exits 0 on success and non-zero with a one-line reason on stderr otherwise. The operator
 //! commands act as `operator` in the audit log. Logs go to stderr (`RUST_LOG` filters them); results go
@@ -42,6 +43,21 @@ enum Command {
         /// The admin's e-mail address.
         #[arg(long)]
         email: String,
+    },
+    /// Provisions every admin of a CSV file (header row with an `email` column) under a rate limit; safe to
+    /// re-run (existing admins are skipped) and to stop with Ctrl-C.
+    Import {
+        /// The CSV file.
+        file: std::path::PathBuf,
+        /// Rows started per second at most (Cognito's AdminCreateUser quota is 50/s per account).
+        #[arg(long, default_value_t = crate::import::DEFAULT_RATE)]
+        rate: f64,
+        /// Rows in flight at most.
+        #[arg(long, default_value_t = 16)]
+        concurrency: usize,
+        /// Write each row's outcome to this JSON file.
+        #[arg(long)]
+        report: Option<std::path::PathBuf>,
     },
     /// Checks the Cognito user pool and app client for settings that break the flow (exit 1 if any blocks it).
     Doctor,
@@ -151,6 +167,36 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 .await?;
             print_admin("provisioned", &admin, &app);
             Ok(())
+        }
+        Command::Import {
+            file,
+            rate,
+            concurrency,
+            report,
+        } => {
+            let options = crate::import::ImportOptions {
+                file,
+                rate,
+                concurrency,
+                report,
+            };
+            // Validate the file before connecting anywhere: a bad header fails fast.
+            crate::import::read_rows(&options.file)?;
+            let app = build(cli.config).await?;
+            let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+            let flag = stop.clone();
+            tokio::spawn(async move {
+                if tokio::signal::ctrl_c().await.is_ok() {
+                    eprintln!("import: interrupted; finishing the rows in flight (Ctrl-C again to leave now)");
+                    flag.store(true, std::sync::atomic::Ordering::SeqCst);
+                    if tokio::signal::ctrl_c().await.is_ok() {
+                        eprintln!("import: left at once; the saga log lets the next run or `serve` settle what was in flight");
+                        std::process::exit(130);
+                    }
+                }
+            });
+            let result = crate::import::run_import(&app, &options, stop).await?;
+            crate::import::finish(&result, &options)
         }
         Command::ResendInvite { email } => {
             AdminEmail::parse(&email)?;

@@ -8,6 +8,7 @@ pub mod demo;
 pub mod events;
 pub mod http;
 pub mod reconcile;
+pub mod import;
 pub mod serve;
 
 pub use admin_provisioner_core::*;

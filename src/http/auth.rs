@@ -293,7 +293,11 @@ impl AppState {
             username: verified.username,
         };
         match self.provisioner().authorize(&caller).await? {
-            Actor::Admin(admin_id) => Ok(AdminCaller { caller, admin_id }),
+            // Authorized once per request: the operations take the result instead of looking it up again.
+            Actor::Admin(admin_id) => Ok(AdminCaller {
+                caller: Caller::Authorized(admin_id),
+                admin_id,
+            }),
             Actor::Operator | Actor::Reconciler => Err(Error::Forbidden.into()),
         }
     }

@@ -523,7 +523,8 @@ async fn console_user(state: &AppState, headers: &HeaderMap) -> Result<ConsoleUs
         _ => verified.username,
     };
     Ok(ConsoleUser {
-        caller,
+        // Authorized once per request (above); the operations take the result.
+        caller: Caller::Authorized(admin_id),
         admin_id,
         email,
         csrf: state.csrf_token(&token),

@@ -43,6 +43,7 @@
 #![warn(missing_docs)]
 
 pub mod mailbox;
+pub mod simulation;
 
 mod db;
 mod keys;
@@ -133,6 +134,8 @@ pub struct EmulatorConfig {
     pub invite_validity_days: u32,
     /// The source of "now" for expiry, sessions, token times and e-mail dates.
     pub clock: Arc<dyn Clock>,
+    /// Simulated quotas and latency ([`simulation`]); nothing by default.
+    pub simulation: simulation::Simulation,
 }
 
 impl std::fmt::Debug for EmulatorConfig {
@@ -145,6 +148,7 @@ impl std::fmt::Debug for EmulatorConfig {
             .field("client_id", &self.client_id)
             .field("issuer", &self.issuer)
             .field("invite_validity_days", &self.invite_validity_days)
+            .field("simulation", &self.simulation)
             .finish_non_exhaustive()
     }
 }
@@ -171,6 +175,7 @@ impl EmulatorConfig {
             issuer: None,
             invite_validity_days: DEFAULT_INVITE_VALIDITY_DAYS,
             clock: Arc::new(SystemClock),
+            simulation: simulation::Simulation::default(),
         }
     }
 
@@ -245,6 +250,7 @@ pub struct ImportUser {
     pub status: String,
     /// `Enabled`.
     pub enabled: bool,
+    meter: simulation::Meter,
 }
 
 impl std::fmt::Debug for CognitoEmulator {
@@ -308,6 +314,7 @@ impl CognitoEmulator {
                 clock: config.clock,
                 key,
                 list_limit: std::sync::Mutex::new(RateLimit::default()),
+                meter: simulation::Meter::new(&config.simulation),
             }),
         })
     }
@@ -471,12 +478,14 @@ impl CognitoEmulator {
     /// `UserNotFound` for a missing user.
     #[tracing::instrument(skip_all, fields(op = "AdminDisableUser", username = %username))]
     pub async fn admin_disable_user(&self, username: &str) -> Result<(), IdpError> {
+        self.inner.meter.admit("AdminDisableUser").await?;
         self.set_enabled(username, false).await
     }
 
     /// `AdminEnableUser`: undoes [`CognitoEmulator::admin_disable_user`]. `UserNotFound` for a missing user.
     #[tracing::instrument(skip_all, fields(op = "AdminEnableUser", username = %username))]
     pub async fn admin_enable_user(&self, username: &str) -> Result<(), IdpError> {
+        self.inner.meter.admit("AdminEnableUser").await?;
         self.set_enabled(username, true).await
     }
 
@@ -750,6 +759,7 @@ impl IdentityProvider for CognitoEmulator {
 
     #[tracing::instrument(skip_all, fields(op = "AdminCreateUser", username = %req.username, action = ?req.message_action))]
     async fn admin_create_user(&self, req: CreateUserRequest) -> Result<IdpUser, IdpError> {
+        self.inner.meter.admit("AdminCreateUser").await?;
         policy::check_username(&req.username)?;
         if req.message_action == Some(MessageAction::Resend) {
             return self.resend(req).await;
@@ -809,6 +819,7 @@ impl IdentityProvider for CognitoEmulator {
 
     #[tracing::instrument(skip_all, fields(op = "AdminGetUser", username = %username))]
     async fn admin_get_user(&self, username: &str) -> Result<IdpUser, IdpError> {
+        self.inner.meter.admit("AdminGetUser").await?;
         find_user(&self.inner.pool, username)
             .await
             .map_err(unavailable)?
@@ -818,6 +829,7 @@ impl IdentityProvider for CognitoEmulator {
 
     #[tracing::instrument(skip_all, fields(op = "AdminDeleteUser", username = %username))]
     async fn admin_delete_user(&self, username: &str) -> Result<(), IdpError> {
+        self.inner.meter.admit("AdminDeleteUser").await?;
         let key = username_key(username);
         let mut tx = self
             .inner
@@ -849,6 +861,7 @@ impl IdentityProvider for CognitoEmulator {
             tracing::info!("ListUsers refused: rate limit");
             return Err(IdpError::TooManyRequests);
         }
+        self.inner.meter.admit("ListUsers").await?;
         if !(1..=60).contains(&limit) {
             return Err(IdpError::InvalidParameter(format!(
                 "1 validation error detected: Value '{limit}' at 'limit' failed to satisfy constraint: \
@@ -881,6 +894,7 @@ impl IdentityProvider for CognitoEmulator {
 
     #[tracing::instrument(skip_all, fields(op = "InitiateAuth", username = %loggable_username(username)))]
     async fn initiate_auth(&self, username: &str, password: &Password) -> Result<AuthOutcome, IdpError> {
+        self.inner.meter.admit("InitiateAuth").await?;
         let now = self.now();
         let Some(user) = find_user(&self.inner.pool, username).await.map_err(unavailable)? else {
             tracing::info!("login refused");
@@ -981,6 +995,7 @@ impl IdentityProvider for CognitoEmulator {
         session: &Secret,
         new_password: &Password,
     ) -> Result<Tokens, IdpError> {
+        self.inner.meter.admit("RespondToAuthChallenge").await?;
         let now = self.now();
         let invalid = || IdpError::NotAuthorized(INVALID_SESSION.into());
         let hash = db::session_hash(session.expose());

@@ -92,6 +92,10 @@ impl PostgresStore {
         let search_path = search_path_sql(schema);
         let pool = PgPoolOptions::new()
             .max_connections(MAX_CONNECTIONS)
+            // No ping before each acquire (a round trip per statement on PostgreSQL): a broken connection
+            // fails its statement as a transient error, which the caller retries on a fresh one; sqlx
+            // still tests each connection when it is returned.
+            .test_before_acquire(false)
             .acquire_timeout(ACQUIRE_TIMEOUT)
             .after_connect(move |conn, _meta| {
                 let sql = search_path.clone();

@@ -57,6 +57,10 @@ impl SqliteStore {
         })?;
         let pool = SqlitePoolOptions::new()
             .max_connections(MAX_CONNECTIONS)
+            // No ping before each acquire (a round trip per statement on PostgreSQL): a broken connection
+            // fails its statement as a transient error, which the caller retries on a fresh one; sqlx
+            // still tests each connection when it is returned.
+            .test_before_acquire(false)
             .acquire_timeout(Duration::from_secs(30))
             .connect_with(options)
             .await

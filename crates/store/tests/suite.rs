@@ -235,6 +235,9 @@ store_suite!(
     concurrent_saga_begins_for_one_email_admit_exactly_one,
     timestamps_are_truncated_to_microseconds,
     a_closed_pool_is_a_transient_unavailable_error,
+    admin_pages_walk_every_admin_once_in_order_with_filters,
+    unfinished_provision_pages_skip_sagas_whose_admin_is_stored,
+    audit_pages_carry_the_actor_email_from_one_join
 );
 
 // ---------------------------------------------------------------------------------------------------------
@@ -1274,4 +1277,119 @@ async fn an_abandoned_idempotency_claim_is_taken_over_after_its_ttl(db: Db) {
         db.store.idempotency_begin("admin-1", "k-stale", "h1").await.unwrap(),
         IdempotencyBegin::Started
     );
+}
+
+async fn admin_pages_walk_every_admin_once_in_order_with_filters(db: Db) {
+    use admin_provisioner_core::pages::StoredAdminFilter;
+    let mut inserted = Vec::new();
+    for i in 0..7 {
+        inserted.push(insert(&db, &format!("page_{i}@example.com")).await.user.id);
+    }
+    insert(&db, "pageXother@example.com").await;
+    let all = StoredAdminFilter {
+        status: None,
+        email_prefix: None,
+        now: t0(),
+    };
+    let mut walked = Vec::new();
+    let mut after = None;
+    loop {
+        let page = db.store.list_admins_page(&all, after, 3).await.unwrap();
+        assert!(page.len() <= 3);
+        let Some(last) = page.last() else { break };
+        after = Some((last.user.created_at, last.user.id));
+        walked.extend(page.iter().map(|r| (r.user.created_at, r.user.id)));
+    }
+    assert_eq!(walked.len(), 8, "every admin once");
+    assert!(walked.windows(2).all(|w| w[0] < w[1]), "oldest first, strictly");
+
+    let prefixed = StoredAdminFilter {
+        email_prefix: Some("page_".into()),
+        ..all.clone()
+    };
+    let found: Vec<_> = db
+        .store
+        .list_admins_page(&prefixed, None, 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.user.id)
+        .collect();
+    assert_eq!(found, inserted, "`_` is literal: pageXother does not match");
+
+    let status = |s| StoredAdminFilter {
+        status: Some(s),
+        ..all.clone()
+    };
+    use admin_provisioner_core::domain::InviteStatus;
+    assert_eq!(db.store.list_admins_page(&status(InviteStatus::Invited), None, 100).await.unwrap().len(), 8);
+    assert!(db.store.list_admins_page(&status(InviteStatus::Active), None, 100).await.unwrap().is_empty());
+    assert!(db.store.list_admins_page(&status(InviteStatus::Pending), None, 100).await.unwrap().is_empty());
+    let later = StoredAdminFilter {
+        status: Some(InviteStatus::Expired),
+        now: t0() + Duration::days(8),
+        ..all.clone()
+    };
+    assert_eq!(db.store.list_admins_page(&later, None, 100).await.unwrap().len(), 8);
+    assert_eq!(db.store.count_admins_by_status(t0()).await.unwrap(), (0, 8, 0));
+    assert_eq!(db.store.count_admins_by_status(t0() + Duration::days(8)).await.unwrap(), (0, 0, 8));
+}
+
+async fn unfinished_provision_pages_skip_sagas_whose_admin_is_stored(db: Db) {
+    use admin_provisioner_core::pages::UnfinishedFilter;
+    let mut running = Vec::new();
+    for i in 0..4 {
+        running.push(db.store.begin(saga(&format!("run{i}@example.com"))).await.unwrap().id);
+    }
+    // A saga whose admin is already stored is not an unfinished line of the list.
+    let stored = insert(&db, "stored@example.com").await;
+    let mut s = saga("stored@example.com");
+    s.user_id = stored.user.id;
+    db.store.begin(s).await.unwrap();
+    let any = UnfinishedFilter {
+        stuck: None,
+        email_prefix: None,
+    };
+    let mut walked = Vec::new();
+    let mut after = None;
+    loop {
+        let page = db.store.list_unfinished_provisions_page(&any, after, 3).await.unwrap();
+        let Some(last) = page.last() else { break };
+        after = Some((last.started_at, last.id));
+        walked.extend(page.iter().map(|s| s.id));
+    }
+    let mut expected = running.clone();
+    expected.sort_by_key(|id| walked.iter().position(|w| w == id));
+    assert_eq!(walked.len(), 4, "{walked:?}");
+    assert_eq!(walked, expected);
+    let stuck_only = UnfinishedFilter {
+        stuck: Some(true),
+        email_prefix: None,
+    };
+    assert!(db.store.list_unfinished_provisions_page(&stuck_only, None, 10).await.unwrap().is_empty());
+    let prefixed = UnfinishedFilter {
+        stuck: Some(false),
+        email_prefix: Some("run2".into()),
+    };
+    let found = db.store.list_unfinished_provisions_page(&prefixed, None, 10).await.unwrap();
+    assert_eq!(found.iter().map(|s| s.id).collect::<Vec<_>>(), vec![running[2]]);
+}
+
+async fn audit_pages_carry_the_actor_email_from_one_join(db: Db) {
+    let actor = insert(&db, "Actor@Example.com").await;
+    let mut by_admin = audit(AuditAction::ResendInvite, "x@example.com");
+    by_admin.actor = Actor::Admin(actor.user.id);
+    db.store.append_audit(by_admin).await.unwrap();
+    let mut by_gone = audit(AuditAction::ResendInvite, "y@example.com");
+    by_gone.actor = Actor::Admin(UserId::new());
+    db.store.append_audit(by_gone).await.unwrap();
+
+    let first = db.store.list_audit_page(None, 2).await.unwrap();
+    assert_eq!(first.len(), 2);
+    assert_eq!(first[0].1, None, "an actor that no longer exists has no e-mail");
+    assert_eq!(first[1].1.as_deref(), Some("Actor@Example.com"));
+    let rest = db.store.list_audit_page(Some(first[1].0.id), 10).await.unwrap();
+    assert_eq!(rest.len(), 1, "the operator's create_admin event");
+    assert_eq!(rest[0].1, None);
+    assert!(rest[0].0.id < first[1].0.id);
 }

@@ -40,6 +40,7 @@ impl Provisioner {
     pub async fn authorize(&self, caller: &Caller) -> Result<Actor, Error> {
         match caller {
             Caller::Operator => Ok(Actor::Operator),
+            Caller::Authorized(id) => Ok(Actor::Admin(*id)),
             Caller::Token { sub, username: _ } => {
                 let found = self.store_call(self.admins.find_admin_by_cognito_sub(sub)).await?;
                 match found {

@@ -141,6 +141,9 @@ pub enum Caller {
         /// The token's Cognito username (`cognito:username` or `username`).
         username: String,
     },
+    /// An admin that [`Provisioner::authorize`] already found active in this request (the HTTP extractor
+    /// authorizes once per request; passing this on saves the second lookup).
+    Authorized(UserId),
 }
 
 /// An invitation's state, as returned to clients.
