@@ -52,12 +52,16 @@ pub async fn check(config: &Config) -> Report {
                     store.schema()
                 ));
                 match store.missing_privileges().await {
-                    Ok(missing) if missing.is_empty() => report
-                        .ok
-                        .push(format!("ok: the role has every privilege the product needs in schema {}", store.schema())),
+                    Ok(missing) if missing.is_empty() => report.ok.push(format!(
+                        "ok: the role has every privilege the product needs in schema {}",
+                        store.schema()
+                    )),
                     Ok(missing) => report.blocking(
                         "database_privileges",
-                        format!("the role lacks {} (see the README's least-privilege role)", missing.join("; ")),
+                        format!(
+                            "the role lacks {} (see the README's least-privilege role)",
+                            missing.join("; ")
+                        ),
                     ),
                     Err(e) => report.blocking("database_privileges", format!("cannot read the role's privileges: {e}")),
                 }
@@ -131,7 +135,9 @@ async fn check_webhooks(config: &Config, events: Option<&EventLog>, report: &mut
         }
     };
     match answer {
-        Ok(status) => report.ok.push(format!("ok: webhook receiver {shown} answers (HEAD: {status})")),
+        Ok(status) => report
+            .ok
+            .push(format!("ok: webhook receiver {shown} answers (HEAD: {status})")),
         Err(e) => report.warning(
             "webhook_unreachable",
             format!(

@@ -82,8 +82,12 @@ async fn the_whole_flow_runs_in_the_applications_database_with_the_readme_roles_
     let mut root = PgConnection::connect(&admin_url())
         .await
         .unwrap_or_else(|e| panic!("this test needs PostgreSQL at TEST_POSTGRES_URL: {e}"));
-    root.execute(format!("CREATE DATABASE {database}").as_str()).await.unwrap();
-    root.execute(format!("CREATE ROLE {login} LOGIN").as_str()).await.unwrap();
+    root.execute(format!("CREATE DATABASE {database}").as_str())
+        .await
+        .unwrap();
+    root.execute(format!("CREATE ROLE {login} LOGIN").as_str())
+        .await
+        .unwrap();
     let mut owner = PgConnection::connect(&url_for(&database, None)).await.unwrap();
     sqlx::raw_sql(
         "CREATE TABLE users (id BIGSERIAL PRIMARY KEY, email TEXT NOT NULL UNIQUE, cognito_sub TEXT);
@@ -132,28 +136,48 @@ async fn the_whole_flow_runs_in_the_applications_database_with_the_readme_roles_
         admin: None,
         dir,
     };
-    t.app.provisioner.bootstrap_admin(ADMIN_EMAIL, Some("bootstrap")).await.unwrap();
+    t.app
+        .provisioner
+        .bootstrap_admin(ADMIN_EMAIL, Some("bootstrap"))
+        .await
+        .unwrap();
     t.admin = Some(t.activate(ADMIN_EMAIL).await);
     let second = t.invite("second@example.com").await;
     t.clock.advance(chrono::Duration::seconds(61));
     let resent = t
-        .post(&format!("/api/admins/{second}/resend-invite"), Some(t.token()), json!({}))
+        .post(
+            &format!("/api/admins/{second}/resend-invite"),
+            Some(t.token()),
+            json!({}),
+        )
         .await;
     assert_eq!(resent.status, StatusCode::OK, "{}", resent.text);
     t.activate("second@example.com").await;
     t.faults.fail(op::ADMIN_CREATE_USER, FaultMode::Error, None);
-    let failed = t.post("/api/admins", Some(t.token()), json!({"email": "down@example.com"})).await;
+    let failed = t
+        .post("/api/admins", Some(t.token()), json!({"email": "down@example.com"}))
+        .await;
     assert_eq!(failed.status, StatusCode::BAD_GATEWAY, "the fault fired");
     t.faults.clear();
     let revoked = t.invite("third@example.com").await;
-    assert_eq!(t.delete(&format!("/api/admins/{revoked}"), Some(t.token())).await.status, StatusCode::NO_CONTENT);
+    assert_eq!(
+        t.delete(&format!("/api/admins/{revoked}"), Some(t.token()))
+            .await
+            .status,
+        StatusCode::NO_CONTENT
+    );
 
     // Assert: public is exactly as it was; the records and events are in the product's schema.
     assert_eq!(snapshot_public(&mut owner).await, before);
     let admins = t.get("/api/admins", Some(t.token())).await.json();
     assert_eq!(admins["admins"].as_array().unwrap().len(), 2);
     let events = t.get("/api/events", Some(t.token())).await.json();
-    let types: Vec<&str> = events["events"].as_array().unwrap().iter().map(|e| e["type"].as_str().unwrap()).collect();
+    let types: Vec<&str> = events["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["type"].as_str().unwrap())
+        .collect();
     assert_eq!(
         types,
         vec![
@@ -173,7 +197,10 @@ async fn the_whole_flow_runs_in_the_applications_database_with_the_readme_roles_
             .fetch_all(&mut owner)
             .await
             .unwrap();
-    assert!(tables.contains(&"_sqlx_migrations".to_string()) && tables.contains(&"events".to_string()), "{tables:?}");
+    assert!(
+        tables.contains(&"_sqlx_migrations".to_string()) && tables.contains(&"events".to_string()),
+        "{tables:?}"
+    );
     let outside: i64 = sqlx::query_scalar(
         "SELECT COUNT(*) FROM pg_class WHERE relowner = (SELECT oid FROM pg_roles WHERE rolname = $1) \
          AND relnamespace NOT IN ('admin_provisioner'::regnamespace, 'pg_toast'::regnamespace)",
@@ -195,7 +222,10 @@ async fn the_whole_flow_runs_in_the_applications_database_with_the_readme_roles_
         .execute(&mut owner)
         .await
         .unwrap();
-    owner.execute(format!("GRANT SELECT ON orders TO {login}").as_str()).await.unwrap();
+    owner
+        .execute(format!("GRANT SELECT ON orders TO {login}").as_str())
+        .await
+        .unwrap();
     let mut app_conn = PgConnection::connect(&url_for(&database, Some(&login))).await.unwrap();
     let joined: Vec<(String, String)> = sqlx::query_as(
         "SELECT u.email, u.status FROM public.orders o \
@@ -210,7 +240,10 @@ async fn the_whole_flow_runs_in_the_applications_database_with_the_readme_roles_
         .fetch_one(&mut app_conn)
         .await
         .unwrap();
-    assert_eq!(events_read, 8, "tables created by migrations are readable through the default privileges");
+    assert_eq!(
+        events_read, 8,
+        "tables created by migrations are readable through the default privileges"
+    );
     for write in [
         "DELETE FROM admin_provisioner.users",
         "UPDATE admin_provisioner.admin_info SET invites_sent = 0",
@@ -221,7 +254,10 @@ async fn the_whole_flow_runs_in_the_applications_database_with_the_readme_roles_
         assert!(err.contains("permission denied"), "{write}: {err}");
     }
     app_conn.close().await.ok();
-    sqlx::raw_sql(&readme_sql("-- view:")).execute(&mut owner).await.unwrap();
+    sqlx::raw_sql(&readme_sql("-- view:"))
+        .execute(&mut owner)
+        .await
+        .unwrap();
     let viewed: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM public.app_admins")
         .fetch_one(&mut owner)
         .await
@@ -230,13 +266,27 @@ async fn the_whole_flow_runs_in_the_applications_database_with_the_readme_roles_
 
     // doctor: the product's role has every privilege; the application's read-only role is not enough.
     let report = admin_provisioner::doctor::check(&config).await;
-    assert!(report.findings.iter().all(|f| f.severity != admin_provisioner_cognito::doctor::Severity::Blocking), "{:?}", report.findings);
-    assert!(report.ok.iter().any(|l| l.contains("every privilege")), "{:?}", report.ok);
+    assert!(
+        report
+            .findings
+            .iter()
+            .all(|f| f.severity != admin_provisioner_cognito::doctor::Severity::Blocking),
+        "{:?}",
+        report.findings
+    );
+    assert!(
+        report.ok.iter().any(|l| l.contains("every privilege")),
+        "{:?}",
+        report.ok
+    );
     let mut as_reader = config.clone();
     as_reader.database_url = url_for(&database, Some(&login));
     let report = admin_provisioner::doctor::check(&as_reader).await;
     assert!(
-        report.findings.iter().any(|f| f.severity == admin_provisioner_cognito::doctor::Severity::Blocking),
+        report
+            .findings
+            .iter()
+            .any(|f| f.severity == admin_provisioner_cognito::doctor::Severity::Blocking),
         "{:?}",
         report
     );
@@ -244,8 +294,12 @@ async fn the_whole_flow_runs_in_the_applications_database_with_the_readme_roles_
     // Clean up (databases and roles are cluster-wide).
     drop(t);
     owner.close().await.ok();
-    root.execute(format!("DROP DATABASE {database} WITH (FORCE)").as_str()).await.unwrap();
+    root.execute(format!("DROP DATABASE {database} WITH (FORCE)").as_str())
+        .await
+        .unwrap();
     for role in [&product, &reader, &login] {
-        root.execute(format!("DROP ROLE IF EXISTS {role}").as_str()).await.unwrap();
+        root.execute(format!("DROP ROLE IF EXISTS {role}").as_str())
+            .await
+            .unwrap();
     }
 }

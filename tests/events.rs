@@ -40,7 +40,9 @@ async fn the_whole_flow_emits_one_event_per_change_and_only_an_admin_reads_them(
     t.faults.clear();
     let revoked = t.invite("third@example.com").await;
     assert_eq!(
-        t.delete(&format!("/api/admins/{revoked}"), Some(t.token())).await.status,
+        t.delete(&format!("/api/admins/{revoked}"), Some(t.token()))
+            .await
+            .status,
         StatusCode::NO_CONTENT
     );
 
@@ -83,7 +85,10 @@ async fn events_are_paged_by_after_and_limit() {
     let mut after = 0;
     let mut seen = Vec::new();
     loop {
-        let page = t.get(&format!("/api/events?after={after}&limit=2"), Some(t.token())).await.json();
+        let page = t
+            .get(&format!("/api/events?after={after}&limit=2"), Some(t.token()))
+            .await
+            .json();
         let batch = page["events"].as_array().unwrap().clone();
         if batch.is_empty() {
             assert_eq!(page["next_after"], after, "an empty page keeps the cursor");
@@ -94,7 +99,12 @@ async fn events_are_paged_by_after_and_limit() {
         after = page["next_after"].as_i64().unwrap();
     }
     let all = t.get("/api/events", Some(t.token())).await.json();
-    let ids: Vec<i64> = all["events"].as_array().unwrap().iter().map(|e| e["id"].as_i64().unwrap()).collect();
+    let ids: Vec<i64> = all["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["id"].as_i64().unwrap())
+        .collect();
     assert_eq!(seen, ids);
     assert_eq!(ids.len(), 4);
 }
@@ -114,7 +124,9 @@ async fn bad_paging_parameters_are_400_invalid_request() {
 async fn a_long_poll_answers_as_soon_as_an_event_is_committed() {
     // Arrange: a reader that has seen everything so far.
     let t = test_app().await;
-    let last = t.get("/api/events", Some(t.token())).await.json()["next_after"].as_i64().unwrap();
+    let last = t.get("/api/events", Some(t.token())).await.json()["next_after"]
+        .as_i64()
+        .unwrap();
 
     // Act: it waits up to 20 s; an invitation is committed 300 ms later.
     let started = Instant::now();
@@ -132,10 +144,14 @@ async fn a_long_poll_answers_as_soon_as_an_event_is_committed() {
 #[tokio::test]
 async fn a_long_poll_with_nothing_new_answers_empty_after_the_wait() {
     let t = test_app().await;
-    let last = t.get("/api/events", Some(t.token())).await.json()["next_after"].as_i64().unwrap();
+    let last = t.get("/api/events", Some(t.token())).await.json()["next_after"]
+        .as_i64()
+        .unwrap();
 
     let started = Instant::now();
-    let page = t.get(&format!("/api/events?after={last}&wait=1"), Some(t.token())).await;
+    let page = t
+        .get(&format!("/api/events?after={last}&wait=1"), Some(t.token()))
+        .await;
 
     assert!(started.elapsed() >= Duration::from_millis(900));
     assert_eq!(page.status, StatusCode::OK);

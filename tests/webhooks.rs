@@ -32,7 +32,11 @@ fn rand_suffix() -> u128 {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// A child process killed (SIGKILL) when dropped.
@@ -63,12 +67,18 @@ impl Deployment {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_admin-provisioner"));
         cmd.args(args)
             .current_dir(self.dir.path())
-            .env("DATABASE_URL", format!("sqlite://{}", self.dir.path().join("ap.db").display()))
+            .env(
+                "DATABASE_URL",
+                format!("sqlite://{}", self.dir.path().join("ap.db").display()),
+            )
             .env("COGNITO_EMULATOR_STATE", self.dir.path().join("emulator.db"))
             .env("MAILBOX_DIR", self.dir.path().join("mailbox"))
             .env("BIND_ADDR", "127.0.0.1:0")
             .env("RESEND_COOLDOWN_SECS", "0")
-            .env("WEBHOOK_URL", format!("http://127.0.0.1:{}/hooks?token=private", self.hook_port))
+            .env(
+                "WEBHOOK_URL",
+                format!("http://127.0.0.1:{}/hooks?token=private", self.hook_port),
+            )
             .env("WEBHOOK_SECRET", SECRET)
             .env("WEBHOOK_TIMEOUT_SECS", "2")
             .env("RUST_LOG", "warn")
@@ -88,7 +98,10 @@ impl Deployment {
 
     /// Starts `serve` (output to files in the folder) and waits until it listens.
     fn serve(&self) -> Proc {
-        let out = self.dir.path().join(format!("serve-{}.out", Instant::now().elapsed().as_nanos() ^ rand_suffix()));
+        let out = self.dir.path().join(format!(
+            "serve-{}.out",
+            Instant::now().elapsed().as_nanos() ^ rand_suffix()
+        ));
         let child = self
             .command(&["serve"])
             .stdout(std::fs::File::create(&out).unwrap())
@@ -98,7 +111,10 @@ impl Deployment {
         let mut child = Proc(child);
         let started = Instant::now();
         loop {
-            if std::fs::read_to_string(&out).unwrap_or_default().contains("listening on") {
+            if std::fs::read_to_string(&out)
+                .unwrap_or_default()
+                .contains("listening on")
+            {
                 return child;
             }
             if let Ok(Some(status)) = child.0.try_wait() {
@@ -123,7 +139,9 @@ impl Deployment {
             .spawn()
             .unwrap();
         let mut ready = String::new();
-        BufReader::new(child.stdout.take().unwrap()).read_line(&mut ready).unwrap();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut ready)
+            .unwrap();
         assert_eq!(ready.trim(), "ready");
         Proc(child)
     }
@@ -154,8 +172,10 @@ impl Deployment {
         let started = Instant::now();
         loop {
             let deliveries = self.deliveries();
-            let distinct: BTreeSet<String> =
-                deliveries.iter().map(|d| d["webhook_id"].as_str().unwrap().to_string()).collect();
+            let distinct: BTreeSet<String> = deliveries
+                .iter()
+                .map(|d| d["webhook_id"].as_str().unwrap().to_string())
+                .collect();
             if distinct.len() >= n {
                 return deliveries;
             }
@@ -217,7 +237,10 @@ fn a_receiver_down_for_a_while_then_back_gets_every_event_verified_in_order_per_
     // The fault fired: attempts were made and failed (connection refused), nothing was delivered.
     let failed = d.scalar("SELECT COUNT(*) FROM webhook_attempts WHERE status IS NULL AND error IS NOT NULL");
     assert!(failed >= 1, "no failed attempt while the receiver was down");
-    assert_eq!(d.scalar("SELECT COUNT(*) FROM webhook_deliveries WHERE state = 'delivered'"), 0);
+    assert_eq!(
+        d.scalar("SELECT COUNT(*) FROM webhook_deliveries WHERE state = 'delivered'"),
+        0
+    );
 
     // Act: the receiver comes back.
     let _receiver = d.receiver(0);
@@ -238,13 +261,22 @@ fn a_receiver_down_for_a_while_then_back_gets_every_event_verified_in_order_per_
             .map(|x| x["event"]["type"].as_str().unwrap().to_string())
             .collect()
     };
-    assert_eq!(types_of("a@example.com"), vec!["admin.invited", "admin.invite_resent", "admin.invite_resent"]);
+    assert_eq!(
+        types_of("a@example.com"),
+        vec!["admin.invited", "admin.invite_resent", "admin.invite_resent"]
+    );
     for x in &deliveries {
         assert_eq!(x["webhook_id"], format!("evt_{}", x["event"]["id"]));
     }
     // The delivery log names the receiver without its query (which may hold a credential).
-    assert_eq!(d.scalar("SELECT COUNT(*) FROM webhook_attempts WHERE url LIKE '%token%'"), 0);
-    assert_eq!(d.scalar("SELECT COUNT(*) FROM webhook_deliveries WHERE state = 'pending'"), 0);
+    assert_eq!(
+        d.scalar("SELECT COUNT(*) FROM webhook_attempts WHERE url LIKE '%token%'"),
+        0
+    );
+    assert_eq!(
+        d.scalar("SELECT COUNT(*) FROM webhook_deliveries WHERE state = 'pending'"),
+        0
+    );
 }
 
 #[test]
@@ -301,9 +333,15 @@ fn sigkill_during_a_delivery_loses_nothing() {
     let deliveries = d.wait_for_events(3, Duration::from_secs(60));
 
     // Assert: every event arrived verified, including the one cut off by the kill.
-    let ids: BTreeSet<String> = deliveries.iter().map(|x| x["webhook_id"].as_str().unwrap().to_string()).collect();
+    let ids: BTreeSet<String> = deliveries
+        .iter()
+        .map(|x| x["webhook_id"].as_str().unwrap().to_string())
+        .collect();
     assert!(ids.contains(&hung), "{hung} was lost: {ids:?}");
     assert_eq!(ids.len(), 3);
-    assert_eq!(d.scalar("SELECT COUNT(*) FROM webhook_deliveries WHERE state = 'delivered'"), 3);
+    assert_eq!(
+        d.scalar("SELECT COUNT(*) FROM webhook_deliveries WHERE state = 'delivered'"),
+        3
+    );
     drop(serve);
 }

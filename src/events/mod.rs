@@ -75,7 +75,11 @@ async fn watch_events(log: EventLog, tx: watch::Sender<i64>) {
             None
         }
     };
-    let poll = if listener.is_some() { PG_SAFETY_POLL } else { SQLITE_POLL };
+    let poll = if listener.is_some() {
+        PG_SAFETY_POLL
+    } else {
+        SQLITE_POLL
+    };
     loop {
         if tx.is_closed() {
             return;

@@ -208,9 +208,15 @@ impl WebhookWorker {
             .finish_delivery(event.id, delivery.attempt, &self.replica, &outcome)
             .await?;
         match (&error, kept) {
-            (None, _) => tracing::info!(event_id = event.id, event_type = %event.kind, attempt = delivery.attempt, "webhook delivered"),
-            (Some(e), true) => tracing::warn!(event_id = event.id, attempt = delivery.attempt, error = %e, retry_at = %outcome.retry_at, "webhook attempt failed"),
-            (Some(e), false) => tracing::warn!(event_id = event.id, attempt = delivery.attempt, error = %e, "webhook attempt failed after its lease expired"),
+            (None, _) => {
+                tracing::info!(event_id = event.id, event_type = %event.kind, attempt = delivery.attempt, "webhook delivered")
+            }
+            (Some(e), true) => {
+                tracing::warn!(event_id = event.id, attempt = delivery.attempt, error = %e, retry_at = %outcome.retry_at, "webhook attempt failed")
+            }
+            (Some(e), false) => {
+                tracing::warn!(event_id = event.id, attempt = delivery.attempt, error = %e, "webhook attempt failed after its lease expired")
+            }
         }
         Ok(())
     }

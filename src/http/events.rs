@@ -104,7 +104,9 @@ pub async fn list_events(
     }
     let wait = q.wait.unwrap_or(0);
     if wait > MAX_WAIT_SECS {
-        return Err(ApiError::invalid_request("wait must be a number of seconds from 0 to 30"));
+        return Err(ApiError::invalid_request(
+            "wait must be a number of seconds from 0 to 30",
+        ));
     }
     let feed = &state.app().events;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(wait);

@@ -33,7 +33,11 @@ pub const ADMIN_REMOVED: &str = "admin.removed";
 /// `admin.provisioning_failed`: a provisioning saga ended undone (`compensated`, `aborted`) or `stuck`.
 pub const ADMIN_PROVISIONING_FAILED: &str = "admin.provisioning_failed";
 
-/// Every event type the product writes.
+/// `admin.drift_detected`: reserved for the reconciler (Cognito and the database disagree about an
+/// admin); written with [`EventLog::append`].
+pub const ADMIN_DRIFT_DETECTED: &str = "admin.drift_detected";
+
+/// Every event type the product writes through the store's transactions.
 pub const EVENT_TYPES: [&str; 5] = [
     ADMIN_INVITED,
     ADMIN_INVITE_RESENT,
@@ -206,6 +210,29 @@ impl EventLog {
         Ok(rows.into_iter().map(Event::from).collect())
     }
 
+    /// Appends one event in a transaction of its own (for writers without a store transaction, such as
+    /// the reconciler reporting drift); queued for webhooks and announced by NOTIFY like every other.
+    /// Returns its id.
+    pub async fn append(
+        &self,
+        kind: &str,
+        admin_id: Uuid,
+        email: &str,
+        data: &serde_json::Value,
+    ) -> Result<i64, StoreError> {
+        let sql =
+            "INSERT INTO events (type, admin_id, email, data, occurred_at) VALUES ($1, $2, $3, $4, $5) RETURNING id";
+        with_pool!(self, pool => sqlx::query_scalar::<_, i64>(sql)
+            .bind(kind)
+            .bind(DbId(admin_id))
+            .bind(email)
+            .bind(data.to_string())
+            .bind(DbTime::now())
+            .fetch_one(pool)
+            .await
+            .map_err(map_err))
+    }
+
     /// The greatest event id (0 when there is none).
     pub async fn last_id(&self) -> Result<i64, StoreError> {
         with_pool!(self, pool => sqlx::query_scalar::<_, i64>("SELECT COALESCE(MAX(id), 0) FROM events")
@@ -279,7 +306,8 @@ impl EventLog {
         let status = outcome.status.map(i32::from);
         let error = outcome.error.as_deref().map(|e| truncate(e, 500));
         let duration_ms = i64::try_from(outcome.duration.as_millis()).unwrap_or(i64::MAX);
-        let log = "INSERT INTO webhook_attempts (event_id, attempt, replica, url, started_at, duration_ms, status, error) \
+        let log =
+            "INSERT INTO webhook_attempts (event_id, attempt, replica, url, started_at, duration_ms, status, error) \
                    VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
         let update = if outcome.delivered {
             "UPDATE webhook_deliveries SET state = 'delivered', delivered_at = $3, lease_owner = NULL, \
@@ -289,7 +317,11 @@ impl EventLog {
              last_status = $4, last_error = $5 WHERE event_id = $1 AND lease_owner = $2"
         };
         let now = DbTime::now();
-        let next = if outcome.delivered { now } else { DbTime::new(outcome.retry_at) };
+        let next = if outcome.delivered {
+            now
+        } else {
+            DbTime::new(outcome.retry_at)
+        };
         let changed = with_pool!(self, pool => {
             let mut tx = pool.begin().await.map_err(map_err)?;
             sqlx::query(log)

@@ -99,7 +99,9 @@ impl PostgresStore {
             .await
             .map_err(|e| schema_error(url, schema, e))?;
         adopt_public_layout(&mut first, schema).await?;
-        set_search_path(&mut first, schema).await.map_err(|e| connect_error(url, e))?;
+        set_search_path(&mut first, schema)
+            .await
+            .map_err(|e| connect_error(url, e))?;
         MIGRATOR.run(&mut first).await.map_err(|e| migrate_error(url, e))?;
         first.close().await.ok();
         let search_path = search_path_sql(schema);
@@ -155,13 +157,14 @@ impl PostgresStore {
         for (table, privileges) in REQUIRED_TABLE_PRIVILEGES {
             let mut lacking = Vec::new();
             for privilege in privileges.split(", ") {
-                let ok: bool = sqlx::query_scalar("SELECT has_table_privilege(format('%I.%I', $1::text, $2::text), $3)")
-                    .bind(&self.schema)
-                    .bind(table)
-                    .bind(privilege)
-                    .fetch_one(&self.pool)
-                    .await
-                    .map_err(crate::error::map_err)?;
+                let ok: bool =
+                    sqlx::query_scalar("SELECT has_table_privilege(format('%I.%I', $1::text, $2::text), $3)")
+                        .bind(&self.schema)
+                        .bind(table)
+                        .bind(privilege)
+                        .fetch_one(&self.pool)
+                        .await
+                        .map_err(crate::error::map_err)?;
                 if !ok {
                     lacking.push(privilege);
                 }
@@ -171,12 +174,13 @@ impl PostgresStore {
             }
         }
         for sequence in REQUIRED_SEQUENCES {
-            let ok: bool = sqlx::query_scalar("SELECT has_sequence_privilege(format('%I.%I', $1::text, $2::text), 'USAGE')")
-                .bind(&self.schema)
-                .bind(sequence)
-                .fetch_one(&self.pool)
-                .await
-                .map_err(crate::error::map_err)?;
+            let ok: bool =
+                sqlx::query_scalar("SELECT has_sequence_privilege(format('%I.%I', $1::text, $2::text), 'USAGE')")
+                    .bind(&self.schema)
+                    .bind(sequence)
+                    .fetch_one(&self.pool)
+                    .await
+                    .map_err(crate::error::map_err)?;
             if !ok {
                 missing.push(format!("USAGE on sequence {}.{sequence}", self.schema));
             }
@@ -251,7 +255,11 @@ async fn set_search_path(conn: &mut PgConnection, schema: &str) -> Result<(), sq
 /// Why the schema cannot be used.
 enum SchemaProblem {
     /// The schema is missing and the role may not create it.
-    CannotCreate { role: String, database: String, cause: String },
+    CannotCreate {
+        role: String,
+        database: String,
+        cause: String,
+    },
     /// The schema exists but the role has no `USAGE` on it.
     NoUsage { role: String },
     /// The database said something else.
@@ -283,7 +291,10 @@ async fn ensure_schema(conn: &mut PgConnection, schema: &str) -> Result<(), Sche
                 .and_then(|d| d.code())
                 .is_some_and(|code| code == "42501");
             if denied {
-                let cause = e.as_database_error().map(|d| d.message().to_string()).unwrap_or_default();
+                let cause = e
+                    .as_database_error()
+                    .map(|d| d.message().to_string())
+                    .unwrap_or_default();
                 return Err(SchemaProblem::CannotCreate { role, database, cause });
             }
             return Err(SchemaProblem::Sql(e));
@@ -380,11 +391,7 @@ pub async fn adopt_public_layout(conn: &mut PgConnection, schema: &str) -> Resul
     if !fingerprint {
         return Ok(());
     }
-    let ours: Vec<i64> = rows
-        .iter()
-        .filter(|(v, c)| is_ours(*v, c))
-        .map(|(v, _)| *v)
-        .collect();
+    let ours: Vec<i64> = rows.iter().filter(|(v, c)| is_ours(*v, c)).map(|(v, _)| *v).collect();
     if ours.iter().any(|v| *v != INIT_VERSION) {
         return Err(StoreError::Other(format!(
             "public._sqlx_migrations has admin-provisioner migrations {ours:?} beyond the first release's; \

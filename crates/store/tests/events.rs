@@ -109,6 +109,7 @@ suite!(
     claims_lease_only_the_oldest_pending_event_of_each_admin,
     an_expired_lease_is_claimed_again_and_the_late_finisher_loses,
     concurrent_claimers_make_each_attempt_once,
+    append_writes_a_queued_event_of_any_type,
 );
 
 fn new_admin(email: &str) -> NewAdmin {
@@ -182,7 +183,11 @@ async fn each_lifecycle_change_writes_exactly_one_event_in_order(db: Db) {
     // Arrange: two admins (the second keeps the first from being the last active one).
     let first = db
         .store
-        .insert_admin(new_admin("first@example.com"), audit(AuditAction::BootstrapAdmin, "first@example.com"), None)
+        .insert_admin(
+            new_admin("first@example.com"),
+            audit(AuditAction::BootstrapAdmin, "first@example.com"),
+            None,
+        )
         .await
         .unwrap();
     let s = db.store.begin(saga("second@example.com")).await.unwrap();
@@ -193,7 +198,11 @@ async fn each_lifecycle_change_writes_exactly_one_event_in_order(db: Db) {
     // Act: every kind of change, and the repeats that change nothing.
     let second = db
         .store
-        .insert_admin(second.clone(), audit(AuditAction::CreateAdmin, "second@example.com"), Some(s.id))
+        .insert_admin(
+            second.clone(),
+            audit(AuditAction::CreateAdmin, "second@example.com"),
+            Some(s.id),
+        )
         .await
         .unwrap();
     let mut again = NewAdmin {
@@ -218,12 +227,19 @@ async fn each_lifecycle_change_writes_exactly_one_event_in_order(db: Db) {
         .unwrap();
     for _ in 0..2 {
         db.store
-            .mark_accepted(first.user.id, Utc::now(), audit(AuditAction::FirstLoginCompleted, "first@example.com"))
+            .mark_accepted(
+                first.user.id,
+                Utc::now(),
+                audit(AuditAction::FirstLoginCompleted, "first@example.com"),
+            )
             .await
             .unwrap();
     }
     let failed = db.store.begin(saga("third@example.com")).await.unwrap();
-    db.store.update(failed.id, to(SagaState::IdentityCreating)).await.unwrap();
+    db.store
+        .update(failed.id, to(SagaState::IdentityCreating))
+        .await
+        .unwrap();
     db.store.update(failed.id, to(SagaState::Stuck)).await.unwrap();
     db.store.update(failed.id, to(SagaState::Compensated)).await.unwrap();
     let removal = db.store.begin(SagaRecord {
@@ -233,7 +249,11 @@ async fn each_lifecycle_change_writes_exactly_one_event_in_order(db: Db) {
     });
     let removal = removal.await.unwrap();
     db.store
-        .delete_admin(second.user.id, audit(AuditAction::DeleteAdmin, "second@example.com"), Some(removal.id))
+        .delete_admin(
+            second.user.id,
+            audit(AuditAction::DeleteAdmin, "second@example.com"),
+            Some(removal.id),
+        )
         .await
         .unwrap();
     db.store.update(removal.id, to(SagaState::Aborted)).await.unwrap();
@@ -266,7 +286,10 @@ async fn each_lifecycle_change_writes_exactly_one_event_in_order(db: Db) {
     assert_eq!(events[4].data["saga_id"], failed.id.to_string());
     assert_eq!(events[4].data["state"], "stuck");
     assert_eq!(events[4].email, "third@example.com");
-    assert_eq!(events[5].data["status"], "invited", "removed carries the records as they were");
+    assert_eq!(
+        events[5].data["status"], "invited",
+        "removed carries the records as they were"
+    );
     // Every event is queued for webhook delivery.
     let stats = db.events.delivery_stats().await.unwrap();
     assert_eq!(stats.pending, 6);
@@ -287,11 +310,19 @@ async fn a_change_refused_inside_its_transaction_writes_no_event(db: Db) {
     // The last active admin is not removed; an unknown admin's resend is NotFound.
     let only = db
         .store
-        .insert_admin(new_admin("only@example.com"), audit(AuditAction::BootstrapAdmin, "only@example.com"), None)
+        .insert_admin(
+            new_admin("only@example.com"),
+            audit(AuditAction::BootstrapAdmin, "only@example.com"),
+            None,
+        )
         .await
         .unwrap();
     db.store
-        .mark_accepted(only.user.id, Utc::now(), audit(AuditAction::FirstLoginCompleted, "only@example.com"))
+        .mark_accepted(
+            only.user.id,
+            Utc::now(),
+            audit(AuditAction::FirstLoginCompleted, "only@example.com"),
+        )
         .await
         .unwrap();
     let before = db.all_events().await.len();
@@ -303,7 +334,13 @@ async fn a_change_refused_inside_its_transaction_writes_no_event(db: Db) {
     );
     assert_eq!(
         db.store
-            .record_invite_sent(UserId::new(), Utc::now(), Utc::now(), true, audit(AuditAction::ResendInvite, "x"))
+            .record_invite_sent(
+                UserId::new(),
+                Utc::now(),
+                Utc::now(),
+                true,
+                audit(AuditAction::ResendInvite, "x")
+            )
             .await
             .unwrap_err(),
         StoreError::NotFound
@@ -312,19 +349,32 @@ async fn a_change_refused_inside_its_transaction_writes_no_event(db: Db) {
     let kinds: Vec<String> = db.all_events().await.into_iter().map(|e| e.kind).collect();
     assert_eq!(before, 2);
     assert_eq!(kinds, vec!["admin.invited", "admin.activated"]);
-    assert!(db.store.find_admin_by_email("late@example.com").await.unwrap().is_none());
+    assert!(db
+        .store
+        .find_admin_by_email("late@example.com")
+        .await
+        .unwrap()
+        .is_none());
 }
 
 async fn an_event_that_cannot_be_written_rolls_the_change_back(db: Db) {
     // Arrange: two active admins, and an events table that refuses `admin.removed` (the fault).
     let a = db
         .store
-        .insert_admin(new_admin("a@example.com"), audit(AuditAction::BootstrapAdmin, "a@example.com"), None)
+        .insert_admin(
+            new_admin("a@example.com"),
+            audit(AuditAction::BootstrapAdmin, "a@example.com"),
+            None,
+        )
         .await
         .unwrap();
     let b = db
         .store
-        .insert_admin(new_admin("b@example.com"), audit(AuditAction::CreateAdmin, "b@example.com"), None)
+        .insert_admin(
+            new_admin("b@example.com"),
+            audit(AuditAction::CreateAdmin, "b@example.com"),
+            None,
+        )
         .await
         .unwrap();
     if db.is_postgres() {
@@ -380,7 +430,11 @@ async fn a_commit_that_fails_after_the_event_was_written_leaves_neither(db: Db) 
 
     let err = db
         .store
-        .insert_admin(new_admin("x@example.com"), audit(AuditAction::BootstrapAdmin, "x@example.com"), None)
+        .insert_admin(
+            new_admin("x@example.com"),
+            audit(AuditAction::BootstrapAdmin, "x@example.com"),
+            None,
+        )
         .await
         .unwrap_err();
 
@@ -414,20 +468,38 @@ async fn list_after_pages_by_id(db: Db) {
 async fn two_admins_with_events(db: &Db) -> (UserId, UserId) {
     let a = db
         .store
-        .insert_admin(new_admin("a@example.com"), audit(AuditAction::BootstrapAdmin, "a@example.com"), None)
+        .insert_admin(
+            new_admin("a@example.com"),
+            audit(AuditAction::BootstrapAdmin, "a@example.com"),
+            None,
+        )
         .await
         .unwrap();
     let b = db
         .store
-        .insert_admin(new_admin("b@example.com"), audit(AuditAction::CreateAdmin, "b@example.com"), None)
+        .insert_admin(
+            new_admin("b@example.com"),
+            audit(AuditAction::CreateAdmin, "b@example.com"),
+            None,
+        )
         .await
         .unwrap();
     db.store
-        .record_invite_sent(a.user.id, Utc::now(), Utc::now() + Duration::days(7), true, audit(AuditAction::ResendInvite, "a@example.com"))
+        .record_invite_sent(
+            a.user.id,
+            Utc::now(),
+            Utc::now() + Duration::days(7),
+            true,
+            audit(AuditAction::ResendInvite, "a@example.com"),
+        )
         .await
         .unwrap();
     db.store
-        .mark_accepted(a.user.id, Utc::now(), audit(AuditAction::FirstLoginCompleted, "a@example.com"))
+        .mark_accepted(
+            a.user.id,
+            Utc::now(),
+            audit(AuditAction::FirstLoginCompleted, "a@example.com"),
+        )
         .await
         .unwrap();
     (a.user.id, b.user.id)
@@ -437,7 +509,10 @@ async fn claims_lease_only_the_oldest_pending_event_of_each_admin(db: Db) {
     let (a, b) = two_admins_with_events(&db).await;
     let lease = std::time::Duration::from_secs(60);
     let kinds = |batch: &[admin_provisioner_store::events::Delivery]| -> Vec<(String, Uuid, i32)> {
-        batch.iter().map(|d| (d.event.kind.clone(), d.event.admin_id, d.attempt)).collect()
+        batch
+            .iter()
+            .map(|d| (d.event.kind.clone(), d.event.admin_id, d.attempt))
+            .collect()
     };
 
     // The heads of both admins, once; another replica gets nothing while the leases live.
@@ -446,22 +521,48 @@ async fn claims_lease_only_the_oldest_pending_event_of_each_admin(db: Db) {
         kinds(&first),
         vec![("admin.invited".into(), a.0, 1), ("admin.invited".into(), b.0, 1)]
     );
-    assert!(db.events.claim_deliveries("r2", Utc::now(), lease, 10).await.unwrap().is_empty());
+    assert!(db
+        .events
+        .claim_deliveries("r2", Utc::now(), lease, 10)
+        .await
+        .unwrap()
+        .is_empty());
 
     // a's head fails: it comes back (attempt 2) before a's next event; b's delivered head frees nothing.
-    assert!(db.events.finish_delivery(first[0].event.id, 1, "r1", &outcome(false)).await.unwrap());
-    assert!(db.events.finish_delivery(first[1].event.id, 1, "r1", &outcome(true)).await.unwrap());
+    assert!(db
+        .events
+        .finish_delivery(first[0].event.id, 1, "r1", &outcome(false))
+        .await
+        .unwrap());
+    assert!(db
+        .events
+        .finish_delivery(first[1].event.id, 1, "r1", &outcome(true))
+        .await
+        .unwrap());
     let second = db.events.claim_deliveries("r2", Utc::now(), lease, 10).await.unwrap();
     assert_eq!(kinds(&second), vec![("admin.invited".into(), a.0, 2)]);
-    assert!(db.events.finish_delivery(second[0].event.id, 2, "r2", &outcome(true)).await.unwrap());
+    assert!(db
+        .events
+        .finish_delivery(second[0].event.id, 2, "r2", &outcome(true))
+        .await
+        .unwrap());
     let third = db.events.claim_deliveries("r1", Utc::now(), lease, 10).await.unwrap();
     assert_eq!(kinds(&third), vec![("admin.invite_resent".into(), a.0, 1)]);
 
     // A retry that is not yet due is not claimed.
     let mut later = outcome(false);
     later.retry_at = Utc::now() + Duration::seconds(60);
-    assert!(db.events.finish_delivery(third[0].event.id, 1, "r1", &later).await.unwrap());
-    assert!(db.events.claim_deliveries("r1", Utc::now(), lease, 10).await.unwrap().is_empty());
+    assert!(db
+        .events
+        .finish_delivery(third[0].event.id, 1, "r1", &later)
+        .await
+        .unwrap());
+    assert!(db
+        .events
+        .claim_deliveries("r1", Utc::now(), lease, 10)
+        .await
+        .unwrap()
+        .is_empty());
 
     let stats = db.events.delivery_stats().await.unwrap();
     assert_eq!((stats.pending, stats.delivered, stats.attempts), (2, 2, 4));
@@ -488,8 +589,16 @@ async fn an_expired_lease_is_claimed_again_and_the_late_finisher_loses(db: Db) {
     let retaken = taken.iter().find(|d| d.event.id == dead[0].event.id).unwrap();
     assert_eq!(retaken.attempt, 2);
     // The first holder's late answer is logged but does not decide the state.
-    assert!(!db.events.finish_delivery(dead[0].event.id, 1, "dead", &outcome(true)).await.unwrap());
-    assert!(db.events.finish_delivery(retaken.event.id, 2, "alive", &outcome(true)).await.unwrap());
+    assert!(!db
+        .events
+        .finish_delivery(dead[0].event.id, 1, "dead", &outcome(true))
+        .await
+        .unwrap());
+    assert!(db
+        .events
+        .finish_delivery(retaken.event.id, 2, "alive", &outcome(true))
+        .await
+        .unwrap());
     let stats = db.events.delivery_stats().await.unwrap();
     assert_eq!(stats.attempts, 2);
 }
@@ -518,7 +627,10 @@ async fn concurrent_claimers_make_each_attempt_once(db: Db) {
                     return mine;
                 }
                 for d in batch {
-                    assert!(events.finish_delivery(d.event.id, d.attempt, &owner, &outcome(true)).await.unwrap());
+                    assert!(events
+                        .finish_delivery(d.event.id, d.attempt, &owner, &outcome(true))
+                        .await
+                        .unwrap());
                     mine.push(d.event.id);
                 }
             }
@@ -540,7 +652,9 @@ async fn concurrent_claimers_make_each_attempt_once(db: Db) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_event_ids_are_assigned_in_commit_order() {
     run_postgres(|db| async move {
-        let EventLog::Postgres(pool, _) = db.events.clone() else { unreachable!() };
+        let EventLog::Postgres(pool, _) = db.events.clone() else {
+            unreachable!()
+        };
         let insert = "INSERT INTO events (type, admin_id, email, data, occurred_at) \
                       VALUES ('admin.invited', gen_random_uuid(), 'x@example.com', '{}', now()) RETURNING id";
         let mut first = pool.begin().await.unwrap();
@@ -551,7 +665,11 @@ async fn postgres_event_ids_are_assigned_in_commit_order() {
         });
         tokio::time::sleep(std::time::Duration::from_millis(300)).await;
         assert!(!second.is_finished(), "the second writer waits for the first commit");
-        assert_eq!(db.events.last_id().await.unwrap(), 0, "nothing is visible before the commit");
+        assert_eq!(
+            db.events.last_id().await.unwrap(),
+            0,
+            "nothing is visible before the commit"
+        );
         first.commit().await.unwrap();
         let second_id = second.await.unwrap();
         assert!(second_id > first_id);
@@ -569,12 +687,20 @@ async fn postgres_notifies_each_committed_event_and_nothing_for_a_rollback() {
         let mut listener = db.events.listen().await.unwrap().unwrap();
         let a = db
             .store
-            .insert_admin(new_admin("n@example.com"), audit(AuditAction::BootstrapAdmin, "n@example.com"), None)
+            .insert_admin(
+                new_admin("n@example.com"),
+                audit(AuditAction::BootstrapAdmin, "n@example.com"),
+                None,
+            )
             .await
             .unwrap();
         // A refused change (the last active admin) rolls back: no notification for it.
         db.store
-            .mark_accepted(a.user.id, Utc::now(), audit(AuditAction::FirstLoginCompleted, "n@example.com"))
+            .mark_accepted(
+                a.user.id,
+                Utc::now(),
+                audit(AuditAction::FirstLoginCompleted, "n@example.com"),
+            )
             .await
             .unwrap();
         assert_eq!(
@@ -587,7 +713,11 @@ async fn postgres_notifies_each_committed_event_and_nothing_for_a_rollback() {
         let mut got = Vec::new();
         while let Ok(Ok(n)) = tokio::time::timeout(std::time::Duration::from_millis(700), listener.recv()).await {
             let v: serde_json::Value = serde_json::from_str(n.payload()).unwrap();
-            got.push((v["id"].as_i64().unwrap(), v["type"].as_str().unwrap().to_string(), v["admin_id"].clone()));
+            got.push((
+                v["id"].as_i64().unwrap(),
+                v["type"].as_str().unwrap().to_string(),
+                v["admin_id"].clone(),
+            ));
         }
         let events = db.all_events().await;
         assert_eq!(
@@ -600,4 +730,27 @@ async fn postgres_notifies_each_committed_event_and_nothing_for_a_rollback() {
         assert_eq!(got.len(), 2, "invited and activated, nothing for the refused removal");
     })
     .await;
+}
+
+async fn append_writes_a_queued_event_of_any_type(db: Db) {
+    let admin = Uuid::new_v4();
+    let data = serde_json::json!({"cognito": "missing", "database": "active"});
+    let id = db
+        .events
+        .append(
+            admin_provisioner_store::events::ADMIN_DRIFT_DETECTED,
+            admin,
+            "d@example.com",
+            &data,
+        )
+        .await
+        .unwrap();
+    let events = db.all_events().await;
+    assert_eq!(events.len(), 1);
+    assert_eq!(
+        (events[0].id, events[0].kind.as_str(), events[0].admin_id),
+        (id, "admin.drift_detected", admin)
+    );
+    assert_eq!(events[0].data, data);
+    assert_eq!(db.events.delivery_stats().await.unwrap().pending, 1);
 }

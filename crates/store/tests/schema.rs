@@ -34,7 +34,10 @@ fn with_database(url: &str, name: &str, user: Option<&str>) -> String {
         .map_or(base.len(), |i| authority_start + i);
     let mut authority = base[authority_start..authority_end].to_string();
     if let Some(user) = user {
-        let host = authority.rsplit_once('@').map_or(authority.as_str(), |(_, h)| h).to_string();
+        let host = authority
+            .rsplit_once('@')
+            .map_or(authority.as_str(), |(_, h)| h)
+            .to_string();
         authority = format!("{user}@{host}");
     }
     format!("{}{authority}/{name}{query}", &base[..authority_start])
@@ -194,18 +197,30 @@ fn saga(email: &str) -> SagaRecord {
 /// provisioning, and a removal.
 async fn exercise(store: &PostgresStore) {
     let first = store
-        .insert_admin(new_admin("first@example.com", None), audit(AuditAction::BootstrapAdmin, "first@example.com"), None)
+        .insert_admin(
+            new_admin("first@example.com", None),
+            audit(AuditAction::BootstrapAdmin, "first@example.com"),
+            None,
+        )
         .await
         .unwrap();
     store
-        .mark_accepted(first.user.id, Utc::now(), audit(AuditAction::FirstLoginCompleted, "first@example.com"))
+        .mark_accepted(
+            first.user.id,
+            Utc::now(),
+            audit(AuditAction::FirstLoginCompleted, "first@example.com"),
+        )
         .await
         .unwrap();
     let s = store.begin(saga("second@example.com")).await.unwrap();
     let mut second = new_admin("second@example.com", Some(first.user.id));
     second.id = s.user_id;
     let second = store
-        .insert_admin(second, audit(AuditAction::CreateAdmin, "second@example.com"), Some(s.id))
+        .insert_admin(
+            second,
+            audit(AuditAction::CreateAdmin, "second@example.com"),
+            Some(s.id),
+        )
         .await
         .unwrap();
     store
@@ -230,14 +245,17 @@ async fn exercise(store: &PostgresStore) {
         .await
         .unwrap();
     store
-        .delete_admin(second.user.id, audit(AuditAction::DeleteAdmin, "second@example.com"), None)
+        .delete_admin(
+            second.user.id,
+            audit(AuditAction::DeleteAdmin, "second@example.com"),
+            None,
+        )
         .await
         .unwrap();
 }
 
 #[tokio::test]
-async fn the_product_runs_beside_the_applications_own_users_admin_info_and_sqlx_migrations_and_leaves_them_untouched()
-{
+async fn the_product_runs_beside_the_applications_own_users_admin_info_and_sqlx_migrations_and_leaves_them_untouched() {
     // Arrange: the application's tables, named like the product's, and its sqlx history, in public.
     let db = Fresh::create().await;
     let mut conn = db.conn().await;
@@ -266,7 +284,10 @@ async fn the_product_runs_beside_the_applications_own_users_admin_info_and_sqlx_
         "webhook_attempts",
         "webhook_deliveries",
     ] {
-        assert!(own.contains(&table.to_string()), "{table} missing from admin_provisioner: {own:?}");
+        assert!(
+            own.contains(&table.to_string()),
+            "{table} missing from admin_provisioner: {own:?}"
+        );
     }
     let versions: Vec<i64> = sqlx::query_scalar("SELECT version FROM admin_provisioner._sqlx_migrations ORDER BY 1")
         .fetch_all(&mut conn)
@@ -278,7 +299,10 @@ async fn the_product_runs_beside_the_applications_own_users_admin_info_and_sqlx_
         .fetch_one(&mut conn)
         .await
         .unwrap();
-    assert_eq!(events, 6, "invited, activated, invited, invite_resent, provisioning_failed, removed");
+    assert_eq!(
+        events, 6,
+        "invited, activated, invited, invite_resent, provisioning_failed, removed"
+    );
     store.pool().close().await;
     conn.close().await.ok();
     db.drop().await;
@@ -349,9 +373,15 @@ async fn a_database_created_by_the_first_release_moves_into_the_schema_with_ever
     let store = PostgresStore::connect(&db.url).await.unwrap();
 
     // Assert: every row moved, nothing of the product is left in public, the application's table stayed.
-    assert_eq!(snapshot_rows(&mut conn, "admin_provisioner", &FIRST_RELEASE_TABLES).await, rows_before);
+    assert_eq!(
+        snapshot_rows(&mut conn, "admin_provisioner", &FIRST_RELEASE_TABLES).await,
+        rows_before
+    );
     let history_after = snapshot_rows(&mut conn, "admin_provisioner", &["_sqlx_migrations"]).await;
-    assert!(history_after.contains(&history_before[0]), "the first release's history row moved as it was");
+    assert!(
+        history_after.contains(&history_before[0]),
+        "the first release's history row moved as it was"
+    );
     assert_eq!(tables_in(&mut conn, "public").await, vec!["orders".to_string()]);
     let functions: Vec<String> =
         sqlx::query_scalar("SELECT proname::text FROM pg_proc WHERE pronamespace = 'public'::regnamespace")
@@ -373,7 +403,9 @@ async fn a_database_created_by_the_first_release_moves_into_the_schema_with_ever
         .unwrap();
     let audit_ids: Vec<i64> = store.list_audit(10).await.unwrap().iter().map(|e| e.id).collect();
     assert_eq!(audit_ids, vec![4, 3, 2, 1]);
-    let update = sqlx::query("UPDATE audit_log SET outcome = 'x'").execute(store.pool()).await;
+    let update = sqlx::query("UPDATE audit_log SET outcome = 'x'")
+        .execute(store.pool())
+        .await;
     assert!(update.unwrap_err().to_string().contains("append-only"));
     // The moved schema takes the migrations that came after the first release.
     let versions: Vec<i64> = sqlx::query_scalar("SELECT version FROM admin_provisioner._sqlx_migrations ORDER BY 1")
@@ -417,7 +449,10 @@ async fn a_shared_sqlx_history_keeps_the_applications_rows_in_public() {
         .await
         .unwrap();
     assert_eq!(own, ALL_MIGRATIONS.iter().map(|m| m.version).collect::<Vec<_>>());
-    assert_eq!(tables_in(&mut conn, "public").await, vec!["_sqlx_migrations".to_string()]);
+    assert_eq!(
+        tables_in(&mut conn, "public").await,
+        vec!["_sqlx_migrations".to_string()]
+    );
     store.pool().close().await;
     conn.close().await.ok();
     db.drop().await;
@@ -483,7 +518,10 @@ async fn a_role_that_may_not_create_the_schema_is_told_what_to_run() {
     let db = Fresh::create().await;
     let role = format!("ap_schema_role_{}", Uuid::new_v4().simple());
     let mut admin = PgConnection::connect(&admin_url()).await.unwrap();
-    admin.execute(format!("CREATE ROLE {role} LOGIN").as_str()).await.unwrap();
+    admin
+        .execute(format!("CREATE ROLE {role} LOGIN").as_str())
+        .await
+        .unwrap();
     let url = with_database(&db.url, &db.name, Some(&role));
 
     // Act
@@ -491,10 +529,7 @@ async fn a_role_that_may_not_create_the_schema_is_told_what_to_run() {
 
     // Assert
     let message = err.to_string();
-    assert!(
-        message.contains(&format!("role {role} may not create it")),
-        "{message}"
-    );
+    assert!(message.contains(&format!("role {role} may not create it")), "{message}");
     assert!(
         message.contains(&format!("CREATE SCHEMA admin_provisioner AUTHORIZATION {role};")),
         "{message}"
@@ -509,10 +544,7 @@ async fn a_role_that_may_not_create_the_schema_is_told_what_to_run() {
     let store = PostgresStore::connect(&url).await.unwrap();
     exercise(&store).await;
     store.pool().close().await;
-    owner
-        .execute(format!("DROP SCHEMA admin_provisioner CASCADE").as_str())
-        .await
-        .unwrap();
+    owner.execute("DROP SCHEMA admin_provisioner CASCADE").await.unwrap();
     owner.close().await.ok();
     db.drop().await;
     admin.execute(format!("DROP ROLE IF EXISTS {role}").as_str()).await.ok();
@@ -534,7 +566,15 @@ async fn two_schemas_in_one_database_are_two_independent_products() {
 
 #[tokio::test]
 async fn an_invalid_schema_name_is_refused_before_connecting() {
-    for bad in ["", "Admin", "a-b", "x;drop table users", "pg_admin", &"a".repeat(57), "1abc"] {
+    for bad in [
+        "",
+        "Admin",
+        "a-b",
+        "x;drop table users",
+        "pg_admin",
+        &"a".repeat(57),
+        "1abc",
+    ] {
         let err = PostgresStore::connect_in_schema("postgres://nobody@127.0.0.1:1/none", bad)
             .await
             .unwrap_err();
