@@ -68,6 +68,15 @@ export MOTO_SERVER_BIN="$ROOT/.venv/bin/moto_server"
 "$MOTO_SERVER_BIN" --help >/dev/null
 echo "moto $(installed_moto_version)"
 
+step "standardwebhooks (the webhook receiver of tests/webhooks.rs, in .venv)"
+# Pinned: the Standard Webhooks reference library the signature tests verify against.
+WEBHOOKS_REQUIREMENT='standardwebhooks==1.1.0'
+if [ "$(.venv/bin/pip show standardwebhooks 2>/dev/null | sed -n 's/^Version: //p')" != "${WEBHOOKS_REQUIREMENT##*==}" ]; then
+  .venv/bin/pip install --quiet --disable-pip-version-check "$WEBHOOKS_REQUIREMENT"
+fi
+export WEBHOOK_TEST_PYTHON="$ROOT/.venv/bin/python3"
+"$WEBHOOK_TEST_PYTHON" -c 'import standardwebhooks'
+
 step "Chromium and ChromeDriver"
 scripts/install-browser.sh
 

@@ -335,27 +335,30 @@ async fn sagas_retry(config: Config, id: uuid::Uuid) -> anyhow::Result<()> {
 
 async fn doctor(config: Config) -> anyhow::Result<()> {
     use admin_provisioner_cognito::doctor;
+    // The database and webhooks first: they matter with the emulator too.
+    let report = crate::doctor::check(&config).await;
+    for line in &report.ok {
+        println!("{line}");
+    }
+    for f in &report.findings {
+        println!("{f}");
+    }
+    let local_blocking = report
+        .findings
+        .iter()
+        .filter(|f| f.severity == doctor::Severity::Blocking)
+        .count();
     if config.uses_emulator() {
         println!("COGNITO_USER_POOL_ID is not set: the built-in Cognito emulator is used, and it is always configured as the flow needs.");
         println!("Set COGNITO_USER_POOL_ID and COGNITO_CLIENT_ID to check a real user pool.");
+        if local_blocking > 0 {
+            anyhow::bail!("{local_blocking} blocking problem(s) in the database or webhook settings (see above)");
+        }
         return Ok(());
     }
     let provider =
         admin_provisioner_cognito::CognitoIdentityProvider::new(crate::app::cognito_config(&config)?).await?;
     let findings = doctor::check(&provider, config.invite_validity_days).await?;
-    let database_ok = match admin_provisioner_store::connect(&config.database_url).await {
-        Ok(_) => {
-            println!(
-                "ok: database {} reachable, migrations applied",
-                admin_provisioner_store::redact_url(&config.database_url)
-            );
-            true
-        }
-        Err(e) => {
-            println!("[blocking] database_unreachable: {e}");
-            false
-        }
-    };
     if findings.is_empty() {
         println!(
             "ok: user pool {} and app client look right for admin-provisioner",
@@ -365,12 +368,12 @@ async fn doctor(config: Config) -> anyhow::Result<()> {
     for f in &findings {
         println!("{f}");
     }
-    if doctor::has_blocking(&findings) || !database_ok {
+    if doctor::has_blocking(&findings) || local_blocking > 0 {
         let n = findings
             .iter()
             .filter(|f| f.severity == doctor::Severity::Blocking)
             .count()
-            + usize::from(!database_ok);
+            + local_blocking;
         anyhow::bail!("{n} blocking problem(s) in the Cognito configuration (see above)");
     }
     Ok(())

@@ -33,7 +33,11 @@ pub const ADMIN_REMOVED: &str = "admin.removed";
 /// `admin.provisioning_failed`: a provisioning saga ended undone (`compensated`, `aborted`) or `stuck`.
 pub const ADMIN_PROVISIONING_FAILED: &str = "admin.provisioning_failed";
 
-/// Every event type the product writes.
+/// `admin.drift_detected`: reserved for the reconciler (Cognito and the database disagree about an
+/// admin); written with [`EventLog::append`].
+pub const ADMIN_DRIFT_DETECTED: &str = "admin.drift_detected";
+
+/// Every event type the product writes through the store's transactions.
 pub const EVENT_TYPES: [&str; 5] = [
     ADMIN_INVITED,
     ADMIN_INVITE_RESENT,
@@ -204,6 +208,29 @@ impl EventLog {
             .await
             .map_err(map_err)?);
         Ok(rows.into_iter().map(Event::from).collect())
+    }
+
+    /// Appends one event in a transaction of its own (for writers without a store transaction, such as
+    /// the reconciler reporting drift); queued for webhooks and announced by NOTIFY like every other.
+    /// Returns its id.
+    pub async fn append(
+        &self,
+        kind: &str,
+        admin_id: Uuid,
+        email: &str,
+        data: &serde_json::Value,
+    ) -> Result<i64, StoreError> {
+        let sql =
+            "INSERT INTO events (type, admin_id, email, data, occurred_at) VALUES ($1, $2, $3, $4, $5) RETURNING id";
+        with_pool!(self, pool => sqlx::query_scalar::<_, i64>(sql)
+            .bind(kind)
+            .bind(DbId(admin_id))
+            .bind(email)
+            .bind(data.to_string())
+            .bind(DbTime::now())
+            .fetch_one(pool)
+            .await
+            .map_err(map_err))
     }
 
     /// The greatest event id (0 when there is none).

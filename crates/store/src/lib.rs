@@ -5,7 +5,9 @@
 //! keys) and [`SagaLog`](admin_provisioner_core::store::SagaLog) over one database, which is what lets a
 //! single transaction write an admin's records, its audit event and its saga's completion. [`connect`]
 //! picks the adapter from the URL scheme, connects and runs the migrations (embedded from
-//! `migrations/sqlite` and `migrations/postgres`).
+//! `migrations/sqlite` and `migrations/postgres`); [`connect_with`] also takes the PostgreSQL schema
+//! (`DATABASE_SCHEMA`: every table and the migration history live there, see [`PostgresStore`]) and returns
+//! the [`EventLog`] of lifecycle events over the same database (see [`events`]).
 //!
 //! What the schema guarantees, in both databases:
 //! - `users.email_normalized`, `users.cognito_username` and `users.cognito_sub` are unique, so two admins
@@ -14,7 +16,8 @@
 //!   the inviting admin is deleted;
 //! - at most one unfinished saga holds an e-mail (a unique partial index on `sagas`): this is the guard
 //!   that makes concurrent provisioning of one address create exactly one admin;
-//! - `audit_log` is append-only: triggers reject `UPDATE` and `DELETE`.
+//! - `audit_log` is append-only: triggers reject `UPDATE` and `DELETE`;
+//! - every change of an admin's state writes one row to `events` in its own transaction (see [`events`]).
 //!
 //! Timestamps are stored with microsecond precision (sub-microsecond parts are truncated on write); see
 //! [`truncate_to_micros`]. Errors are mapped as described in the `error` module: unique violations to the

@@ -41,6 +41,21 @@ const LEGACY_TABLES: [&str; 5] = ["users", "admin_info", "sagas", "audit_log", "
 /// The version of the first migration, whose checksum identifies the product's history in `public`.
 const INIT_VERSION: i64 = 20240101000000;
 
+/// The table privileges the product's SQL needs (the README's least-privilege role grants exactly these).
+pub const REQUIRED_TABLE_PRIVILEGES: [(&str, &str); 8] = [
+    ("users", "SELECT, INSERT, UPDATE, DELETE"),
+    ("admin_info", "SELECT, INSERT, UPDATE, DELETE"),
+    ("sagas", "SELECT, INSERT, UPDATE"),
+    ("audit_log", "SELECT, INSERT"),
+    ("idempotency_keys", "SELECT, INSERT, UPDATE, DELETE"),
+    ("events", "SELECT, INSERT"),
+    ("webhook_deliveries", "SELECT, INSERT, UPDATE"),
+    ("webhook_attempts", "SELECT, INSERT"),
+];
+
+/// The sequences the product draws ids from.
+pub const REQUIRED_SEQUENCES: [&str; 3] = ["audit_log_id_seq", "events_id_seq", "webhook_attempts_id_seq"];
+
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
 
 /// An [`AdminStore`](admin_provisioner_core::store::AdminStore) and
@@ -126,6 +141,64 @@ impl PostgresStore {
     /// The lifecycle events and webhook queue over the same pool.
     pub fn event_log(&self) -> crate::EventLog {
         crate::EventLog::Postgres(self.pool.clone(), self.schema.clone())
+    }
+
+    /// What the connected role lacks of the privileges the product needs, one line per object (empty
+    /// when nothing is missing): `USAGE` on the schema, and per table and sequence the rights the
+    /// product's SQL uses. `CREATE` on the schema is reported separately by
+    /// [`PostgresStore::can_create_in_schema`] (only migrations need it).
+    pub async fn missing_privileges(&self) -> Result<Vec<String>, StoreError> {
+        let mut missing = Vec::new();
+        let usage: bool = sqlx::query_scalar("SELECT has_schema_privilege($1, 'USAGE')")
+            .bind(&self.schema)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(crate::error::map_err)?;
+        if !usage {
+            missing.push(format!("USAGE on schema {}", self.schema));
+            return Ok(missing);
+        }
+        for (table, privileges) in REQUIRED_TABLE_PRIVILEGES {
+            let mut lacking = Vec::new();
+            for privilege in privileges.split(", ") {
+                let ok: bool =
+                    sqlx::query_scalar("SELECT has_table_privilege(format('%I.%I', $1::text, $2::text), $3)")
+                        .bind(&self.schema)
+                        .bind(table)
+                        .bind(privilege)
+                        .fetch_one(&self.pool)
+                        .await
+                        .map_err(crate::error::map_err)?;
+                if !ok {
+                    lacking.push(privilege);
+                }
+            }
+            if !lacking.is_empty() {
+                missing.push(format!("{} on {}.{table}", lacking.join(", "), self.schema));
+            }
+        }
+        for sequence in REQUIRED_SEQUENCES {
+            let ok: bool =
+                sqlx::query_scalar("SELECT has_sequence_privilege(format('%I.%I', $1::text, $2::text), 'USAGE')")
+                    .bind(&self.schema)
+                    .bind(sequence)
+                    .fetch_one(&self.pool)
+                    .await
+                    .map_err(crate::error::map_err)?;
+            if !ok {
+                missing.push(format!("USAGE on sequence {}.{sequence}", self.schema));
+            }
+        }
+        Ok(missing)
+    }
+
+    /// True when the role may create objects in the schema (needed by the migrations of an upgrade).
+    pub async fn can_create_in_schema(&self) -> Result<bool, StoreError> {
+        sqlx::query_scalar("SELECT has_schema_privilege($1, 'CREATE')")
+            .bind(&self.schema)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(crate::error::map_err)
     }
 
     /// Starts a write transaction (READ COMMITTED; the unique indexes arbitrate races).
@@ -269,6 +342,7 @@ fn schema_error(url: &str, schema: &str, problem: SchemaProblem) -> StoreError {
 ///
 /// The move happens only when all of these hold; otherwise nothing in `public` is touched:
 /// - `schema` is not `public` and has no `_sqlx_migrations` of its own yet (a fresh or an old install);
+/// - the role may read `public._sqlx_migrations` (one it may not read is the application's);
 /// - `public._sqlx_migrations` has the product's first migration (version `20240101000000`) with the
 ///   checksum of the product's own SQL: an application's history cannot carry it by accident;
 /// - `public` has all five tables of that migration, each with the product's constraint names
@@ -301,6 +375,14 @@ pub async fn adopt_public_layout(conn: &mut PgConnection, schema: &str) -> Resul
     .await
     .map_err(sql_err)?;
     if own_history || !public_history {
+        return Ok(());
+    }
+    // A history the role may not even read is the application's (the first release owned its own).
+    let readable: bool = sqlx::query_scalar("SELECT has_table_privilege('public._sqlx_migrations', 'SELECT')")
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(sql_err)?;
+    if !readable {
         return Ok(());
     }
     let rows: Vec<(i64, Vec<u8>)> = sqlx::query_as("SELECT version, checksum FROM public._sqlx_migrations")

@@ -109,6 +109,7 @@ suite!(
     claims_lease_only_the_oldest_pending_event_of_each_admin,
     an_expired_lease_is_claimed_again_and_the_late_finisher_loses,
     concurrent_claimers_make_each_attempt_once,
+    append_writes_a_queued_event_of_any_type,
 );
 
 fn new_admin(email: &str) -> NewAdmin {
@@ -678,4 +679,80 @@ async fn postgres_event_ids_are_assigned_in_commit_order() {
         assert_eq!(ids, vec![first_id, second_id]);
     })
     .await;
+}
+
+/// PostgreSQL: each committed event is announced on `<schema>_events`; a rolled-back change is not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_notifies_each_committed_event_and_nothing_for_a_rollback() {
+    run_postgres(|db| async move {
+        assert_eq!(db.events.notify_channel().as_deref(), Some("admin_provisioner_events"));
+        let mut listener = db.events.listen().await.unwrap().unwrap();
+        let a = db
+            .store
+            .insert_admin(
+                new_admin("n@example.com"),
+                audit(AuditAction::BootstrapAdmin, "n@example.com"),
+                None,
+            )
+            .await
+            .unwrap();
+        // A refused change (the last active admin) rolls back: no notification for it.
+        db.store
+            .mark_accepted(
+                a.user.id,
+                Utc::now(),
+                audit(AuditAction::FirstLoginCompleted, "n@example.com"),
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            db.store
+                .delete_admin(a.user.id, audit(AuditAction::DeleteAdmin, "n@example.com"), None)
+                .await,
+            Err(StoreError::LastAdmin)
+        );
+
+        let mut got = Vec::new();
+        while let Ok(Ok(n)) = tokio::time::timeout(std::time::Duration::from_millis(700), listener.recv()).await {
+            let v: serde_json::Value = serde_json::from_str(n.payload()).unwrap();
+            got.push((
+                v["id"].as_i64().unwrap(),
+                v["type"].as_str().unwrap().to_string(),
+                v["admin_id"].clone(),
+            ));
+        }
+        let events = db.all_events().await;
+        assert_eq!(
+            got,
+            events
+                .iter()
+                .map(|e| (e.id, e.kind.clone(), serde_json::Value::String(e.admin_id.to_string())))
+                .collect::<Vec<_>>()
+        );
+        assert_eq!(got.len(), 2, "invited and activated, nothing for the refused removal");
+    })
+    .await;
+}
+
+async fn append_writes_a_queued_event_of_any_type(db: Db) {
+    let admin = Uuid::new_v4();
+    let data = serde_json::json!({"cognito": "missing", "database": "active"});
+    let id = db
+        .events
+        .append(
+            admin_provisioner_store::events::ADMIN_DRIFT_DETECTED,
+            admin,
+            "d@example.com",
+            &data,
+        )
+        .await
+        .unwrap();
+    let events = db.all_events().await;
+    assert_eq!(events.len(), 1);
+    assert_eq!(
+        (events[0].id, events[0].kind.as_str(), events[0].admin_id),
+        (id, "admin.drift_detected", admin)
+    );
+    assert_eq!(events[0].data, data);
+    assert_eq!(db.events.delivery_stats().await.unwrap().pending, 1);
 }

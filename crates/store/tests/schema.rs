@@ -546,10 +546,7 @@ async fn a_role_that_may_not_create_the_schema_is_told_what_to_run() {
     let store = PostgresStore::connect(&url).await.unwrap();
     exercise(&store).await;
     store.pool().close().await;
-    owner
-        .execute(format!("DROP SCHEMA admin_provisioner CASCADE").as_str())
-        .await
-        .unwrap();
+    owner.execute("DROP SCHEMA admin_provisioner CASCADE").await.unwrap();
     owner.close().await.ok();
     db.drop().await;
     admin.execute(format!("DROP ROLE IF EXISTS {role}").as_str()).await.ok();
