@@ -30,7 +30,9 @@ fn username(n: u64) -> String {
 }
 
 fn arg(args: &[String], name: &str) -> Option<String> {
-    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1).cloned())
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1).cloned())
 }
 
 #[tokio::main]
@@ -47,7 +49,9 @@ async fn main() -> anyhow::Result<()> {
             let rate: f64 = arg(&args, "--rate").unwrap_or_else(|| "0".into()).parse()?;
             run(&dir, rate).await
         }
-        _ => anyhow::bail!("usage: reconcile_bench seed --users N --db sqlite|postgres --dir D | run --dir D [--rate R]"),
+        _ => {
+            anyhow::bail!("usage: reconcile_bench seed --users N --db sqlite|postgres --dir D | run --dir D [--rate R]")
+        }
     }
 }
 
@@ -98,7 +102,10 @@ async fn seed(dir: &std::path::Path, n: u64, db: &str) -> anyhow::Result<()> {
     let when = "2026-01-01T00:00:00.000000Z";
     if db == "sqlite" {
         let mut c = sqlx::SqliteConnection::connect(&url).await?;
-        let seq = format!("WITH RECURSIVE seq(n) AS (SELECT 0 UNION ALL SELECT n + 1 FROM seq WHERE n < {}) ", n - 1);
+        let seq = format!(
+            "WITH RECURSIVE seq(n) AS (SELECT 0 UNION ALL SELECT n + 1 FROM seq WHERE n < {}) ",
+            n - 1
+        );
         sqlx::query(&format!(
             "INSERT INTO users (id, email, email_normalized, cognito_username, cognito_sub, status, created_at, updated_at) {seq} \
              SELECT printf('%08x-0000-4000-9000-%012x', n, n), printf('user%07d@bench.example', n), printf('user%07d@bench.example', n), \
@@ -157,7 +164,12 @@ async fn run(dir: &std::path::Path, rate: f64) -> anyhow::Result<()> {
         emu.set_list_users_rate_limit(Some(rate as u32));
     }
     let store: Arc<dyn Store> = admin_provisioner_store::connect(&url).await?;
-    let p = Provisioner::new(emu.clone(), store.clone(), Arc::new(SystemClock), ProvisionerSettings::default());
+    let p = Provisioner::new(
+        emu.clone(),
+        store.clone(),
+        Arc::new(SystemClock),
+        ProvisionerSettings::default(),
+    );
     let rs: Arc<dyn ReconcileStore> = store;
     let r = Reconciler::new(
         p,
