@@ -6,6 +6,8 @@ use admin_provisioner_core::identity::{CreateUserRequest, IdentityProvider, Mess
 use admin_provisioner_emulator::{CognitoEmulator, EmulatorConfig};
 use std::process::{Command, Output};
 
+mod common;
+
 struct Env {
     dir: tempfile::TempDir,
 }
@@ -122,22 +124,89 @@ fn reconcile_exits_1_when_the_database_cannot_be_reached() {
     assert!(err.starts_with("error: ") && err.trim().lines().count() == 1, "{err}");
 }
 
-#[test]
-fn metrics_export_the_last_runs_counts_by_kind_and_its_time() {
-    let mut report = admin_provisioner_core::reconcile::Report::default();
-    report.summary.counts.insert("ghost".into(), 2);
+/// One test for both views of the last run: they share this process's last report.
+#[tokio::test]
+async fn metrics_and_the_console_drift_page_show_the_last_run() {
+    use admin_provisioner_core::reconcile::{DriftKind, Finding, Repair, Report};
+    use axum::body::Body;
+    use axum::http::{Method, Request, StatusCode};
+
+    let mut report = Report::default();
+    report.summary.counts.insert("orphan".into(), 1);
     report.summary.counts.insert("foreign".into(), 5);
-    report.summary.needs_attention = 2;
+    report.summary.needs_attention = 1;
     report.summary.finished_at = Some(chrono::DateTime::from_timestamp(1_800_000_000, 0).unwrap());
+    report.findings.push(Finding {
+        kind: DriftKind::Orphan,
+        code: "orphan_cognito_user_missing".into(),
+        email: Some("gone<b>@example.com".into()),
+        admin_id: None,
+        db_cognito_username: None,
+        db_cognito_sub: None,
+        db_status: None,
+        cognito_username: None,
+        cognito_sub: None,
+        cognito_status: None,
+        cognito_enabled: None,
+        message: "the Cognito user is gone".into(),
+        fix: "remove the admin".into(),
+        repair: Repair::Manual,
+    });
     admin_provisioner::reconcile::record(&report);
+
     let text = admin_provisioner::http::Metrics::new().render();
     for line in [
-        "admin_provisioner_reconcile_findings{kind=\"ghost\"} 2\n",
+        "admin_provisioner_reconcile_findings{kind=\"orphan\"} 1\n",
         "admin_provisioner_reconcile_findings{kind=\"foreign\"} 5\n",
-        "admin_provisioner_reconcile_needs_attention 2\n",
+        "admin_provisioner_reconcile_needs_attention 1\n",
         "admin_provisioner_reconcile_last_run_timestamp_seconds 1800000000\n",
-        "admin_provisioner_reconcile_runs_total{result=\"ok\"} 1\n",
+        "admin_provisioner_reconcile_runs_total{result=\"ok\"} ",
     ] {
         assert!(text.contains(line), "missing {line:?} in\n{text}");
     }
+
+    let t = common::test_app().await;
+    let login = t
+        .call(
+            Request::builder()
+                .method(Method::POST)
+                .uri("/login")
+                .header("host", "console.test")
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(Body::from(format!(
+                    "email={}&password={}",
+                    common::ADMIN_EMAIL.replace('@', "%40"),
+                    common::NEW_PASSWORD
+                )))
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(login.status, StatusCode::SEE_OTHER, "{}", login.text);
+    let session = login
+        .headers
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_string())
+        .find(|c| c.starts_with("ap_session="))
+        .unwrap();
+    let cookie = session.split(';').next().unwrap().to_string();
+    let page = t
+        .call(
+            Request::builder()
+                .uri("/console/drift")
+                .header("cookie", &cookie)
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.text.contains("1 finding(s) need attention"), "{}", page.text);
+    assert!(page.text.contains("orphan_cognito_user_missing"));
+    assert!(page.text.contains("gone&lt;b&gt;@example.com"), "escaped");
+    assert!(page.text.contains(r#"href="/console/drift" aria-current="page""#));
+    assert_eq!(
+        t.get("/console/drift", None).await.status,
+        StatusCode::SEE_OTHER,
+        "needs a session"
+    );
 }
