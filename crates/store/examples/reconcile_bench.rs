@@ -189,13 +189,15 @@ async fn run(dir: &std::path::Path, rate: f64) -> anyhow::Result<()> {
         f64::NAN
     };
     println!(
-        "{} Cognito users ({} pages, {} throttled), {} admins, {} findings: {:.2} s wall, peak RSS {:.0} MB{}",
+        "{} Cognito users ({} pages, {} throttled), {} admins, {} findings: {:.2} s wall ({:.2} s reading + sorting Cognito, {:.2} s merging with the database), peak RSS {:.0} MB{}",
         s.cognito_users,
         s.list_users_pages,
         s.throttled,
         s.database_admins,
         report.findings.len(),
         secs,
+        s.cognito_read_seconds,
+        s.seconds - s.cognito_read_seconds,
         peak_rss_mb(),
         if rate > 0.0 {
             format!(", quota floor {floor:.1} s, achieved/floor {:.3}", secs / floor)
