@@ -1,5 +1,5 @@
 //! The command line: `serve`, `bootstrap-admin`, `provision`, `resend-invite`, `import`, `doctor`, `demo`,
-//! `sagas`, `reconcile`.
+//! `sagas`, `reconcile` (which exits 2 when drift remains).
 //!
 //! Every command exits 0 on success and non-zero with a one-line reason on stderr otherwise. The operator
 //! commands act as `operator` in the audit log. Logs go to stderr (`RUST_LOG` filters them); results go

@@ -33,7 +33,7 @@ pub async fn command(app: &App, repair: bool, json: bool, out: &mut (dyn Write +
         },
     );
     if !json {
-        let _ = writeln!(out, "{:<9} {:<34} {:<36} {}", "KIND", "CODE", "E-MAIL", "REPAIR");
+        let _ = writeln!(out, "{:<9} {:<34} {:<36} REPAIR", "KIND", "CODE", "E-MAIL");
     }
     let mut write_err: Option<std::io::Error> = None;
     let report = {

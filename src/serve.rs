@@ -1,4 +1,5 @@
-//! `admin-provisioner serve`: the HTTP API and console, plus background recovery of unfinished sagas.
+//! `admin-provisioner serve`: the HTTP API and console, plus background recovery of unfinished sagas and
+//! the background reconciler (`RECONCILE_INTERVAL_SECS`, one replica at a time; see [`crate::reconcile`]).
 
 use crate::app::{App, Hooks};
 use crate::config::Config;

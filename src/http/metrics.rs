@@ -8,7 +8,8 @@
 //! * `admin_provisioner_saga_duration_seconds` — histogram of provisioning durations;
 //! * `admin_provisioner_identity_provider_calls_total{operation,result}` — `result` is `ok` or Cognito's
 //!   error name;
-//! * `admin_provisioner_http_requests_total{status}`.
+//! * `admin_provisioner_http_requests_total{status}`;
+//! * the reconciler's last run (`admin_provisioner_reconcile_*`, see [`crate::reconcile::render_metrics`]).
 //!
 //! Label values come from fixed sets (operation names, error codes, status codes), never from user input.
 

@@ -237,6 +237,9 @@ impl RateLimit {
     }
 }
 
+/// A password to store with a status change: (salt, hash) and the temporary password's expiry.
+type NewPassword = ((String, String), Option<DateTime<Utc>>);
+
 /// A user to import with [`CognitoEmulator::import_users`] (bulk fixtures and benchmarks).
 #[derive(Clone, Debug)]
 pub struct ImportUser {
@@ -400,12 +403,7 @@ impl CognitoEmulator {
         .await
     }
 
-    async fn set_status(
-        &self,
-        username: &str,
-        status: &str,
-        password: Option<((String, String), Option<DateTime<Utc>>)>,
-    ) -> Result<(), IdpError> {
+    async fn set_status(&self, username: &str, status: &str, password: Option<NewPassword>) -> Result<(), IdpError> {
         let now = micros(self.now());
         let key = username_key(username);
         let done =

@@ -237,6 +237,8 @@ pub struct Summary {
     pub finished_at: Option<DateTime<Utc>>,
     /// Wall time in seconds.
     pub seconds: f64,
+    /// Of which reading every Cognito user (paced `ListUsers`) and sorting them, in seconds.
+    pub cognito_read_seconds: f64,
     /// Whether repairs were allowed.
     pub repair: bool,
     /// Cognito users read.
@@ -362,6 +364,7 @@ impl Reconciler {
         }
 
         let mut sorted = run.read_cognito().await?;
+        run.report.summary.cognito_read_seconds = started.elapsed().as_secs_f64();
         let mut cognito = next_distinct(&mut sorted, None)?;
         let mut page: std::collections::VecDeque<AdminRecord> = Default::default();
         let mut after: Option<String> = None;
