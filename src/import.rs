@@ -351,9 +351,10 @@ pub async fn run_import(app: &App, options: &ImportOptions, stop: Arc<AtomicBool
         );
     }
 
-    // Settle whatever an earlier, cut-off run left in flight before starting new sagas.
+    // Settle whatever an earlier, cut-off run left in flight (sagas whose lease has expired) before starting
+    // new sagas.
     app.provisioner
-        .recover_unfinished(chrono::Duration::zero())
+        .recover_unfinished()
         .await
         .context("recovering unfinished sagas before the import")?;
 

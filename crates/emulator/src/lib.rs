@@ -203,6 +203,7 @@ struct Inner {
     clock: Arc<dyn Clock>,
     key: keys::SigningKey,
     list_limit: std::sync::Mutex<RateLimit>,
+    meter: simulation::Meter,
 }
 
 /// A fixed one-second window limiting `ListUsers` (Cognito's UserList quota), off by default.
@@ -253,7 +254,6 @@ pub struct ImportUser {
     pub status: String,
     /// `Enabled`.
     pub enabled: bool,
-    meter: simulation::Meter,
 }
 
 impl std::fmt::Debug for CognitoEmulator {
