@@ -34,6 +34,37 @@ fn url_for(database: &str, user: Option<&str>) -> String {
     format!("{scheme}://{authority}/{database}")
 }
 
+/// Drops the test's database and roles (cluster-wide) even when the test fails.
+struct Cleanup {
+    database: String,
+    roles: Vec<String>,
+}
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        let database = self.database.clone();
+        let roles = self.roles.clone();
+        // A thread of its own: this may run inside the test's runtime, which cannot block on itself.
+        let _ = std::thread::spawn(move || {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap()
+                .block_on(async move {
+                    if let Ok(mut root) = PgConnection::connect(&admin_url()).await {
+                        let _ = root
+                            .execute(format!("DROP DATABASE IF EXISTS {database} WITH (FORCE)").as_str())
+                            .await;
+                        for role in roles {
+                            let _ = root.execute(format!("DROP ROLE IF EXISTS {role}").as_str()).await;
+                        }
+                    }
+                })
+        })
+        .join();
+    }
+}
+
 /// The README's SQL block whose first line starts with `first_line`.
 fn readme_sql(first_line: &str) -> String {
     let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
@@ -79,6 +110,10 @@ async fn the_whole_flow_runs_in_the_applications_database_with_the_readme_roles_
         format!("ap_app_reader_{suffix}"),
         format!("app_login_{suffix}"),
     );
+    let _cleanup = Cleanup {
+        database: database.clone(),
+        roles: vec![product.clone(), reader.clone(), login.clone()],
+    };
     let mut root = PgConnection::connect(&admin_url())
         .await
         .unwrap_or_else(|e| panic!("this test needs PostgreSQL at TEST_POSTGRES_URL: {e}"));
@@ -291,15 +326,8 @@ async fn the_whole_flow_runs_in_the_applications_database_with_the_readme_roles_
         report
     );
 
-    // Clean up (databases and roles are cluster-wide).
+    // `_cleanup` drops the database and the roles.
     drop(t);
     owner.close().await.ok();
-    root.execute(format!("DROP DATABASE {database} WITH (FORCE)").as_str())
-        .await
-        .unwrap();
-    for role in [&product, &reader, &login] {
-        root.execute(format!("DROP ROLE IF EXISTS {role}").as_str())
-            .await
-            .unwrap();
-    }
+    root.close().await.ok();
 }

@@ -53,24 +53,58 @@ impl Drop for Proc {
 struct Deployment {
     dir: tempfile::TempDir,
     hook_port: u16,
+    database_url: String,
+    /// A PostgreSQL database of its own, dropped with the deployment.
+    postgres: Option<String>,
+}
+
+fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(f)
+}
+
+fn postgres_admin_url() -> String {
+    std::env::var("TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_string())
 }
 
 impl Deployment {
     fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let database_url = format!("sqlite://{}", dir.path().join("ap.db").display());
         Self {
-            dir: tempfile::tempdir().unwrap(),
+            dir,
             hook_port: free_port(),
+            database_url,
+            postgres: None,
         }
+    }
+
+    /// A deployment on a fresh PostgreSQL database (`TEST_POSTGRES_URL`).
+    fn on_postgres() -> Self {
+        use sqlx::{Connection, Executor};
+        let name = format!("ap_webhooks_test_{}", uuid::Uuid::new_v4().simple());
+        block_on(async {
+            let mut admin = sqlx::PgConnection::connect(&postgres_admin_url())
+                .await
+                .unwrap_or_else(|e| panic!("this test needs PostgreSQL at TEST_POSTGRES_URL: {e}"));
+            admin.execute(format!("CREATE DATABASE {name}").as_str()).await.unwrap();
+        });
+        let base = postgres_admin_url();
+        let (head, _) = base.rsplit_once('/').unwrap();
+        let mut d = Self::new();
+        d.database_url = format!("{head}/{name}");
+        d.postgres = Some(name);
+        d
     }
 
     fn command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_admin-provisioner"));
         cmd.args(args)
             .current_dir(self.dir.path())
-            .env(
-                "DATABASE_URL",
-                format!("sqlite://{}", self.dir.path().join("ap.db").display()),
-            )
+            .env("DATABASE_URL", &self.database_url)
             .env("COGNITO_EMULATOR_STATE", self.dir.path().join("emulator.db"))
             .env("MAILBOX_DIR", self.dir.path().join("mailbox"))
             .env("BIND_ADDR", "127.0.0.1:0")
@@ -189,20 +223,38 @@ impl Deployment {
         }
     }
 
-    /// A scalar from the deployment's SQLite database.
+    /// A scalar from the deployment's database (PostgreSQL: in the product's schema).
     fn scalar(&self, sql: &str) -> i64 {
-        let url = format!("sqlite://{}", self.dir.path().join("ap.db").display());
-        let sql = sql.to_string();
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap()
-            .block_on(async move {
-                let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
-                let v: i64 = sqlx::query_scalar(&sql).fetch_one(&pool).await.unwrap();
+        block_on(async {
+            if self.postgres.is_some() {
+                let store = admin_provisioner_store::PostgresStore::connect(&self.database_url)
+                    .await
+                    .unwrap();
+                let v: i64 = sqlx::query_scalar(sql).fetch_one(store.pool()).await.unwrap();
+                store.pool().close().await;
+                v
+            } else {
+                let pool = sqlx::SqlitePool::connect(&self.database_url).await.unwrap();
+                let v: i64 = sqlx::query_scalar(sql).fetch_one(&pool).await.unwrap();
                 pool.close().await;
                 v
-            })
+            }
+        })
+    }
+}
+
+impl Drop for Deployment {
+    fn drop(&mut self) {
+        use sqlx::{Connection, Executor};
+        if let Some(name) = self.postgres.take() {
+            block_on(async {
+                if let Ok(mut admin) = sqlx::PgConnection::connect(&postgres_admin_url()).await {
+                    let _ = admin
+                        .execute(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str())
+                        .await;
+                }
+            });
+        }
     }
 }
 
@@ -344,4 +396,45 @@ fn sigkill_during_a_delivery_loses_nothing() {
         3
     );
     drop(serve);
+}
+
+#[test]
+fn three_replicas_on_postgres_deliver_each_event_exactly_once() {
+    // Arrange: a receiver that always accepts, three `serve` processes on one PostgreSQL database.
+    let d = Deployment::on_postgres();
+    let _receiver = d.receiver(0);
+    let replicas: Vec<Proc> = (0..3).map(|_| d.serve()).collect();
+
+    // Act: twelve events for seven admins, committed by CLI runs.
+    d.cli(&["bootstrap-admin", "--email", "first@example.com"]);
+    for i in 0..6 {
+        d.cli(&["provision", "--email", &format!("r{i}@example.com")]);
+    }
+    for i in 0..5 {
+        d.cli(&["resend-invite", "--email", &format!("r{i}@example.com")]);
+    }
+    let deliveries = d.wait_for_events(12, Duration::from_secs(60));
+    std::thread::sleep(Duration::from_secs(2));
+
+    // Assert: each event arrived once (one attempt each, as every answer was 2xx), in order per admin.
+    let deliveries = {
+        let later = d.deliveries();
+        assert!(later.len() >= deliveries.len());
+        later
+    };
+    let mut per_id: BTreeMap<String, usize> = BTreeMap::new();
+    for x in &deliveries {
+        *per_id.entry(x["webhook_id"].as_str().unwrap().to_string()).or_default() += 1;
+    }
+    assert_eq!(per_id.len(), 12);
+    assert!(per_id.values().all(|n| *n == 1), "duplicates: {per_id:?}");
+    for (admin, ids) in arrival_order_per_admin(&deliveries) {
+        assert!(ids.windows(2).all(|w| w[0] < w[1]), "out of order for {admin}: {ids:?}");
+    }
+    assert_eq!(d.scalar("SELECT COUNT(*) FROM webhook_attempts"), 12);
+    assert_eq!(
+        d.scalar("SELECT COUNT(*) FROM webhook_deliveries WHERE state = 'delivered'"),
+        12
+    );
+    drop(replicas);
 }
