@@ -188,7 +188,6 @@ fn print_admin(verb: &str, admin: &ProvisionedAdmin, app: &App) {
 const SAGAS_LIST_LIMIT: i64 = 200;
 
 async fn sagas_list(config: Config, stuck: bool, unfinished: bool, json: bool) -> anyhow::Result<()> {
-    use admin_provisioner_core::store::SagaLog;
     let store = admin_provisioner_store::connect(&config.database_url)
         .await
         .map_err(|e| anyhow::anyhow!("database: {e}"))?;
@@ -206,7 +205,16 @@ async fn sagas_list(config: Config, stuck: bool, unfinished: bool, json: bool) -
         return Ok(());
     }
     if sagas.is_empty() {
-        println!("no sagas{}", if stuck { " need attention" } else if unfinished { " are unfinished" } else { "" });
+        println!(
+            "no sagas{}",
+            if stuck {
+                " need attention"
+            } else if unfinished {
+                " are unfinished"
+            } else {
+                ""
+            }
+        );
         return Ok(());
     }
     println!(

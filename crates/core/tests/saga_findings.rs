@@ -27,16 +27,22 @@ async fn a_definitive_refusal_is_not_retried_and_answers_internal() {
         None,
         StoreError::Other("CHECK constraint failed: admin_info".into()),
     );
-    let err = h
-        .p
-        .provision_new_admin(&Caller::Operator, "carol@example.com", None)
-        .await
-        .unwrap_err();
+    let err =
+        h.p.provision_new_admin(&Caller::Operator, "carol@example.com", None)
+            .await
+            .unwrap_err();
     assert!(matches!(err, Error::Internal(_)), "{err:?}");
     assert_eq!(err.code(), "internal");
     assert_eq!(err.http_status(), 500);
-    assert_eq!(h.plan.fired(store_op::INSERT_ADMIN), 1, "a definitive refusal must not be retried");
-    assert!(!h.cognito_has("carol@example.com").await, "compensation must delete the Cognito user");
+    assert_eq!(
+        h.plan.fired(store_op::INSERT_ADMIN),
+        1,
+        "a definitive refusal must not be retried"
+    );
+    assert!(
+        !h.cognito_has("carol@example.com").await,
+        "compensation must delete the Cognito user"
+    );
     assert!(!h.db_has("carol@example.com").await);
     assert_eq!(h.saga_states("carol@example.com").await, vec![SagaState::Compensated]);
 }
@@ -55,11 +61,10 @@ async fn a_trigger_refusal_from_sqlite_is_definitive() {
     .await
     .unwrap();
     pool.close().await;
-    let err = h
-        .p
-        .provision_new_admin(&Caller::Operator, "frozen@example.com", None)
-        .await
-        .unwrap_err();
+    let err =
+        h.p.provision_new_admin(&Caller::Operator, "frozen@example.com", None)
+            .await
+            .unwrap_err();
     assert!(matches!(err, Error::Internal(_)), "{err:?}");
     assert_eq!(h.plan.calls(store_op::INSERT_ADMIN), 1, "retried a definitive refusal");
     assert!(!h.cognito_has("frozen@example.com").await);
@@ -99,7 +104,11 @@ async fn wait_for_call(h: &Harness, op: &str) {
 async fn recovery_racing_a_slow_create_leaves_no_ghost() {
     let h = Harness::emulator_sqlite_with(slow_settings()).await;
     let email = "slow@example.com";
-    h.plan.fail(idp_op::ADMIN_CREATE_USER, FaultMode::Slow(Duration::from_secs(1)), Some(1));
+    h.plan.fail(
+        idp_op::ADMIN_CREATE_USER,
+        FaultMode::Slow(Duration::from_secs(1)),
+        Some(1),
+    );
     let p = h.p.clone();
     let run = tokio::spawn(async move { p.provision_new_admin(&Caller::Operator, email, None).await });
     wait_for_call(&h, idp_op::ADMIN_CREATE_USER).await;
@@ -112,7 +121,10 @@ async fn recovery_racing_a_slow_create_leaves_no_ghost() {
     let result = run.await.unwrap();
     assert!(result.is_err(), "{result:?}");
     assert_eq!(h.plan.fired(idp_op::ADMIN_CREATE_USER), 1);
-    assert!(h.plan.calls(idp_op::ADMIN_DELETE_USER) >= 1, "the lease-lost run did not undo its user");
+    assert!(
+        h.plan.calls(idp_op::ADMIN_DELETE_USER) >= 1,
+        "the lease-lost run did not undo its user"
+    );
     assert!(!h.cognito_has(email).await, "ghost Cognito user left behind");
     assert!(!h.db_has(email).await);
     assert!(h.raw_store.list_unfinished().await.unwrap().is_empty());
@@ -125,14 +137,21 @@ async fn recovery_racing_a_slow_create_leaves_no_ghost() {
 async fn recovery_leaves_a_saga_with_a_live_lease_alone() {
     let h = Harness::emulator_sqlite_with(slow_settings()).await;
     let email = "busy@example.com";
-    h.plan.fail(idp_op::ADMIN_CREATE_USER, FaultMode::Slow(Duration::from_secs(1)), Some(1));
+    h.plan.fail(
+        idp_op::ADMIN_CREATE_USER,
+        FaultMode::Slow(Duration::from_secs(1)),
+        Some(1),
+    );
     let p = h.p.clone();
     let run = tokio::spawn(async move { p.provision_new_admin(&Caller::Operator, email, None).await });
     wait_for_call(&h, idp_op::ADMIN_CREATE_USER).await;
     // Far past any fixed age rule, but within the lease.
     h.advance(chrono::Duration::seconds(20));
     let reports = h.p.recover_unfinished().await.unwrap();
-    assert!(reports.is_empty(), "recovery took a saga whose owner holds its lease: {reports:?}");
+    assert!(
+        reports.is_empty(),
+        "recovery took a saga whose owner holds its lease: {reports:?}"
+    );
     let saga = &h.raw_store.list_unfinished().await.unwrap()[0];
     assert!(saga.owner.is_some() && saga.lease_expires_at.is_some(), "{saga:?}");
     run.await.unwrap().unwrap();
@@ -166,7 +185,12 @@ async fn two_recoverers_never_take_the_same_saga() {
         assert!(s.owner.as_deref() == Some("replica-a") || s.owner.as_deref() == Some("replica-b"));
     }
     // Held now: a third claimer gets nothing until the leases expire.
-    assert!(h.raw_store.claim_expired("replica-c", now, until, None, 100).await.unwrap().is_empty());
+    assert!(h
+        .raw_store
+        .claim_expired("replica-c", now, until, None, 100)
+        .await
+        .unwrap()
+        .is_empty());
 }
 
 #[test]
@@ -177,7 +201,10 @@ fn settings_that_let_a_step_outlive_its_lease_are_refused() {
         ..ProvisionerSettings::default()
     };
     let msg = slow.validate().unwrap_err();
-    assert!(msg.contains("SAGA_LEASE_SECS") && msg.contains("CALL_TIMEOUT_SECS"), "{msg}");
+    assert!(
+        msg.contains("SAGA_LEASE_SECS") && msg.contains("CALL_TIMEOUT_SECS"),
+        "{msg}"
+    );
     let fixed = ProvisionerSettings {
         lease_ttl: Duration::from_secs(180),
         ..slow
@@ -193,11 +220,10 @@ fn settings_that_let_a_step_outlive_its_lease_are_refused() {
 async fn a_failing_call_is_attempted_exactly_max_attempts_times() {
     let h = Harness::emulator_sqlite().await;
     h.plan.fail(idp_op::ADMIN_CREATE_USER, FaultMode::Error, None);
-    let err = h
-        .p
-        .provision_new_admin(&Caller::Operator, "down@example.com", None)
-        .await
-        .unwrap_err();
+    let err =
+        h.p.provision_new_admin(&Caller::Operator, "down@example.com", None)
+            .await
+            .unwrap_err();
     assert!(matches!(err, Error::IdentityProviderUnavailable(_)), "{err:?}");
     assert_eq!(
         h.plan.calls(idp_op::ADMIN_CREATE_USER),
@@ -216,7 +242,10 @@ async fn a_definitive_cognito_error_is_not_retried() {
         None,
         IdpError::InvalidParameter("bad attribute".into()),
     );
-    let _ = h.p.provision_new_admin(&Caller::Operator, "bad@example.com", None).await.unwrap_err();
+    let _ =
+        h.p.provision_new_admin(&Caller::Operator, "bad@example.com", None)
+            .await
+            .unwrap_err();
     assert_eq!(h.plan.calls(idp_op::ADMIN_CREATE_USER), 1);
 }
 
@@ -228,7 +257,9 @@ async fn a_definitive_cognito_error_is_not_retried() {
 /// The distinct port calls of a clean provisioning, in first-call order.
 async fn success_path_ops() -> Vec<String> {
     let h = Harness::emulator_sqlite().await;
-    h.p.provision_new_admin(&Caller::Operator, "probe@example.com", None).await.unwrap();
+    h.p.provision_new_admin(&Caller::Operator, "probe@example.com", None)
+        .await
+        .unwrap();
     let mut ops: Vec<String> = Vec::new();
     for op in h.plan.call_log() {
         if !ops.contains(&op) {
@@ -285,15 +316,30 @@ async fn read_faults_on_the_read_back_branches_are_absorbed() {
     // gets UsernameExists and adopts its user (AdminGetUser, then the link check in the database); a
     // records write that lands then errs on every attempt leaves the decision to the read-back.
     let cases: [(&str, FaultMode, Option<u32>, &str); 4] = [
-        (idp_op::ADMIN_CREATE_USER, FaultMode::SucceedThenError, Some(1), idp_op::ADMIN_GET_USER),
+        (
+            idp_op::ADMIN_CREATE_USER,
+            FaultMode::SucceedThenError,
+            Some(1),
+            idp_op::ADMIN_GET_USER,
+        ),
         (
             idp_op::ADMIN_CREATE_USER,
             FaultMode::SucceedThenError,
             Some(1),
             store_op::FIND_ADMIN_BY_COGNITO_USERNAME,
         ),
-        (store_op::INSERT_ADMIN, FaultMode::SucceedThenHang, None, store_op::GET_ADMIN),
-        (store_op::INSERT_ADMIN, FaultMode::SucceedThenError, None, store_op::GET_ADMIN),
+        (
+            store_op::INSERT_ADMIN,
+            FaultMode::SucceedThenHang,
+            None,
+            store_op::GET_ADMIN,
+        ),
+        (
+            store_op::INSERT_ADMIN,
+            FaultMode::SucceedThenError,
+            None,
+            store_op::GET_ADMIN,
+        ),
     ];
     for (write, write_mode, times, read) in cases {
         let h = Harness::emulator_sqlite().await;

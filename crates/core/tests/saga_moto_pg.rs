@@ -6,9 +6,9 @@ mod saga_support;
 
 use admin_provisioner_cognito::testing::{MotoServer, PoolOptions};
 use admin_provisioner_core::faults::FaultMode;
-use admin_provisioner_core::store::Store;
 use admin_provisioner_core::identity::{op as idp_op, IdentityProvider};
 use admin_provisioner_core::store::op as store_op;
+use admin_provisioner_core::store::Store;
 use admin_provisioner_core::{Caller, Error};
 use saga_support::*;
 

@@ -134,7 +134,9 @@ mod tests {
         }
         // check, unique, foreign key, not null, raise_exception (a trigger), undefined table, disk full,
         // too many connections, query canceled.
-        for code in ["23514", "23505", "23503", "23502", "P0001", "42P01", "53100", "53300", "57014"] {
+        for code in [
+            "23514", "23505", "23503", "23502", "P0001", "42P01", "53100", "53300", "57014",
+        ] {
             assert!(!is_transient_pg_code(code), "{code} should be definitive");
         }
     }

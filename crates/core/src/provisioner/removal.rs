@@ -105,13 +105,10 @@ impl Provisioner {
         let now = self.now();
         let owner = self.new_owner();
         let saga = self
-            .store_call(self.sagas.claim_expired(
-                &owner,
-                now,
-                now + self.settings.lease_chrono(),
-                Some(pending.id),
-                1,
-            ))
+            .store_call(
+                self.sagas
+                    .claim_expired(&owner, now, now + self.settings.lease_chrono(), Some(pending.id), 1),
+            )
             .await?
             .into_iter()
             .next()

@@ -37,12 +37,7 @@ impl Provisioner {
             let now = self.now();
             let lease_until = now + self.settings.lease_chrono();
             let batch = self
-                .retry(|| {
-                    self.store_call(
-                        self.sagas
-                            .claim_expired(&owner, now, lease_until, None, RECOVERY_BATCH),
-                    )
-                })
+                .retry(|| self.store_call(self.sagas.claim_expired(&owner, now, lease_until, None, RECOVERY_BATCH)))
                 .await?;
             if batch.is_empty() {
                 break;
@@ -181,8 +176,12 @@ impl Provisioner {
                 return Err(e.into());
             }
         };
-        self.with_lease(&saga, self.provision_steps(saga.clone(), actor, email, action, request_id))
-            .await
+        crate::crash::point("provision.after_intent");
+        self.with_lease(
+            &saga,
+            self.provision_steps(saga.clone(), actor, email, action, request_id),
+        )
+        .await
     }
 
     async fn provision_steps(
@@ -217,12 +216,15 @@ impl Provisioner {
             }
         }
         saga.state = SagaState::IdentityCreating;
+        crate::crash::point("provision.before_create_user");
 
         // Step 3: the Cognito user.
         let identity = match self.create_identity_step(&saga).await {
             Ok(identity) => identity,
             Err(err) => return self.compensate_provision(&saga, None, err).await,
         };
+
+        crate::crash::point("provision.after_create_user");
 
         // Step 4: remember it in the saga log (only while this run still holds the saga).
         let update = SagaUpdate {
@@ -245,6 +247,8 @@ impl Provisioner {
             Err(e) => return self.compensate_provision(&saga, Some(&identity.user), e.into()).await,
         }
 
+        crate::crash::point("provision.after_identity_recorded");
+
         // Step 5: the database records, completing the saga in the same transaction.
         let plan = RecordPlan {
             user_id: saga.user_id,
@@ -256,15 +260,13 @@ impl Provisioner {
         };
         let (admin, audit) = self.record_rows(email, &identity.user.username, &identity.user.sub, &plan);
         let err = match self
-            .retry(|| {
-                self.store_call(
-                    self.admins
-                        .insert_admin(admin.clone(), audit.clone(), plan.saga_id),
-                )
-            })
+            .retry(|| self.store_call(self.admins.insert_admin(admin.clone(), audit.clone(), plan.saga_id)))
             .await
         {
-            Ok(record) => return Ok(self.provisioned(record, saga.id)),
+            Ok(record) => {
+                crate::crash::point("provision.after_records");
+                return Ok(self.provisioned(record, saga.id));
+            }
             Err(e) => {
                 if !e.is_transient() {
                     tracing::error!(saga_id = %saga.id, error = %e, "the database refused the records; compensating");
@@ -324,10 +326,7 @@ impl Provisioner {
                 return Err(lost);
             }
         }
-        if let Ok(Some(_)) = self
-            .store_call(self.admins.find_admin_by_cognito_sub(&user.sub))
-            .await
-        {
+        if let Ok(Some(_)) = self.store_call(self.admins.find_admin_by_cognito_sub(&user.sub)).await {
             return Err(lost);
         }
         // Still the very user this run created (same sub)? Then it is ours alone: delete it.
@@ -341,7 +340,9 @@ impl Provisioner {
                     .await
                 {
                     Ok(()) | Err(IdpError::UserNotFound) => {}
-                    Err(e) => tracing::error!(saga_id = %saga.id, error = %e, "could not delete this run's Cognito user"),
+                    Err(e) => {
+                        tracing::error!(saga_id = %saga.id, error = %e, "could not delete this run's Cognito user")
+                    }
                 }
             }
             _ => {}
@@ -467,9 +468,7 @@ impl Provisioner {
     ) -> Result<ProvisionedAdmin, Error> {
         // Nothing of ours was created: someone else's user, or an admin that already exists.
         if matches!(cause, Error::ForeignIdentityExists | Error::AdminExists) {
-            let _ = self
-                .set_state(saga, SagaState::Aborted, Some(cause.to_string()))
-                .await;
+            let _ = self.set_state(saga, SagaState::Aborted, Some(cause.to_string())).await;
             return Err(cause);
         }
         tracing::warn!(saga_id = %saga.id, cause = %cause, "compensating provisioning");

@@ -4,9 +4,9 @@
 
 use admin_provisioner_core::clock::{Clock, ManualClock};
 use admin_provisioner_core::faults::{FaultMode, FaultPlan, FaultyIdentityProvider, FaultyStore};
-use admin_provisioner_core::store::Store;
 use admin_provisioner_core::identity::{CreateUserRequest, IdentityProvider, IdpError, IdpUser, MessageAction};
 use admin_provisioner_core::store::SagaState;
+use admin_provisioner_core::store::Store;
 use admin_provisioner_core::{Caller, Error, Provisioner, ProvisionerSettings};
 use admin_provisioner_emulator::{CognitoEmulator, EmulatorConfig};
 use std::sync::Arc;
@@ -83,7 +83,16 @@ impl Harness {
         let dir = tempfile::tempdir().unwrap();
         let manual = Arc::new(ManualClock::new());
         let offset = Arc::new(OffsetClock::default());
-        Self::assemble(idp, store, offset.clone(), manual, Some(offset), None, dir, fast_settings())
+        Self::assemble(
+            idp,
+            store,
+            offset.clone(),
+            manual,
+            Some(offset),
+            None,
+            dir,
+            fast_settings(),
+        )
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -251,7 +260,10 @@ pub async fn run_fault_case(h: &Harness, op: &str, mode: FaultMode, times: Optio
     if times == Some(1) {
         // One transient fault is absorbed by the retry (or, after a call that landed, by adoption / the
         // read-back): the admin is created.
-        assert!(result.is_ok(), "{ctx}: a single transient fault was not absorbed: {result:?}");
+        assert!(
+            result.is_ok(),
+            "{ctx}: a single transient fault was not absorbed: {result:?}"
+        );
     }
     match &result {
         Ok(admin) => {
