@@ -477,22 +477,19 @@ impl Provisioner {
             last_error: Some(Some(cause.to_string())),
             ..self.owned(saga)
         };
-        match self
+        if let Err(StoreError::LeaseLost(_) | StoreError::SagaStateChanged(_)) = self
             .retry(|| self.store_call(self.sagas.update(saga.id, claim.clone())))
             .await
         {
-            Err(StoreError::LeaseLost(_) | StoreError::SagaStateChanged(_)) => {
-                // Another process (recovery) took this saga meanwhile: undo only what this run knows it
-                // created, once the new owner has settled.
-                return match known {
-                    Some(user) => self.lease_lost_undo(saga, user).await,
-                    None => {
-                        tracing::warn!(saga_id = %saga.id, "saga taken over elsewhere; not compensating");
-                        Err(cause)
-                    }
-                };
-            }
-            _ => {}
+            // Another process (recovery) took this saga meanwhile: undo only what this run knows it
+            // created, once the new owner has settled.
+            return match known {
+                Some(user) => self.lease_lost_undo(saga, user).await,
+                None => {
+                    tracing::warn!(saga_id = %saga.id, "saga taken over elsewhere; not compensating");
+                    Err(cause)
+                }
+            };
         }
         let mut view = saga.clone();
         if let Some(u) = known {
