@@ -189,6 +189,17 @@ mod tests {
     }
 
     #[test]
+    fn a_definitive_database_refusal_is_a_500_internal_that_names_no_sql() {
+        let e = ApiError::from(Error::from(admin_provisioner_core::store::StoreError::Other(
+            "CHECK constraint failed: admin_info".into(),
+        )));
+        assert_eq!(e.status, StatusCode::INTERNAL_SERVER_ERROR);
+        let body = e.body("req-1").to_string();
+        assert!(body.contains("\"internal\""), "{body}");
+        assert!(!body.contains("CHECK") && !body.contains("admin_info"), "{body}");
+    }
+
+    #[test]
     fn a_wrongly_typed_value_is_not_echoed() {
         let err = parse_json::<Login>(br#"{"email":"a@b.co","password":98765432}"#).unwrap_err();
         assert!(!err.message.contains("98765432"), "{}", err.message);

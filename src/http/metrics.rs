@@ -161,31 +161,6 @@ pub fn metrics_observer() -> Arc<Metrics> {
     GLOBAL.get_or_init(Metrics::new).clone()
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn histogram_buckets_are_cumulative() {
-        let m = Metrics::new();
-        m.provision_finished("created", 0.07);
-        m.provision_finished("created", 3.0);
-        let text = m.render();
-        assert!(
-            text.contains("admin_provisioner_saga_duration_seconds_bucket{le=\"0.1\"} 1\n"),
-            "{text}"
-        );
-        assert!(
-            text.contains("admin_provisioner_saga_duration_seconds_bucket{le=\"5\"} 2\n"),
-            "{text}"
-        );
-        assert!(
-            text.contains("admin_provisioner_provisions_total{outcome=\"created\"} 2\n"),
-            "{text}"
-        );
-    }
-}
-
 /// The saga gauges, computed from the saga log at scrape time: `admin_provisioner_sagas_unfinished` (not
 /// in a terminal state) and `admin_provisioner_sagas_stuck` (`stuck`, or unfinished with an expired
 /// lease). `None` (the database did not answer) renders no sample, so a scrape never shows a made-up 0.
@@ -209,4 +184,39 @@ pub fn render_saga_gauges(
         );
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn histogram_buckets_are_cumulative() {
+        let m = Metrics::new();
+        m.provision_finished("created", 0.07);
+        m.provision_finished("created", 3.0);
+        let text = m.render();
+        assert!(
+            text.contains("admin_provisioner_saga_duration_seconds_bucket{le=\"0.1\"} 1\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("admin_provisioner_saga_duration_seconds_bucket{le=\"5\"} 2\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("admin_provisioner_provisions_total{outcome=\"created\"} 2\n"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn saga_gauges_are_absent_when_the_database_does_not_answer() {
+        let text = render_saga_gauges(None, chrono::Utc::now());
+        assert!(text.contains("# TYPE admin_provisioner_sagas_unfinished gauge"));
+        assert!(!text.contains("admin_provisioner_sagas_unfinished 0"));
+        let text = render_saga_gauges(Some(&[]), chrono::Utc::now());
+        assert!(text.contains("admin_provisioner_sagas_unfinished 0\n"));
+        assert!(text.contains("admin_provisioner_sagas_stuck 0\n"));
+    }
 }

@@ -5,6 +5,7 @@
 //! in their own crates. See the `admin-provisioner` crate for the whole flow in plain English.
 
 pub mod clock;
+pub mod crash;
 pub mod domain;
 pub mod error;
 pub mod faults;

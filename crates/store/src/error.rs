@@ -108,7 +108,7 @@ fn is_transient_database_error(db: &dyn DatabaseError) -> bool {
     }
     if let Some(pg) = db.try_downcast_ref::<PgDatabaseError>() {
         let code = pg.code();
-        return is_transient_pg_code(&code);
+        return is_transient_pg_code(code);
     }
     false
 }

@@ -176,6 +176,7 @@ impl Provisioner {
                 return Err(e.into());
             }
         };
+        crate::crash::point("provision.after_intent");
         self.with_lease(
             &saga,
             self.provision_steps(saga.clone(), actor, email, action, request_id),
@@ -215,12 +216,15 @@ impl Provisioner {
             }
         }
         saga.state = SagaState::IdentityCreating;
+        crate::crash::point("provision.before_create_user");
 
         // Step 3: the Cognito user.
         let identity = match self.create_identity_step(&saga).await {
             Ok(identity) => identity,
             Err(err) => return self.compensate_provision(&saga, None, err).await,
         };
+
+        crate::crash::point("provision.after_create_user");
 
         // Step 4: remember it in the saga log (only while this run still holds the saga).
         let update = SagaUpdate {
@@ -243,6 +247,8 @@ impl Provisioner {
             Err(e) => return self.compensate_provision(&saga, Some(&identity.user), e.into()).await,
         }
 
+        crate::crash::point("provision.after_identity_recorded");
+
         // Step 5: the database records, completing the saga in the same transaction.
         let plan = RecordPlan {
             user_id: saga.user_id,
@@ -257,7 +263,10 @@ impl Provisioner {
             .retry(|| self.store_call(self.admins.insert_admin(admin.clone(), audit.clone(), plan.saga_id)))
             .await
         {
-            Ok(record) => return Ok(self.provisioned(record, saga.id)),
+            Ok(record) => {
+                crate::crash::point("provision.after_records");
+                return Ok(self.provisioned(record, saga.id));
+            }
             Err(e) => {
                 if !e.is_transient() {
                     tracing::error!(saga_id = %saga.id, error = %e, "the database refused the records; compensating");
@@ -468,22 +477,19 @@ impl Provisioner {
             last_error: Some(Some(cause.to_string())),
             ..self.owned(saga)
         };
-        match self
+        if let Err(StoreError::LeaseLost(_) | StoreError::SagaStateChanged(_)) = self
             .retry(|| self.store_call(self.sagas.update(saga.id, claim.clone())))
             .await
         {
-            Err(StoreError::LeaseLost(_) | StoreError::SagaStateChanged(_)) => {
-                // Another process (recovery) took this saga meanwhile: undo only what this run knows it
-                // created, once the new owner has settled.
-                return match known {
-                    Some(user) => self.lease_lost_undo(saga, user).await,
-                    None => {
-                        tracing::warn!(saga_id = %saga.id, "saga taken over elsewhere; not compensating");
-                        Err(cause)
-                    }
-                };
-            }
-            _ => {}
+            // Another process (recovery) took this saga meanwhile: undo only what this run knows it
+            // created, once the new owner has settled.
+            return match known {
+                Some(user) => self.lease_lost_undo(saga, user).await,
+                None => {
+                    tracing::warn!(saga_id = %saga.id, "saga taken over elsewhere; not compensating");
+                    Err(cause)
+                }
+            };
         }
         let mut view = saga.clone();
         if let Some(u) = known {

@@ -1,0 +1,40 @@
+//! Named crash points: places just before and after each side effect of a saga where a test can make the
+//! real process die with SIGKILL, to prove that recovery by a new process keeps both-or-neither.
+//!
+//! Armed only in a build with the `testing` cargo feature (the workspace's test builds enable it through a
+//! dev-dependency; a release build compiles [`point`] to nothing), and only when
+//! `ADMIN_PROVISIONER_CRASH_AT` names the point.
+
+/// The crash points of the provisioning saga, in the order a run passes them.
+pub const PROVISION_CRASH_POINTS: &[&str] = &[
+    // The intent is recorded (lease taken); nothing else happened.
+    "provision.after_intent",
+    // The log says AdminCreateUser is about to be called; it was not.
+    "provision.before_create_user",
+    // The Cognito user exists; the saga log does not know it yet.
+    "provision.after_create_user",
+    // The saga log recorded the Cognito user; no database records yet.
+    "provision.after_identity_recorded",
+    // The records are written and the saga completed; the caller has not been answered.
+    "provision.after_records",
+];
+
+/// The environment variable naming the point to die at.
+pub const CRASH_AT_ENV: &str = "ADMIN_PROVISIONER_CRASH_AT";
+
+/// Dies with SIGKILL here if this is the armed crash point (testing builds only).
+#[inline]
+pub fn point(name: &str) {
+    #[cfg(feature = "testing")]
+    {
+        if std::env::var(CRASH_AT_ENV).as_deref() == Ok(name) {
+            eprintln!("crash point {name} reached: SIGKILL");
+            let pid = std::process::id().to_string();
+            let _ = std::process::Command::new("kill").args(["-9", &pid]).status();
+            // `kill` unavailable: die without unwinding all the same.
+            std::process::abort();
+        }
+    }
+    #[cfg(not(feature = "testing"))]
+    let _ = name;
+}
