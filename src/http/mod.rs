@@ -161,7 +161,9 @@ pub fn router(state: AppState) -> Router {
             HeaderValue::from_static("no-referrer"),
         ))
         .layer(axum::middleware::from_fn_with_state(state.clone(), observe))
-        .layer(tower_http::request_id::PropagateRequestIdLayer::new(X_REQUEST_ID.clone()))
+        .layer(tower_http::request_id::PropagateRequestIdLayer::new(
+            X_REQUEST_ID.clone(),
+        ))
         .layer(tower_http::request_id::SetRequestIdLayer::new(
             X_REQUEST_ID.clone(),
             tower_http::request_id::MakeRequestUuid,
