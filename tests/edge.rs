@@ -528,17 +528,17 @@ async fn the_app_database_and_the_emulator_state_are_created_readable_by_their_o
     let dir = tempfile::tempdir().unwrap();
     let mut config = test_config(dir.path());
     let nested = dir.path().join("state");
-    config.database_url = format!("sqlite://{}", nested.join("app.db").display());
+    config.database_url = format!("sqlite://{}", dir.path().join("app.db").display());
     config.emulator_state = nested.join("emu").join("cognito-emulator.db");
 
     let _app = admin_provisioner::app::App::build(config.clone()).await.unwrap();
 
-    assert_eq!(mode(&nested.join("app.db")), 0o600);
+    assert_eq!(mode(&dir.path().join("app.db")), 0o600);
     assert_eq!(mode(&config.emulator_state), 0o600);
     assert_eq!(mode(&nested), 0o700);
     assert_eq!(mode(&nested.join("emu")), 0o700);
     for companion in ["app.db-wal", "app.db-shm"] {
-        let p = nested.join(companion);
+        let p = dir.path().join(companion);
         if p.exists() {
             assert_eq!(mode(&p), 0o600, "{companion}");
         }

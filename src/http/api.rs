@@ -660,7 +660,7 @@ pub fn request_hash(body: &[u8]) -> String {
         Err(_) => text = String::from_utf8_lossy(body).into_owned(),
     }
     let digest = Sha256::digest(text.as_bytes());
-    digest.iter().map(|b| format!("{b:02x}")).collect()
+    hex::encode(digest)
 }
 
 async fn idempotent_provision(

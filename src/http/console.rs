@@ -383,7 +383,7 @@ impl AppState {
         let mut mac = Hmac::<Sha256>::new_from_slice(CSRF_KEY).expect("HMAC takes any key size");
         mac.update(b"admin-provisioner csrf\0");
         mac.update(session.as_bytes());
-        mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect()
+        hex::encode(mac.finalize().into_bytes())
     }
 
     fn csrf_ok(&self, session: &str, presented: &str) -> bool {

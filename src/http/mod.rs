@@ -163,6 +163,14 @@ pub fn router(state: AppState) -> Router {
             HeaderValue::from_static("no-referrer"),
         ))
         .layer(axum::middleware::from_fn_with_state(state.clone(), observe))
+        .layer(tower_http::request_id::PropagateRequestIdLayer::new(
+            X_REQUEST_ID.clone(),
+        ))
+        .layer(tower_http::request_id::SetRequestIdLayer::new(
+            X_REQUEST_ID.clone(),
+            tower_http::request_id::MakeRequestUuid,
+        ))
+        .layer(axum::middleware::map_request(drop_unacceptable_request_id))
         .with_state(state)
 }
 
@@ -287,26 +295,33 @@ fn acceptable_request_id(id: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
 }
 
-/// Middleware: request id, one log line per request, and HTTP metrics.
+/// Request mapper: a client-sent `x-request-id` that is not short and plain is dropped, so that
+/// `tower-http`'s `SetRequestId` replaces it with a new UUID (and `PropagateRequestId` echoes that one).
+async fn drop_unacceptable_request_id(mut req: Request) -> Request {
+    let acceptable = req
+        .headers()
+        .get(&X_REQUEST_ID)
+        .map(|v| v.to_str().is_ok_and(acceptable_request_id));
+    if acceptable == Some(false) {
+        req.headers_mut().remove(&X_REQUEST_ID);
+    }
+    req
+}
+
+/// Middleware: the request id as task-local and extractor, one log line per request, and HTTP metrics.
 async fn observe(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
     let started = Instant::now();
     let id = req
         .headers()
         .get(&X_REQUEST_ID)
         .and_then(|v| v.to_str().ok())
-        .filter(|v| acceptable_request_id(v))
         .map(str::to_string)
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
     req.extensions_mut().insert(RequestId(id.clone()));
     let method = req.method().clone();
     let path = req.uri().path().to_string();
 
-    let mut res = error::REQUEST_ID.scope(id.clone(), next.run(req)).await;
-
-    let headers = res.headers_mut();
-    if let Ok(v) = HeaderValue::from_str(&id) {
-        headers.insert(X_REQUEST_ID.clone(), v);
-    }
+    let res = error::REQUEST_ID.scope(id.clone(), next.run(req)).await;
     let status = res.status().as_u16();
     state.metrics().http_request(status);
     let latency_ms = started.elapsed().as_secs_f64() * 1000.0;

@@ -1,7 +1,7 @@
 //! The SQLite adapter: the default database, a single file next to the binary (or in memory for tests).
 //!
-//! Promises: the file is created if missing, readable by its owner only (mode 0600; a folder it has to
-//! create is 0700; SQLite gives the `-wal`/`-shm` files the same mode); every connection enforces foreign keys, uses WAL and waits
+//! Promises: the file is created if missing (its folder must exist), readable by its owner only (mode
+//! 0600; SQLite gives the `-wal`/`-shm` files the same mode); every connection enforces foreign keys, uses WAL and waits
 //! up to [`BUSY_TIMEOUT`] for the write lock; write transactions start with `BEGIN IMMEDIATE`, so
 //! concurrent writers queue behind each other instead of failing with "database is locked". Ids are
 //! stored as hyphenated text and timestamps as fixed-precision RFC 3339 text (see [`crate::types`]).
@@ -135,18 +135,11 @@ impl fmt::Debug for SqliteStore {
     }
 }
 
-/// Creates the database file mode 0600 (its folder 0700) when it does not exist yet. An existing file keeps
-/// its mode: the operator may have chosen one.
+/// Creates the database file mode 0600 when it does not exist yet. An existing file keeps its mode (the
+/// operator may have chosen one); a missing folder is left for the connection to report, as before.
 fn create_private(path: &std::path::Path) -> std::io::Result<()> {
-    if path.exists() {
+    if path.exists() || path.parent().is_some_and(|p| !p.as_os_str().is_empty() && !p.exists()) {
         return Ok(());
-    }
-    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty() && !p.exists()) {
-        let mut builder = std::fs::DirBuilder::new();
-        builder.recursive(true);
-        #[cfg(unix)]
-        std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-        builder.create(parent)?;
     }
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
