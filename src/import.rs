@@ -543,7 +543,10 @@ pub fn finish(report: &Report, options: &ImportOptions) -> anyhow::Result<()> {
         std::fs::write(path, json).with_context(|| format!("cannot write the report {}", path.display()))?;
     }
     if report.interrupted {
-        bail!("interrupted: {} row(s) not started; run the import again to finish", s.not_started);
+        bail!(
+            "interrupted: {} row(s) not started; run the import again to finish",
+            s.not_started
+        );
     }
     if s.invalid + s.failed > 0 {
         bail!(

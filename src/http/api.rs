@@ -226,7 +226,9 @@ impl AdminListParams {
         use admin_provisioner_core::pages::{AdminCursor, AdminListQuery, MAX_LIMIT, MAX_PREFIX_LEN};
         let limit = self.limit.unwrap_or(admin_provisioner_core::pages::DEFAULT_LIMIT);
         if !(1..=MAX_LIMIT).contains(&limit) {
-            return Err(ApiError::invalid_request(format!("limit must be a number from 1 to {MAX_LIMIT}")));
+            return Err(ApiError::invalid_request(format!(
+                "limit must be a number from 1 to {MAX_LIMIT}"
+            )));
         }
         let status = match self.status.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
             None => None,
@@ -246,7 +248,10 @@ impl AdminListParams {
             .as_deref()
             .map(|p| p.trim().to_lowercase())
             .filter(|p| !p.is_empty());
-        if email_prefix.as_ref().is_some_and(|p| p.chars().count() > MAX_PREFIX_LEN) {
+        if email_prefix
+            .as_ref()
+            .is_some_and(|p| p.chars().count() > MAX_PREFIX_LEN)
+        {
             return Err(ApiError::invalid_request(format!(
                 "email_prefix must be at most {MAX_PREFIX_LEN} characters"
             )));

@@ -911,7 +911,10 @@ fn list_controls(params: &ListParams, next: Option<String>) -> (String, String) 
             if let Some(q) = params.q.as_deref().filter(|q| !q.is_empty()) {
                 query.push_str(&format!("&q={}", url_encode(q)));
             }
-            format!(r#"<p class="pager"><a class="btn" id="next-page" href="/console?{}">Next page →</a></p>"#, esc(&query))
+            format!(
+                r#"<p class="pager"><a class="btn" id="next-page" href="/console?{}">Next page →</a></p>"#,
+                esc(&query)
+            )
         }
         None => String::new(),
     };

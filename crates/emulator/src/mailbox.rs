@@ -18,9 +18,9 @@
 
 use admin_provisioner_core::domain::TemporaryPassword;
 use chrono::{DateTime, Duration, NaiveDateTime, Utc};
+use std::collections::HashMap;
 use std::fs;
 use std::io::{self, Write};
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -197,7 +197,9 @@ fn eml_names(dir: &Path) -> io::Result<Vec<String>> {
     let mut names = Vec::new();
     for entry in fs::read_dir(dir)? {
         let entry = entry?;
-        let Ok(name) = entry.file_name().into_string() else { continue };
+        let Ok(name) = entry.file_name().into_string() else {
+            continue;
+        };
         if name.ends_with(".eml") && !name.starts_with('.') && entry.file_type()?.is_file() {
             names.push(name);
         }
@@ -244,8 +246,7 @@ fn header_address(address: &str) -> String {
         None => (clean.clone(), String::new()),
     };
     let atext = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-/=?^_`{|}~".contains(c) || !c.is_ascii();
-    let dot_atom = !local.is_empty()
-        && local.split('.').all(|part| !part.is_empty() && part.chars().all(atext));
+    let dot_atom = !local.is_empty() && local.split('.').all(|part| !part.is_empty() && part.chars().all(atext));
     let local = if dot_atom {
         local
     } else {
@@ -540,7 +541,13 @@ mod tests {
         let expected: Vec<String> = (N - 10..N).rev().map(|i| format!("user{i}@example.com")).collect();
         assert_eq!(recent_to, expected, "newest first");
         assert_eq!(
-            mailbox.latest_for("USER1999@example.com").unwrap().unwrap().temporary_password().unwrap().expose(),
+            mailbox
+                .latest_for("USER1999@example.com")
+                .unwrap()
+                .unwrap()
+                .temporary_password()
+                .unwrap()
+                .expose(),
             "Pass1999!xx"
         );
     }
@@ -551,7 +558,11 @@ mod tests {
         let at = Utc::now();
         // A message "from another process", stamped an hour ahead of this clock.
         let ahead = (at + Duration::hours(1)).naive_utc().format(STAMP_FORMAT).to_string();
-        fs::write(dir.path().join(format!("{ahead}-other-00000000.eml")), "To: <o@x.com>\n\nhi\n").unwrap();
+        fs::write(
+            dir.path().join(format!("{ahead}-other-00000000.eml")),
+            "To: <o@x.com>\n\nhi\n",
+        )
+        .unwrap();
         let mailbox = Mailbox::new(dir.path());
         let path = mailbox
             .deliver_invitation("a@b.c", "a@b.c", &TemporaryPassword::new("Pass1!xx"), at)
@@ -580,7 +591,10 @@ mod tests {
         assert_eq!(header_address("a.b+c@x.com"), "<a.b+c@x.com>");
         assert_eq!(header_address("a,b<c>@x.com"), "<\"a,b<c>\"@x.com>");
         assert_eq!(header_address("a\"b@x.com"), "<\"a\\\"b\"@x.com>");
-        assert_eq!(header_address("a\r\nBcc: evil@y.com@x.com"), "<\"aBcc: evil@y.com\"@x.com>");
+        assert_eq!(
+            header_address("a\r\nBcc: evil@y.com@x.com"),
+            "<\"aBcc: evil@y.com\"@x.com>"
+        );
 
         let dir = tempfile::tempdir().unwrap();
         let mailbox = Mailbox::new(dir.path());

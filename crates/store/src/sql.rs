@@ -44,10 +44,7 @@ pub(crate) fn like_prefix(prefix: &str) -> String {
 
 /// The `WHERE` clauses of one page of stored admins, with `$n` placeholders numbered from 1, in the order
 /// [`bind_admin_page`](crate::sql) binds them: prefix, status time, keyset time, keyset id, limit.
-pub(crate) fn admin_page_sql(
-    filter: &::admin_provisioner_core::pages::StoredAdminFilter,
-    keyset: bool,
-) -> String {
+pub(crate) fn admin_page_sql(filter: &::admin_provisioner_core::pages::StoredAdminFilter, keyset: bool) -> String {
     use ::admin_provisioner_core::domain::InviteStatus;
     let mut sql = String::from(select_admin!());
     let mut clauses: Vec<String> = Vec::new();

@@ -29,10 +29,7 @@ impl Provisioner {
         let limit = query.limit.clamp(1, crate::pages::MAX_LIMIT) as usize;
         let prefix = query.email_prefix.as_ref().map(|p| p.trim().to_lowercase());
         let wants_stored = !matches!(query.status, Some(InviteStatus::Pending | InviteStatus::Failed));
-        let wants_unfinished = matches!(
-            query.status,
-            None | Some(InviteStatus::Pending | InviteStatus::Failed)
-        );
+        let wants_unfinished = matches!(query.status, None | Some(InviteStatus::Pending | InviteStatus::Failed));
         let mut admins: Vec<AdminView> = Vec::new();
         let mut unfinished_after = None;
         match query.cursor {
