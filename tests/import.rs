@@ -222,7 +222,7 @@ async fn sigint_mid_import_stops_cleanly_and_leaves_no_unfinished_saga() {
     let env = Env::new();
     let n = 400;
     let csv = env.write_csv("admins.csv", &rows_csv(n, "sigint"));
-    let mut child = env
+    let child = env
         .command(
             &[
                 "import",
