@@ -75,7 +75,8 @@ impl App {
                     ec.region = config.aws_region.clone();
                     ec.invite_validity_days = config.invite_validity_days;
                     ec.clock = clock.clone();
-                    ec.simulation = admin_provisioner_emulator::simulation::Simulation::from_env().map_err(|e| anyhow!(e))?;
+                    ec.simulation =
+                        admin_provisioner_emulator::simulation::Simulation::from_env().map_err(|e| anyhow!(e))?;
                     if let Some(client) = &config.cognito_client_id {
                         ec.client_id = client.clone();
                     }

@@ -190,7 +190,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     eprintln!("import: interrupted; finishing the rows in flight (Ctrl-C again to leave now)");
                     flag.store(true, std::sync::atomic::Ordering::SeqCst);
                     if tokio::signal::ctrl_c().await.is_ok() {
-                        eprintln!("import: left at once; the saga log lets the next run or `serve` settle what was in flight");
+                        eprintln!(
+                            "import: left at once; the saga log lets the next run or `serve` settle what was in flight"
+                        );
                         std::process::exit(130);
                     }
                 }

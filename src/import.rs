@@ -141,8 +141,11 @@ struct Row {
     email: String,
 }
 
+/// The rows to provision: (index into the reports, e-mail as written).
+pub type GoodRows = Vec<(usize, String)>;
+
 /// Reads and validates the file: every row's report (invalid ones settled) and the rows to provision.
-pub fn read_rows(path: &Path) -> anyhow::Result<(Vec<RowReport>, Vec<(usize, String)>)> {
+pub fn read_rows(path: &Path) -> anyhow::Result<(Vec<RowReport>, GoodRows)> {
     let mut reader = csv::ReaderBuilder::new()
         .flexible(true)
         .trim(csv::Trim::All)
@@ -544,7 +547,10 @@ pub fn finish(report: &Report, options: &ImportOptions) -> anyhow::Result<()> {
         std::fs::write(path, json).with_context(|| format!("cannot write the report {}", path.display()))?;
     }
     if report.interrupted {
-        bail!("interrupted: {} row(s) not started; run the import again to finish", s.not_started);
+        bail!(
+            "interrupted: {} row(s) not started; run the import again to finish",
+            s.not_started
+        );
     }
     if s.invalid + s.failed > 0 {
         bail!(

@@ -144,7 +144,11 @@ async fn bad_rows_are_reported_with_line_numbers_and_nothing_is_provisioned_for_
     assert_eq!(emails, vec!["ann@example.com", "eve@example.com"]);
     let mut mailed = env.invitations();
     mailed.sort();
-    assert_eq!(mailed, vec!["ann@example.com", "eve@example.com"], "nobody else was e-mailed");
+    assert_eq!(
+        mailed,
+        vec!["ann@example.com", "eve@example.com"],
+        "nobody else was e-mailed"
+    );
 }
 
 #[test]
@@ -154,7 +158,10 @@ fn a_file_without_an_email_column_is_refused_before_anything_happens() {
     let out = env.run(&["import", csv.to_str().unwrap()], &[]);
     assert!(!out.status.success());
     assert!(text(&out).contains("no `email` column"), "{}", text(&out));
-    assert!(!env.path("admin-provisioner.db").exists(), "nothing was opened or written");
+    assert!(
+        !env.path("admin-provisioner.db").exists(),
+        "nothing was opened or written"
+    );
 }
 
 #[tokio::test]
@@ -215,7 +222,7 @@ async fn sigint_mid_import_stops_cleanly_and_leaves_no_unfinished_saga() {
     let env = Env::new();
     let n = 400;
     let csv = env.write_csv("admins.csv", &rows_csv(n, "sigint"));
-    let mut child = env
+    let child = env
         .command(
             &[
                 "import",
@@ -255,7 +262,11 @@ async fn sigint_mid_import_stops_cleanly_and_leaves_no_unfinished_saga() {
     assert_eq!(provisioned + not_started, n);
 
     let store = env.store().await;
-    assert_eq!(store.list_admins().await.unwrap().len(), provisioned, "the report says what was done");
+    assert_eq!(
+        store.list_admins().await.unwrap().len(),
+        provisioned,
+        "the report says what was done"
+    );
     assert!(
         store.list_unfinished().await.unwrap().is_empty(),
         "in-flight sagas were settled before the process left"
@@ -270,4 +281,3 @@ async fn sigint_mid_import_stops_cleanly_and_leaves_no_unfinished_saga() {
     assert_eq!(again["summary"]["provisioned"].as_u64().unwrap() as usize, not_started);
     assert_eq!(env.invitations().len(), n);
 }
-

@@ -146,7 +146,6 @@ async fn filters_by_status_and_email_prefix_and_pages_stay_bounded() {
         .unwrap();
     assert_eq!(expired.admins.len(), 6);
     assert!(expired.next.is_none());
-
 }
 
 #[tokio::test]

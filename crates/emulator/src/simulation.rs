@@ -162,9 +162,15 @@ mod tests {
         assert_eq!(sim.rate_limits["InitiateAuth"], 2.5);
         assert_eq!(sim.latency, Duration::from_millis(50));
         assert!(Simulation::parse("", "").unwrap().is_off());
-        assert!(Simulation::parse("CreateUser=5", "").unwrap_err().contains("unknown operation"));
-        assert!(Simulation::parse("AdminCreateUser=0", "").unwrap_err().contains("positive"));
-        assert!(Simulation::parse("AdminCreateUser", "").unwrap_err().contains("Operation=rate"));
+        assert!(Simulation::parse("CreateUser=5", "")
+            .unwrap_err()
+            .contains("unknown operation"));
+        assert!(Simulation::parse("AdminCreateUser=0", "")
+            .unwrap_err()
+            .contains("positive"));
+        assert!(Simulation::parse("AdminCreateUser", "")
+            .unwrap_err()
+            .contains("Operation=rate"));
         assert!(Simulation::parse("", "fast").unwrap_err().contains(LATENCY_ENV));
     }
 
@@ -180,10 +186,19 @@ mod tests {
                 Err(e) => panic!("{e}"),
             }
         }
-        assert!((20..=24).contains(&ok), "one second of quota, then refusals ({ok} admitted)");
+        assert!(
+            (20..=24).contains(&ok),
+            "one second of quota, then refusals ({ok} admitted)"
+        );
         assert!(refused >= 6);
-        assert!(meter.admit("AdminGetUser").await.is_ok(), "other operations are not limited");
+        assert!(
+            meter.admit("AdminGetUser").await.is_ok(),
+            "other operations are not limited"
+        );
         tokio::time::sleep(Duration::from_millis(120)).await;
-        assert!(meter.admit("AdminCreateUser").await.is_ok(), "the bucket refills at the rate");
+        assert!(
+            meter.admit("AdminCreateUser").await.is_ok(),
+            "the bucket refills at the rate"
+        );
     }
 }

@@ -1322,9 +1322,26 @@ async fn admin_pages_walk_every_admin_once_in_order_with_filters(db: Db) {
         ..all.clone()
     };
     use admin_provisioner_core::domain::InviteStatus;
-    assert_eq!(db.store.list_admins_page(&status(InviteStatus::Invited), None, 100).await.unwrap().len(), 8);
-    assert!(db.store.list_admins_page(&status(InviteStatus::Active), None, 100).await.unwrap().is_empty());
-    assert!(db.store.list_admins_page(&status(InviteStatus::Pending), None, 100).await.unwrap().is_empty());
+    assert_eq!(
+        db.store
+            .list_admins_page(&status(InviteStatus::Invited), None, 100)
+            .await
+            .unwrap()
+            .len(),
+        8
+    );
+    assert!(db
+        .store
+        .list_admins_page(&status(InviteStatus::Active), None, 100)
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(db
+        .store
+        .list_admins_page(&status(InviteStatus::Pending), None, 100)
+        .await
+        .unwrap()
+        .is_empty());
     let later = StoredAdminFilter {
         status: Some(InviteStatus::Expired),
         now: t0() + Duration::days(8),
@@ -1332,7 +1349,10 @@ async fn admin_pages_walk_every_admin_once_in_order_with_filters(db: Db) {
     };
     assert_eq!(db.store.list_admins_page(&later, None, 100).await.unwrap().len(), 8);
     assert_eq!(db.store.count_admins_by_status(t0()).await.unwrap(), (0, 8, 0));
-    assert_eq!(db.store.count_admins_by_status(t0() + Duration::days(8)).await.unwrap(), (0, 0, 8));
+    assert_eq!(
+        db.store.count_admins_by_status(t0() + Duration::days(8)).await.unwrap(),
+        (0, 0, 8)
+    );
 }
 
 async fn unfinished_provision_pages_skip_sagas_whose_admin_is_stored(db: Db) {
@@ -1366,12 +1386,21 @@ async fn unfinished_provision_pages_skip_sagas_whose_admin_is_stored(db: Db) {
         stuck: Some(true),
         email_prefix: None,
     };
-    assert!(db.store.list_unfinished_provisions_page(&stuck_only, None, 10).await.unwrap().is_empty());
+    assert!(db
+        .store
+        .list_unfinished_provisions_page(&stuck_only, None, 10)
+        .await
+        .unwrap()
+        .is_empty());
     let prefixed = UnfinishedFilter {
         stuck: Some(false),
         email_prefix: Some("run2".into()),
     };
-    let found = db.store.list_unfinished_provisions_page(&prefixed, None, 10).await.unwrap();
+    let found = db
+        .store
+        .list_unfinished_provisions_page(&prefixed, None, 10)
+        .await
+        .unwrap();
     assert_eq!(found.iter().map(|s| s.id).collect::<Vec<_>>(), vec![running[2]]);
 }
 
