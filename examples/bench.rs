@@ -266,12 +266,16 @@ async fn one_raw_provisioning(store: &dyn RawStore, email: &str) -> bool {
         request_id: None,
         started_at: now,
         updated_at: now,
+        // The product's saga holds a lease from its intent on; every later write is a compare-and-set on it.
+        owner: Some("bench".to_string()),
+        lease_expires_at: Some(now + chrono::Duration::seconds(60)),
     };
     let Ok(saga) = store.begin(saga).await else {
         return false;
     };
     let step = |state| SagaUpdate {
         state: Some(state),
+        expected_owner: Some("bench".to_string()),
         ..Default::default()
     };
     if store.update(saga.id, step(SagaState::IdentityCreating)).await.is_err() {
@@ -282,6 +286,7 @@ async fn one_raw_provisioning(store: &dyn RawStore, email: &str) -> bool {
         state: Some(SagaState::IdentityCreated),
         cognito_sub: Some(sub.clone()),
         identity_created_by_saga: Some(true),
+        expected_owner: Some("bench".to_string()),
         ..Default::default()
     };
     if store.update(saga.id, recorded).await.is_err() {
