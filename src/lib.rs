@@ -8,8 +8,8 @@ pub mod demo;
 pub mod doctor;
 pub mod events;
 pub mod http;
-pub mod reconcile;
 pub mod import;
+pub mod reconcile;
 pub mod serve;
 
 pub use admin_provisioner_core::*;
