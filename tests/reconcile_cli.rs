@@ -171,7 +171,7 @@ async fn metrics_and_the_console_drift_page_show_the_last_run() {
             Request::builder()
                 .method(Method::POST)
                 .uri("/login")
-                .header("host", "console.test")
+                .header("host", "localhost")
                 .header("content-type", "application/x-www-form-urlencoded")
                 .body(Body::from(format!(
                     "email={}&password={}",

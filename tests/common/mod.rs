@@ -124,6 +124,11 @@ pub fn request(method: Method, path: &str, token: Option<&str>, body: Option<Val
 
 /// An app with no admin yet.
 pub async fn bare_app() -> TestApp {
+    bare_app_with(|_| {}).await
+}
+
+/// An app with no admin yet, its configuration adjusted by `adjust` first.
+pub async fn bare_app_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
     let dir = tempfile::tempdir().unwrap();
     let clock = Arc::new(ManualClock::new());
     let faults = FaultPlan::new();
@@ -134,7 +139,9 @@ pub async fn bare_app() -> TestApp {
         settings: Some(fast_settings()),
         observer: Some(metrics.clone()),
     };
-    let app = App::build_with(test_config(dir.path()), hooks).await.unwrap();
+    let mut config = test_config(dir.path());
+    adjust(&mut config);
+    let app = App::build_with(config, hooks).await.unwrap();
     let state = AppState::with_metrics(app.clone(), metrics.clone());
     let router = http::router(state.clone());
     TestApp {
@@ -152,7 +159,12 @@ pub async fn bare_app() -> TestApp {
 /// An app whose first admin ([`ADMIN_EMAIL`]) was bootstrapped (as the CLI does) and has completed first
 /// login; [`TestApp::token`] is their ID token.
 pub async fn test_app() -> TestApp {
-    let mut t = bare_app().await;
+    test_app_with(|_| {}).await
+}
+
+/// [`test_app`] with its configuration adjusted by `adjust` first.
+pub async fn test_app_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
+    let mut t = bare_app_with(adjust).await;
     t.app
         .provisioner
         .bootstrap_admin(ADMIN_EMAIL, Some("test-bootstrap"))
