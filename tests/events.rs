@@ -110,6 +110,47 @@ async fn events_are_paged_by_after_and_limit() {
 }
 
 #[tokio::test]
+async fn events_are_paged_by_the_contracts_cursor_and_next_is_absent_on_the_last_page() {
+    let t = test_app().await;
+    t.invite("a@example.com").await;
+    t.invite("b@example.com").await;
+    let all = t.get("/api/events", Some(t.token())).await.json();
+    assert!(all.get("next").is_none(), "a page that is not full has no next: {all}");
+    let ids: Vec<i64> = all["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["id"].as_i64().unwrap())
+        .collect();
+
+    let mut seen = Vec::new();
+    let mut path = "/api/events?limit=3".to_string();
+    let mut pages = 0;
+    loop {
+        pages += 1;
+        let page = t.get(&path, Some(t.token())).await.json();
+        seen.extend(
+            page["events"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| e["id"].as_i64().unwrap()),
+        );
+        match page["next"].as_str() {
+            Some(next) => path = format!("/api/events?limit=3&cursor={next}"),
+            None => break,
+        }
+        assert!(pages < 10, "the walk ends");
+    }
+    assert_eq!(seen, ids);
+
+    let both = t.get("/api/events?after=1&cursor=1", Some(t.token())).await;
+    assert_eq!(both.status, StatusCode::BAD_REQUEST, "{}", both.text);
+    let forged = t.get("/api/events?cursor=not-a-cursor", Some(t.token())).await;
+    assert_eq!(forged.code(), "invalid_request");
+}
+
+#[tokio::test]
 async fn bad_paging_parameters_are_400_invalid_request() {
     let t = test_app().await;
     for query in ["after=-1", "after=abc", "limit=0", "limit=1001", "wait=31", "wait=-1"] {

@@ -35,6 +35,8 @@ pub fn routes() -> Router<AppState> {
 pub struct EventsQuery {
     /// Return events with an id greater than this (default 0: from the start).
     pub after: Option<i64>,
+    /// The `next` of the previous page (the contract's cursor form of `after`; not with `after`).
+    pub cursor: Option<String>,
     /// At most this many, 1 to 1000 (default 100).
     pub limit: Option<i64>,
     /// Long-poll: when nothing is newer than `after`, wait up to this many seconds (0 to 30, default 0).
@@ -72,6 +74,10 @@ pub struct EventList {
     pub events: Vec<EventDto>,
     /// Pass as `after` for the next page (the last id returned, or `after` when none).
     pub next_after: i64,
+    /// Opaque cursor of the next page (pass it back as `?cursor=`); absent when this page was not full
+    /// (nothing more yet: keep polling with `after=next_after`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next: Option<String>,
 }
 
 /// Lifecycle events after an id, oldest first; optionally waits for the next one.
@@ -94,7 +100,19 @@ pub async fn list_events(
     let Query(q) = query.map_err(|_| {
         ApiError::invalid_request("after, limit and wait must be whole numbers (after >= 0, limit 1-1000, wait 0-30)")
     })?;
-    let after = q.after.unwrap_or(0);
+    let cursor = match q.cursor.as_deref().filter(|c| !c.is_empty()) {
+        None => None,
+        Some(c) => Some(
+            c.parse::<i64>()
+                .ok()
+                .filter(|v| *v >= 0)
+                .ok_or_else(|| ApiError::invalid_request("cursor is not a cursor this server returned"))?,
+        ),
+    };
+    if cursor.is_some() && q.after.is_some() {
+        return Err(ApiError::invalid_request("pass either after or cursor, not both"));
+    }
+    let after = cursor.or(q.after).unwrap_or(0);
     if after < 0 {
         return Err(ApiError::invalid_request("after must be 0 or more"));
     }
@@ -116,6 +134,7 @@ pub async fn list_events(
         let now = tokio::time::Instant::now();
         if !events.is_empty() || now >= deadline {
             let next_after = events.last().map_or(after, |e| e.id);
+            let next = (events.len() as i64 == limit).then(|| next_after.to_string());
             return Ok(Json(EventList {
                 events: events
                     .into_iter()
@@ -129,6 +148,7 @@ pub async fn list_events(
                     })
                     .collect(),
                 next_after,
+                next,
             }));
         }
         let pause = RECHECK.min(deadline - now);
