@@ -46,13 +46,14 @@ PY
 )"
 
 set +e
+# --request-timeout: above GET /api/events' longest long-poll (wait=30 s), which is an answer, not a hang.
 "$ST" --config-file "$ROOT/scripts/schemathesis.toml" run "http://127.0.0.1:$PORT/openapi.json" \
   --header "Authorization: Bearer $TOKEN" \
   --checks all \
   --max-examples "$EXAMPLES" \
   --seed "$SEED" \
   --workers 2 \
-  --request-timeout 30 \
+  --request-timeout 35 \
   --suppress-health-check all \
   --warnings off \
   --output-sanitize true

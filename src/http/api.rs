@@ -234,8 +234,10 @@ pub struct AdminList {
 
 /// `GET /api/admins` query.
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct AdminListParams {
     /// Page size, 1–200 (default 50).
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<u32>,
     /// The `next` of the previous page.
     pub cursor: Option<String>,

@@ -32,14 +32,18 @@ pub fn routes() -> Router<AppState> {
 
 /// Query of `GET /api/events`.
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct EventsQuery {
     /// Return events with an id greater than this (default 0: from the start).
+    #[param(minimum = 0)]
     pub after: Option<i64>,
     /// The `next` of the previous page (the contract's cursor form of `after`; not with `after`).
     pub cursor: Option<String>,
     /// At most this many, 1 to 1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<i64>,
     /// Long-poll: when nothing is newer than `after`, wait up to this many seconds (0 to 30, default 0).
+    #[param(minimum = 0, maximum = 30)]
     pub wait: Option<u64>,
 }
 
