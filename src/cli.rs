@@ -73,6 +73,11 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Manages the bearer tokens SCIM clients (Okta, Entra ID) authenticate with at `/scim/v2`.
+    ScimToken {
+        #[command(subcommand)]
+        action: ScimTokenAction,
+    },
     /// Lists sagas from the saga log (id, e-mail, step, owner, lease, attempts, last error); `sagas retry
     /// ID` settles one now. Reads only the database: works while Cognito is unreachable.
     Sagas {
@@ -87,6 +92,23 @@ enum Command {
         /// JSON (one array) instead of a table.
         #[arg(long)]
         json: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum ScimTokenAction {
+    /// Issues a SCIM token for an identity provider and prints it once (only its SHA-256 is stored).
+    Create {
+        /// A name for the client (lower-case letters, digits, `-`, `_`): the audit actor is `scim:<name>`.
+        #[arg(long)]
+        name: String,
+    },
+    /// Lists the SCIM tokens (names, who issued them, when, last use, revoked or not); never the tokens.
+    List,
+    /// Revokes a SCIM token: requests with it are refused from now on.
+    Revoke {
+        /// The token's name.
+        name: String,
     },
 }
 
@@ -151,6 +173,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             unfinished,
             json,
         } => sagas_list(cli.config, stuck, unfinished, json).await,
+        Command::ScimToken { action } => scim_token(cli.config, action, &run_id).await,
         Command::BootstrapAdmin { email } => {
             AdminEmail::parse(&email)?;
             let app = build(cli.config).await?;
@@ -305,6 +328,52 @@ async fn sagas_list(config: Config, stuck: bool, unfinished: bool, json: bool) -
             lease,
             s.last_error.as_deref().unwrap_or("")
         );
+    }
+    Ok(())
+}
+
+/// `scim-token create|list|revoke`: reads and writes only the database.
+async fn scim_token(config: Config, action: ScimTokenAction, run_id: &str) -> anyhow::Result<()> {
+    use admin_provisioner_core::domain::Actor;
+    if let ScimTokenAction::Create { name } | ScimTokenAction::Revoke { name } = &action {
+        crate::scim::tokens::validate_name(name)?;
+    }
+    let options = admin_provisioner_store::ConnectOptions {
+        schema: config.database_schema.clone(),
+    };
+    let store = admin_provisioner_store::connect_with(&config.database_url, &options)
+        .await
+        .map_err(|e| anyhow::anyhow!("database: {e}"))?
+        .store;
+    match action {
+        ScimTokenAction::Create { name } => {
+            let (_, token) = crate::scim::tokens::create(store.as_ref(), &Actor::Operator, &name, Some(run_id)).await?;
+            eprintln!("SCIM token {name} created; it is shown this once (only its SHA-256 is stored):");
+            println!("{}", token.expose());
+        }
+        ScimTokenAction::List => {
+            let tokens = store.list_scim_tokens().await?;
+            if tokens.is_empty() {
+                println!("no SCIM tokens");
+            }
+            for t in tokens {
+                println!(
+                    "{}  created {} by {}  last used {}  {}",
+                    t.name,
+                    t.created_at.to_rfc3339(),
+                    t.created_by,
+                    t.last_used_at.map(|t| t.to_rfc3339()).unwrap_or_else(|| "never".into()),
+                    match t.revoked_at {
+                        Some(at) => format!("revoked {}", at.to_rfc3339()),
+                        None => "active".into(),
+                    }
+                );
+            }
+        }
+        ScimTokenAction::Revoke { name } => {
+            crate::scim::tokens::revoke(store.as_ref(), &Actor::Operator, &name, Some(run_id)).await?;
+            println!("SCIM token {name} revoked");
+        }
     }
     Ok(())
 }

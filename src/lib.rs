@@ -10,6 +10,7 @@ pub mod events;
 pub mod http;
 pub mod import;
 pub mod reconcile;
+pub mod scim;
 pub mod serve;
 
 pub use admin_provisioner_core::*;

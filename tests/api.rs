@@ -1144,6 +1144,12 @@ impl IdentityProvider for Unreachable {
     async fn admin_delete_user(&self, username: &str) -> Result<(), IdpError> {
         self.0.admin_delete_user(username).await
     }
+    async fn admin_disable_user(&self, username: &str) -> Result<(), IdpError> {
+        self.0.admin_disable_user(username).await
+    }
+    async fn admin_enable_user(&self, username: &str) -> Result<(), IdpError> {
+        self.0.admin_enable_user(username).await
+    }
     async fn list_users(&self, token: Option<String>, limit: u32) -> Result<UserPage, IdpError> {
         self.0.list_users(token, limit).await
     }

@@ -38,6 +38,8 @@ pub fn routes() -> Router<AppState> {
         .route("/api/admins", post(create_admin).get(list_admins))
         .route("/api/admins/{id}", get(get_admin).delete(delete_admin))
         .route("/api/admins/{id}/resend-invite", post(resend_invite))
+        .route("/api/admins/{id}/disable", post(disable_admin))
+        .route("/api/admins/{id}/enable", post(enable_admin))
         .route("/api/auth/login", post(login))
         .route("/api/auth/new-password", post(new_password))
         .route("/api/audit", get(audit))
@@ -129,6 +131,8 @@ pub enum InviteStatusDto {
     Expired,
     /// First login completed.
     Active,
+    /// Disabled in both systems (cannot log in, tokens refused): `POST /api/admins/{id}/enable` restores.
+    Disabled,
     /// Provisioning failed and needs an operator.
     Failed,
 }
@@ -152,6 +156,10 @@ pub struct UserDto {
     pub created_at: DateTime<Utc>,
     /// Last change.
     pub updated_at: DateTime<Utc>,
+    /// When the admin was disabled; null while enabled (`status` keeps what they were before).
+    pub disabled_at: Option<DateTime<Utc>>,
+    /// The identity provider's id for the person (SCIM `externalId`), when provisioned over SCIM.
+    pub external_id: Option<String>,
 }
 
 /// The `AdminInfo` record.
@@ -430,6 +438,8 @@ fn user_dto(u: User) -> UserDto {
         },
         created_at: u.created_at,
         updated_at: u.updated_at,
+        disabled_at: u.disabled_at,
+        external_id: u.external_id,
     }
 }
 
@@ -453,6 +463,7 @@ pub fn status_dto(s: InviteStatus) -> InviteStatusDto {
         InviteStatus::Invited => InviteStatusDto::Invited,
         InviteStatus::Expired => InviteStatusDto::Expired,
         InviteStatus::Active => InviteStatusDto::Active,
+        InviteStatus::Disabled => InviteStatusDto::Disabled,
         InviteStatus::Failed => InviteStatusDto::Failed,
     }
 }
@@ -831,6 +842,65 @@ pub async fn delete_admin(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// Disable an admin in both systems: Cognito `AdminDisableUser` and status `disabled` in the database;
+/// the admin can no longer log in and tokens they hold are refused at once. Idempotent.
+#[utoipa::path(
+    post, path = "/api/admins/{id}/disable", tag = "admins",
+    params(("id" = Uuid, Path, description = "`User.id`")),
+    responses(
+        (status = 200, description = "Disabled (or already disabled)", body = AdminDto),
+        (status = 400, description = "`invalid_request`", body = ErrorBody),
+        (status = 401, description = "`unauthorized`", body = ErrorBody),
+        (status = 403, description = "`forbidden`", body = ErrorBody),
+        (status = 404, description = "`not_found`", body = ErrorBody),
+        (status = 409, description = "`last_admin` or `operation_in_progress`", body = ErrorBody),
+        (status = 502, description = "`identity_provider_unavailable`: nothing was changed", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn disable_admin(
+    State(state): State<AppState>,
+    admin: AdminCaller,
+    RequestId(request_id): RequestId,
+    Path(id): Path<String>,
+) -> Result<Json<AdminDto>, ApiError> {
+    let id = parse_admin_id(&id)?;
+    state
+        .provisioner()
+        .disable_admin(&admin.caller, id, Some(&request_id))
+        .await?;
+    Ok(Json(admin_dto(state.provisioner().get_admin_view(id).await?)))
+}
+
+/// Enable a disabled admin in both systems (Cognito `AdminEnableUser`, then the database). Idempotent.
+#[utoipa::path(
+    post, path = "/api/admins/{id}/enable", tag = "admins",
+    params(("id" = Uuid, Path, description = "`User.id`")),
+    responses(
+        (status = 200, description = "Enabled (or was not disabled)", body = AdminDto),
+        (status = 400, description = "`invalid_request`", body = ErrorBody),
+        (status = 401, description = "`unauthorized`", body = ErrorBody),
+        (status = 403, description = "`forbidden`", body = ErrorBody),
+        (status = 404, description = "`not_found`", body = ErrorBody),
+        (status = 409, description = "`operation_in_progress`", body = ErrorBody),
+        (status = 502, description = "`identity_provider_unavailable`: nothing was changed", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn enable_admin(
+    State(state): State<AppState>,
+    admin: AdminCaller,
+    RequestId(request_id): RequestId,
+    Path(id): Path<String>,
+) -> Result<Json<AdminDto>, ApiError> {
+    let id = parse_admin_id(&id)?;
+    state
+        .provisioner()
+        .enable_admin(&admin.caller, id, Some(&request_id))
+        .await?;
+    Ok(Json(admin_dto(state.provisioner().get_admin_view(id).await?)))
+}
+
 /// Log in with e-mail and password (`USER_PASSWORD_AUTH`).
 #[utoipa::path(
     post, path = "/api/auth/login", tag = "auth",
@@ -1096,7 +1166,7 @@ pub async fn method_not_allowed() -> ApiError {
                        Errors are `{\"error\":{\"code\",\"message\",\"request_id\"}}`; every response carries `x-request-id`."
     ),
     paths(
-        create_admin, list_admins, get_admin, resend_invite, delete_admin,
+        create_admin, list_admins, get_admin, resend_invite, delete_admin, disable_admin, enable_admin,
         login, new_password, audit, healthz, readyz, metrics, openapi_json
     ),
     components(schemas(

@@ -298,7 +298,7 @@ impl AppState {
                 caller: Caller::Authorized(admin_id),
                 admin_id,
             }),
-            Actor::Operator | Actor::Reconciler => Err(Error::Forbidden.into()),
+            Actor::Operator | Actor::Reconciler | Actor::Scim(_) => Err(Error::Forbidden.into()),
         }
     }
 }

@@ -830,6 +830,7 @@ fn badge(status: InviteStatus) -> String {
             "The temporary password expired: resend the invitation",
         ),
         InviteStatus::Active => ("active", "active", "Signed in and chose a password"),
+        InviteStatus::Disabled => ("expired", "disabled", "Disabled in Cognito and the database: cannot sign in"),
         InviteStatus::Failed => ("failed", "failed", "Provisioning failed and needs an operator"),
     };
     format!(r#"<span class="badge {class}" title="{title}">{label}</span>"#)
@@ -876,7 +877,7 @@ fn admin_row(a: &AdminView, me: &str, csrf: &str, now: DateTime<Utc>) -> String 
             r#"<form method="post" action="/console/admins/{id}/remove" data-confirm="Revoke the invitation of {email}? Their Cognito user and database records are deleted."><input type="hidden" name="csrf" value="{csrf}"><button class="btn small danger" type="submit">Revoke</button></form>"#,
             csrf = esc(csrf)
         )),
-        InviteStatus::Active => actions.push_str(&format!(
+        InviteStatus::Active | InviteStatus::Disabled => actions.push_str(&format!(
             r#"<form method="post" action="/console/admins/{id}/remove" data-confirm="Remove the admin {email}? They lose access; their Cognito user and database records are deleted."><input type="hidden" name="csrf" value="{csrf}"><button class="btn small danger" type="submit">Remove</button></form>"#,
             csrf = esc(csrf)
         )),

@@ -258,12 +258,41 @@ fn is_json(value: &str) -> bool {
         .is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json"))
 }
 
-/// Middleware: the JSON API takes only `application/json` bodies (module docs).
+/// True for `application/scim+json` (RFC 7644 §3.1), with or without parameters.
+fn is_scim_json(value: &str) -> bool {
+    value
+        .split(';')
+        .next()
+        .is_some_and(|t| t.trim().eq_ignore_ascii_case(crate::scim::SCIM_JSON))
+}
+
+/// Middleware: the JSON API takes only `application/json` bodies (module docs); the SCIM endpoints
+/// (`/scim/`) take `application/scim+json` or `application/json`, and answer 415 in the SCIM error shape.
 pub async fn json_only(req: Request, next: Next) -> Response {
     let writes = matches!(
         *req.method(),
         Method::POST | Method::PUT | Method::PATCH | Method::DELETE
     );
+    if writes && req.uri().path().starts_with("/scim/") {
+        let headers = req.headers();
+        let has_body = headers.contains_key(header::TRANSFER_ENCODING)
+            || headers
+                .get(header::CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|v| v.trim() != "0");
+        let ok = match headers.get(header::CONTENT_TYPE) {
+            Some(v) => v.to_str().is_ok_and(|v| is_json(v) || is_scim_json(v)),
+            None => !has_body && !body_is_nonempty(&req),
+        };
+        if !ok {
+            return crate::scim::ScimError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                None,
+                "the request body must be JSON, sent with `Content-Type: application/scim+json` or `application/json`",
+            )
+            .into_response();
+        }
+    }
     if writes && req.uri().path().starts_with("/api/") {
         let headers = req.headers();
         let has_body = headers.contains_key(header::TRANSFER_ENCODING)
@@ -330,7 +359,7 @@ pub async fn envelope_bare_errors(req: Request, next: Next) -> Response {
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    if is_json(content_type) || content_type.starts_with("text/html") {
+    if is_json(content_type) || is_scim_json(content_type) || content_type.starts_with("text/html") {
         return res;
     }
     let (code, message) = match status {

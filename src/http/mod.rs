@@ -138,6 +138,7 @@ pub fn router(state: AppState) -> Router {
         .merge(api::routes())
         .merge(events::routes())
         .merge(console::routes())
+        .merge(crate::scim::routes())
         .fallback(api::not_found)
         .method_not_allowed_fallback(api::method_not_allowed)
         .layer(axum::extract::DefaultBodyLimit::max(edge::MAX_BODY_BYTES))

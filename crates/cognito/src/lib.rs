@@ -469,6 +469,34 @@ impl IdentityProvider for CognitoIdentityProvider {
         logged(result)
     }
 
+    #[tracing::instrument(skip_all, fields(op = op::ADMIN_DISABLE_USER, username = %username))]
+    async fn admin_disable_user(&self, username: &str) -> Result<(), IdpError> {
+        let result = self
+            .client
+            .admin_disable_user()
+            .user_pool_id(&self.config.user_pool_id)
+            .username(username)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| map_sdk_error(op::ADMIN_DISABLE_USER, &e, &[]));
+        logged(result)
+    }
+
+    #[tracing::instrument(skip_all, fields(op = op::ADMIN_ENABLE_USER, username = %username))]
+    async fn admin_enable_user(&self, username: &str) -> Result<(), IdpError> {
+        let result = self
+            .client
+            .admin_enable_user()
+            .user_pool_id(&self.config.user_pool_id)
+            .username(username)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| map_sdk_error(op::ADMIN_ENABLE_USER, &e, &[]));
+        logged(result)
+    }
+
     #[tracing::instrument(skip_all, fields(op = op::LIST_USERS, username = tracing::field::Empty, limit))]
     async fn list_users(&self, pagination_token: Option<String>, limit: u32) -> Result<UserPage, IdpError> {
         let limit = limit.clamp(1, MAX_LIST_LIMIT);

@@ -345,15 +345,18 @@ pub enum Actor {
     Operator,
     /// The reconciler (`admin-provisioner reconcile --repair`), applying a safe repair.
     Reconciler,
+    /// A SCIM client (an identity provider such as Okta or Entra ID), by the name of its SCIM token.
+    Scim(String),
 }
 
 impl Actor {
-    /// The actor as recorded in the audit log: the admin id, or `operator`.
+    /// The actor as recorded in the audit log: the admin id, `operator`, `reconciler` or `scim:<token name>`.
     pub fn audit_name(&self) -> String {
         match self {
             Actor::Admin(id) => id.to_string(),
             Actor::Operator => "operator".to_string(),
             Actor::Reconciler => "reconciler".to_string(),
+            Actor::Scim(name) => format!("scim:{name}"),
         }
     }
     /// Parses [`Actor::audit_name`] back.
@@ -362,6 +365,8 @@ impl Actor {
             Some(Actor::Operator)
         } else if s == "reconciler" {
             Some(Actor::Reconciler)
+        } else if let Some(name) = s.strip_prefix("scim:") {
+            Some(Actor::Scim(name.to_string()))
         } else {
             Uuid::parse_str(s).ok().map(|u| Actor::Admin(UserId(u)))
         }
@@ -376,6 +381,20 @@ pub enum UserStatus {
     Invited,
     /// Active: the admin has logged in and replaced the temporary password.
     Active,
+}
+
+impl User {
+    /// True while the admin is disabled (`users.disabled_at` set; Cognito `AdminDisableUser`): refused
+    /// at login and on every API call, whatever [`User::status`] says (that keeps what the admin was
+    /// before, which enabling restores).
+    pub fn is_disabled(&self) -> bool {
+        self.disabled_at.is_some()
+    }
+
+    /// True for an admin who may act: has completed first login and is not disabled.
+    pub fn is_active_admin(&self) -> bool {
+        self.status == UserStatus::Active && !self.is_disabled()
+    }
 }
 
 impl UserStatus {
@@ -415,6 +434,16 @@ pub struct User {
     pub created_at: DateTime<Utc>,
     /// When the row last changed.
     pub updated_at: DateTime<Utc>,
+    /// When the admin was disabled (SCIM `active: false`, or the console / API); `None` while enabled.
+    #[serde(default)]
+    pub disabled_at: Option<DateTime<Utc>>,
+    /// The identity provider's id for this person (SCIM `externalId`), when provisioned over SCIM.
+    #[serde(default)]
+    pub external_id: Option<String>,
+    /// The SCIM attributes kept as the identity provider sent them (JSON: `userName`, `emails`), when
+    /// provisioned over SCIM. Never a secret.
+    #[serde(default)]
+    pub scim_profile: Option<String>,
 }
 
 /// The `AdminInfo` record: what makes a `User` an admin. 1:1 with `User` by foreign key `user_id`.
@@ -460,6 +489,8 @@ pub enum InviteStatus {
     Expired,
     /// The admin has completed first login.
     Active,
+    /// The admin is disabled in both systems (cannot log in; tokens refused): enable to restore.
+    Disabled,
     /// Provisioning failed and could not be cleaned up automatically (a stuck saga): needs an operator.
     Failed,
 }
@@ -467,7 +498,9 @@ pub enum InviteStatus {
 impl InviteStatus {
     /// The status of a stored admin at `now`.
     pub fn of(record: &AdminRecord, now: DateTime<Utc>) -> Self {
-        if record.user.status == UserStatus::Active || record.admin_info.accepted_at.is_some() {
+        if record.user.is_disabled() {
+            InviteStatus::Disabled
+        } else if record.user.status == UserStatus::Active || record.admin_info.accepted_at.is_some() {
             InviteStatus::Active
         } else if now >= record.admin_info.invite_expires_at {
             InviteStatus::Expired
@@ -482,6 +515,7 @@ impl InviteStatus {
             InviteStatus::Invited => "invited",
             InviteStatus::Expired => "expired",
             InviteStatus::Active => "active",
+            InviteStatus::Disabled => "disabled",
             InviteStatus::Failed => "failed",
         }
     }

@@ -39,9 +39,16 @@ pub enum Error {
     /// The line is a provisioning still running; wait for it to finish (code `provisioning_in_progress`, 409).
     #[error("this admin is still being provisioned; try again in a minute")]
     ProvisioningInProgress,
-    /// Removing this admin would leave no active admin (code `last_admin`, 409).
+    /// Another saga (a removal, a disable or an enable) is changing this admin right now (code
+    /// `operation_in_progress`, 409).
+    #[error("another change to this admin is in progress; try again shortly")]
+    OperationInProgress,
+    /// Removing or disabling this admin would leave no active admin (code `last_admin`, 409).
     #[error("this is the last active admin; create and activate another admin first")]
     LastAdmin,
+    /// A SCIM token with this name exists already (code `token_name_taken`, 409).
+    #[error("a SCIM token with this name already exists (names of revoked tokens are not reused)")]
+    TokenNameTaken,
     /// The first admin already exists (code `already_bootstrapped`, 409).
     #[error("an admin already exists; use provision (as an admin) instead of bootstrap-admin")]
     AlreadyBootstrapped,
@@ -95,7 +102,9 @@ impl Error {
             Error::ResendCooldown { .. } => "resend_cooldown",
             Error::LastAdmin => "last_admin",
             Error::ProvisioningInProgress => "provisioning_in_progress",
+            Error::OperationInProgress => "operation_in_progress",
             Error::AlreadyBootstrapped => "already_bootstrapped",
+            Error::TokenNameTaken => "token_name_taken",
             Error::InvalidCredentials => "invalid_credentials",
             Error::PasswordPolicy(_) => "password_policy",
             Error::NoChallenge => "no_challenge",
@@ -120,7 +129,9 @@ impl Error {
             | Error::AlreadyActive
             | Error::LastAdmin
             | Error::ProvisioningInProgress
+            | Error::OperationInProgress
             | Error::AlreadyBootstrapped
+            | Error::TokenNameTaken
             | Error::NoChallenge => 409,
             Error::ResendCooldown { .. } | Error::RateLimited => 429,
             Error::SagaStuck { .. } | Error::Internal(_) => 500,
@@ -136,6 +147,7 @@ impl From<StoreError> for Error {
             StoreError::EmailTaken | StoreError::SagaInFlight | StoreError::CognitoUserTaken => Error::AdminExists,
             StoreError::NotFound => Error::NotFound,
             StoreError::LastAdmin => Error::LastAdmin,
+            StoreError::TokenNameTaken => Error::TokenNameTaken,
             e if e.is_transient() => Error::DatabaseUnavailable(e.to_string()),
             // A definitive refusal (or a lost compare-and-set): "try again" would be a lie.
             other => Error::Internal(other.to_string()),

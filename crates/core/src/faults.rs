@@ -260,6 +260,22 @@ impl IdentityProvider for FaultyIdentityProvider {
             self.inner.admin_delete_user(username)
         )
     }
+    async fn admin_disable_user(&self, username: &str) -> Result<(), IdpError> {
+        inject!(
+            self.plan,
+            idp_op::ADMIN_DISABLE_USER,
+            idp_err,
+            self.inner.admin_disable_user(username)
+        )
+    }
+    async fn admin_enable_user(&self, username: &str) -> Result<(), IdpError> {
+        inject!(
+            self.plan,
+            idp_op::ADMIN_ENABLE_USER,
+            idp_err,
+            self.inner.admin_enable_user(username)
+        )
+    }
     async fn list_users(&self, token: Option<String>, limit: u32) -> Result<UserPage, IdpError> {
         inject!(
             self.plan,
@@ -391,6 +407,28 @@ impl AdminStore for FaultyStore {
             self.inner.delete_admin(id, audit, saga)
         )
     }
+    async fn set_admin_disabled(
+        &self,
+        id: UserId,
+        at: Option<DateTime<Utc>>,
+        audit: AuditEntry,
+        saga: Option<(Uuid, SagaState)>,
+    ) -> Result<AdminRecord, StoreError> {
+        inject!(
+            self.plan,
+            store_op::SET_ADMIN_DISABLED,
+            store_err,
+            self.inner.set_admin_disabled(id, at, audit, saga)
+        )
+    }
+    async fn set_scim_attributes(
+        &self,
+        id: UserId,
+        external_id: Option<String>,
+        profile: Option<String>,
+    ) -> Result<AdminRecord, StoreError> {
+        self.inner.set_scim_attributes(id, external_id, profile).await
+    }
     async fn append_audit(&self, audit: AuditEntry) -> Result<(), StoreError> {
         inject!(
             self.plan,
@@ -452,6 +490,23 @@ impl SagaLog for FaultyStore {
     }
     async fn list_for_email(&self, email_normalized: &str) -> Result<Vec<SagaRecord>, StoreError> {
         self.inner.list_for_email(email_normalized).await
+    }
+}
+
+/// SCIM tokens pass through untouched.
+#[async_trait]
+impl ScimTokenStore for FaultyStore {
+    async fn create_scim_token(&self, name: &str, hash: &str, audit: AuditEntry) -> Result<ScimToken, StoreError> {
+        self.inner.create_scim_token(name, hash, audit).await
+    }
+    async fn list_scim_tokens(&self) -> Result<Vec<ScimToken>, StoreError> {
+        self.inner.list_scim_tokens().await
+    }
+    async fn revoke_scim_token(&self, name: &str, audit: AuditEntry) -> Result<ScimToken, StoreError> {
+        self.inner.revoke_scim_token(name, audit).await
+    }
+    async fn authenticate_scim_token(&self, hash: &str, now: DateTime<Utc>) -> Result<Option<String>, StoreError> {
+        self.inner.authenticate_scim_token(hash, now).await
     }
 }
 

@@ -18,6 +18,10 @@ pub mod op {
     pub const ADMIN_GET_USER: &str = "AdminGetUser";
     /// `AdminDeleteUser`.
     pub const ADMIN_DELETE_USER: &str = "AdminDeleteUser";
+    /// `AdminDisableUser`.
+    pub const ADMIN_DISABLE_USER: &str = "AdminDisableUser";
+    /// `AdminEnableUser`.
+    pub const ADMIN_ENABLE_USER: &str = "AdminEnableUser";
     /// `ListUsers`.
     pub const LIST_USERS: &str = "ListUsers";
     /// `InitiateAuth` with `USER_PASSWORD_AUTH`.
@@ -234,6 +238,14 @@ pub trait IdentityProvider: Send + Sync + 'static {
 
     /// `AdminDeleteUser`. `UserNotFound` for a missing user.
     async fn admin_delete_user(&self, username: &str) -> Result<(), IdpError>;
+
+    /// `AdminDisableUser`: the user can no longer sign in (`InitiateAuth` answers `NotAuthorized`, "User
+    /// is disabled."). Idempotent. `UserNotFound` for a missing user.
+    async fn admin_disable_user(&self, username: &str) -> Result<(), IdpError>;
+
+    /// `AdminEnableUser`: undoes [`IdentityProvider::admin_disable_user`]. Idempotent. `UserNotFound` for
+    /// a missing user.
+    async fn admin_enable_user(&self, username: &str) -> Result<(), IdpError>;
 
     /// `ListUsers`, one page (`limit` ≤ 60). Eventually consistent in Cognito.
     async fn list_users(&self, pagination_token: Option<String>, limit: u32) -> Result<UserPage, IdpError>;

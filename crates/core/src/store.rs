@@ -26,6 +26,8 @@ pub mod op {
     pub const RECORD_INVITE_SENT: &str = "store.record_invite_sent";
     /// [`super::AdminStore::delete_admin`].
     pub const DELETE_ADMIN: &str = "store.delete_admin";
+    /// [`super::AdminStore::set_admin_disabled`].
+    pub const SET_ADMIN_DISABLED: &str = "store.set_admin_disabled";
     /// [`super::AdminStore::append_audit`].
     pub const APPEND_AUDIT: &str = "store.append_audit";
     /// [`super::SagaLog::claim_expired`].
@@ -72,6 +74,9 @@ pub enum StoreError {
     /// process must not act on it. Carries the current owner.
     #[error("the saga's lease was lost to {0}; the update was not applied")]
     LeaseLost(String),
+    /// A SCIM token with this name exists already (revoked or not: names are never reused).
+    #[error("a SCIM token with this name already exists")]
+    TokenNameTaken,
     /// A definitive refusal (a CHECK, unique or foreign-key violation, a trigger, a broken schema, a bug):
     /// retrying will not help.
     #[error("database error: {0}")]
@@ -105,6 +110,14 @@ pub enum AuditAction {
     ReconcileDeleteGhost,
     /// The reconciler marked an admin active whose Cognito user had already set a password.
     ReconcileMarkActive,
+    /// An admin was disabled in both systems.
+    DisableAdmin,
+    /// A disabled admin was enabled again in both systems.
+    EnableAdmin,
+    /// A SCIM token was issued.
+    CreateScimToken,
+    /// A SCIM token was revoked.
+    RevokeScimToken,
 }
 
 impl AuditAction {
@@ -118,6 +131,10 @@ impl AuditAction {
             AuditAction::FirstLoginCompleted => "first_login_completed",
             AuditAction::ReconcileDeleteGhost => "reconcile_delete_ghost",
             AuditAction::ReconcileMarkActive => "reconcile_mark_active",
+            AuditAction::DisableAdmin => "disable_admin",
+            AuditAction::EnableAdmin => "enable_admin",
+            AuditAction::CreateScimToken => "create_scim_token",
+            AuditAction::RevokeScimToken => "revoke_scim_token",
         }
     }
     /// Parses the stored text form.
@@ -130,6 +147,10 @@ impl AuditAction {
             "first_login_completed" => AuditAction::FirstLoginCompleted,
             "reconcile_delete_ghost" => AuditAction::ReconcileDeleteGhost,
             "reconcile_mark_active" => AuditAction::ReconcileMarkActive,
+            "disable_admin" => AuditAction::DisableAdmin,
+            "enable_admin" => AuditAction::EnableAdmin,
+            "create_scim_token" => AuditAction::CreateScimToken,
+            "revoke_scim_token" => AuditAction::RevokeScimToken,
             _ => return None,
         })
     }
@@ -262,6 +283,28 @@ pub trait AdminStore: Send + Sync + 'static {
     /// [`StoreError::LastAdmin`] (nothing written) when the admin is the last active one.
     async fn delete_admin(&self, id: UserId, audit: AuditEntry, saga: Option<Uuid>) -> Result<(), StoreError>;
 
+    /// Disables (`disabled_at = Some(at)`) or enables (`None`) an admin, with the audit entry and, when
+    /// the state changed, the lifecycle event `admin.disabled` / `admin.enabled`; with `saga` also moves
+    /// that saga to the given state, all in one transaction. Idempotent (an admin already in the asked
+    /// state is returned unchanged, the saga still advanced). `NotFound` if absent;
+    /// [`StoreError::LastAdmin`] (nothing written) when disabling the last active admin.
+    async fn set_admin_disabled(
+        &self,
+        id: UserId,
+        disabled_at: Option<DateTime<Utc>>,
+        audit: AuditEntry,
+        saga: Option<(Uuid, SagaState)>,
+    ) -> Result<AdminRecord, StoreError>;
+
+    /// Records the SCIM `externalId` and the kept SCIM attributes (JSON) of an admin (`None` clears them).
+    /// `NotFound` if absent.
+    async fn set_scim_attributes(
+        &self,
+        id: UserId,
+        external_id: Option<String>,
+        scim_profile: Option<String>,
+    ) -> Result<AdminRecord, StoreError>;
+
     /// Appends an audit event on its own (used for failed attempts).
     async fn append_audit(&self, audit: AuditEntry) -> Result<(), StoreError>;
 
@@ -321,7 +364,7 @@ pub trait AdminStore: Send + Sync + 'static {
         {
             let email = match event.entry.actor {
                 Actor::Admin(id) => self.get_admin(id).await?.map(|r| r.user.email),
-                Actor::Operator | Actor::Reconciler => None,
+                Actor::Operator | Actor::Reconciler | Actor::Scim(_) => None,
             };
             out.push((event, email));
         }
@@ -351,6 +394,10 @@ pub enum SagaKind {
     Provision,
     /// Remove an admin from the database and Cognito.
     Remove,
+    /// Disable an admin: `disabled_at` in the database, then Cognito `AdminDisableUser`.
+    Disable,
+    /// Enable a disabled admin: Cognito `AdminEnableUser`, then clear `disabled_at`.
+    Enable,
 }
 
 impl SagaKind {
@@ -359,6 +406,8 @@ impl SagaKind {
         match self {
             SagaKind::Provision => "provision",
             SagaKind::Remove => "remove",
+            SagaKind::Disable => "disable",
+            SagaKind::Enable => "enable",
         }
     }
     /// Parses the stored text form.
@@ -366,6 +415,8 @@ impl SagaKind {
         match s {
             "provision" => Some(SagaKind::Provision),
             "remove" => Some(SagaKind::Remove),
+            "disable" => Some(SagaKind::Disable),
+            "enable" => Some(SagaKind::Enable),
             _ => None,
         }
     }
@@ -394,6 +445,9 @@ pub enum SagaState {
     IdentityPendingDelete,
     /// An undo (or a forward step that cannot be undone) could not finish: needs attention.
     Stuck,
+    /// Disable / enable: the first side effect happened (disable: the database; enable: Cognito), the
+    /// other system is next.
+    IdentityUpdating,
 }
 
 impl SagaState {
@@ -409,6 +463,7 @@ impl SagaState {
             SagaState::Aborted => "aborted",
             SagaState::IdentityPendingDelete => "identity_pending_delete",
             SagaState::Stuck => "stuck",
+            SagaState::IdentityUpdating => "identity_updating",
         }
     }
     /// Parses the stored text form.
@@ -423,6 +478,7 @@ impl SagaState {
             "aborted" => SagaState::Aborted,
             "identity_pending_delete" => SagaState::IdentityPendingDelete,
             "stuck" => SagaState::Stuck,
+            "identity_updating" => SagaState::IdentityUpdating,
             _ => return None,
         })
     }
@@ -583,7 +639,39 @@ pub trait SagaLog: Send + Sync + 'static {
     }
 }
 
-/// Something that is an [`AdminStore`], a [`SagaLog`] and a
+/// A SCIM client's bearer token as listed to admins (the token itself is never stored, only its SHA-256).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ScimToken {
+    /// The name the admin gave it (`okta`, `entra`, …); the audit actor is `scim:<name>`.
+    pub name: String,
+    /// Who issued it (an audit actor name).
+    pub created_by: String,
+    /// When.
+    pub created_at: DateTime<Utc>,
+    /// When it was revoked; a revoked token authenticates nothing.
+    pub revoked_at: Option<DateTime<Utc>>,
+    /// When it last authenticated a request.
+    pub last_used_at: Option<DateTime<Utc>>,
+}
+
+/// SCIM tokens: issued by an admin or the operator, stored as hashes, revocable.
+#[async_trait]
+pub trait ScimTokenStore: Send + Sync + 'static {
+    /// Stores a new token's hash under `name`, with the audit entry. [`StoreError::TokenNameTaken`] when
+    /// the name exists (revoked tokens keep their name).
+    async fn create_scim_token(&self, name: &str, token_sha256: &str, audit: AuditEntry) -> Result<ScimToken, StoreError>;
+
+    /// Every token, revoked or not, by name.
+    async fn list_scim_tokens(&self) -> Result<Vec<ScimToken>, StoreError>;
+
+    /// Revokes token `name` (idempotent), with the audit entry. `NotFound` for an unknown name.
+    async fn revoke_scim_token(&self, name: &str, audit: AuditEntry) -> Result<ScimToken, StoreError>;
+
+    /// The name of the unrevoked token with this hash, stamping its `last_used_at` with `now`.
+    async fn authenticate_scim_token(&self, token_sha256: &str, now: DateTime<Utc>) -> Result<Option<String>, StoreError>;
+}
+
+/// Something that is an [`AdminStore`], a [`SagaLog`], a [`ScimTokenStore`] and a
 /// [`ReconcileStore`](crate::reconcile::ReconcileStore) (the SQL adapter).
-pub trait Store: AdminStore + SagaLog + crate::reconcile::ReconcileStore {}
-impl<T: AdminStore + SagaLog + crate::reconcile::ReconcileStore> Store for T {}
+pub trait Store: AdminStore + SagaLog + ScimTokenStore + crate::reconcile::ReconcileStore {}
+impl<T: AdminStore + SagaLog + ScimTokenStore + crate::reconcile::ReconcileStore> Store for T {}

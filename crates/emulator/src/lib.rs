@@ -853,6 +853,15 @@ impl IdentityProvider for CognitoEmulator {
         Ok(())
     }
 
+    async fn admin_disable_user(&self, username: &str) -> Result<(), IdpError> {
+        // The inherent method (Cognito's semantics: a disabled user cannot sign in).
+        CognitoEmulator::admin_disable_user(self, username).await
+    }
+
+    async fn admin_enable_user(&self, username: &str) -> Result<(), IdpError> {
+        CognitoEmulator::admin_enable_user(self, username).await
+    }
+
     #[tracing::instrument(skip_all, fields(op = "ListUsers", limit = limit))]
     async fn list_users(&self, pagination_token: Option<String>, limit: u32) -> Result<UserPage, IdpError> {
         if !self.inner.list_limit.lock().unwrap_or_else(|p| p.into_inner()).admit() {

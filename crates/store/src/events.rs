@@ -30,6 +30,11 @@ pub const ADMIN_INVITE_RESENT: &str = "admin.invite_resent";
 pub const ADMIN_ACTIVATED: &str = "admin.activated";
 /// `admin.removed`: both records deleted (a revoked invitation or a removed admin).
 pub const ADMIN_REMOVED: &str = "admin.removed";
+/// `admin.disabled`: the admin was disabled (`disabled_at` set; Cognito `AdminDisableUser` follows in the
+/// same saga, or the change is undone and `admin.enabled` follows).
+pub const ADMIN_DISABLED: &str = "admin.disabled";
+/// `admin.enabled`: a disabled admin was enabled again (or a disable was undone).
+pub const ADMIN_ENABLED: &str = "admin.enabled";
 /// `admin.provisioning_failed`: a provisioning saga ended undone (`compensated`, `aborted`) or `stuck`.
 pub const ADMIN_PROVISIONING_FAILED: &str = "admin.provisioning_failed";
 
@@ -38,11 +43,13 @@ pub const ADMIN_PROVISIONING_FAILED: &str = "admin.provisioning_failed";
 pub const ADMIN_DRIFT_DETECTED: &str = "admin.drift_detected";
 
 /// Every event type the product writes through the store's transactions.
-pub const EVENT_TYPES: [&str; 5] = [
+pub const EVENT_TYPES: [&str; 7] = [
     ADMIN_INVITED,
     ADMIN_INVITE_RESENT,
     ADMIN_ACTIVATED,
     ADMIN_REMOVED,
+    ADMIN_DISABLED,
+    ADMIN_ENABLED,
     ADMIN_PROVISIONING_FAILED,
 ];
 
@@ -63,7 +70,11 @@ pub(crate) fn admin_event_data(record: &AdminRecord, audit: &AuditEntry) -> Stri
     serde_json::to_string(&Data {
         admin_id: record.user.id.to_string(),
         email: &record.user.email,
-        status: record.user.status.as_str(),
+        status: if record.user.is_disabled() {
+            "disabled"
+        } else {
+            record.user.status.as_str()
+        },
         actor: audit.actor.audit_name(),
         request_id: audit.request_id.as_deref(),
         at: audit.at,

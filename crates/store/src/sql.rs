@@ -15,7 +15,7 @@ macro_rules! select_admin {
     () => {
         "SELECT u.id, u.email, u.email_normalized, u.cognito_username, u.cognito_sub, u.status, \
          u.created_at, u.updated_at, a.invited_by, a.invited_at, a.invite_expires_at, a.invites_sent, \
-         a.last_invite_sent_at, a.invite_delivered, a.accepted_at \
+         a.last_invite_sent_at, a.invite_delivered, a.accepted_at, u.disabled_at, u.external_id, u.scim_profile \
          FROM users u JOIN admin_info a ON a.user_id = u.id"
     };
 }
@@ -57,10 +57,18 @@ pub(crate) fn admin_page_sql(filter: &::admin_provisioner_core::pages::StoredAdm
         clauses.push(format!("u.email_normalized LIKE {} ESCAPE '\\'", next()));
     }
     let active = "(u.status = 'active' OR a.accepted_at IS NOT NULL)";
+    let enabled = "u.disabled_at IS NULL";
     match filter.status {
-        Some(InviteStatus::Active) => clauses.push(active.to_string()),
-        Some(InviteStatus::Invited) => clauses.push(format!("NOT {active} AND a.invite_expires_at > {}", next())),
-        Some(InviteStatus::Expired) => clauses.push(format!("NOT {active} AND a.invite_expires_at <= {}", next())),
+        Some(InviteStatus::Active) => clauses.push(format!("{enabled} AND {active}")),
+        Some(InviteStatus::Disabled) => clauses.push("u.disabled_at IS NOT NULL".to_string()),
+        Some(InviteStatus::Invited) => clauses.push(format!(
+            "{enabled} AND NOT {active} AND a.invite_expires_at > {}",
+            next()
+        )),
+        Some(InviteStatus::Expired) => clauses.push(format!(
+            "{enabled} AND NOT {active} AND a.invite_expires_at <= {}",
+            next()
+        )),
         Some(InviteStatus::Pending | InviteStatus::Failed) => clauses.push("1 = 0".to_string()),
         None => {}
     }
@@ -345,7 +353,7 @@ macro_rules! impl_sql_store {
                 #[::tracing::instrument(skip_all, fields(db = $backend))]
                 async fn count_active_admins(&self) -> Result<i64, StoreError> {
                     ::sqlx::query_scalar::<_, i64>(
-                        "SELECT COUNT(*) FROM users u JOIN admin_info a ON a.user_id = u.id WHERE u.status = 'active'",
+                        "SELECT COUNT(*) FROM users u JOIN admin_info a ON a.user_id = u.id WHERE u.status = 'active' AND u.disabled_at IS NULL",
                     )
                     .fetch_one(self.pool())
                     .await
@@ -455,13 +463,17 @@ macro_rules! impl_sql_store {
                     let mut tx = self.begin_write().await.map_err(map_err)?;
                     self.lock_admin_set(&mut tx).await.map_err(map_err)?;
                     // Never remove the last active admin (checked inside the transaction, under the lock).
-                    let status: Option<String> = ::sqlx::query_scalar("SELECT status FROM users WHERE id = $1")
-                        .bind(DbId::from(id))
-                        .fetch_optional(&mut *tx)
-                        .await
-                        .map_err(map_err)?;
+                    let status: Option<String> = ::sqlx::query_scalar(
+                        "SELECT status FROM users WHERE id = $1 AND disabled_at IS NULL",
+                    )
+                    .bind(DbId::from(id))
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(map_err)?;
                     if status.as_deref() == Some("active") {
-                        let active: i64 = ::sqlx::query_scalar("SELECT COUNT(*) FROM users WHERE status = 'active'")
+                        let active: i64 = ::sqlx::query_scalar(
+                            "SELECT COUNT(*) FROM users WHERE status = 'active' AND disabled_at IS NULL",
+                        )
                             .fetch_one(&mut *tx)
                             .await
                             .map_err(map_err)?;
@@ -495,6 +507,84 @@ macro_rules! impl_sql_store {
                         insert_event(&mut tx, $crate::events::ADMIN_REMOVED, removed, &audit).await?;
                     }
                     tx.commit().await.map_err(map_err)
+                }
+
+                #[::tracing::instrument(skip_all, fields(db = $backend, user_id = %id, disable = disabled_at.is_some()))]
+                async fn set_admin_disabled(
+                    &self,
+                    id: UserId,
+                    disabled_at: Option<DateTime<Utc>>,
+                    audit: AuditEntry,
+                    saga: Option<(Uuid, SagaState)>,
+                ) -> Result<AdminRecord, StoreError> {
+                    let mut tx = self.begin_write().await.map_err(map_err)?;
+                    self.lock_admin_set(&mut tx).await.map_err(map_err)?;
+                    let before = admin_by_id(&mut tx, id).await?.ok_or(StoreError::NotFound)?;
+                    let changed = before.user.disabled_at.is_some() != disabled_at.is_some();
+                    if changed {
+                        if disabled_at.is_some() && before.user.is_active_admin() {
+                            // Never disable the last active admin (checked under the lock, like a delete).
+                            let active: i64 = ::sqlx::query_scalar(
+                                "SELECT COUNT(*) FROM users WHERE status = 'active' AND disabled_at IS NULL",
+                            )
+                            .fetch_one(&mut *tx)
+                            .await
+                            .map_err(map_err)?;
+                            if active <= 1 {
+                                return Err(StoreError::LastAdmin);
+                            }
+                        }
+                        let now = DbTime::now();
+                        ::sqlx::query("UPDATE users SET disabled_at = $2, updated_at = $3 WHERE id = $1")
+                            .bind(DbId::from(id))
+                            .bind(disabled_at.map(DbTime::new))
+                            .bind(now)
+                            .execute(&mut *tx)
+                            .await
+                            .map_err(map_err)?;
+                    }
+                    insert_audit(&mut tx, &audit).await?;
+                    if let Some((saga, state)) = saga {
+                        advance_saga(&mut tx, saga, state, DbTime::now()).await?;
+                    }
+                    let record = admin_by_id(&mut tx, id).await?.ok_or(StoreError::NotFound)?;
+                    if changed {
+                        let kind = if disabled_at.is_some() {
+                            $crate::events::ADMIN_DISABLED
+                        } else {
+                            $crate::events::ADMIN_ENABLED
+                        };
+                        insert_event(&mut tx, kind, &record, &audit).await?;
+                    }
+                    tx.commit().await.map_err(map_err)?;
+                    Ok(record)
+                }
+
+                #[::tracing::instrument(skip_all, fields(db = $backend, user_id = %id))]
+                async fn set_scim_attributes(
+                    &self,
+                    id: UserId,
+                    external_id: Option<String>,
+                    scim_profile: Option<String>,
+                ) -> Result<AdminRecord, StoreError> {
+                    let mut tx = self.begin_write().await.map_err(map_err)?;
+                    let changed = ::sqlx::query(
+                        "UPDATE users SET external_id = $2, scim_profile = $3, updated_at = $4 WHERE id = $1",
+                    )
+                        .bind(DbId::from(id))
+                        .bind(&external_id)
+                        .bind(&scim_profile)
+                        .bind(DbTime::now())
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(map_err)?
+                        .rows_affected();
+                    if changed == 0 {
+                        return Err(StoreError::NotFound);
+                    }
+                    let record = admin_by_id(&mut tx, id).await?.ok_or(StoreError::NotFound)?;
+                    tx.commit().await.map_err(map_err)?;
+                    Ok(record)
                 }
 
                 #[::tracing::instrument(skip_all, fields(db = $backend, action = audit.action.as_str()))]
@@ -550,9 +640,9 @@ macro_rules! impl_sql_store {
                 async fn count_admins_by_status(&self, now: DateTime<Utc>) -> Result<(i64, i64, i64), StoreError> {
                     let (active, invited, expired): (Option<i64>, Option<i64>, Option<i64>) = ::sqlx::query_as(
                         "SELECT \
-                         SUM(CASE WHEN u.status = 'active' OR a.accepted_at IS NOT NULL THEN 1 ELSE 0 END), \
-                         SUM(CASE WHEN u.status <> 'active' AND a.accepted_at IS NULL AND a.invite_expires_at > $1 THEN 1 ELSE 0 END), \
-                         SUM(CASE WHEN u.status <> 'active' AND a.accepted_at IS NULL AND a.invite_expires_at <= $1 THEN 1 ELSE 0 END) \
+                         SUM(CASE WHEN u.disabled_at IS NULL AND (u.status = 'active' OR a.accepted_at IS NOT NULL) THEN 1 ELSE 0 END), \
+                         SUM(CASE WHEN u.disabled_at IS NULL AND u.status <> 'active' AND a.accepted_at IS NULL AND a.invite_expires_at > $1 THEN 1 ELSE 0 END), \
+                         SUM(CASE WHEN u.disabled_at IS NULL AND u.status <> 'active' AND a.accepted_at IS NULL AND a.invite_expires_at <= $1 THEN 1 ELSE 0 END) \
                          FROM users u JOIN admin_info a ON a.user_id = u.id",
                     )
                     .bind(DbTime::new(now))
@@ -687,6 +777,137 @@ macro_rules! impl_sql_store {
                         .await
                         .map_err(map_err)?;
                     Ok(())
+                }
+            }
+
+            #[derive(::sqlx::FromRow)]
+            struct ScimTokenRow {
+                name: String,
+                created_by: String,
+                created_at: DbTime,
+                revoked_at: Option<DbTime>,
+                last_used_at: Option<DbTime>,
+            }
+
+            impl From<ScimTokenRow> for ::admin_provisioner_core::store::ScimToken {
+                fn from(r: ScimTokenRow) -> Self {
+                    Self {
+                        name: r.name,
+                        created_by: r.created_by,
+                        created_at: r.created_at.0,
+                        revoked_at: r.revoked_at.map(|t| t.0),
+                        last_used_at: r.last_used_at.map(|t| t.0),
+                    }
+                }
+            }
+
+            async fn scim_token_by_name(
+                conn: &mut Conn,
+                name: &str,
+            ) -> Result<Option<::admin_provisioner_core::store::ScimToken>, StoreError> {
+                Ok(::sqlx::query_as::<_, ScimTokenRow>(
+                    "SELECT name, created_by, created_at, revoked_at, last_used_at FROM scim_tokens WHERE name = $1",
+                )
+                .bind(name)
+                .fetch_optional(conn)
+                .await
+                .map_err(map_err)?
+                .map(Into::into))
+            }
+
+            #[::async_trait::async_trait]
+            impl ::admin_provisioner_core::store::ScimTokenStore for $store {
+                #[::tracing::instrument(skip_all, fields(db = $backend, name = name))]
+                async fn create_scim_token(
+                    &self,
+                    name: &str,
+                    token_sha256: &str,
+                    audit: AuditEntry,
+                ) -> Result<::admin_provisioner_core::store::ScimToken, StoreError> {
+                    let mut tx = self.begin_write().await.map_err(map_err)?;
+                    let inserted = ::sqlx::query(
+                        "INSERT INTO scim_tokens (name, token_sha256, created_by, created_at) VALUES ($1, $2, $3, $4) \
+                         ON CONFLICT (name) DO NOTHING",
+                    )
+                    .bind(name)
+                    .bind(token_sha256)
+                    .bind(audit.actor.audit_name())
+                    .bind(DbTime::new(audit.at))
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(map_err)?
+                    .rows_affected();
+                    if inserted == 0 {
+                        return Err(StoreError::TokenNameTaken);
+                    }
+                    insert_audit(&mut tx, &audit).await?;
+                    let token = scim_token_by_name(&mut tx, name)
+                        .await?
+                        .ok_or_else(|| StoreError::Other("inserted SCIM token vanished".into()))?;
+                    tx.commit().await.map_err(map_err)?;
+                    Ok(token)
+                }
+
+                #[::tracing::instrument(skip_all, fields(db = $backend))]
+                async fn list_scim_tokens(&self) -> Result<Vec<::admin_provisioner_core::store::ScimToken>, StoreError> {
+                    Ok(::sqlx::query_as::<_, ScimTokenRow>(
+                        "SELECT name, created_by, created_at, revoked_at, last_used_at FROM scim_tokens ORDER BY name",
+                    )
+                    .fetch_all(self.pool())
+                    .await
+                    .map_err(map_err)?
+                    .into_iter()
+                    .map(Into::into)
+                    .collect())
+                }
+
+                #[::tracing::instrument(skip_all, fields(db = $backend, name = name))]
+                async fn revoke_scim_token(
+                    &self,
+                    name: &str,
+                    audit: AuditEntry,
+                ) -> Result<::admin_provisioner_core::store::ScimToken, StoreError> {
+                    let mut tx = self.begin_write().await.map_err(map_err)?;
+                    let changed = ::sqlx::query(
+                        "UPDATE scim_tokens SET revoked_at = COALESCE(revoked_at, $2) WHERE name = $1",
+                    )
+                    .bind(name)
+                    .bind(DbTime::new(audit.at))
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(map_err)?
+                    .rows_affected();
+                    if changed == 0 {
+                        return Err(StoreError::NotFound);
+                    }
+                    insert_audit(&mut tx, &audit).await?;
+                    let token = scim_token_by_name(&mut tx, name).await?.ok_or(StoreError::NotFound)?;
+                    tx.commit().await.map_err(map_err)?;
+                    Ok(token)
+                }
+
+                #[::tracing::instrument(skip_all, fields(db = $backend))]
+                async fn authenticate_scim_token(
+                    &self,
+                    token_sha256: &str,
+                    now: DateTime<Utc>,
+                ) -> Result<Option<String>, StoreError> {
+                    let name: Option<String> = ::sqlx::query_scalar(
+                        "SELECT name FROM scim_tokens WHERE token_sha256 = $1 AND revoked_at IS NULL",
+                    )
+                    .bind(token_sha256)
+                    .fetch_optional(self.pool())
+                    .await
+                    .map_err(map_err)?;
+                    if let Some(name) = &name {
+                        // Best effort: a busy database must not refuse a valid token over a timestamp.
+                        let _ = ::sqlx::query("UPDATE scim_tokens SET last_used_at = $2 WHERE name = $1")
+                            .bind(name)
+                            .bind(DbTime::new(now))
+                            .execute(self.pool())
+                            .await;
+                    }
+                    Ok(name)
                 }
             }
 

@@ -181,6 +181,9 @@ pub(crate) struct AdminRow {
     last_invite_sent_at: DbTime,
     invite_delivered: bool,
     accepted_at: Option<DbTime>,
+    disabled_at: Option<DbTime>,
+    external_id: Option<String>,
+    scim_profile: Option<String>,
 }
 
 impl TryFrom<AdminRow> for AdminRecord {
@@ -198,6 +201,9 @@ impl TryFrom<AdminRow> for AdminRecord {
                 status,
                 created_at: r.created_at.0,
                 updated_at: r.updated_at.0,
+                disabled_at: r.disabled_at.map(|t| t.0),
+                external_id: r.external_id,
+                scim_profile: r.scim_profile,
             },
             admin_info: AdminInfo {
                 user_id: UserId(r.id.0),

@@ -41,10 +41,12 @@ impl Provisioner {
         match caller {
             Caller::Operator => Ok(Actor::Operator),
             Caller::Authorized(id) => Ok(Actor::Admin(*id)),
+            Caller::Scim(name) => Ok(Actor::Scim(name.clone())),
             Caller::Token { sub, username: _ } => {
                 let found = self.store_call(self.admins.find_admin_by_cognito_sub(sub)).await?;
                 match found {
-                    Some(r) if r.user.status == UserStatus::Active && r.user.cognito_sub == *sub => {
+                    // A disabled admin is refused at once, whatever their token says.
+                    Some(r) if r.user.is_active_admin() && r.user.cognito_sub == *sub => {
                         Ok(Actor::Admin(r.user.id))
                     }
                     _ => Err(Error::Forbidden),

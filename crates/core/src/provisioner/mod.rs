@@ -34,6 +34,7 @@ pub use ownership::Ownership;
 
 mod access;
 mod invite;
+mod lifecycle;
 mod operations;
 mod ownership;
 mod removal;
@@ -144,6 +145,10 @@ pub enum Caller {
     /// An admin that [`Provisioner::authorize`] already found active in this request (the HTTP extractor
     /// authorizes once per request; passing this on saves the second lookup).
     Authorized(UserId),
+    /// A SCIM client authenticated by its SCIM token (the HTTP layer checked the token's hash against
+    /// the store): may provision, change, disable, enable and remove admins through `/scim/v2`, audited
+    /// as `scim:<name>`.
+    Scim(String),
 }
 
 /// An invitation's state, as returned to clients.

@@ -114,7 +114,7 @@ impl Provisioner {
             cognito_sub: cognito_sub.to_string(),
             invited_by: match &plan.actor {
                 Actor::Admin(id) => Some(*id),
-                Actor::Operator | Actor::Reconciler => None,
+                Actor::Operator | Actor::Reconciler | Actor::Scim(_) => None,
             },
             invited_at: now,
             invite_expires_at: now + chrono::Duration::days(self.settings.invite_validity_days as i64),

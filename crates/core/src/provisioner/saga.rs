@@ -643,6 +643,7 @@ impl Provisioner {
     pub(super) async fn recover_one(&self, saga: &SagaRecord) -> SagaState {
         match saga.kind {
             SagaKind::Provision => self.recover_provision(saga).await,
+            SagaKind::Disable | SagaKind::Enable => self.recover_lifecycle(saga).await,
             SagaKind::Remove => match self.store_call(self.admins.get_admin(saga.user_id)).await {
                 Ok(Some(record)) => {
                     // The database delete never happened: redo it, then Cognito.

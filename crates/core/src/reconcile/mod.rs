@@ -670,7 +670,25 @@ impl Run<'_, '_> {
                     ),
             );
         }
-        if !c.enabled {
+        if d.user.is_disabled() && c.enabled {
+            self.emit(
+                Finding::new(DriftKind::Status, "status_disabled_enabled_in_cognito")
+                    .with_admin(d)
+                    .with_user(c)
+                    .says(
+                        format!(
+                            "{} is disabled in the database, but the Cognito user {} is enabled: they can still sign in to Cognito (the API refuses them)",
+                            d.user.email_normalized, c.username
+                        ),
+                        format!(
+                            "disable it in Cognito too: aws cognito-idp admin-disable-user --username {}; or enable the admin (POST /api/admins/{}/enable)",
+                            c.username, d.user.id
+                        ),
+                    ),
+            );
+        }
+        // A disabled admin's Cognito user is disabled too: that is the `disabled` state, not drift.
+        if !c.enabled && !d.user.is_disabled() {
             self.emit(
                 Finding::new(DriftKind::Status, "status_cognito_disabled")
                     .with_admin(d)
@@ -681,7 +699,7 @@ impl Run<'_, '_> {
                             c.username
                         ),
                         format!(
-                            "re-enable it (aws cognito-idp admin-enable-user --username {}) or remove the admin (console: Admins → Remove, or DELETE /api/admins/{id})",
+                            "re-enable it (aws cognito-idp admin-enable-user --username {}), disable the admin in admin-provisioner too (POST /api/admins/{id}/disable), or remove the admin (console: Admins → Remove, or DELETE /api/admins/{id})",
                             c.username
                         ),
                     ),
