@@ -53,6 +53,17 @@ pub const DEFAULT_COUNT: usize = 100;
 pub fn routes() -> Router<AppState> {
     let v2 = Router::new()
         .route("/Users", get(list_users).post(create_user))
+        .route("/Users/.search", axum::routing::post(search_users))
+        .route(
+            "/.search",
+            axum::routing::post(|_client: ScimClient| async {
+                ScimError::new(
+                    StatusCode::NOT_IMPLEMENTED,
+                    None,
+                    "searching several resource types at once is not supported: use /Users/.search",
+                )
+            }),
+        )
         .route(
             "/Users/{id}",
             get(get_user).put(replace_user).patch(patch_user).delete(delete_user),
@@ -501,13 +512,54 @@ async fn list_users(
             })
             .transpose()
     };
+    let start = parse_num(&q.start_index, "startIndex")?;
+    let count = parse_num(&q.count, "count")?;
+    let projection = Projection {
+        attributes: q.projection.attributes,
+        excluded_attributes: q.projection.excluded_attributes,
+    };
+    list_page(&state, q.filter.as_deref(), start, count, &projection, &headers).await
+}
+
+/// `POST /scim/v2/Users/.search` body (RFC 7644 §3.4.3).
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct SearchRequest {
+    filter: Option<String>,
+    start_index: Option<i64>,
+    count: Option<i64>,
+    attributes: Option<Vec<String>>,
+    excluded_attributes: Option<Vec<String>>,
+}
+
+/// `POST /scim/v2/Users/.search`: the query of `GET /Users` in a body.
+async fn search_users(
+    State(state): State<AppState>,
+    _client: ScimClient,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ScimError> {
+    let q: SearchRequest = serde_json::from_slice(&body)
+        .map_err(|e| ScimError::bad("invalidSyntax", format!("the search request is malformed: {e}")))?;
+    let projection = Projection {
+        attributes: q.attributes.map(|a| a.join(",")),
+        excluded_attributes: q.excluded_attributes.map(|a| a.join(",")),
+    };
+    list_page(&state, q.filter.as_deref(), q.start_index, q.count, &projection, &headers).await
+}
+
+async fn list_page(
+    state: &AppState,
+    filter: Option<&str>,
+    start: Option<i64>,
+    count: Option<i64>,
+    projection: &Projection,
+    headers: &HeaderMap,
+) -> Result<Response, ScimError> {
     // RFC 7644 §3.4.2.4: a startIndex below 1 is 1; a negative count is 0.
-    let start = parse_num(&q.start_index, "startIndex")?.unwrap_or(1).max(1) as usize;
-    let count = parse_num(&q.count, "count")?
-        .map(|c| c.max(0) as usize)
-        .unwrap_or(DEFAULT_COUNT)
-        .min(MAX_COUNT);
-    let filter = match q.filter.as_deref().map(str::trim).filter(|f| !f.is_empty()) {
+    let start = start.unwrap_or(1).max(1) as usize;
+    let count = count.map(|c| c.max(0) as usize).unwrap_or(DEFAULT_COUNT).min(MAX_COUNT);
+    let filter = match filter.map(str::trim).filter(|f| !f.is_empty()) {
         Some(f) => Some(filter::ParsedFilter::parse(f).map_err(|e| ScimError::bad("invalidFilter", e.to_string()))?),
         None => None,
     };
@@ -554,11 +606,7 @@ async fn list_users(
             }
         })
         .collect();
-    let base = base_url(&headers);
-    let projection = Projection {
-        attributes: q.projection.attributes,
-        excluded_attributes: q.projection.excluded_attributes,
-    };
+    let base = base_url(headers);
     let page: Vec<Value> = matching
         .iter()
         .skip(start - 1)
@@ -692,14 +740,14 @@ fn user_schema_doc(base: &str) -> Value {
             "returned": "default", "uniqueness": uniqueness,
         })
     };
-    let sub = |name: &str, ty: &str, description: &str| {
+    let sub = |name: &str, ty: &str, required: bool, description: &str| {
         json!({
             "name": name, "type": ty, "multiValued": false, "description": description,
-            "required": false, "caseExact": false, "mutability": "readWrite",
+            "required": required, "caseExact": false, "mutability": "readWrite",
             "returned": "default", "uniqueness": "none",
         })
     };
-    let mut type_attr = sub("type", "string", "A label: work, home or other.");
+    let mut type_attr = sub("type", "string", false, "A label: work, home or other.");
     type_attr["canonicalValues"] = json!(["work", "home", "other"]);
     json!({
         "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Schema"],
@@ -709,17 +757,17 @@ fn user_schema_doc(base: &str) -> Value {
         "attributes": [
             attr("userName", "string", true, false, "readWrite", "server",
                 "The admin's e-mail address (when it is not one, the primary emails value is the admin's e-mail). Unique, case-insensitive."),
-            attr("active", "boolean", false, false, "readWrite", "none",
-                "false disables the admin in Cognito and the database; true enables them again."),
+            attr("active", "boolean", true, false, "readWrite", "none",
+                "false disables the admin in Cognito and the database; true enables them again. Cannot be removed (absent on create means true)."),
             {
                 "name": "emails", "type": "complex", "multiValued": true,
-                "description": "E-mail addresses, as the identity provider sends them.",
-                "required": false, "mutability": "readWrite", "returned": "default", "uniqueness": "none",
+                "description": "E-mail addresses, as the identity provider sends them; the primary (else first) one is the admin's e-mail when userName is not an address.",
+                "required": true, "mutability": "readWrite", "returned": "default", "uniqueness": "none",
                 "caseExact": false,
                 "subAttributes": [
-                    sub("value", "string", "The address."),
+                    sub("value", "string", true, "The address."),
                     type_attr,
-                    sub("primary", "boolean", "The preferred address."),
+                    sub("primary", "boolean", false, "The preferred address."),
                 ],
             },
         ],

@@ -212,6 +212,13 @@ fn apply_at(doc: &mut Map<String, Value>, kind: &str, p: &PatchPath, value: Opti
             return Err(ScimError::bad("invalidPath", format!("{attr} has no sub-attributes")));
         }
         match kind {
+            "remove" if attr == "active" || attr == "userName" => {
+                return Err(ScimError::new(
+                    axum::http::StatusCode::BAD_REQUEST,
+                    Some("mutability"),
+                    format!("{attr} is required and cannot be removed"),
+                ))
+            }
             "remove" => {
                 doc.remove(attr);
             }
