@@ -7,6 +7,7 @@
 use crate::config::Config;
 use admin_provisioner_core::clock::{Clock, SystemClock};
 use admin_provisioner_core::domain::Secret;
+#[cfg(feature = "testing")]
 use admin_provisioner_core::faults::{FaultPlan, FaultyIdentityProvider, FaultyStore};
 use admin_provisioner_core::identity::IdentityProvider;
 use admin_provisioner_core::store::Store;
@@ -37,7 +38,9 @@ pub struct App {
 pub struct Hooks {
     /// Clock to use instead of the system clock.
     pub clock: Option<Arc<dyn Clock>>,
-    /// Fault plan wrapped around the identity provider and the store.
+    /// Fault plan wrapped around the identity provider and the store (test builds only: the product
+    /// itself always runs on the real ports).
+    #[cfg(feature = "testing")]
     pub faults: Option<Arc<FaultPlan>>,
     /// Saga tunables (timeouts, retries) instead of the defaults.
     pub settings: Option<ProvisionerSettings>,
@@ -64,7 +67,7 @@ impl App {
             schema: config.database_schema.clone(),
         };
         let admin_provisioner_store::Connected { store, events } =
-            admin_provisioner_store::connect_with(&config.database_url, &options)
+            admin_provisioner_store::connect_with_clock(&config.database_url, &options, clock.clone())
                 .await
                 .map_err(|e| anyhow!("database: {e}"))?;
 
@@ -97,6 +100,7 @@ impl App {
                 }
             };
 
+        #[cfg(feature = "testing")]
         let (idp, store): (Arc<dyn IdentityProvider>, Arc<dyn Store>) = match &hooks.faults {
             Some(plan) => (
                 Arc::new(FaultyIdentityProvider::new(idp, plan.clone())),

@@ -5,7 +5,8 @@
 //! dev-dependency; a release build compiles [`point`] to nothing), and only when
 //! `ADMIN_PROVISIONER_CRASH_AT` names the point.
 
-/// The crash points of the provisioning saga, in the order a run passes them.
+/// The crash points of the provisioning saga, in the order a run passes them. The engine fires them at
+/// places derived from the saga's table (`SagaDef::crash_points`; a unit test keeps this list equal to it).
 pub const PROVISION_CRASH_POINTS: &[&str] = &[
     // The intent is recorded (lease taken); nothing else happened.
     "provision.after_intent",
@@ -17,6 +18,18 @@ pub const PROVISION_CRASH_POINTS: &[&str] = &[
     "provision.after_identity_recorded",
     // The records are written and the saga completed; the caller has not been answered.
     "provision.after_records",
+];
+
+/// The crash points of the removal saga, in the order a run passes them (derived like the above).
+pub const REMOVE_CRASH_POINTS: &[&str] = &[
+    // The intent is recorded (lease taken); nothing else happened.
+    "remove.after_intent",
+    // The records are deleted and the saga is `identity_pending_delete`, in one transaction.
+    "remove.after_delete_records",
+    // The Cognito user is deleted; the saga log does not say so yet.
+    "remove.after_delete_user",
+    // The saga is completed; the caller has not been answered.
+    "remove.after_completed",
 ];
 
 /// The environment variable naming the point to die at.
@@ -37,4 +50,17 @@ pub fn point(name: &str) {
     }
     #[cfg(not(feature = "testing"))]
     let _ = name;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_named_crash_points_are_the_ones_the_tables_derive() {
+        let derived = crate::provisioner::crash_points(crate::store::SagaKind::Provision);
+        assert_eq!(derived, PROVISION_CRASH_POINTS);
+        let derived = crate::provisioner::crash_points(crate::store::SagaKind::Remove);
+        assert_eq!(derived, REMOVE_CRASH_POINTS);
+    }
 }

@@ -8,6 +8,8 @@ pub mod clock;
 pub mod crash;
 pub mod domain;
 pub mod error;
+/// Fault injection for tests (the `testing` feature only: a production build has no fault wrapper).
+#[cfg(feature = "testing")]
 pub mod faults;
 pub mod identity;
 pub mod pages;

@@ -13,8 +13,8 @@
 //! R, so the floor is N / 60 / R seconds.
 
 use admin_provisioner_core::clock::SystemClock;
-use admin_provisioner_core::faults::Store;
 use admin_provisioner_core::reconcile::{ReconcileSettings, ReconcileStore, Reconciler};
+use admin_provisioner_core::store::Store;
 use admin_provisioner_core::{Provisioner, ProvisionerSettings};
 use admin_provisioner_emulator::{CognitoEmulator, EmulatorConfig, ImportUser};
 use sqlx::Connection;

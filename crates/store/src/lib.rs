@@ -39,7 +39,8 @@ pub use crate::sqlite::SqliteStore;
 pub use crate::types::truncate_to_micros;
 pub use crate::url::redact_url;
 
-use admin_provisioner_core::faults::Store;
+use admin_provisioner_core::clock::{Clock, SystemClock};
+use admin_provisioner_core::store::Store;
 use admin_provisioner_core::store::StoreError;
 use std::sync::Arc;
 
@@ -84,10 +85,20 @@ pub struct Connected {
 /// Errors: as [`connect`], plus [`StoreError::Other`] for an invalid schema name or a schema the role
 /// may not create or use (PostgreSQL).
 pub async fn connect_with(database_url: &str, options: &ConnectOptions) -> Result<Connected, StoreError> {
+    connect_with_clock(database_url, options, Arc::new(SystemClock)).await
+}
+
+/// Like [`connect_with`], stamping rows (`created_at`, `updated_at`, event times) with `clock`: pass the
+/// orchestrator's, so that every time recovery compares comes from one clock.
+pub async fn connect_with_clock(
+    database_url: &str,
+    options: &ConnectOptions,
+    clock: Arc<dyn Clock>,
+) -> Result<Connected, StoreError> {
     let scheme = database_url.split(':').next().unwrap_or_default().to_ascii_lowercase();
     match scheme.as_str() {
         "sqlite" => {
-            let store = SqliteStore::connect(database_url).await?;
+            let store = SqliteStore::connect(database_url).await?.with_clock(clock);
             let events = store.event_log();
             Ok(Connected {
                 store: Arc::new(store),
@@ -95,7 +106,9 @@ pub async fn connect_with(database_url: &str, options: &ConnectOptions) -> Resul
             })
         }
         "postgres" | "postgresql" => {
-            let store = PostgresStore::connect_in_schema(database_url, &options.schema).await?;
+            let store = PostgresStore::connect_in_schema(database_url, &options.schema)
+                .await?
+                .with_clock(clock);
             let events = store.event_log();
             Ok(Connected {
                 store: Arc::new(store),

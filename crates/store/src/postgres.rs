@@ -14,12 +14,14 @@
 
 use crate::redact_url;
 use crate::url::{connect_error, connect_timeout, migrate_error, url_error};
+use admin_provisioner_core::clock::{Clock, SystemClock};
 use admin_provisioner_core::store::StoreError;
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{Connection, Executor, PgConnection, Postgres, Transaction};
 use std::fmt;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// How many connections the pool opens at most.
@@ -67,6 +69,8 @@ pub struct PostgresStore {
     url: String,
     /// The schema every connection's `search_path` names.
     schema: String,
+    /// The clock that stamps rows (`created_at`, `updated_at`, event times): the orchestrator's.
+    clock: Arc<dyn Clock>,
 }
 
 impl PostgresStore {
@@ -124,7 +128,20 @@ impl PostgresStore {
             pool,
             url: redact_url(url),
             schema: schema.to_string(),
+            clock: Arc::new(SystemClock),
         })
+    }
+
+    /// Stamps rows with `clock` instead of the system clock: give it the orchestrator's, so that the
+    /// times recovery compares (saga and lease times, record times) come from one clock.
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Now, by the store's clock, as the database stores it.
+    pub(crate) fn now(&self) -> crate::types::DbTime {
+        crate::types::DbTime::new(self.clock.now())
     }
 
     /// The underlying pool, for callers that need raw SQL (tests, diagnostics). Its connections have

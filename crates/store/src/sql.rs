@@ -149,6 +149,7 @@ macro_rules! impl_sql_store {
                 kind: &str,
                 record: &AdminRecord,
                 audit: &AuditEntry,
+                now: DbTime,
             ) -> Result<(), StoreError> {
                 ::sqlx::query(
                     "INSERT INTO events (type, admin_id, email, data, occurred_at) VALUES ($1, $2, $3, $4, $5)",
@@ -157,7 +158,7 @@ macro_rules! impl_sql_store {
                 .bind(DbId::from(record.user.id))
                 .bind(&record.user.email_normalized)
                 .bind($crate::events::admin_event_data(record, audit))
-                .bind(DbTime::now())
+                .bind(now)
                 .execute(conn)
                 .await
                 .map_err(map_err)?;
@@ -218,7 +219,7 @@ macro_rules! impl_sql_store {
                 complete_saga: Option<Uuid>,
             ) -> Result<Option<AdminRecord>, StoreError> {
                 let mut tx = store.begin_write().await.map_err(map_err)?;
-                let now = DbTime::now();
+                let now = store.now();
 
                 if let Some(existing) = admin_by_id(&mut tx, admin.id).await? {
                     if existing.user.cognito_username != admin.cognito_username {
@@ -296,7 +297,7 @@ macro_rules! impl_sql_store {
                 let record = admin_by_id(&mut tx, admin.id)
                     .await?
                     .ok_or_else(|| StoreError::Other("inserted admin vanished".to_string()))?;
-                insert_event(&mut tx, $crate::events::ADMIN_INVITED, &record, audit).await?;
+                insert_event(&mut tx, $crate::events::ADMIN_INVITED, &record, audit, now).await?;
                 tx.commit().await.map_err(map_err)?;
                 Ok(Some(record))
             }
@@ -415,7 +416,7 @@ macro_rules! impl_sql_store {
                     insert_audit(&mut tx, &audit).await?;
                     let record = admin_by_id(&mut tx, id).await?.ok_or(StoreError::NotFound)?;
                     if activated {
-                        insert_event(&mut tx, $crate::events::ADMIN_ACTIVATED, &record, &audit).await?;
+                        insert_event(&mut tx, $crate::events::ADMIN_ACTIVATED, &record, &audit, self.now()).await?;
                     }
                     tx.commit().await.map_err(map_err)?;
                     Ok(record)
@@ -448,7 +449,7 @@ macro_rules! impl_sql_store {
                     }
                     insert_audit(&mut tx, &audit).await?;
                     let record = admin_by_id(&mut tx, id).await?.ok_or(StoreError::NotFound)?;
-                    insert_event(&mut tx, $crate::events::ADMIN_INVITE_RESENT, &record, &audit).await?;
+                    insert_event(&mut tx, $crate::events::ADMIN_INVITE_RESENT, &record, &audit, self.now()).await?;
                     tx.commit().await.map_err(map_err)?;
                     Ok(record)
                 }
@@ -501,10 +502,10 @@ macro_rules! impl_sql_store {
                     }
                     insert_audit(&mut tx, &audit).await?;
                     if let Some(saga) = saga {
-                        advance_saga(&mut tx, saga, SagaState::IdentityPendingDelete, DbTime::now()).await?;
+                        advance_saga(&mut tx, saga, SagaState::IdentityPendingDelete, self.now()).await?;
                     }
                     if let Some(removed) = &removed {
-                        insert_event(&mut tx, $crate::events::ADMIN_REMOVED, removed, &audit).await?;
+                        insert_event(&mut tx, $crate::events::ADMIN_REMOVED, removed, &audit, self.now()).await?;
                     }
                     tx.commit().await.map_err(map_err)
                 }
@@ -534,7 +535,7 @@ macro_rules! impl_sql_store {
                                 return Err(StoreError::LastAdmin);
                             }
                         }
-                        let now = DbTime::now();
+                        let now = self.now();
                         ::sqlx::query("UPDATE users SET disabled_at = $2, updated_at = $3 WHERE id = $1")
                             .bind(DbId::from(id))
                             .bind(disabled_at.map(DbTime::new))
@@ -545,7 +546,7 @@ macro_rules! impl_sql_store {
                     }
                     insert_audit(&mut tx, &audit).await?;
                     if let Some((saga, state)) = saga {
-                        advance_saga(&mut tx, saga, state, DbTime::now()).await?;
+                        advance_saga(&mut tx, saga, state, self.now()).await?;
                     }
                     let record = admin_by_id(&mut tx, id).await?.ok_or(StoreError::NotFound)?;
                     if changed {
@@ -554,7 +555,7 @@ macro_rules! impl_sql_store {
                         } else {
                             $crate::events::ADMIN_ENABLED
                         };
-                        insert_event(&mut tx, kind, &record, &audit).await?;
+                        insert_event(&mut tx, kind, &record, &audit, self.now()).await?;
                     }
                     tx.commit().await.map_err(map_err)?;
                     Ok(record)
@@ -574,7 +575,7 @@ macro_rules! impl_sql_store {
                         .bind(DbId::from(id))
                         .bind(&external_id)
                         .bind(&scim_profile)
-                        .bind(DbTime::now())
+                        .bind(self.now())
                         .execute(&mut *tx)
                         .await
                         .map_err(map_err)?
@@ -696,7 +697,7 @@ macro_rules! impl_sql_store {
                         .bind(scope)
                         .bind(key)
                         .bind(request_hash)
-                        .bind(DbTime::now())
+                        .bind(self.now())
                         .execute(self.pool())
                         .await
                         .map_err(map_err)?
@@ -714,8 +715,8 @@ macro_rules! impl_sql_store {
                         .bind(scope)
                         .bind(key)
                         .bind(request_hash)
-                        .bind(DbTime::now())
-                        .bind(DbTime::new(chrono::Utc::now() - $crate::sql::IDEMPOTENCY_CLAIM_TTL))
+                        .bind(self.now())
+                        .bind(DbTime::new(self.now().0 - $crate::sql::IDEMPOTENCY_CLAIM_TTL))
                         .execute(self.pool())
                         .await
                         .map_err(map_err)?
@@ -984,7 +985,7 @@ macro_rules! impl_sql_store {
                     .bind(set_error)
                     .bind(error)
                     .bind(update.add_attempts)
-                    .bind(update.at.map(DbTime::new).unwrap_or_else(DbTime::now))
+                    .bind(update.at.map(DbTime::new).unwrap_or_else(|| self.now()))
                     .bind(update.expected_state.map(|s| s.as_str()))
                     .bind(expected_owner.clone())
                     .bind(update.lease_expires_at.map(DbTime::new))

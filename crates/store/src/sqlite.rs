@@ -8,12 +8,14 @@
 
 use crate::redact_url;
 use crate::url::{connect_error, migrate_error, url_error};
+use admin_provisioner_core::clock::{Clock, SystemClock};
 use admin_provisioner_core::store::StoreError;
 use sqlx::migrate::Migrator;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Sqlite, Transaction};
 use std::fmt;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// How long a connection waits for another connection's write lock before failing.
@@ -31,6 +33,8 @@ pub struct SqliteStore {
     pool: SqlitePool,
     /// The connection URL with any password masked, for messages.
     url: String,
+    /// The clock that stamps rows (`created_at`, `updated_at`, event times): the orchestrator's.
+    clock: Arc<dyn Clock>,
 }
 
 impl SqliteStore {
@@ -74,6 +78,18 @@ impl SqliteStore {
         let url = "sqlite::memory:";
         let options = SqliteConnectOptions::from_str(url).map_err(|e| url_error(url, e))?;
         Self::open_in_memory(options, url).await
+    }
+
+    /// Stamps rows with `clock` instead of the system clock: give it the orchestrator's, so that the
+    /// times recovery compares (saga and lease times, record times) come from one clock.
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Now, by the store's clock, as the database stores it.
+    pub(crate) fn now(&self) -> crate::types::DbTime {
+        crate::types::DbTime::new(self.clock.now())
     }
 
     /// The underlying pool, for callers that need raw SQL (tests, diagnostics).
@@ -123,6 +139,7 @@ impl SqliteStore {
         Ok(Self {
             pool,
             url: redact_url(url),
+            clock: Arc::new(SystemClock),
         })
     }
 }

@@ -2,7 +2,7 @@
 //! PostgreSQL through `TEST_POSTGRES_URL`, failing, never skipping, when it cannot be reached).
 
 use admin_provisioner_core::domain::{Actor, UserId};
-use admin_provisioner_core::faults::Store;
+use admin_provisioner_core::store::Store;
 use admin_provisioner_core::store::{
     AuditAction, AuditEntry, NewAdmin, SagaKind, SagaRecord, SagaState, SagaUpdate, StoreError,
 };

@@ -7,7 +7,7 @@
 //! be reached: they never skip silently.
 
 use admin_provisioner_core::domain::{Actor, AdminRecord, UserId, UserStatus};
-use admin_provisioner_core::faults::Store;
+use admin_provisioner_core::store::Store;
 use admin_provisioner_core::store::{
     AuditAction, AuditEntry, IdempotencyBegin, NewAdmin, SagaKind, SagaRecord, SagaState, SagaUpdate, StoreError,
     StoredResponse,

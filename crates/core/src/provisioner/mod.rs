@@ -33,6 +33,7 @@ use uuid::Uuid;
 pub use ownership::Ownership;
 
 mod access;
+pub mod engine;
 mod invite;
 mod lifecycle;
 mod operations;
@@ -41,6 +42,28 @@ mod removal;
 mod saga;
 pub use saga::RetryOutcome;
 mod views;
+
+/// A saga's table as data: the intent, then each step with the port calls a clean run makes for it
+/// (the fault matrix is derived from it). Adding a saga kind: one arm here, in [`crash_points`] and in
+/// `Provisioner::recover_one`.
+pub fn saga_steps(kind: SagaKind) -> Vec<engine::StepInfo> {
+    match kind {
+        SagaKind::Provision => saga::PROVISION.describe(),
+        SagaKind::Remove => removal::REMOVE.describe(),
+        // The disable / enable sagas are hand-written in the removal saga's earlier style
+        // (`lifecycle.rs`), not tables on the engine yet: no derived steps.
+        SagaKind::Disable | SagaKind::Enable => Vec::new(),
+    }
+}
+
+/// The crash points of a saga kind, derived from its table, in the order a clean run passes them.
+pub fn crash_points(kind: SagaKind) -> Vec<String> {
+    match kind {
+        SagaKind::Provision => saga::PROVISION.crash_points(),
+        SagaKind::Remove => removal::REMOVE.crash_points(),
+        SagaKind::Disable | SagaKind::Enable => Vec::new(),
+    }
+}
 
 /// Tunables of the orchestrator.
 #[derive(Clone, Debug)]

@@ -1,5 +1,6 @@
 //! Removing an admin in both systems (the removal saga) and revoking unfinished provisionings.
 
+use super::engine::*;
 use super::*;
 
 impl Provisioner {
@@ -22,73 +23,23 @@ impl Provisioner {
         if record.user.status == UserStatus::Active && self.store_call(self.admins.count_active_admins()).await? <= 1 {
             return Err(Error::LastAdmin);
         }
-        let now = self.now();
-        let saga = SagaRecord {
-            id: Uuid::new_v4(),
-            kind: SagaKind::Remove,
-            actor: actor.clone(),
-            email: record.user.email.clone(),
-            email_normalized: record.user.email_normalized.clone(),
-            user_id: record.user.id,
-            cognito_username: record.user.cognito_username.clone(),
-            cognito_sub: Some(record.user.cognito_sub.clone()),
-            identity_created_by_saga: true,
-            invite_delivered: record.admin_info.invite_delivered,
-            state: SagaState::Started,
-            attempts: 0,
-            last_error: None,
-            request_id: request_id.map(str::to_string),
-            started_at: now,
-            updated_at: now,
-            owner: Some(self.new_owner()),
-            lease_expires_at: Some(now + self.settings.lease_chrono()),
-        };
-        let saga = match self.retry(|| self.store_call(self.sagas.begin(saga.clone()))).await {
-            Ok(s) => s,
-            Err(StoreError::SagaInFlight) => return Err(Error::AdminExists),
-            Err(e) => return Err(e.into()),
-        };
-        self.with_lease(&saga, self.remove_steps(&saga, &actor, &record, request_id))
-            .await
-    }
-
-    async fn remove_steps(
-        &self,
-        saga: &SagaRecord,
-        actor: &Actor,
-        record: &AdminRecord,
-        request_id: Option<&str>,
-    ) -> Result<(), Error> {
-        let id = record.user.id;
-        let audit = self.audit(
-            actor,
-            AuditAction::DeleteAdmin,
+        let mut saga = self.intent(
+            SagaKind::Remove,
+            &actor,
+            &record.user.email,
             &record.user.email_normalized,
-            "success",
+            record.user.id,
+            &record.user.cognito_username,
             request_id,
         );
-        match self
-            .retry(|| self.store_call(self.admins.delete_admin(id, audit.clone(), Some(saga.id))))
-            .await
-        {
-            Ok(()) | Err(StoreError::NotFound) => {}
-            Err(e) => {
-                // Did the delete land despite the error? Only a definite "gone" lets Cognito be touched.
-                match self.store_call(self.admins.get_admin(id)).await {
-                    Ok(None) => {}
-                    Ok(Some(_)) => {
-                        let _ = self.set_state(saga, SagaState::Aborted, Some(e.to_string())).await;
-                        return Err(e.into());
-                    }
-                    Err(read_err) => {
-                        tracing::error!(saga_id = %saga.id, error = %read_err, "cannot tell whether the admin was deleted; leaving the removal to recovery");
-                        self.release_lease(saga).await;
-                        return Err(Error::SagaStuck { saga_id: saga.id });
-                    }
-                }
-            }
-        }
-        self.finish_remove(saga).await
+        saga.cognito_sub = Some(record.user.cognito_sub.clone());
+        saga.identity_created_by_saga = true;
+        saga.invite_delivered = record.admin_info.invite_delivered;
+        let data = RemoveData {
+            actor: actor.clone(),
+            request_id: request_id.map(str::to_string),
+        };
+        REMOVE.run(self, saga, data).await.map(|_| ())
     }
 
     /// `DELETE` of a line that has no records yet: a provisioning still running (refused), or one that
@@ -113,7 +64,7 @@ impl Provisioner {
             .into_iter()
             .next()
             .ok_or(Error::ProvisioningInProgress)?;
-        let end = self.with_lease(&saga, self.recover_provision(&saga)).await;
+        let end = self.with_lease(&saga, self.recover_one(&saga)).await;
         if !end.is_terminal() {
             self.release_lease(&saga).await;
         }
@@ -133,27 +84,116 @@ impl Provisioner {
         let _ = self.store_call(self.admins.append_audit(audit)).await;
         Ok(None)
     }
+}
 
-    pub(super) async fn finish_remove(&self, saga: &SagaRecord) -> Result<(), Error> {
-        match self
+// --------------------------------------------------------------------------------------------------
+// The removal saga's table
+// --------------------------------------------------------------------------------------------------
+
+/// The removal saga: the database records first (from then on the admin is granted nothing), then the
+/// Cognito user. Neither can be undone: a failure after the records are gone leaves the saga `stuck` and
+/// recovery finishes it.
+pub static REMOVE: SagaDef<RemoveData> = SagaDef {
+    kind: SagaKind::Remove,
+    name: "remove",
+    stuck: Direction::Forward,
+    steps: &[
+        Step {
+            name: "delete_records",
+            begins: None,
+            done: SagaState::IdentityPendingDelete,
+            logged: Logged::InAction,
+            action: delete_records,
+            undo: None,
+            probe: Some(records_gone),
+            redo: true,
+            lost: None,
+            calls: &[crate::store::op::DELETE_ADMIN],
+        },
+        Step {
+            name: "delete_user",
+            begins: None,
+            done: SagaState::Completed,
+            logged: Logged::After("completed"),
+            action: delete_user,
+            undo: None,
+            probe: None,
+            redo: true,
+            lost: None,
+            calls: &[idp_op::ADMIN_DELETE_USER],
+        },
+    ],
+};
+
+/// The removal saga's working data.
+pub struct RemoveData {
+    actor: Actor,
+    request_id: Option<String>,
+}
+
+impl RemoveData {
+    pub(super) fn recovering(saga: &SagaRecord) -> Self {
+        Self {
+            actor: saga.actor.clone(),
+            request_id: saga.request_id.clone(),
+        }
+    }
+}
+
+/// `AdminInfo` + `User` (+ audit) in one transaction that also advances the saga to
+/// `identity_pending_delete`. A missing admin counts as deleted; after an error only a definite "gone"
+/// (read back) lets the saga go on to Cognito.
+fn delete_records(cx: &mut Cx<RemoveData>) -> StepFuture<'_, Result<SagaUpdate, StepError>> {
+    Box::pin(async move {
+        let (p, saga, d) = (&cx.p, &cx.saga, &cx.data);
+        let audit = p.audit(
+            &d.actor,
+            AuditAction::DeleteAdmin,
+            &saga.email_normalized,
+            "success",
+            d.request_id.as_deref(),
+        );
+        match p
+            .retry(|| p.store_call(p.admins.delete_admin(saga.user_id, audit.clone(), Some(saga.id))))
+            .await
+        {
+            Ok(()) | Err(StoreError::NotFound) => Ok(SagaUpdate::default()),
+            Err(e) => match p.store_call(p.admins.get_admin(saga.user_id)).await {
+                Ok(None) => Ok(SagaUpdate::default()),
+                Ok(Some(_)) => Err(StepError::Refused(e.into())),
+                Err(read_err) => Err(StepError::Undecided(format!(
+                    "{e}; cannot tell whether the admin was deleted: {read_err}"
+                ))),
+            },
+        }
+    })
+}
+
+/// Probe of `delete_records`: the admin's records are gone.
+fn records_gone(cx: &mut Cx<RemoveData>) -> StepFuture<'_, Result<Probe, Error>> {
+    Box::pin(async move {
+        Ok(match cx.p.store_call(cx.p.admins.get_admin(cx.saga.user_id)).await? {
+            None => Probe::Done,
+            Some(_) => Probe::NotDone("the admin's records still exist".into()),
+        })
+    })
+}
+
+/// `AdminDeleteUser`; a missing user counts as deleted.
+fn delete_user(cx: &mut Cx<RemoveData>) -> StepFuture<'_, Result<SagaUpdate, StepError>> {
+    Box::pin(async move {
+        let (p, saga) = (&cx.p, &cx.saga);
+        match p
             .retry(|| {
-                self.idp_call(
+                p.idp_call(
                     idp_op::ADMIN_DELETE_USER,
-                    self.idp.admin_delete_user(&saga.cognito_username),
+                    p.idp.admin_delete_user(&saga.cognito_username),
                 )
             })
             .await
         {
-            Ok(()) | Err(IdpError::UserNotFound) => {
-                let _ = self.set_state(saga, SagaState::Completed, None).await;
-                Ok(())
-            }
-            Err(e) => {
-                tracing::error!(saga_id = %saga.id, error = %e, "could not delete the Cognito user; saga is stuck and will be retried");
-                let _ = self.set_state(saga, SagaState::Stuck, Some(e.to_string())).await;
-                self.release_lease(saga).await;
-                Err(Error::SagaStuck { saga_id: saga.id })
-            }
+            Ok(()) | Err(IdpError::UserNotFound) => Ok(SagaUpdate::default()),
+            Err(e) => Err(StepError::Failed(admin_call_error(e))),
         }
-    }
+    })
 }

@@ -1,5 +1,7 @@
 //! The provisioning saga: forward run, compensation, ownership rule and crash recovery.
 
+use super::engine::*;
+use super::removal::{RemoveData, REMOVE};
 use super::*;
 
 /// How many sagas one claim of a recovery pass takes at a time (so replicas share a backlog).
@@ -143,15 +145,54 @@ impl Provisioner {
         {
             return Err(Error::AdminExists);
         }
-        let now = self.now();
-        let intent = SagaRecord {
-            id: Uuid::new_v4(),
-            kind: SagaKind::Provision,
+        let intent = self.intent(
+            SagaKind::Provision,
+            actor,
+            email.as_str(),
+            email.normalized(),
+            UserId::new(),
+            email.normalized(),
+            request_id,
+        );
+        let saga_id = intent.id;
+        let data = ProvisionData {
             actor: actor.clone(),
-            email: email.as_str().to_string(),
-            email_normalized: email.normalized().to_string(),
-            user_id: UserId::new(),
-            cognito_username: email.normalized().to_string(),
+            email: email.clone(),
+            action,
+            request_id: request_id.map(str::to_string),
+            user: None,
+            invite_delivered: true,
+            record: None,
+        };
+        let data = PROVISION.run(self, intent, data).await?;
+        let record = data
+            .record
+            .ok_or_else(|| Error::Internal("the provisioning saga ended without records".into()))?;
+        Ok(self.provisioned(record, saga_id))
+    }
+
+    /// A saga's intent row (state `started`, holding a fresh lease): what every saga logs before its
+    /// first side effect.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn intent(
+        &self,
+        kind: SagaKind,
+        actor: &Actor,
+        email: &str,
+        email_normalized: &str,
+        user_id: UserId,
+        cognito_username: &str,
+        request_id: Option<&str>,
+    ) -> SagaRecord {
+        let now = self.now();
+        SagaRecord {
+            id: Uuid::new_v4(),
+            kind,
+            actor: actor.clone(),
+            email: email.to_string(),
+            email_normalized: email_normalized.to_string(),
+            user_id,
+            cognito_username: cognito_username.to_string(),
             cognito_sub: None,
             identity_created_by_saga: false,
             invite_delivered: true,
@@ -163,191 +204,7 @@ impl Provisioner {
             updated_at: now,
             owner: Some(self.new_owner()),
             lease_expires_at: Some(now + self.settings.lease_chrono()),
-        };
-
-        // Step 1: record the intent (and take the lease) before any side effect.
-        let saga = match self.retry(|| self.store_call(self.sagas.begin(intent.clone()))).await {
-            Ok(s) => s,
-            Err(StoreError::SagaInFlight) => return Err(Error::AdminExists),
-            Err(e) => {
-                // The row may exist (a lost reply): release the e-mail. If even that fails, the saga is
-                // still `started` with no side effect; recovery aborts it once the lease expires.
-                let _ = self.set_state(&intent, SagaState::Aborted, Some(e.to_string())).await;
-                return Err(e.into());
-            }
-        };
-        crate::crash::point("provision.after_intent");
-        self.with_lease(
-            &saga,
-            self.provision_steps(saga.clone(), actor, email, action, request_id),
-        )
-        .await
-    }
-
-    async fn provision_steps(
-        &self,
-        mut saga: SagaRecord,
-        actor: &Actor,
-        email: &AdminEmail,
-        action: AuditAction,
-        request_id: Option<&str>,
-    ) -> Result<ProvisionedAdmin, Error> {
-        // Step 2: note in the log that AdminCreateUser is about to be called. A saga still `started` after a
-        // crash therefore never called Cognito, and recovery leaves any user at that username alone.
-        let creating = SagaUpdate {
-            state: Some(SagaState::IdentityCreating),
-            expected_state: Some(SagaState::Started),
-            ..self.owned(&saga)
-        };
-        match self
-            .retry(|| self.store_call(self.sagas.update(saga.id, creating.clone())))
-            .await
-        {
-            Ok(_) => {}
-            Err(StoreError::SagaStateChanged(ref st)) if st == SagaState::IdentityCreating.as_str() => {}
-            Err(e @ StoreError::LeaseLost(_)) => {
-                // Nothing was created yet: the new owner aborts the saga.
-                tracing::error!(saga_id = %saga.id, error = %e, "saga lease lost before any side effect");
-                return Err(Error::DatabaseUnavailable(e.to_string()));
-            }
-            Err(e) => {
-                let _ = self.set_state(&saga, SagaState::Aborted, Some(e.to_string())).await;
-                return Err(e.into());
-            }
         }
-        saga.state = SagaState::IdentityCreating;
-        crate::crash::point("provision.before_create_user");
-
-        // Step 3: the Cognito user.
-        let identity = match self.create_identity_step(&saga).await {
-            Ok(identity) => identity,
-            Err(err) => return self.compensate_provision(&saga, None, err).await,
-        };
-
-        crate::crash::point("provision.after_create_user");
-
-        // Step 4: remember it in the saga log (only while this run still holds the saga).
-        let update = SagaUpdate {
-            state: Some(SagaState::IdentityCreated),
-            cognito_username: Some(identity.user.username.clone()),
-            cognito_sub: Some(identity.user.sub.clone()),
-            identity_created_by_saga: Some(true),
-            invite_delivered: Some(identity.invite_delivered),
-            add_attempts: 1,
-            ..self.owned(&saga)
-        };
-        match self
-            .retry(|| self.store_call(self.sagas.update(saga.id, update.clone())))
-            .await
-        {
-            Ok(_) => {}
-            Err(StoreError::LeaseLost(_) | StoreError::SagaStateChanged(_)) => {
-                return self.lease_lost_undo(&saga, &identity.user).await
-            }
-            Err(e) => return self.compensate_provision(&saga, Some(&identity.user), e.into()).await,
-        }
-
-        crate::crash::point("provision.after_identity_recorded");
-
-        // Step 5: the database records, completing the saga in the same transaction.
-        let plan = RecordPlan {
-            user_id: saga.user_id,
-            actor: actor.clone(),
-            action,
-            invite_delivered: identity.invite_delivered,
-            request_id: request_id.map(str::to_string),
-            saga_id: Some(saga.id),
-        };
-        let (admin, audit) = self.record_rows(email, &identity.user.username, &identity.user.sub, &plan);
-        let err = match self
-            .retry(|| self.store_call(self.admins.insert_admin(admin.clone(), audit.clone(), plan.saga_id)))
-            .await
-        {
-            Ok(record) => {
-                crate::crash::point("provision.after_records");
-                return Ok(self.provisioned(record, saga.id));
-            }
-            Err(e) => {
-                if !e.is_transient() {
-                    tracing::error!(saga_id = %saga.id, error = %e, "the database refused the records; compensating");
-                }
-                Error::from(e)
-            }
-        };
-        // Verify before undoing: the write may have landed although its reply was lost.
-        match self
-            .retry(|| self.store_call(self.admins.get_admin(saga.user_id)))
-            .await
-        {
-            Ok(Some(record)) => Ok(self.provisioned(record, saga.id)),
-            Ok(None) => self.compensate_provision(&saga, Some(&identity.user), err).await,
-            Err(read_err) => {
-                tracing::error!(saga_id = %saga.id, error = %read_err, "cannot tell whether the records were written; leaving the saga for recovery");
-                let _ = self
-                    .set_state(
-                        &saga,
-                        SagaState::Stuck,
-                        Some(format!("{err}; read-back failed: {read_err}")),
-                    )
-                    .await;
-                self.release_lease(&saga).await;
-                Err(Error::SagaStuck { saga_id: saga.id })
-            }
-        }
-    }
-
-    /// A run that lost its lease after creating Cognito user `user`: another owner (recovery) took the
-    /// saga and may or may not have seen the user. Waits (at most one lease) for that owner to settle the
-    /// saga, then undoes what this run alone knows it created: the user is deleted unless the saga ended
-    /// with it linked to the saga's admin (then the provisioning stands and is returned).
-    pub(super) async fn lease_lost_undo(&self, saga: &SagaRecord, user: &IdpUser) -> Result<ProvisionedAdmin, Error> {
-        tracing::error!(saga_id = %saga.id, "saga lease lost after AdminCreateUser; waiting for the new owner, then undoing this run's own user");
-        let deadline = tokio::time::Instant::now() + self.settings.lease_ttl;
-        let settled = loop {
-            match self.store_call(self.sagas.get(saga.id)).await {
-                Ok(Some(cur)) if cur.state.is_terminal() => break true,
-                _ if tokio::time::Instant::now() >= deadline => break false,
-                _ => tokio::time::sleep(Duration::from_millis(50)).await,
-            }
-        };
-        let lost = Error::DatabaseUnavailable(format!(
-            "saga {} lost its lease to recovery while it worked; its partial work was undone, try again",
-            saga.id
-        ));
-        if !settled {
-            tracing::error!(saga_id = %saga.id, "the new owner has not settled the saga; it will adopt or undo the user");
-            return Err(lost);
-        }
-        match self.store_call(self.admins.get_admin(saga.user_id)).await {
-            Ok(Some(record)) if record.user.cognito_sub == user.sub => return Ok(self.provisioned(record, saga.id)),
-            Ok(_) => {}
-            Err(e) => {
-                tracing::error!(saga_id = %saga.id, error = %e, "cannot read the database; leaving the user for an operator");
-                return Err(lost);
-            }
-        }
-        if let Ok(Some(_)) = self.store_call(self.admins.find_admin_by_cognito_sub(&user.sub)).await {
-            return Err(lost);
-        }
-        // Still the very user this run created (same sub)? Then it is ours alone: delete it.
-        match self
-            .retry(|| self.idp_call(idp_op::ADMIN_GET_USER, self.idp.admin_get_user(&user.username)))
-            .await
-        {
-            Ok(current) if current.sub == user.sub => {
-                match self
-                    .retry(|| self.idp_call(idp_op::ADMIN_DELETE_USER, self.idp.admin_delete_user(&user.username)))
-                    .await
-                {
-                    Ok(()) | Err(IdpError::UserNotFound) => {}
-                    Err(e) => {
-                        tracing::error!(saga_id = %saga.id, error = %e, "could not delete this run's Cognito user")
-                    }
-                }
-            }
-            _ => {}
-        }
-        Err(lost)
     }
 
     pub(super) fn provisioned(&self, record: AdminRecord, saga_id: Uuid) -> ProvisionedAdmin {
@@ -457,63 +314,6 @@ impl Provisioner {
         })
     }
 
-    /// Undo of a provisioning: delete the Cognito user if (and only if) it is this saga's own. Returns the
-    /// error to report (or, when this run had lost its lease and the new owner finished the saga, the
-    /// admin it finished).
-    pub(super) async fn compensate_provision(
-        &self,
-        saga: &SagaRecord,
-        known: Option<&IdpUser>,
-        cause: Error,
-    ) -> Result<ProvisionedAdmin, Error> {
-        // Nothing of ours was created: someone else's user, or an admin that already exists.
-        if matches!(cause, Error::ForeignIdentityExists | Error::AdminExists) {
-            let _ = self.set_state(saga, SagaState::Aborted, Some(cause.to_string())).await;
-            return Err(cause);
-        }
-        tracing::warn!(saga_id = %saga.id, cause = %cause, "compensating provisioning");
-        let claim = SagaUpdate {
-            state: Some(SagaState::Compensating),
-            last_error: Some(Some(cause.to_string())),
-            ..self.owned(saga)
-        };
-        if let Err(StoreError::LeaseLost(_) | StoreError::SagaStateChanged(_)) = self
-            .retry(|| self.store_call(self.sagas.update(saga.id, claim.clone())))
-            .await
-        {
-            // Another process (recovery) took this saga meanwhile: undo only what this run knows it
-            // created, once the new owner has settled.
-            return match known {
-                Some(user) => self.lease_lost_undo(saga, user).await,
-                None => {
-                    tracing::warn!(saga_id = %saga.id, "saga taken over elsewhere; not compensating");
-                    Err(cause)
-                }
-            };
-        }
-        let mut view = saga.clone();
-        if let Some(u) = known {
-            view.identity_created_by_saga = true;
-            view.cognito_username = u.username.clone();
-            view.cognito_sub = Some(u.sub.clone());
-        }
-        match self.undo_identity(&view).await {
-            Ok(()) => {
-                let _ = self
-                    .set_state(saga, SagaState::Compensated, Some(cause.to_string()))
-                    .await;
-                Err(cause)
-            }
-            Err(undo_err) => {
-                tracing::error!(saga_id = %saga.id, error = %undo_err, "compensation could not finish; saga is stuck");
-                let msg = format!("{cause}; compensation failed: {undo_err}");
-                let _ = self.set_state(saga, SagaState::Stuck, Some(msg)).await;
-                self.release_lease(saga).await;
-                Err(Error::SagaStuck { saga_id: saga.id })
-            }
-        }
-    }
-
     /// Deletes the saga's own Cognito user, if there is one.
     pub(super) async fn undo_identity(&self, saga: &SagaRecord) -> Result<(), IdpError> {
         let target = if saga.identity_created_by_saga {
@@ -532,89 +332,6 @@ impl Provisioner {
             Ok(()) | Err(IdpError::UserNotFound) => Ok(()),
             Err(e) => Err(e),
         }
-    }
-
-    /// Recovery of a provisioning: finish it if its Cognito user exists and is its own (roll forward),
-    /// undo it if it was already being undone, close it if nothing was created. Never deletes a user it
-    /// cannot prove is its own; a case it cannot decide is marked `stuck` for an operator.
-    pub(super) async fn recover_provision(&self, saga: &SagaRecord) -> SagaState {
-        match self.store_call(self.admins.get_admin(saga.user_id)).await {
-            Ok(Some(_)) => return self.finish_state(saga, SagaState::Completed, None).await,
-            Ok(None) => {}
-            Err(_) => return saga.state, // database down: try again next pass
-        }
-        match saga.state {
-            SagaState::Started => {
-                self.finish_state(saga, SagaState::Aborted, Some("interrupted before any side effect"))
-                    .await
-            }
-            SagaState::Compensating | SagaState::Stuck => match self.undo_identity(saga).await {
-                Ok(()) => {
-                    self.finish_state(saga, SagaState::Compensated, Some("undo finished by recovery"))
-                        .await
-                }
-                Err(e) => {
-                    let _ = self.set_state(saga, SagaState::Stuck, Some(e.to_string())).await;
-                    SagaState::Stuck
-                }
-            },
-            _ => match self.classify_identity(saga).await {
-                Ok(Found::Recorded(user)) | Ok(Found::InWindow(user)) => match self.roll_forward(saga, &user).await {
-                    Ok(()) => SagaState::Completed,
-                    Err(e) => {
-                        tracing::warn!(saga_id = %saga.id, error = %e, "recovery could not finish the saga yet");
-                        saga.state
-                    }
-                },
-                Ok(Found::Missing) => {
-                    self.finish_state(
-                        saga,
-                        SagaState::Compensated,
-                        Some("interrupted; no Cognito user was left"),
-                    )
-                    .await
-                }
-                Ok(Found::Foreign) => {
-                    self.finish_state(
-                        saga,
-                        SagaState::Aborted,
-                        Some("interrupted; the Cognito user at this username is not this saga's and was left alone"),
-                    )
-                    .await
-                }
-                Err(_) => saga.state, // Cognito unreachable: try again next pass
-            },
-        }
-    }
-
-    /// Writes the records of an interrupted saga whose Cognito user exists (and marks the admin active if
-    /// the invitee already set a password).
-    pub(super) async fn roll_forward(&self, saga: &SagaRecord, user: &IdpUser) -> Result<(), Error> {
-        let email = AdminEmail::parse(&saga.email)?;
-        let plan = RecordPlan {
-            user_id: saga.user_id,
-            actor: saga.actor.clone(),
-            action: AuditAction::CreateAdmin,
-            invite_delivered: saga.invite_delivered,
-            request_id: saga.request_id.clone(),
-            saga_id: Some(saga.id),
-        };
-        let record = self
-            .create_admin_database_records(&email, &user.username, &user.sub, &plan)
-            .await?;
-        if user.status == IdpUserStatus::Confirmed {
-            let audit = self.audit(
-                &Actor::Admin(record.user.id),
-                AuditAction::FirstLoginCompleted,
-                &record.user.email_normalized,
-                "success",
-                saga.request_id.as_deref(),
-            );
-            self.store_call(self.admins.mark_accepted(record.user.id, self.now(), audit))
-                .await?;
-        }
-        tracing::warn!(saga_id = %saga.id, "recovery finished an interrupted provisioning");
-        Ok(())
     }
 
     /// Moves a saga to a final state, only from the state recovery observed (compare-and-set).
@@ -640,38 +357,262 @@ impl Provisioner {
         }
     }
 
+    /// Settles one claimed, unfinished saga by its kind's table (see [`engine`]).
     pub(super) async fn recover_one(&self, saga: &SagaRecord) -> SagaState {
         match saga.kind {
-            SagaKind::Provision => self.recover_provision(saga).await,
-            SagaKind::Disable | SagaKind::Enable => self.recover_lifecycle(saga).await,
-            SagaKind::Remove => match self.store_call(self.admins.get_admin(saga.user_id)).await {
-                Ok(Some(record)) => {
-                    // The database delete never happened: redo it, then Cognito.
-                    let audit = self.audit(
-                        &saga.actor,
-                        AuditAction::DeleteAdmin,
-                        &record.user.email_normalized,
-                        "success",
-                        saga.request_id.as_deref(),
-                    );
-                    if self
-                        .store_call(self.admins.delete_admin(saga.user_id, audit, Some(saga.id)))
-                        .await
-                        .is_err()
-                    {
-                        return saga.state;
-                    }
-                    match self.finish_remove(saga).await {
-                        Ok(()) => SagaState::Completed,
-                        Err(_) => SagaState::Stuck,
-                    }
+            SagaKind::Provision => match ProvisionData::recovering(saga) {
+                Ok(data) => PROVISION.recover(self, saga, data).await,
+                Err(e) => {
+                    tracing::error!(saga_id = %saga.id, error = %e, "cannot recover a provisioning with an unreadable e-mail");
+                    saga.state
                 }
-                Ok(None) => match self.finish_remove(saga).await {
-                    Ok(()) => SagaState::Completed,
-                    Err(_) => SagaState::Stuck,
-                },
-                Err(_) => saga.state,
             },
+            SagaKind::Remove => REMOVE.recover(self, saga, RemoveData::recovering(saga)).await,
+            // Written in the style of the removal saga before the engine landed (see `lifecycle.rs`).
+            SagaKind::Disable | SagaKind::Enable => self.recover_lifecycle(saga).await,
         }
     }
+}
+
+// --------------------------------------------------------------------------------------------------
+// The provisioning saga's table
+// --------------------------------------------------------------------------------------------------
+
+/// The provisioning saga: the Cognito user (undo: delete it if it is the saga's own), then the database
+/// records, which complete the saga in their transaction (the point of no return: nothing after it).
+pub static PROVISION: SagaDef<ProvisionData> = SagaDef {
+    kind: SagaKind::Provision,
+    name: "provision",
+    stuck: Direction::Undo,
+    steps: &[
+        Step {
+            name: "create_user",
+            begins: Some(SagaState::IdentityCreating),
+            done: SagaState::IdentityCreated,
+            logged: Logged::After("identity_recorded"),
+            action: create_user,
+            undo: Some(delete_own_user),
+            probe: Some(find_own_user),
+            redo: false,
+            lost: Some(delete_user_if_lost),
+            calls: &[idp_op::ADMIN_CREATE_USER],
+        },
+        Step {
+            name: "records",
+            begins: None,
+            done: SagaState::Completed,
+            logged: Logged::InAction,
+            action: write_records,
+            undo: None,
+            probe: Some(records_exist),
+            redo: true,
+            lost: None,
+            calls: &[crate::store::op::INSERT_ADMIN],
+        },
+    ],
+};
+
+/// The provisioning saga's working data.
+pub struct ProvisionData {
+    actor: Actor,
+    email: AdminEmail,
+    action: AuditAction,
+    request_id: Option<String>,
+    /// The Cognito user: created or adopted by this run, or found by recovery's probe.
+    user: Option<IdpUser>,
+    invite_delivered: bool,
+    /// The records, once written.
+    record: Option<AdminRecord>,
+}
+
+impl ProvisionData {
+    /// The data recovery works with: all from the log (a recovered provisioning is audited as
+    /// `create_admin`).
+    fn recovering(saga: &SagaRecord) -> Result<Self, Error> {
+        Ok(Self {
+            actor: saga.actor.clone(),
+            email: AdminEmail::parse(&saga.email)?,
+            action: AuditAction::CreateAdmin,
+            request_id: saga.request_id.clone(),
+            user: None,
+            invite_delivered: saga.invite_delivered,
+            record: None,
+        })
+    }
+}
+
+/// `AdminCreateUser`, adopting the saga's own user on `UsernameExists` (see `create_identity_step`).
+fn create_user(cx: &mut Cx<ProvisionData>) -> StepFuture<'_, Result<SagaUpdate, StepError>> {
+    Box::pin(async move {
+        match cx.p.create_identity_step(&cx.saga).await {
+            Ok(identity) => {
+                let user = identity.user;
+                let fields = SagaUpdate {
+                    cognito_username: Some(user.username.clone()),
+                    cognito_sub: Some(user.sub.clone()),
+                    identity_created_by_saga: Some(true),
+                    invite_delivered: Some(identity.invite_delivered),
+                    add_attempts: 1,
+                    ..Default::default()
+                };
+                cx.data.invite_delivered = identity.invite_delivered;
+                cx.data.user = Some(user);
+                Ok(fields)
+            }
+            // Nothing of ours was created: someone else's user, or an admin that already exists.
+            Err(e @ (Error::ForeignIdentityExists | Error::AdminExists | Error::InvalidEmail(_))) => {
+                Err(StepError::Refused(e))
+            }
+            Err(e) => Err(StepError::Failed(e)),
+        }
+    })
+}
+
+/// Undo of `create_user`: delete the Cognito user if (and only if) it is this saga's own.
+fn delete_own_user(cx: &mut Cx<ProvisionData>) -> StepFuture<'_, Result<(), Error>> {
+    Box::pin(async move {
+        let mut view = cx.saga.clone();
+        if let Some(u) = &cx.data.user {
+            view.identity_created_by_saga = true;
+            view.cognito_username = u.username.clone();
+            view.cognito_sub = Some(u.sub.clone());
+        }
+        cx.p.undo_identity(&view).await.map_err(admin_call_error)
+    })
+}
+
+/// Probe of `create_user`: the user at the saga's username, classified by the ownership rule.
+fn find_own_user(cx: &mut Cx<ProvisionData>) -> StepFuture<'_, Result<Probe, Error>> {
+    Box::pin(async move {
+        Ok(
+            match cx.p.classify_identity(&cx.saga).await.map_err(admin_call_error)? {
+                Found::Recorded(user) | Found::InWindow(user) => {
+                    cx.data.user = Some(user);
+                    Probe::Done
+                }
+                Found::Missing => Probe::NotDone("interrupted; no Cognito user was left".into()),
+                Found::Foreign => Probe::Foreign(
+                    "interrupted; the Cognito user at this username is not this saga's and was left alone".into(),
+                ),
+            },
+        )
+    })
+}
+
+/// Lease lost after `create_user`: the new owner has settled the saga. The provisioning stands if it ended
+/// with this run's user linked to the saga's admin; otherwise the user is deleted if it is still the very
+/// user this run created (same `sub`) and no admin links to it.
+fn delete_user_if_lost(cx: &mut Cx<ProvisionData>) -> StepFuture<'_, bool> {
+    Box::pin(async move {
+        let Some(user) = cx.data.user.clone() else {
+            return false;
+        };
+        let (p, saga) = (&cx.p, &cx.saga);
+        match p.store_call(p.admins.get_admin(saga.user_id)).await {
+            Ok(Some(record)) if record.user.cognito_sub == user.sub => {
+                cx.data.record = Some(record);
+                return true;
+            }
+            Ok(_) => {}
+            Err(e) => {
+                tracing::error!(saga_id = %saga.id, error = %e, "cannot read the database; leaving the user for an operator");
+                return false;
+            }
+        }
+        if let Ok(Some(_)) = p.store_call(p.admins.find_admin_by_cognito_sub(&user.sub)).await {
+            return false;
+        }
+        match p
+            .retry(|| p.idp_call(idp_op::ADMIN_GET_USER, p.idp.admin_get_user(&user.username)))
+            .await
+        {
+            Ok(current) if current.sub == user.sub => {
+                match p
+                    .retry(|| p.idp_call(idp_op::ADMIN_DELETE_USER, p.idp.admin_delete_user(&user.username)))
+                    .await
+                {
+                    Ok(()) | Err(IdpError::UserNotFound) => {}
+                    Err(e) => {
+                        tracing::error!(saga_id = %saga.id, error = %e, "could not delete this run's Cognito user")
+                    }
+                }
+            }
+            _ => {}
+        }
+        false
+    })
+}
+
+/// The `User` + `AdminInfo` rows, completing the saga in the same transaction. A write whose reply was
+/// lost is read back before anything is undone; when even the read fails the run cannot tell. A user who
+/// already set a password (recovery found it `CONFIRMED`) is marked active.
+fn write_records(cx: &mut Cx<ProvisionData>) -> StepFuture<'_, Result<SagaUpdate, StepError>> {
+    Box::pin(async move {
+        let (p, saga, d) = (&cx.p, &cx.saga, &mut cx.data);
+        let Some(user) = d.user.clone() else {
+            return Err(StepError::Refused(Error::Internal(
+                "no Cognito user to link the records to".into(),
+            )));
+        };
+        let plan = RecordPlan {
+            user_id: saga.user_id,
+            actor: d.actor.clone(),
+            action: d.action,
+            invite_delivered: d.invite_delivered,
+            request_id: d.request_id.clone(),
+            saga_id: Some(saga.id),
+        };
+        let (admin, audit) = p.record_rows(&d.email, &user.username, &user.sub, &plan);
+        let mut record = match p
+            .retry(|| p.store_call(p.admins.insert_admin(admin.clone(), audit.clone(), plan.saga_id)))
+            .await
+        {
+            Ok(record) => record,
+            Err(e) => {
+                if !e.is_transient() {
+                    tracing::error!(saga_id = %saga.id, error = %e, "the database refused the records");
+                }
+                let err = Error::from(e);
+                // Verify before undoing: the write may have landed although its reply was lost.
+                match p.retry(|| p.store_call(p.admins.get_admin(saga.user_id))).await {
+                    Ok(Some(record)) => record,
+                    Ok(None) => return Err(StepError::Refused(err)),
+                    Err(read_err) => return Err(StepError::Undecided(format!("{err}; read-back failed: {read_err}"))),
+                }
+            }
+        };
+        if user.status == IdpUserStatus::Confirmed && record.user.status != UserStatus::Active {
+            let audit = p.audit(
+                &Actor::Admin(record.user.id),
+                AuditAction::FirstLoginCompleted,
+                &record.user.email_normalized,
+                "success",
+                saga.request_id.as_deref(),
+            );
+            match p
+                .store_call(p.admins.mark_accepted(record.user.id, p.now(), audit))
+                .await
+            {
+                Ok(r) => record = r,
+                Err(e) => {
+                    tracing::warn!(saga_id = %saga.id, error = %e, "could not mark the admin active; the reconciler will")
+                }
+            }
+        }
+        d.record = Some(record);
+        Ok(SagaUpdate::default())
+    })
+}
+
+/// Probe of `records`: the saga's admin exists (the records' transaction also completed the saga).
+fn records_exist(cx: &mut Cx<ProvisionData>) -> StepFuture<'_, Result<Probe, Error>> {
+    Box::pin(async move {
+        Ok(match cx.p.store_call(cx.p.admins.get_admin(cx.saga.user_id)).await? {
+            Some(record) => {
+                cx.data.record = Some(record);
+                Probe::Done
+            }
+            None => Probe::NotDone("no records".into()),
+        })
+    })
 }

@@ -71,7 +71,11 @@ impl Harness {
         ec.clock = clock.clone();
         let emu: Arc<dyn IdentityProvider> = Arc::new(CognitoEmulator::open(ec).await.unwrap());
         let url = format!("sqlite://{}", dir.path().join("db.sqlite").display());
-        let store = admin_provisioner_store::connect(&url).await.unwrap();
+        // The store stamps rows with the saga's clock, so recovery compares like with like.
+        let store = admin_provisioner_store::connect_with_clock(&url, &Default::default(), clock.clone())
+            .await
+            .unwrap()
+            .store;
         let mailbox = Some(dir.path().join("mailbox"));
         let mut h = Self::assemble(emu, store, clock.clone(), clock, None, mailbox, dir, settings);
         h.db_url = Some(url);
