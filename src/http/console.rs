@@ -1233,7 +1233,7 @@ fn saga_view(s: &SagaRecord, now: DateTime<Utc>) -> SagaView {
     let (state_class, explanation) = if s.state == SagaState::Stuck {
         (
             "failed",
-            "This provisioning failed and could not be fully undone yet. Recovery retries it automatically; if it stays here, read the last error and run `admin-provisioner reconcile`.",
+            "This provisioning failed and could not be fully undone yet. Recovery retries it automatically; the last error below says what blocked it.",
         )
     } else if s.state.is_terminal() {
         ("active", "This saga has finished.")
@@ -1247,7 +1247,7 @@ fn saga_view(s: &SagaRecord, now: DateTime<Utc>) -> SagaView {
     };
     let lease = match s.lease_expires_at {
         Some(t) if t > now => format!("held until {} ({})", format_time(t), relative(t, now)),
-        Some(t) => format!("expired {} ({})", format_time(t), relative(t, now)),
+        Some(t) => format!("expired or released at {}", format_time(t)),
         None => "none".into(),
     };
     SagaView {
