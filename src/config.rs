@@ -142,6 +142,13 @@ pub struct Config {
     /// it; recovery in any process takes over only expired leases). Must exceed the longest step.
     #[arg(long, env = "SAGA_LEASE_SECS", default_value_t = 60, global = true)]
     pub saga_lease_secs: u64,
+
+    /// Key of the console's cookies (session, first-login challenge, flash), which are encrypted and
+    /// authenticated with it, and of its CSRF tokens: at least 64 random bytes as base64 or hex
+    /// (`openssl rand -base64 64`). Give every replica behind a load balancer the same key. Unset: a random
+    /// key per process (sessions end at a restart and are not shared between replicas). Never logged.
+    #[arg(long, env = "CONSOLE_COOKIE_KEY", global = true, hide_env_values = true)]
+    pub console_cookie_key: Option<String>,
 }
 
 impl Config {
@@ -178,6 +185,7 @@ impl Config {
             shutdown_grace_secs: 10,
             reconcile_interval_secs: 0,
             saga_lease_secs: 60,
+            console_cookie_key: None,
         }
     }
 

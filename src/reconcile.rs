@@ -170,56 +170,6 @@ pub fn status() -> Status {
     status_cell().lock().unwrap_or_else(|p| p.into_inner()).clone()
 }
 
-/// Appends the reconciler's metrics in Prometheus' text format.
-pub fn render_metrics(out: &mut String) {
-    use std::fmt::Write as _;
-    let s = status();
-    out.push_str("# HELP admin_provisioner_reconcile_runs_total Reconciliation runs of this process by result.\n");
-    out.push_str("# TYPE admin_provisioner_reconcile_runs_total counter\n");
-    let _ = writeln!(
-        out,
-        "admin_provisioner_reconcile_runs_total{{result=\"ok\"}} {}",
-        s.runs_ok
-    );
-    let _ = writeln!(
-        out,
-        "admin_provisioner_reconcile_runs_total{{result=\"error\"}} {}",
-        s.runs_failed
-    );
-    let Some(report) = s.last else {
-        return;
-    };
-    let sum = &report.summary;
-    out.push_str("# HELP admin_provisioner_reconcile_findings Findings of the last reconciliation run by kind (foreign is information only).\n");
-    out.push_str("# TYPE admin_provisioner_reconcile_findings gauge\n");
-    for (kind, n) in &sum.counts {
-        let _ = writeln!(out, "admin_provisioner_reconcile_findings{{kind=\"{kind}\"}} {n}");
-    }
-    out.push_str("# HELP admin_provisioner_reconcile_needs_attention Drift findings the last run left unrepaired.\n");
-    out.push_str("# TYPE admin_provisioner_reconcile_needs_attention gauge\n");
-    let _ = writeln!(
-        out,
-        "admin_provisioner_reconcile_needs_attention {}",
-        sum.needs_attention
-    );
-    out.push_str("# HELP admin_provisioner_reconcile_last_run_timestamp_seconds When the last reconciliation run finished (Unix time).\n");
-    out.push_str("# TYPE admin_provisioner_reconcile_last_run_timestamp_seconds gauge\n");
-    let _ = writeln!(
-        out,
-        "admin_provisioner_reconcile_last_run_timestamp_seconds {}",
-        sum.finished_at.map(|t| t.timestamp()).unwrap_or(0)
-    );
-    out.push_str(
-        "# HELP admin_provisioner_reconcile_last_run_duration_seconds Wall time of the last reconciliation run.\n",
-    );
-    out.push_str("# TYPE admin_provisioner_reconcile_last_run_duration_seconds gauge\n");
-    let _ = writeln!(
-        out,
-        "admin_provisioner_reconcile_last_run_duration_seconds {}",
-        sum.seconds
-    );
-}
-
 /// Spawns `serve`'s background reconciler (report only; repairs need `reconcile --repair`): a run every
 /// `interval`, the first right away, by one replica at a time. Returns `None` when `interval` is zero.
 pub fn spawn_background(app: &App, interval: Duration) -> Option<(tokio::task::JoinHandle<()>, Background)> {

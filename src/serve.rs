@@ -50,10 +50,25 @@ pub async fn check_bind_addr(config: &Config) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Refuses a malformed `CONSOLE_COOKIE_KEY` (the message names the problem, never the value); warns when it
+/// is unset, since each process then draws its own key.
+pub fn check_cookie_key(config: &Config) -> anyhow::Result<()> {
+    use crate::http::cookies::{key_from, KeySource};
+    let (_, source) = key_from(config.console_cookie_key.as_deref()).map_err(|e| anyhow::anyhow!("{e}"))?;
+    if source == KeySource::Random {
+        tracing::warn!(
+            "CONSOLE_COOKIE_KEY is unset: console cookies use a random key of this process; sessions end at a \
+             restart, and replicas behind a load balancer need one shared CONSOLE_COOKIE_KEY"
+        );
+    }
+    Ok(())
+}
+
 /// Builds the app, binds `BIND_ADDR`, serves until SIGTERM or Ctrl-C, then drains in-flight requests
 /// (bounded by `SHUTDOWN_GRACE_SECS`).
 pub async fn run(config: Config) -> anyhow::Result<()> {
     check_bind_addr(&config).await?;
+    check_cookie_key(&config)?;
     let observer = crate::http::metrics_observer();
     let app = App::build_with(
         config,

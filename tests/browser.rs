@@ -263,3 +263,60 @@ async fn revoking_an_invitation_asks_for_confirmation_first() {
     c.close().await.unwrap();
     app.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_failed_line_links_to_the_page_with_its_sagas_facts() {
+    use admin_provisioner::app::Hooks;
+    use admin_provisioner_core::faults::{FaultMode, FaultPlan};
+    use admin_provisioner_core::identity::op;
+
+    // Arrange: a signed-in admin; then Cognito creates the user but the answer is lost, and every undo
+    // fails, so the next provisioning ends stuck.
+    let faults = FaultPlan::new();
+    let app = spawn_app_with(Hooks {
+        faults: Some(faults.clone()),
+        settings: Some(fast_settings()),
+        ..Hooks::default()
+    })
+    .await;
+    app.app
+        .provisioner
+        .bootstrap_admin("first@example.com", Some("cli-bootstrap"))
+        .await
+        .unwrap();
+    let driver = start_driver().await;
+    let profile = tempfile::tempdir().unwrap();
+    let c = browser(&driver, profile.path()).await;
+    first_sign_in(&c, &app, "first@example.com", false).await;
+    faults.fail(op::ADMIN_CREATE_USER, FaultMode::SucceedThenError, None);
+    faults.fail(op::ADMIN_DELETE_USER, FaultMode::Error, None);
+    faults.fail(op::ADMIN_GET_USER, FaultMode::Error, None);
+
+    // Act: create the admin through the form, then follow the failed line's link.
+    fill(&c, "#new-email", "stuck@example.com").await;
+    click(&c, "#create-admin button[type=submit]").await;
+    wait_for_text(&c, "#flash", "Provisioning failed").await;
+    assert!(faults.fired(op::ADMIN_CREATE_USER) > 0, "the fault fired");
+    wait_for_text(&c, r#"tr[data-email="stuck@example.com"] .badge"#, "failed").await;
+    screenshot(&c, "console-failed.png").await;
+    click(&c, r#"tr[data-email="stuck@example.com"] a.saga-link"#).await;
+
+    // Assert: the saga's facts, from the saga log.
+    let facts = wait_for_text(&c, "#saga-facts", "stuck@example.com").await;
+    for fact in [
+        "Saga id",
+        "Step",
+        "State",
+        "Owner",
+        "Lease",
+        "Attempts",
+        "Last error",
+        "stuck",
+    ] {
+        assert!(facts.contains(fact), "{fact} missing in {facts}");
+    }
+    screenshot(&c, "saga.png").await;
+
+    c.close().await.unwrap();
+    app.stop().await.unwrap();
+}

@@ -821,11 +821,75 @@ async fn the_whole_flow_at_trace_leaves_no_secret_in_logs_error_bodies_or_the_da
         StatusCode::NO_CONTENT
     );
     bodies.push(t.get("/api/audit", Some(t.token())).await.text);
+    // The console: a wrong password, a sign-in, the admin list with a query string that must not be
+    // logged, and a create through the form (its session cookie is a credential too).
+    let form = |path: &str, cookie: Option<&str>, body: String| {
+        let mut b = raw(Method::POST, path)
+            .header("host", "localhost")
+            .header("content-type", "application/x-www-form-urlencoded");
+        if let Some(c) = cookie {
+            b = b.header("cookie", c);
+        }
+        b.body(Body::from(body)).unwrap()
+    };
+    let admin_form = format!("email={}&password=", ADMIN_EMAIL.replace('@', "%40"));
+    bodies.push(
+        t.call(form("/login", None, format!("{admin_form}Wrong-Pass-99")))
+            .await
+            .text,
+    );
+    let signed_in = t
+        .call(form("/login", None, format!("{admin_form}{NEW_PASSWORD}")))
+        .await;
+    assert_eq!(signed_in.status, StatusCode::SEE_OTHER, "{}", signed_in.text);
+    let session = signed_in
+        .headers
+        .get_all("set-cookie")
+        .iter()
+        .find_map(|v| v.to_str().unwrap().strip_prefix("ap_session="))
+        .map(|rest| rest.split(';').next().unwrap().to_string())
+        .unwrap();
+    secrets.push(session.clone());
+    let cookie = format!("ap_session={session}");
+    let page = t
+        .call(
+            raw(Method::GET, "/console?q=secret-query-text")
+                .header("cookie", &cookie)
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::OK);
+    let marker = r#"name="csrf" value=""#;
+    let start = page.text.find(marker).unwrap() + marker.len();
+    let csrf = page.text[start..start + page.text[start..].find('"').unwrap()].to_string();
+    let created = t
+        .call(form(
+            "/console/admins",
+            Some(&cookie),
+            format!("csrf={csrf}&email=console-flow%40example.com"),
+        ))
+        .await;
+    assert_eq!(created.status, StatusCode::SEE_OTHER);
+    secrets.push(t.temp_password("console-flow@example.com"));
 
     let log_text = logs.text();
     assert!(
         log_text.contains("InitiateAuth") && log_text.contains("close"),
         "spans were not captured"
+    );
+    // The trace layer's request spans are in the capture, with their path but never the query string.
+    assert!(
+        log_text.contains("request{method=POST path=/console/admins"),
+        "the trace layer's spans were not captured"
+    );
+    assert!(
+        log_text.contains("path=/console "),
+        "the console page's span is missing"
+    );
+    assert!(
+        !log_text.contains("secret-query-text"),
+        "a query string reached the log"
     );
     let db_path = t.dir.path().join("admin-provisioner.db");
     let mut db = std::fs::read(&db_path).unwrap();

@@ -202,7 +202,7 @@ async fn metrics_and_the_console_drift_page_show_the_last_run() {
     assert_eq!(page.status, StatusCode::OK);
     assert!(page.text.contains("1 finding(s) need attention"), "{}", page.text);
     assert!(page.text.contains("orphan_cognito_user_missing"));
-    assert!(page.text.contains("gone&lt;b&gt;@example.com"), "escaped");
+    assert!(page.text.contains("gone&#60;b&#62;@example.com"), "escaped");
     assert!(page.text.contains(r#"href="/console/drift" aria-current="page""#));
     assert_eq!(
         t.get("/console/drift", None).await.status,

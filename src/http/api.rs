@@ -1106,22 +1106,17 @@ pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<ReadyRes
     )
 }
 
-/// Prometheus metrics (text format 0.0.4).
+/// Prometheus metrics (OpenMetrics text format 1.0.0).
 #[utoipa::path(get, path = "/metrics", tag = "operations",
-    responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain")))]
+    responses((status = 200, description = "Prometheus metrics in the OpenMetrics text format", body = String, content_type = "application/openmetrics-text")))]
 pub async fn metrics(State(state): State<AppState>) -> Response {
     let p = state.provisioner();
     let unfinished = tokio::time::timeout(std::time::Duration::from_secs(2), p.saga_log().list_unfinished())
         .await
         .ok()
         .and_then(Result::ok);
-    let mut body = state.metrics().render();
-    body.push_str(&super::metrics::render_saga_gauges(unfinished.as_deref(), p.now()));
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
-        body,
-    )
-        .into_response()
+    let body = state.metrics().render_with(unfinished.as_deref(), p.now());
+    ([(header::CONTENT_TYPE, super::metrics::CONTENT_TYPE)], body).into_response()
 }
 
 /// This document.

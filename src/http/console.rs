@@ -1,21 +1,31 @@
 //! The web console: server-rendered HTML over the same provisioner calls as the API.
 //!
-//! No front-end build and no framework: pages are `format!`ed strings with every dynamic value escaped by
-//! [`esc`]; one small static script only adds `confirm()` dialogs to destructive buttons. Pages:
+//! No front-end build and no framework: every page is an [askama](https://askama.rs) template in
+//! `templates/console/` (compile-time checked, HTML-escaped by default: no `|safe` anywhere), extending
+//! `base.html`. The stylesheet and the one small script (it only adds `confirm()` dialogs to
+//! destructive buttons) are `static/console.{css,js}`, embedded in the binary and served under
+//! `/static/` with a content hash as `ETag` and in the page's `?v=` links, so browsers cache them
+//! and the CSP (`script-src 'self'`, no inline script or style) holds. Pages:
 //!
 //! * `/login` — e-mail and password; at first login, the "choose a new password" form (the Cognito
-//!   challenge session travels in a short-lived HttpOnly cookie, never in the page);
+//!   challenge session travels in a short-lived private cookie, never in the page);
 //! * `/console` — the admins with status, invitation expiry and count, a "Create New Admin" form, and
-//!   Resend / Revoke / Remove buttons; results come back as flash messages in plain words;
-//! * `/console/audit` — the audit log;
+//!   Resend / Revoke / Remove buttons; results come back as flash messages in plain words; a `pending`
+//!   or `failed` line links to its saga;
+//! * `/console/sagas/{id}` — one saga log entry (id, e-mail, step, state, owner, lease, attempts, last
+//!   error), read from the saga log only, so it works while Cognito is unreachable;
+//! * `/console/audit` — the audit log; `/console/drift` — the last reconciliation report;
 //! * `/console/mailbox` — emulator mode only: the invitations the built-in emulator "delivered", with
 //!   the temporary passwords visible, because it stands in for the recipients' inboxes;
 //! * `/logout`.
 //!
-//! Session: the Cognito ID token in an `HttpOnly; SameSite=Strict; Path=/` cookie (`Secure` over HTTPS),
-//! verified like a Bearer token on every request; tokens never appear in HTML or in script-readable storage.
-//! CSRF: every state-changing form carries an HMAC of the session cookie under a per-process key, checked
-//! server-side (403 `csrf`), and a POST whose `Origin` is another site is refused.
+//! Cookies ([`super::cookies`]): the session (the Cognito ID token), the challenge and the flash message
+//! are in `axum-extra`'s private jar — encrypted and authenticated under `CONSOLE_COOKIE_KEY` —
+//! `HttpOnly; SameSite=Strict` (`Secure` over HTTPS); tokens never appear in HTML or in script-readable
+//! storage, and a cookie altered or made under another key is ignored. Every token is verified like a
+//! Bearer token on every request. CSRF: every state-changing form carries an HMAC of the session cookie
+//! under the cookie key (`console/csrf_field.html`), checked server-side (403 `csrf`), and a POST whose
+//! `Origin` is another site is refused.
 
 use super::api::{audit_events, parse_admin_id};
 use super::auth::TokenError;
@@ -24,15 +34,16 @@ use super::error::ApiError;
 use super::{AppState, RequestId};
 use admin_provisioner_core::domain::InviteStatus;
 use admin_provisioner_core::domain::{Password, Secret, UserId};
+use admin_provisioner_core::store::{SagaKind, SagaRecord, SagaState};
 use admin_provisioner_core::{AdminView, Caller, Error, LoginOutcome};
+use askama::Template;
 use axum::extract::rejection::FormRejection;
 use axum::extract::{Form, Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
+use axum_extra::extract::cookie::{Cookie, PrivateCookieJar, SameSite};
 use chrono::{DateTime, Utc};
 use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
@@ -58,145 +69,153 @@ pub fn routes() -> Router<AppState> {
         .route("/console/admins", post(create_submit))
         .route("/console/admins/{id}/resend", post(resend_submit))
         .route("/console/admins/{id}/remove", post(remove_submit))
+        .route("/console/sagas/{id}", get(saga_page))
         .route("/console/audit", get(audit_page))
         .route("/console/mailbox", get(mailbox_page))
         .route("/console/drift", get(drift_page))
-        .route("/static/console.css", get(stylesheet))
-        .route("/static/console.js", get(script))
+        .route("/static/{file}", get(static_file))
 }
 
 // ---------------------------------------------------------------------------------------------------
-// HTML helpers
+// Page chrome (the layout's data) and rendering
 // ---------------------------------------------------------------------------------------------------
-
-/// Escapes text for HTML element content and double- or single-quoted attribute values.
-pub fn esc(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
 
 /// A flash message: shown once, on the next page.
 #[derive(Serialize, Deserialize, Clone, Debug)]
-struct Flash {
-    /// `ok` or `error`.
+pub struct Flash {
+    /// `ok` or `error` (also the CSS class).
     k: String,
     /// The text (plain words).
     t: String,
 }
 
 impl Flash {
-    fn ok(t: impl Into<String>) -> Self {
+    /// A success message.
+    pub fn ok(t: impl Into<String>) -> Self {
         Self {
             k: "ok".into(),
             t: t.into(),
         }
     }
-    fn error(t: impl Into<String>) -> Self {
+    /// A failure message.
+    pub fn error(t: impl Into<String>) -> Self {
         Self {
             k: "error".into(),
             t: t.into(),
         }
     }
-    fn html(&self) -> String {
-        let (class, role) = if self.k == "ok" {
-            ("flash ok", "status")
+    /// The ARIA role: `status` for success, `alert` for failure.
+    pub fn role(&self) -> &'static str {
+        if self.k == "ok" {
+            "status"
         } else {
-            ("flash error", "alert")
-        };
-        format!(
-            r#"<div id="flash" class="{class}" role="{role}">{}</div>"#,
-            esc(&self.t)
-        )
+            "alert"
+        }
     }
 }
 
-/// What the page header shows for a signed-in admin.
-struct Nav<'a> {
-    email: &'a str,
-    csrf: &'a str,
-    emulator: bool,
-    current: &'a str,
+/// One link of the signed-in navigation.
+pub struct NavLink {
+    /// Target.
+    pub href: &'static str,
+    /// Text.
+    pub label: &'static str,
+    /// True on its own page (`aria-current`).
+    pub current: bool,
 }
 
-fn page(title: &str, nav: Option<&Nav<'_>>, flash: Option<&Flash>, main: &str, emulator: bool) -> String {
-    let links = match nav {
-        Some(n) => {
-            let link = |href: &str, label: &str| {
-                let cur = if n.current == href {
-                    r#" aria-current="page""#
-                } else {
-                    ""
-                };
-                format!(r#"<a href="{href}"{cur}>{label}</a>"#)
-            };
-            let mailbox = if n.emulator {
-                link("/console/mailbox", "Mailbox")
-            } else {
-                String::new()
-            };
-            format!(
-                r#"<nav>{}{}{}{}</nav><div class="who"><span>Signed in as <strong>{}</strong></span><form method="post" action="/logout"><input type="hidden" name="csrf" value="{}"><button class="btn link" type="submit">Sign out</button></form></div>"#,
-                link("/console", "Admins"),
-                link("/console/audit", "Audit log"),
-                link("/console/drift", "Drift"),
-                mailbox,
-                esc(n.email),
-                esc(n.csrf)
-            )
-        }
-        None if emulator => {
-            r#"<nav><a href="/login">Sign in</a><a href="/console/mailbox">Mailbox</a></nav>"#.to_string()
-        }
-        None => r#"<nav><a href="/login">Sign in</a></nav>"#.to_string(),
-    };
-    let flash = flash.map(Flash::html).unwrap_or_default();
-    format!(
-        r#"<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{title} · admin-provisioner</title>
-<link rel="stylesheet" href="/static/console.css">
-<script src="/static/console.js" defer></script>
-</head>
-<body>
-<header class="top"><a class="brand" href="/">admin-provisioner</a>{links}</header>
-<main>
-{flash}
-{main}
-</main>
-</body>
-</html>
-"#,
-        title = esc(title)
-    )
+/// The signed-in header: the links, who is signed in, and the sign-out form's CSRF token.
+pub struct Nav {
+    /// Links, in order.
+    pub links: Vec<NavLink>,
+    /// The admin's e-mail.
+    pub email: String,
+    /// CSRF token for the sign-out form.
+    pub csrf: String,
 }
 
-/// An HTML response with the console's security headers.
-fn html(status: StatusCode, body: String) -> Response {
-    let mut res = (status, axum::response::Html(body)).into_response();
-    let h = res.headers_mut();
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    h.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(
-            "default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
-        ),
-    );
-    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
-    res
+/// Versions (content hashes) of the static files, for cache-busting `?v=` links.
+pub struct Assets {
+    /// Of `console.css`.
+    pub css: &'static str,
+    /// Of `console.js`.
+    pub js: &'static str,
+}
+
+/// What `base.html` needs: every page template has a `chrome: Chrome` field.
+pub struct Chrome {
+    /// The `<title>` (before " · admin-provisioner").
+    pub title: String,
+    /// Signed-in navigation, or `None` for the signed-out header.
+    pub nav: Option<Nav>,
+    /// The flash message to show at the top, if any.
+    pub flash: Option<Flash>,
+    /// Emulator mode (the signed-out header links to the mailbox).
+    pub emulator: bool,
+    /// Static file versions.
+    pub assets: Assets,
+}
+
+impl Chrome {
+    /// The chrome of a signed-out page.
+    pub fn signed_out(state: &AppState, title: &str, flash: Option<Flash>) -> Self {
+        Self {
+            title: title.to_string(),
+            nav: None,
+            flash,
+            emulator: state.app().emulator.is_some(),
+            assets: assets(),
+        }
+    }
+
+    /// The chrome of a signed-in page; `current` is its path in the navigation (`/console`, …).
+    pub fn signed_in(state: &AppState, user: &ConsoleUser, title: &str, current: &str, flash: Option<Flash>) -> Self {
+        let emulator = state.app().emulator.is_some();
+        let links: Vec<NavLink> = [
+            ("/console", "Admins"),
+            ("/console/audit", "Audit log"),
+            ("/console/drift", "Drift"),
+        ]
+        .into_iter()
+        .chain(emulator.then_some(("/console/mailbox", "Mailbox")))
+        .map(|(href, label)| NavLink {
+            href,
+            label,
+            current: href == current,
+        })
+        .collect();
+        Self {
+            title: title.to_string(),
+            nav: Some(Nav {
+                links,
+                email: user.email.clone(),
+                csrf: user.csrf.clone(),
+            }),
+            flash,
+            emulator,
+            assets: assets(),
+        }
+    }
+}
+
+/// The console's Content-Security-Policy: only this origin's stylesheet and script, no inline code.
+pub const CSP: &str = "default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+/// Renders `page` as an HTML response with the console's security headers (a template that fails to
+/// render — it cannot, short of a formatting error — is a 500 in the JSON envelope).
+pub fn render(status: StatusCode, page: &impl Template) -> Response {
+    match page.render() {
+        Ok(body) => {
+            let mut res = (status, axum::response::Html(body)).into_response();
+            let h = res.headers_mut();
+            h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
+            h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+            h.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
+            res
+        }
+        Err(e) => ApiError::internal(e).into_response(),
+    }
 }
 
 /// `res` with the `Retry-After` of a 429 `e`.
@@ -207,40 +226,42 @@ fn with_retry_after(mut res: Response, e: &ApiError) -> Response {
     res
 }
 
-/// A `303 See Other` to `to`, setting `cookies`.
-fn see_other(to: &str, cookies: Vec<String>) -> Response {
+/// A `303 See Other` to `to`.
+fn see_other(to: &str) -> Response {
     let mut res = StatusCode::SEE_OTHER.into_response();
     let h = res.headers_mut();
     if let Ok(v) = HeaderValue::from_str(to) {
         h.insert(header::LOCATION, v);
     }
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    for c in cookies {
-        if let Ok(v) = HeaderValue::from_str(&c) {
-            h.append(header::SET_COOKIE, v);
-        }
-    }
     res
 }
 
-fn with_cookies(mut res: Response, cookies: Vec<String>) -> Response {
-    for c in cookies {
-        if let Ok(v) = HeaderValue::from_str(&c) {
-            res.headers_mut().append(header::SET_COOKIE, v);
-        }
-    }
-    res
+/// `res` with the cookie changes of `jar` (`Set-Cookie` headers).
+fn with_jar(jar: PrivateCookieJar, res: Response) -> Response {
+    (jar, res).into_response()
+}
+
+#[derive(Template)]
+#[template(path = "console/error.html")]
+struct ErrorPage {
+    chrome: Chrome,
+    heading: String,
+    text: String,
+    code: String,
 }
 
 /// An error page (status, plain words, and the error code).
 fn error_page(state: &AppState, status: StatusCode, code: &str, text: &str) -> Response {
-    let main = format!(
-        r#"<section class="card narrow"><h1>{}</h1><p>{}</p><p class="muted">Error code: <code>{}</code></p><p><a class="btn" href="/console">Back to the console</a></p></section>"#,
-        esc(status.canonical_reason().unwrap_or("Error")),
-        esc(text),
-        esc(code)
-    );
-    html(status, page("Error", None, None, &main, state.app().emulator.is_some()))
+    render(
+        status,
+        &ErrorPage {
+            chrome: Chrome::signed_out(state, "Error", None),
+            heading: status.canonical_reason().unwrap_or("Error").to_string(),
+            text: text.to_string(),
+            code: code.to_string(),
+        },
+    )
 }
 
 /// An error's plain-words explanation for people using the console.
@@ -341,14 +362,6 @@ fn plural(n: i64, unit: &str) -> String {
 // Cookies, CSRF, origin
 // ---------------------------------------------------------------------------------------------------
 
-/// The value of cookie `name` in the request (parsed by `axum-extra`'s cookie jar; a malformed pair is
-/// skipped, never an error).
-fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
-    axum_extra::extract::cookie::CookieJar::from_headers(headers)
-        .get(name)
-        .map(|c| c.value().to_string())
-}
-
 impl AppState {
     fn secure(&self, headers: &HeaderMap) -> bool {
         self.secure_cookies.unwrap_or_else(|| {
@@ -359,55 +372,72 @@ impl AppState {
         })
     }
 
-    fn set_cookie(&self, headers: &HeaderMap, name: &str, value: &str, path: &str, max_age: i64) -> String {
-        format!(
-            "{name}={value}; Path={path}; Max-Age={max_age}; HttpOnly; SameSite=Strict{}",
-            if self.secure(headers) { "; Secure" } else { "" }
-        )
+    /// The request's console cookies: `axum-extra`'s private jar under the cookie key. `get` answers only
+    /// cookies this key encrypted and that nobody altered.
+    pub fn cookie_jar(&self, headers: &HeaderMap) -> PrivateCookieJar {
+        PrivateCookieJar::from_headers(headers, self.cookie_key().clone())
     }
 
-    fn clear_cookie(&self, headers: &HeaderMap, name: &str, path: &str) -> String {
-        self.set_cookie(headers, name, "", path, 0)
+    /// A console cookie: `HttpOnly; SameSite=Strict`, `Secure` over HTTPS, for `max_age` seconds.
+    fn cookie(
+        &self,
+        headers: &HeaderMap,
+        name: &'static str,
+        value: String,
+        path: &'static str,
+        max_age: i64,
+    ) -> Cookie<'static> {
+        Cookie::build((name, value))
+            .path(path)
+            .max_age(time::Duration::seconds(max_age))
+            .http_only(true)
+            .same_site(SameSite::Strict)
+            .secure(self.secure(headers))
+            .build()
     }
 
-    fn flash_cookie(&self, headers: &HeaderMap, flash: Flash) -> String {
-        let value = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&flash).unwrap_or_default());
-        self.set_cookie(headers, FLASH_COOKIE, &value, "/", 60)
+    /// `jar` with cookie `name` (at `path`) removed: an empty value with `Max-Age=0`.
+    fn remove_cookie(
+        &self,
+        headers: &HeaderMap,
+        jar: PrivateCookieJar,
+        name: &'static str,
+        path: &'static str,
+    ) -> PrivateCookieJar {
+        jar.remove(self.cookie(headers, name, String::new(), path, 0))
     }
 
-    /// The CSRF token of a session: HMAC-SHA256 of the session cookie (hex). The session cookie is an
-    /// HttpOnly, SameSite=Strict secret a cross-site attacker cannot read, so the token is unguessable to
-    /// them; the HMAC key is a fixed label so that every replica behind a load balancer, and a restarted
-    /// server, computes the same token.
-    pub fn csrf_token(&self, session: &str) -> String {
-        let mut mac = Hmac::<Sha256>::new_from_slice(CSRF_KEY).expect("HMAC takes any key size");
-        mac.update(b"admin-provisioner csrf\0");
+    fn add_flash(&self, headers: &HeaderMap, jar: PrivateCookieJar, flash: Flash) -> PrivateCookieJar {
+        let value = serde_json::to_string(&flash).unwrap_or_default();
+        jar.add(self.cookie(headers, FLASH_COOKIE, value, "/", 60))
+    }
+
+    fn csrf_mac(&self, session: &str) -> Hmac<Sha256> {
+        let mut mac = Hmac::<Sha256>::new_from_slice(self.cookie_key().signing()).expect("HMAC takes any key size");
+        mac.update(b"admin-provisioner console csrf v2\0");
         mac.update(session.as_bytes());
-        hex::encode(mac.finalize().into_bytes())
+        mac
+    }
+
+    /// The CSRF token of a session: HMAC-SHA256 of the session's ID token (hex) under the signing half of
+    /// the cookie key. A cross-site attacker can neither read the session cookie (HttpOnly,
+    /// SameSite=Strict) nor compute the HMAC (secret key); every replica sharing `CONSOLE_COOKIE_KEY`
+    /// computes the same token.
+    pub fn csrf_token(&self, session: &str) -> String {
+        hex::encode(self.csrf_mac(session).finalize().into_bytes())
     }
 
     fn csrf_ok(&self, session: &str, presented: &str) -> bool {
-        let Some(bytes) = hex_decode(presented) else {
+        let Ok(bytes) = hex::decode(presented) else {
             return false;
         };
-        let mut mac = Hmac::<Sha256>::new_from_slice(CSRF_KEY).expect("HMAC takes any key size");
-        mac.update(b"admin-provisioner csrf\0");
-        mac.update(session.as_bytes());
-        mac.verify_slice(&bytes).is_ok()
+        self.csrf_mac(session).verify_slice(&bytes).is_ok()
     }
 }
 
-/// Domain-separation key of the CSRF HMAC (not a secret: the secret is the session cookie).
-const CSRF_KEY: &[u8] = b"admin-provisioner console csrf v1";
-
-fn hex_decode(s: &str) -> Option<Vec<u8>> {
-    if !s.len().is_multiple_of(2) {
-        return None;
-    }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
-        .collect()
+/// The (decrypted) value of console cookie `name`; `None` when absent, altered or from another key.
+fn cookie_value(jar: &PrivateCookieJar, name: &str) -> Option<String> {
+    jar.get(name).map(|c| c.value().to_string())
 }
 
 /// False when the browser says the POST comes from another site (`Origin` or `Sec-Fetch-Site`).
@@ -444,23 +474,29 @@ fn csrf_failure(state: &AppState) -> Response {
 
 /// The challenge kept between the login and the new-password form.
 #[derive(Serialize, Deserialize)]
-struct Challenge {
+pub struct Challenge {
     /// Username to answer with.
-    u: String,
+    pub u: String,
     /// Cognito session.
-    s: String,
+    pub s: String,
     /// E-mail as typed, for the page.
-    e: String,
+    pub e: String,
 }
 
-fn read_challenge(headers: &HeaderMap) -> Option<Challenge> {
-    let raw = cookie(headers, CHALLENGE_COOKIE)?;
-    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(raw).ok()?).ok()
+fn read_challenge(jar: &PrivateCookieJar) -> Option<Challenge> {
+    serde_json::from_str(&cookie_value(jar, CHALLENGE_COOKIE)?).ok()
 }
 
-fn read_flash(headers: &HeaderMap) -> Option<Flash> {
-    let raw = cookie(headers, FLASH_COOKIE)?;
-    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(raw).ok()?).ok()
+fn read_flash(jar: &PrivateCookieJar) -> Option<Flash> {
+    serde_json::from_str(&cookie_value(jar, FLASH_COOKIE)?).ok()
+}
+
+/// The flash message of the request, and the jar with it removed (shown once).
+fn take_flash(state: &AppState, headers: &HeaderMap, jar: PrivateCookieJar) -> (Option<Flash>, PrivateCookieJar) {
+    match read_flash(&jar) {
+        Some(f) => (Some(f), state.remove_cookie(headers, jar, FLASH_COOKIE, "/")),
+        None => (None, jar),
+    }
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -468,28 +504,37 @@ fn read_flash(headers: &HeaderMap) -> Option<Flash> {
 // ---------------------------------------------------------------------------------------------------
 
 /// A signed-in, active admin of the console.
-struct ConsoleUser {
-    caller: Caller,
-    admin_id: UserId,
-    email: String,
+pub struct ConsoleUser {
+    /// The authorized caller for provisioner operations.
+    pub caller: Caller,
+    /// Their admin id.
+    pub admin_id: UserId,
+    /// Their e-mail.
+    pub email: String,
+    /// The CSRF token of their session (put it in every form: `console/csrf_field.html`).
+    pub csrf: String,
+}
+
+#[derive(Template)]
+#[template(path = "console/not_admin.html")]
+struct NotAdminPage {
+    chrome: Chrome,
+    username: String,
     csrf: String,
 }
 
 /// The signed-in admin, or the response to send instead (to the login page, or an error page).
-async fn console_user(state: &AppState, headers: &HeaderMap) -> Result<ConsoleUser, Response> {
-    let Some(token) = cookie(headers, SESSION_COOKIE) else {
-        return Err(see_other("/login", vec![]));
+pub async fn console_user(state: &AppState, headers: &HeaderMap) -> Result<ConsoleUser, Response> {
+    let jar = state.cookie_jar(headers);
+    let Some(token) = cookie_value(&jar, SESSION_COOKIE) else {
+        return Err(see_other("/login"));
     };
     let verified = match state.verify(&token).await {
         Ok(v) => v,
         Err(TokenError::Invalid(_)) => {
-            return Err(see_other(
-                "/login",
-                vec![
-                    state.clear_cookie(headers, SESSION_COOKIE, "/"),
-                    state.flash_cookie(headers, Flash::error("Your session has expired. Sign in again.")),
-                ],
-            ))
+            let jar = state.remove_cookie(headers, jar, SESSION_COOKIE, "/");
+            let jar = state.add_flash(headers, jar, Flash::error("Your session has expired. Sign in again."));
+            return Err(with_jar(jar, see_other("/login")));
         }
         Err(e @ TokenError::Unavailable(_)) => {
             let e = ApiError::from(e);
@@ -503,15 +548,12 @@ async fn console_user(state: &AppState, headers: &HeaderMap) -> Result<ConsoleUs
     let admin_id = match state.provisioner().authorize(&caller).await {
         Ok(admin_provisioner_core::domain::Actor::Admin(id)) => id,
         Ok(_) | Err(Error::Forbidden) => {
-            let main = format!(
-                r#"<section class="card narrow"><h1>Not an admin</h1><p>You are signed in as <strong>{}</strong>, but this account is not an active admin here, so the console is closed to it.</p><form method="post" action="/logout"><input type="hidden" name="csrf" value="{}"><button class="btn" type="submit">Sign out</button></form><p class="muted">Error code: <code>forbidden</code></p></section>"#,
-                esc(&verified.username),
-                esc(&state.csrf_token(&token))
-            );
-            return Err(html(
-                StatusCode::FORBIDDEN,
-                page("Not an admin", None, None, &main, state.app().emulator.is_some()),
-            ));
+            let page = NotAdminPage {
+                chrome: Chrome::signed_out(state, "Not an admin", None),
+                username: verified.username.clone(),
+                csrf: state.csrf_token(&token),
+            };
+            return Err(render(StatusCode::FORBIDDEN, &page));
         }
         Err(e) => {
             let e = ApiError::from(e);
@@ -531,13 +573,14 @@ async fn console_user(state: &AppState, headers: &HeaderMap) -> Result<ConsoleUs
     })
 }
 
-/// The signed-in admin for a state-changing POST: also checks the origin and the CSRF token.
-async fn console_user_for_post(state: &AppState, headers: &HeaderMap, csrf: &str) -> Result<ConsoleUser, Response> {
+/// The signed-in admin for a state-changing POST: also checks the origin and the CSRF token (the form's
+/// `csrf` field). Every console button that changes something starts with this.
+pub async fn console_user_for_post(state: &AppState, headers: &HeaderMap, csrf: &str) -> Result<ConsoleUser, Response> {
     if !same_origin(headers) {
         return Err(csrf_failure(state));
     }
     let user = console_user(state, headers).await?;
-    let session = cookie(headers, SESSION_COOKIE).unwrap_or_default();
+    let session = cookie_value(&state.cookie_jar(headers), SESSION_COOKIE).unwrap_or_default();
     if !state.csrf_ok(&session, csrf) {
         return Err(csrf_failure(state));
     }
@@ -548,51 +591,34 @@ async fn console_user_for_post(state: &AppState, headers: &HeaderMap, csrf: &str
 // Sign-in
 // ---------------------------------------------------------------------------------------------------
 
-async fn root(headers: HeaderMap) -> Response {
-    if cookie(&headers, SESSION_COOKIE).is_some() {
-        see_other("/console", vec![])
+async fn root(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    if cookie_value(&state.cookie_jar(&headers), SESSION_COOKIE).is_some() {
+        see_other("/console")
     } else {
-        see_other("/login", vec![])
+        see_other("/login")
     }
 }
 
-fn login_html(state: &AppState, email: &str, flash: Option<&Flash>) -> String {
-    let emulator = state.app().emulator.is_some();
-    let hint = if emulator {
-        r#"<p class="hint">This server uses the built-in Cognito emulator: invitation e-mails arrive in the local <a href="/console/mailbox">mailbox</a>.</p>"#
-    } else {
-        ""
-    };
-    let main = format!(
-        r#"<section class="card narrow">
-<h1>Sign in</h1>
-<p class="muted">New admins: use the temporary password from your invitation e-mail; you will then choose your own.</p>
-<form method="post" action="/login" class="stack">
-<label for="email">E-mail</label>
-<input id="email" name="email" type="email" autocomplete="username" required value="{}">
-<label for="password">Password</label>
-<input id="password" name="password" type="password" autocomplete="current-password" required>
-<button class="btn primary" type="submit" id="sign-in">Sign in</button>
-</form>
-{hint}
-</section>"#,
-        esc(email)
-    );
-    page("Sign in", None, flash, &main, emulator)
+#[derive(Template)]
+#[template(path = "console/login.html")]
+struct LoginPage {
+    chrome: Chrome,
+    email: String,
+}
+
+fn login_html(state: &AppState, status: StatusCode, email: &str, flash: Option<Flash>) -> Response {
+    render(
+        status,
+        &LoginPage {
+            chrome: Chrome::signed_out(state, "Sign in", flash),
+            email: email.to_string(),
+        },
+    )
 }
 
 async fn login_page(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    let flash = read_flash(&headers);
-    let res = html(StatusCode::OK, login_html(&state, "", flash.as_ref()));
-    with_cookies(res, flash_clear(&state, &headers, flash.is_some()))
-}
-
-fn flash_clear(state: &AppState, headers: &HeaderMap, had: bool) -> Vec<String> {
-    if had {
-        vec![state.clear_cookie(headers, FLASH_COOKIE, "/")]
-    } else {
-        vec![]
-    }
+    let (flash, jar) = take_flash(&state, &headers, state.cookie_jar(&headers));
+    with_jar(jar, login_html(&state, StatusCode::OK, "", flash))
 }
 
 /// The sign-in form.
@@ -602,29 +628,20 @@ struct LoginForm {
     password: String,
 }
 
-fn new_password_html(state: &AppState, email: &str, flash: Option<&Flash>) -> String {
-    let main = format!(
-        r#"<section class="card narrow">
-<h1>Choose a new password</h1>
-<p>You signed in as <strong>{}</strong> with a temporary password. Choose your own password to finish; you have 3 minutes.</p>
-<div class="policy"><p>The password must have:</p>
-<ul><li>at least 8 characters</li><li>an upper-case letter (A–Z)</li><li>a lower-case letter (a–z)</li><li>a digit (0–9)</li><li>a symbol, such as <code>! @ # $ % ^ &amp; *</code></li></ul></div>
-<form method="post" action="/login/new-password" class="stack">
-<label for="new_password">New password</label>
-<input id="new_password" name="new_password" type="password" autocomplete="new-password" required minlength="8">
-<label for="confirm_password">Repeat the new password</label>
-<input id="confirm_password" name="confirm_password" type="password" autocomplete="new-password" required minlength="8">
-<button class="btn primary" type="submit" id="set-password">Set password and sign in</button>
-</form>
-</section>"#,
-        esc(email)
-    );
-    page(
-        "Choose a new password",
-        None,
-        flash,
-        &main,
-        state.app().emulator.is_some(),
+#[derive(Template)]
+#[template(path = "console/new_password.html")]
+struct NewPasswordPage {
+    chrome: Chrome,
+    email: String,
+}
+
+fn new_password_html(state: &AppState, status: StatusCode, email: &str, flash: Option<Flash>) -> Response {
+    render(
+        status,
+        &NewPasswordPage {
+            chrome: Chrome::signed_out(state, "Choose a new password", flash),
+            email: email.to_string(),
+        },
     )
 }
 
@@ -640,47 +657,43 @@ async fn login_submit(
     }
     let Ok(Form(form)) = form else {
         let f = Flash::error("Enter your e-mail and password.");
-        return html(StatusCode::BAD_REQUEST, login_html(&state, "", Some(&f)));
+        return login_html(&state, StatusCode::BAD_REQUEST, "", Some(f));
     };
     if let Err(e) = state.edge().limits.auth_attempt(&form.email, client) {
         let f = Flash::error(describe(&e));
-        return with_retry_after(html(e.status, login_html(&state, form.email.trim(), Some(&f))), &e);
+        return with_retry_after(login_html(&state, e.status, form.email.trim(), Some(f)), &e);
     }
+    let jar = state.cookie_jar(&headers);
     match state
         .provisioner()
         .login(&form.email, &Password::new(form.password), Some(&request_id))
         .await
     {
-        Ok(LoginOutcome::Tokens(tokens)) => see_other(
-            "/console",
-            vec![
-                state.set_cookie(
-                    &headers,
-                    SESSION_COOKIE,
-                    tokens.id_token.expose(),
-                    "/",
-                    tokens.expires_in.max(60),
-                ),
-                state.clear_cookie(&headers, CHALLENGE_COOKIE, "/login"),
-            ],
-        ),
+        Ok(LoginOutcome::Tokens(tokens)) => {
+            let session = state.cookie(
+                &headers,
+                SESSION_COOKIE,
+                tokens.id_token.expose().to_string(),
+                "/",
+                tokens.expires_in.max(60),
+            );
+            let jar = state.remove_cookie(&headers, jar.add(session), CHALLENGE_COOKIE, "/login");
+            with_jar(jar, see_other("/console"))
+        }
         Ok(LoginOutcome::NewPasswordRequired { session, username }) => {
             let challenge = Challenge {
                 u: username,
                 s: session.expose().to_string(),
                 e: form.email.trim().to_string(),
             };
-            let value = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&challenge).unwrap_or_default());
-            let res = html(StatusCode::OK, new_password_html(&state, &challenge.e, None));
-            with_cookies(
-                res,
-                vec![state.set_cookie(&headers, CHALLENGE_COOKIE, &value, "/login", CHALLENGE_SECONDS)],
-            )
+            let value = serde_json::to_string(&challenge).unwrap_or_default();
+            let jar = jar.add(state.cookie(&headers, CHALLENGE_COOKIE, value, "/login", CHALLENGE_SECONDS));
+            with_jar(jar, new_password_html(&state, StatusCode::OK, &challenge.e, None))
         }
         Err(e) => {
             let e = ApiError::from(e);
             let f = Flash::error(describe(&e));
-            html(e.status, login_html(&state, form.email.trim(), Some(&f)))
+            login_html(&state, e.status, form.email.trim(), Some(f))
         }
     }
 }
@@ -692,6 +705,9 @@ struct NewPasswordForm {
     confirm_password: String,
 }
 
+const CHALLENGE_EXPIRED: &str =
+    "The password step expired (you have 3 minutes to choose a password). Sign in again with the temporary password.";
+
 async fn new_password_submit(
     State(state): State<AppState>,
     RequestId(request_id): RequestId,
@@ -702,29 +718,26 @@ async fn new_password_submit(
     if !same_origin(&headers) {
         return csrf_failure(&state);
     }
-    let Some(challenge) = read_challenge(&headers) else {
-        let f = Flash::error(
-            "The password step expired (you have 3 minutes to choose a password). Sign in again with the temporary password.",
+    let jar = state.cookie_jar(&headers);
+    let Some(challenge) = read_challenge(&jar) else {
+        return login_html(
+            &state,
+            StatusCode::UNAUTHORIZED,
+            "",
+            Some(Flash::error(CHALLENGE_EXPIRED)),
         );
-        return html(StatusCode::UNAUTHORIZED, login_html(&state, "", Some(&f)));
     };
     let Ok(Form(form)) = form else {
         let f = Flash::error("Enter the new password twice.");
-        return html(
-            StatusCode::BAD_REQUEST,
-            new_password_html(&state, &challenge.e, Some(&f)),
-        );
+        return new_password_html(&state, StatusCode::BAD_REQUEST, &challenge.e, Some(f));
     };
     if form.new_password != form.confirm_password {
         let f = Flash::error("The two passwords do not match. Type the same password twice.");
-        return html(
-            StatusCode::BAD_REQUEST,
-            new_password_html(&state, &challenge.e, Some(&f)),
-        );
+        return new_password_html(&state, StatusCode::BAD_REQUEST, &challenge.e, Some(f));
     }
     if let Err(e) = state.edge().limits.auth_attempt(&challenge.e, client) {
         let f = Flash::error(describe(&e));
-        return with_retry_after(html(e.status, new_password_html(&state, &challenge.e, Some(&f))), &e);
+        return with_retry_after(new_password_html(&state, e.status, &challenge.e, Some(f)), &e);
     }
     match state
         .provisioner()
@@ -736,68 +749,71 @@ async fn new_password_submit(
         )
         .await
     {
-        Ok(tokens) => see_other(
-            "/console",
-            vec![
-                state.set_cookie(
-                    &headers,
-                    SESSION_COOKIE,
-                    tokens.id_token.expose(),
-                    "/",
-                    tokens.expires_in.max(60),
-                ),
-                state.clear_cookie(&headers, CHALLENGE_COOKIE, "/login"),
-                state.flash_cookie(&headers, Flash::ok("Your new password is set. Welcome!")),
-            ],
-        ),
-        Err(Error::InvalidCredentials) => {
-            let f = Flash::error(
-                "The password step expired (you have 3 minutes to choose a password). Sign in again with the temporary password.",
+        Ok(tokens) => {
+            let session = state.cookie(
+                &headers,
+                SESSION_COOKIE,
+                tokens.id_token.expose().to_string(),
+                "/",
+                tokens.expires_in.max(60),
             );
-            with_cookies(
-                html(StatusCode::UNAUTHORIZED, login_html(&state, &challenge.e, Some(&f))),
-                vec![state.clear_cookie(&headers, CHALLENGE_COOKIE, "/login")],
-            )
+            let jar = state.remove_cookie(&headers, jar.add(session), CHALLENGE_COOKIE, "/login");
+            let jar = state.add_flash(&headers, jar, Flash::ok("Your new password is set. Welcome!"));
+            with_jar(jar, see_other("/console"))
+        }
+        Err(Error::InvalidCredentials) => {
+            let jar = state.remove_cookie(&headers, jar, CHALLENGE_COOKIE, "/login");
+            let page = login_html(
+                &state,
+                StatusCode::UNAUTHORIZED,
+                &challenge.e,
+                Some(Flash::error(CHALLENGE_EXPIRED)),
+            );
+            with_jar(jar, page)
         }
         Err(e) => {
             let e = ApiError::from(e);
             let f = Flash::error(describe(&e));
-            html(e.status, new_password_html(&state, &challenge.e, Some(&f)))
+            new_password_html(&state, e.status, &challenge.e, Some(f))
         }
     }
 }
 
-/// The sign-out form (the CSRF token is checked when a session exists).
+/// A form whose only field is the CSRF token (sign-out and the per-admin buttons).
 #[derive(Deserialize, Default)]
-struct CsrfForm {
+pub struct CsrfForm {
+    /// The token from `console/csrf_field.html`.
     #[serde(default)]
-    csrf: String,
+    pub csrf: String,
 }
 
 fn signed_out(state: &AppState, headers: &HeaderMap) -> Response {
-    see_other(
-        "/login",
-        vec![
-            state.clear_cookie(headers, SESSION_COOKIE, "/"),
-            state.clear_cookie(headers, CHALLENGE_COOKIE, "/login"),
-            state.flash_cookie(headers, Flash::ok("You are signed out.")),
-        ],
-    )
+    let jar = state.cookie_jar(headers);
+    let jar = state.remove_cookie(headers, jar, SESSION_COOKIE, "/");
+    let jar = state.remove_cookie(headers, jar, CHALLENGE_COOKIE, "/login");
+    let jar = state.add_flash(headers, jar, Flash::ok("You are signed out."));
+    with_jar(jar, see_other("/login"))
+}
+
+#[derive(Template)]
+#[template(path = "console/logout.html")]
+struct LogoutPage {
+    chrome: Chrome,
+    csrf: String,
 }
 
 /// `GET /logout`: changes nothing; offers the sign-out button (a cross-site link carries no session, since
 /// the cookie is `SameSite=Strict`, and just lands on the login page).
 async fn logout_page(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    let Some(session) = cookie(&headers, SESSION_COOKIE) else {
-        return see_other("/login", vec![]);
+    let Some(session) = cookie_value(&state.cookie_jar(&headers), SESSION_COOKIE) else {
+        return see_other("/login");
     };
-    let main = format!(
-        r#"<section class="card narrow"><h1>Sign out?</h1><form method="post" action="/logout" class="stack"><input type="hidden" name="csrf" value="{}"><button class="btn primary" type="submit">Sign out</button></form></section>"#,
-        esc(&state.csrf_token(&session))
-    );
-    html(
+    render(
         StatusCode::OK,
-        page("Sign out", None, None, &main, state.app().emulator.is_some()),
+        &LogoutPage {
+            chrome: Chrome::signed_out(&state, "Sign out", None),
+            csrf: state.csrf_token(&session),
+        },
     )
 }
 
@@ -807,7 +823,7 @@ async fn logout_submit(
     headers: HeaderMap,
     form: Result<Form<CsrfForm>, FormRejection>,
 ) -> Response {
-    if let Some(session) = cookie(&headers, SESSION_COOKIE) {
+    if let Some(session) = cookie_value(&state.cookie_jar(&headers), SESSION_COOKIE) {
         let csrf = form.map(|Form(f)| f.csrf).unwrap_or_default();
         if !same_origin(&headers) || !state.csrf_ok(&session, &csrf) {
             return csrf_failure(&state);
@@ -820,7 +836,14 @@ async fn logout_submit(
 // Admins
 // ---------------------------------------------------------------------------------------------------
 
-fn badge(status: InviteStatus) -> String {
+/// A status badge.
+struct Badge {
+    class: &'static str,
+    label: &'static str,
+    title: &'static str,
+}
+
+fn badge(status: InviteStatus) -> Badge {
     let (class, label, title) = match status {
         InviteStatus::Pending => ("pending", "pending", "Being created in Cognito and the database"),
         InviteStatus::Invited => ("invited", "invited", "Invitation sent; waiting for the first sign-in"),
@@ -833,65 +856,100 @@ fn badge(status: InviteStatus) -> String {
         InviteStatus::Disabled => ("expired", "disabled", "Disabled in Cognito and the database: cannot sign in"),
         InviteStatus::Failed => ("failed", "failed", "Provisioning failed and needs an operator"),
     };
-    format!(r#"<span class="badge {class}" title="{title}">{label}</span>"#)
+    Badge { class, label, title }
 }
 
-fn admin_row(a: &AdminView, me: &str, csrf: &str, now: DateTime<Utc>) -> String {
-    let email = esc(&a.email);
-    let you = if a.email.eq_ignore_ascii_case(me) {
-        r#" <span class="you">(you)</span>"#
-    } else {
-        ""
-    };
+/// A time shown relative to now, with the exact time as a tooltip.
+struct TimeView {
+    iso: String,
+    exact: String,
+    relative: String,
+}
+
+/// The Revoke or Remove button.
+struct RemoveButton {
+    label: &'static str,
+    confirm: String,
+}
+
+/// The link from a `pending` or `failed` line to its saga.
+struct SagaLink {
+    href: String,
+    label: &'static str,
+    title: String,
+}
+
+/// One line of the admin list.
+struct AdminRow {
+    id: String,
+    email: String,
+    lower: String,
+    you: bool,
+    badge: Badge,
+    expiry: Option<TimeView>,
+    sent: String,
+    undelivered: bool,
+    can_resend: bool,
+    remove: Option<RemoveButton>,
+    saga: Option<SagaLink>,
+}
+
+fn admin_row(a: &AdminView, me: &str, now: DateTime<Utc>) -> AdminRow {
     let expiry = match (&a.invite, a.status) {
-        (_, InviteStatus::Active) => r#"<span class="muted">—</span>"#.to_string(),
-        (Some(i), _) => match i.expires_at {
-            Some(t) => format!(
-                r#"<time datetime="{}" title="{}">{}</time>"#,
-                t.to_rfc3339(),
-                format_time(t),
-                esc(&relative(t, now))
+        (_, InviteStatus::Active) => None,
+        (Some(i), _) => i.expires_at.map(|t| TimeView {
+            iso: t.to_rfc3339(),
+            exact: format_time(t),
+            relative: relative(t, now),
+        }),
+        (None, _) => None,
+    };
+    let remove = match a.status {
+        InviteStatus::Invited | InviteStatus::Expired => Some(RemoveButton {
+            label: "Revoke",
+            confirm: format!(
+                "Revoke the invitation of {}? Their Cognito user and database records are deleted.",
+                a.email
             ),
-            None => "—".into(),
-        },
-        (None, _) => r#"<span class="muted">—</span>"#.to_string(),
+        }),
+        InviteStatus::Active | InviteStatus::Disabled => Some(RemoveButton {
+            label: "Remove",
+            confirm: format!(
+                "Remove the admin {}? They lose access; their Cognito user and database records are deleted.",
+                a.email
+            ),
+        }),
+        InviteStatus::Pending | InviteStatus::Failed => None,
     };
-    let sent = match &a.invite {
-        Some(i) if !i.delivered => format!(
-            r#"{} <span class="warn" title="Cognito could not deliver the last invitation; resend it">undelivered</span>"#,
-            i.invites_sent
-        ),
-        Some(i) => i.invites_sent.to_string(),
-        None => "—".into(),
+    let saga = match (a.status, a.saga_id) {
+        (InviteStatus::Failed, Some(id)) => Some(SagaLink {
+            href: format!("/console/sagas/{id}"),
+            label: "needs an operator: details",
+            title: a.last_error.clone().unwrap_or_default(),
+        }),
+        (InviteStatus::Pending, Some(id)) => Some(SagaLink {
+            href: format!("/console/sagas/{id}"),
+            label: "being created…",
+            title: "What the saga log says about this provisioning".into(),
+        }),
+        _ => None,
     };
-    let id = a.id;
-    let mut actions = String::new();
-    if matches!(a.status, InviteStatus::Invited | InviteStatus::Expired) {
-        actions.push_str(&format!(
-            r#"<form method="post" action="/console/admins/{id}/resend" data-confirm="Send a new invitation to {email}? Their current temporary password stops working."><input type="hidden" name="csrf" value="{csrf}"><button class="btn small" type="submit">Resend</button></form>"#,
-            csrf = esc(csrf)
-        ));
+    AdminRow {
+        id: a.id.to_string(),
+        email: a.email.clone(),
+        lower: a.email.to_lowercase(),
+        you: a.email.eq_ignore_ascii_case(me),
+        badge: badge(a.status),
+        expiry,
+        sent: a
+            .invite
+            .as_ref()
+            .map_or_else(|| "—".to_string(), |i| i.invites_sent.to_string()),
+        undelivered: a.invite.as_ref().is_some_and(|i| !i.delivered),
+        can_resend: matches!(a.status, InviteStatus::Invited | InviteStatus::Expired),
+        remove,
+        saga,
     }
-    match a.status {
-        InviteStatus::Invited | InviteStatus::Expired => actions.push_str(&format!(
-            r#"<form method="post" action="/console/admins/{id}/remove" data-confirm="Revoke the invitation of {email}? Their Cognito user and database records are deleted."><input type="hidden" name="csrf" value="{csrf}"><button class="btn small danger" type="submit">Revoke</button></form>"#,
-            csrf = esc(csrf)
-        )),
-        InviteStatus::Active | InviteStatus::Disabled => actions.push_str(&format!(
-            r#"<form method="post" action="/console/admins/{id}/remove" data-confirm="Remove the admin {email}? They lose access; their Cognito user and database records are deleted."><input type="hidden" name="csrf" value="{csrf}"><button class="btn small danger" type="submit">Remove</button></form>"#,
-            csrf = esc(csrf)
-        )),
-        InviteStatus::Pending => actions.push_str(r#"<span class="muted">being created…</span>"#),
-        InviteStatus::Failed => actions.push_str(&format!(
-            r#"<span class="muted" title="{}">needs an operator</span>"#,
-            esc(a.last_error.as_deref().unwrap_or(""))
-        )),
-    }
-    format!(
-        r#"<tr data-email="{lower}"><td class="email">{email}{you}</td><td>{}</td><td>{expiry}</td><td class="num">{sent}</td><td class="actions"><div>{actions}</div></td></tr>"#,
-        badge(a.status),
-        lower = esc(&a.email.to_lowercase())
-    )
 }
 
 /// The admin list page's query: the same filters and cursor as `GET /api/admins`.
@@ -908,51 +966,40 @@ struct ListParams {
 /// Page size of the console's admin list.
 const CONSOLE_PAGE_SIZE: u32 = 50;
 
-/// The filter form and the "next page" link of the admin list.
-fn list_controls(params: &ListParams, next: Option<String>) -> (String, String) {
-    let status = params.status.as_deref().unwrap_or("");
-    let options: String = ["", "pending", "invited", "expired", "active", "failed"]
-        .iter()
-        .map(|s| {
-            format!(
-                r#"<option value="{s}"{sel}>{label}</option>"#,
-                sel = if *s == status { " selected" } else { "" },
-                label = if s.is_empty() { "any status" } else { s },
-            )
-        })
-        .collect();
-    let form = format!(
-        r#"<form method="get" action="/console" class="inline" id="admin-filter"><label for="filter-q" class="sr-only">E-mail starts with</label><input id="filter-q" name="q" type="search" placeholder="e-mail starts with…" value="{q}"><label for="filter-status" class="sr-only">Status</label><select id="filter-status" name="status">{options}</select><button class="btn" type="submit">Filter</button></form>"#,
-        q = esc(params.q.as_deref().unwrap_or("")),
-    );
-    let link = match next {
-        Some(cursor) => {
-            let mut query = format!("cursor={}", url_encode(&cursor));
-            if !status.is_empty() {
-                query.push_str(&format!("&status={}", url_encode(status)));
-            }
-            if let Some(q) = params.q.as_deref().filter(|q| !q.is_empty()) {
-                query.push_str(&format!("&q={}", url_encode(q)));
-            }
-            format!(
-                r#"<p class="pager"><a class="btn" id="next-page" href="/console?{}">Next page →</a></p>"#,
-                esc(&query)
-            )
-        }
-        None => String::new(),
-    };
-    (form, link)
+/// One choice of the status filter.
+struct StatusOption {
+    value: &'static str,
+    label: &'static str,
+    selected: bool,
 }
 
-/// Percent-encodes a query value.
-fn url_encode(value: &str) -> String {
-    value
-        .bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
+#[derive(Template)]
+#[template(path = "console/admins.html")]
+struct AdminsPage {
+    chrome: Chrome,
+    csrf: String,
+    active: i64,
+    invited: i64,
+    expired: i64,
+    days: u32,
+    q: String,
+    status_options: Vec<StatusOption>,
+    rows: Vec<AdminRow>,
+    next_href: Option<String>,
+}
+
+/// The "next page" link of the admin list, keeping the filters.
+fn next_href(params: &ListParams, next: Option<String>) -> Option<String> {
+    let cursor = next?;
+    let mut query = form_urlencoded::Serializer::new(String::new());
+    query.append_pair("cursor", &cursor);
+    if let Some(s) = params.status.as_deref().filter(|s| !s.is_empty()) {
+        query.append_pair("status", s);
+    }
+    if let Some(q) = params.q.as_deref().filter(|q| !q.is_empty()) {
+        query.append_pair("q", q);
+    }
+    Some(format!("/console?{}", query.finish()))
 }
 
 async fn console_page(
@@ -965,7 +1012,7 @@ async fn console_page(
         Err(res) => return res,
     };
     let params = params.map(|p| p.0).unwrap_or_default();
-    let flash = read_flash(&headers);
+    let (flash, jar) = take_flash(&state, &headers, state.cookie_jar(&headers));
     let api_params = super::api::AdminListParams {
         limit: Some(CONSOLE_PAGE_SIZE),
         cursor: params.cursor.clone(),
@@ -994,53 +1041,32 @@ async fn console_page(
             return error_page(&state, e.status, e.code, &describe(&e));
         }
     };
-    let admins = listing.admins;
-    let (filter_form, next_link) = list_controls(&params, listing.next.map(|c| c.encode()));
-    let rows: String = admins
-        .iter()
-        .map(|a| admin_row(a, &user.email, &user.csrf, now))
+    let status = params.status.as_deref().unwrap_or("");
+    let status_options = ["", "pending", "invited", "expired", "active", "failed"]
+        .into_iter()
+        .map(|s| StatusOption {
+            value: s,
+            label: if s.is_empty() { "any status" } else { s },
+            selected: s == status,
+        })
         .collect();
-    let days = state.provisioner().settings().invite_validity_days;
-    let main = format!(
-        r#"<div class="title-row"><h1>Admins</h1><p class="summary">{} active · {} invited · {} expired</p></div>
-<section class="card">
-<h2>Create New Admin</h2>
-<form method="post" action="/console/admins" class="inline" id="create-admin">
-<input type="hidden" name="csrf" value="{csrf}">
-<label for="new-email" class="sr-only">E-mail of the new admin</label>
-<input id="new-email" name="email" type="email" placeholder="new.admin@example.com" required autocomplete="off">
-<button class="btn primary" type="submit">Create New Admin</button>
-</form>
-<p class="hint">Cognito e-mails them a temporary password, valid for {days} days. At their first sign-in they choose their own password.</p>
-</section>
-<section class="card">
-{filter_form}
-<table class="admins">
-<thead><tr><th>E-mail</th><th>Status</th><th>Invite expires</th><th class="num">Invites sent</th><th class="actions">Actions</th></tr></thead>
-<tbody>{rows}</tbody>
-</table>
-{next_link}
-</section>"#,
+    let page = AdminsPage {
+        chrome: Chrome::signed_in(&state, &user, "Admins", "/console", flash),
+        csrf: user.csrf.clone(),
         active,
         invited,
         expired,
-        csrf = esc(&user.csrf),
-    );
-    let nav = Nav {
-        email: &user.email,
-        csrf: &user.csrf,
-        emulator: state.app().emulator.is_some(),
-        current: "/console",
+        days: state.provisioner().settings().invite_validity_days,
+        q: params.q.clone().unwrap_or_default(),
+        status_options,
+        rows: listing.admins.iter().map(|a| admin_row(a, &user.email, now)).collect(),
+        next_href: next_href(&params, listing.next.map(|c| c.encode())),
     };
-    let res = html(
-        StatusCode::OK,
-        page("Admins", Some(&nav), flash.as_ref(), &main, nav.emulator),
-    );
-    with_cookies(res, flash_clear(&state, &headers, flash.is_some()))
+    with_jar(jar, render(StatusCode::OK, &page))
 }
 
 /// The "Create New Admin" form.
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
 struct CreateForm {
     #[serde(default)]
     csrf: String,
@@ -1048,8 +1074,10 @@ struct CreateForm {
     email: String,
 }
 
-fn back_to_console(state: &AppState, headers: &HeaderMap, flash: Flash) -> Response {
-    see_other("/console", vec![state.flash_cookie(headers, flash)])
+/// A `303` back to the admin list with `flash` to show there.
+pub fn back_to_console(state: &AppState, headers: &HeaderMap, flash: Flash) -> Response {
+    let jar = state.add_flash(headers, state.cookie_jar(headers), flash);
+    with_jar(jar, see_other("/console"))
 }
 
 async fn create_submit(
@@ -1058,10 +1086,7 @@ async fn create_submit(
     headers: HeaderMap,
     form: Result<Form<CreateForm>, FormRejection>,
 ) -> Response {
-    let form = form.map(|Form(f)| f).unwrap_or(CreateForm {
-        csrf: String::new(),
-        email: String::new(),
-    });
+    let form = form.map(|Form(f)| f).unwrap_or_default();
     let user = match console_user_for_post(&state, &headers, &form.csrf).await {
         Ok(u) => u,
         Err(res) => return res,
@@ -1095,7 +1120,7 @@ async fn create_submit(
 
 /// What every per-admin button (Resend, Revoke/Remove) starts with: the CSRF-checked console user, the
 /// admin id from the path and that admin's e-mail for the flash message.
-async fn admin_action(
+pub async fn admin_action(
     state: &AppState,
     headers: &HeaderMap,
     id: &str,
@@ -1164,8 +1189,154 @@ async fn remove_submit(
 }
 
 // ---------------------------------------------------------------------------------------------------
-// Audit log and mailbox
+// A saga's facts (the `failed` and `pending` lines link here)
 // ---------------------------------------------------------------------------------------------------
+
+/// The saga log entry as the page shows it.
+struct SagaView {
+    id: String,
+    email: String,
+    kind: &'static str,
+    step: &'static str,
+    state: &'static str,
+    state_class: &'static str,
+    explanation: &'static str,
+    owner: Option<String>,
+    lease: String,
+    attempts: i32,
+    last_error: Option<String>,
+    cognito_username: String,
+    identity_created_by_saga: bool,
+    started: String,
+    started_iso: String,
+    updated: String,
+    updated_iso: String,
+    request_id: String,
+}
+
+/// The step a saga in `state` is at (or last reached), in words.
+fn saga_step(kind: SagaKind, state: SagaState) -> &'static str {
+    match (kind, state) {
+        (_, SagaState::Started) => "intent recorded; nothing done in Cognito yet",
+        (_, SagaState::IdentityCreating) => "creating the Cognito user",
+        (_, SagaState::IdentityCreated) => "Cognito user exists; writing the database records",
+        (_, SagaState::Completed) => "done",
+        (_, SagaState::Compensating) => "undoing: deleting the Cognito user it created",
+        (_, SagaState::Compensated) => "undone",
+        (_, SagaState::Aborted) => "abandoned before any change",
+        (SagaKind::Remove, SagaState::IdentityPendingDelete) => "database records removed; deleting the Cognito user",
+        (_, SagaState::IdentityPendingDelete) => "deleting the Cognito user",
+        (_, SagaState::Stuck) => "stopped: retries exhausted, waiting for an operator or the next recovery pass",
+    }
+}
+
+fn saga_view(s: &SagaRecord, now: DateTime<Utc>) -> SagaView {
+    let (state_class, explanation) = if s.state == SagaState::Stuck {
+        (
+            "failed",
+            "This provisioning failed and could not be fully undone yet. Recovery retries it automatically; the last error below says what blocked it.",
+        )
+    } else if s.state.is_terminal() {
+        ("active", "This saga has finished.")
+    } else if s.is_stuck(now) {
+        (
+            "expired",
+            "This saga is unfinished and its owner's lease has expired: the next recovery pass of any replica takes it over.",
+        )
+    } else {
+        ("pending", "This saga is running: its owner holds a lease on it.")
+    };
+    let lease = match s.lease_expires_at {
+        Some(t) if t > now => format!("held until {} ({})", format_time(t), relative(t, now)),
+        Some(t) => format!("expired or released at {}", format_time(t)),
+        None => "none".into(),
+    };
+    SagaView {
+        id: s.id.to_string(),
+        email: s.email.clone(),
+        kind: match s.kind {
+            SagaKind::Provision => "provision",
+            SagaKind::Remove => "remove",
+        },
+        step: saga_step(s.kind, s.state),
+        state: s.state.as_str(),
+        state_class,
+        explanation,
+        owner: s.owner.clone(),
+        lease,
+        attempts: s.attempts,
+        last_error: s.last_error.clone(),
+        cognito_username: s.cognito_username.clone(),
+        identity_created_by_saga: s.identity_created_by_saga,
+        started: format_time(s.started_at),
+        started_iso: s.started_at.to_rfc3339(),
+        updated: format_time(s.updated_at),
+        updated_iso: s.updated_at.to_rfc3339(),
+        request_id: s.request_id.clone().unwrap_or_else(|| "—".into()),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "console/saga.html")]
+struct SagaPage {
+    chrome: Chrome,
+    saga: SagaView,
+}
+
+/// `GET /console/sagas/{id}`: one saga log entry. Reads the saga log only (no Cognito call).
+async fn saga_page(State(state): State<AppState>, headers: HeaderMap, Path(id): Path<String>) -> Response {
+    let user = match console_user(&state, &headers).await {
+        Ok(u) => u,
+        Err(res) => return res,
+    };
+    let not_found = || {
+        error_page(
+            &state,
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "There is no saga with this id in the saga log.",
+        )
+    };
+    let Ok(id) = uuid::Uuid::parse_str(&id) else {
+        return not_found();
+    };
+    let saga = match state.provisioner().saga_log().get(id).await {
+        Ok(Some(s)) => s,
+        Ok(None) => return not_found(),
+        Err(e) => {
+            let e = ApiError::from(Error::from(e));
+            return error_page(&state, e.status, e.code, &describe(&e));
+        }
+    };
+    let now = state.provisioner().now();
+    let page = SagaPage {
+        chrome: Chrome::signed_in(&state, &user, "Saga", "", None),
+        saga: saga_view(&saga, now),
+    };
+    render(StatusCode::OK, &page)
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Audit log, drift and mailbox
+// ---------------------------------------------------------------------------------------------------
+
+struct AuditRow {
+    iso: String,
+    exact: String,
+    actor: String,
+    action: String,
+    target: String,
+    outcome: String,
+    ok: bool,
+    request_id: String,
+}
+
+#[derive(Template)]
+#[template(path = "console/audit.html")]
+struct AuditPage {
+    chrome: Chrome,
+    rows: Vec<AuditRow>,
+}
 
 async fn audit_page(State(state): State<AppState>, headers: HeaderMap) -> Response {
     let user = match console_user(&state, &headers).await {
@@ -1176,38 +1347,54 @@ async fn audit_page(State(state): State<AppState>, headers: HeaderMap) -> Respon
         Ok(e) => e,
         Err(e) => return error_page(&state, e.status, e.code, &describe(&e)),
     };
-    let rows: String = events
+    let rows = events
         .iter()
-        .map(|e| {
-            let actor = e.actor_email.clone().unwrap_or_else(|| e.actor.clone());
-            let outcome_class = if e.outcome.starts_with("success") { "ok" } else { "bad" };
-            format!(
-                r#"<tr><td><time datetime="{}">{}</time></td><td>{}</td><td><code>{}</code></td><td>{}</td><td class="{outcome_class}">{}</td><td class="rid"><code>{}</code></td></tr>"#,
-                e.at.to_rfc3339(),
-                format_time(e.at),
-                esc(&actor),
-                esc(&e.action),
-                esc(&e.target),
-                esc(&e.outcome),
-                esc(e.request_id.as_deref().unwrap_or("—"))
-            )
+        .map(|e| AuditRow {
+            iso: e.at.to_rfc3339(),
+            exact: format_time(e.at),
+            actor: e.actor_email.clone().unwrap_or_else(|| e.actor.clone()),
+            action: e.action.clone(),
+            target: e.target.clone(),
+            outcome: e.outcome.clone(),
+            ok: e.outcome.starts_with("success"),
+            request_id: e.request_id.clone().unwrap_or_else(|| "—".into()),
         })
         .collect();
-    let main = format!(
-        r#"<div class="title-row"><h1>Audit log</h1><p class="summary">newest first</p></div>
-<section class="card"><table class="audit"><thead><tr><th>Time</th><th>Actor</th><th>Action</th><th>Target</th><th>Outcome</th><th>Request id</th></tr></thead><tbody>{rows}</tbody></table></section>"#
-    );
-    let nav = Nav {
-        email: &user.email,
-        csrf: &user.csrf,
-        emulator: state.app().emulator.is_some(),
-        current: "/console/audit",
+    let page = AuditPage {
+        chrome: Chrome::signed_in(&state, &user, "Audit log", "/console/audit", None),
+        rows,
     };
-    html(StatusCode::OK, page("Audit log", Some(&nav), None, &main, nav.emulator))
+    render(StatusCode::OK, &page)
 }
 
-/// How many of the newest invitations the Mailbox page shows (the folder may hold thousands).
-const MAILBOX_PAGE_SIZE: usize = 100;
+struct FindingRow {
+    kind: String,
+    code: String,
+    email: String,
+    message: String,
+    fix: String,
+}
+
+struct DriftReport {
+    clean: bool,
+    needs_attention: u64,
+    finished_at: String,
+    seconds: String,
+    cognito_users: u64,
+    database_admins: u64,
+    counts: Vec<(String, u64)>,
+    findings: Vec<FindingRow>,
+}
+
+#[derive(Template)]
+#[template(path = "console/drift.html")]
+struct DriftPage {
+    chrome: Chrome,
+    last_error: Option<String>,
+    interval_secs: u64,
+    report: Option<DriftReport>,
+}
+
 /// The last reconciliation report of this server (`serve`'s background reconciler).
 async fn drift_page(State(state): State<AppState>, headers: HeaderMap) -> Response {
     let user = match console_user(&state, &headers).await {
@@ -1215,63 +1402,57 @@ async fn drift_page(State(state): State<AppState>, headers: HeaderMap) -> Respon
         Err(res) => return res,
     };
     let status = crate::reconcile::status();
-    let failure = status
-        .last_error
-        .as_deref()
-        .map(|e| format!(r#"<p class="bad">The last run failed: {}</p>"#, esc(e)))
-        .unwrap_or_default();
-    let body = match &status.last {
-        None => format!(
-            r#"<p>No reconciliation has run in this server yet (interval <code>RECONCILE_INTERVAL_SECS</code> = {}; 0 is off). Run <code>admin-provisioner reconcile</code> on the server for a report now.</p>"#,
-            state.app().config.reconcile_interval_secs
-        ),
-        Some(report) => {
-            let s = &report.summary;
-            let counts: String = s
-                .counts
-                .iter()
-                .map(|(k, n)| format!("<li><code>{}</code> {n}</li>", esc(k)))
-                .collect();
-            let rows: String = report
+    let report = status.last.as_ref().map(|report| {
+        let s = &report.summary;
+        DriftReport {
+            clean: report.is_clean(),
+            needs_attention: s.needs_attention,
+            finished_at: s.finished_at.map(format_time).unwrap_or_default(),
+            seconds: format!("{:.1}", s.seconds),
+            cognito_users: s.cognito_users,
+            database_admins: s.database_admins,
+            counts: s.counts.iter().map(|(k, n)| (k.clone(), *n)).collect(),
+            findings: report
                 .findings
                 .iter()
-                .map(|f| {
-                    format!(
-                        r#"<tr><td><code>{}</code></td><td><code>{}</code></td><td>{}</td><td>{}</td><td>{}</td></tr>"#,
-                        esc(f.kind.code()),
-                        esc(&f.code),
-                        esc(f.email.as_deref().unwrap_or("—")),
-                        esc(&f.message),
-                        esc(&f.fix)
-                    )
+                .map(|f| FindingRow {
+                    kind: f.kind.code().to_string(),
+                    code: f.code.clone(),
+                    email: f.email.clone().unwrap_or_else(|| "—".into()),
+                    message: f.message.clone(),
+                    fix: f.fix.clone(),
                 })
-                .collect();
-            let headline = if report.is_clean() {
-                r#"<p class="ok">Cognito and the database agree.</p>"#.to_string()
-            } else {
-                format!(
-                    r#"<p class="bad">{} finding(s) need attention. Safe repairs: <code>admin-provisioner reconcile --repair</code>.</p>"#,
-                    s.needs_attention
-                )
-            };
-            format!(
-                r#"{headline}<p class="summary">Last run {} ({:.1} s): {} Cognito users, {} admins.</p><ul class="counts">{counts}</ul>
-<section class="card"><table class="audit"><thead><tr><th>Kind</th><th>Code</th><th>E-mail</th><th>What is wrong</th><th>Fix</th></tr></thead><tbody>{rows}</tbody></table></section>"#,
-                s.finished_at.map(format_time).unwrap_or_default(),
-                s.seconds,
-                s.cognito_users,
-                s.database_admins
-            )
+                .collect(),
         }
+    });
+    let page = DriftPage {
+        chrome: Chrome::signed_in(&state, &user, "Drift", "/console/drift", None),
+        last_error: status.last_error.clone(),
+        interval_secs: state.app().config.reconcile_interval_secs,
+        report,
     };
-    let main = format!(r#"<div class="title-row"><h1>Drift</h1></div>{failure}{body}"#);
-    let nav = Nav {
-        email: &user.email,
-        csrf: &user.csrf,
-        emulator: state.app().emulator.is_some(),
-        current: "/console/drift",
-    };
-    html(StatusCode::OK, page("Drift", Some(&nav), None, &main, nav.emulator))
+    render(StatusCode::OK, &page)
+}
+
+/// How many of the newest invitations the Mailbox page shows (the folder may hold thousands).
+const MAILBOX_PAGE_SIZE: usize = 100;
+
+struct MessageView {
+    to: String,
+    to_lower: String,
+    date: String,
+    subject: String,
+    body: String,
+    temporary_password: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "console/mailbox.html")]
+struct MailboxPage {
+    chrome: Chrome,
+    total: usize,
+    dir: String,
+    messages: Vec<MessageView>,
 }
 
 async fn mailbox_page(State(state): State<AppState>) -> Response {
@@ -1296,185 +1477,123 @@ async fn mailbox_page(State(state): State<AppState>) -> Response {
         }
         Err(e) => return ApiError::internal(e).into_response(),
     };
-    let items: String = messages
-        .iter()
-        .map(|m| {
-            let password = m
-                .temporary_password()
-                .map(|p| {
-                    format!(
-                        r#"<p class="temp">Temporary password: <code class="temp-password">{}</code></p>"#,
-                        esc(p.expose())
-                    )
-                })
-                .unwrap_or_default();
-            format!(
-                r#"<article class="card message" data-to="{to_lower}">
-<dl><dt>To</dt><dd class="to">{to}</dd><dt>Date</dt><dd>{date}</dd><dt>Subject</dt><dd>{subject}</dd></dl>
-{password}
-<pre class="body">{body}</pre>
-</article>"#,
-                to_lower = esc(&m.to.to_lowercase()),
-                to = esc(&m.to),
-                date = esc(&m.date),
-                subject = esc(&m.subject),
-                body = esc(&m.body),
-            )
-        })
-        .collect();
-    let empty = if messages.is_empty() {
-        r#"<p class="muted">No invitations yet.</p>"#
-    } else {
-        ""
+    let page = MailboxPage {
+        chrome: Chrome::signed_out(&state, "Mailbox", None),
+        total,
+        dir: emu.mailbox().dir().display().to_string(),
+        messages: messages
+            .iter()
+            .map(|m| MessageView {
+                to: m.to.clone(),
+                to_lower: m.to.to_lowercase(),
+                date: m.date.clone(),
+                subject: m.subject.clone(),
+                body: m.body.clone(),
+                temporary_password: m.temporary_password().map(|p| p.expose().to_string()),
+            })
+            .collect(),
     };
-    let main = format!(
-        r#"<div class="title-row"><h1>Mailbox</h1><p class="summary">{n} message{s}, newest first{shown}</p></div>
-<div class="notice"><strong>Local stand-in for the recipients' inboxes.</strong> This server uses the built-in Cognito emulator, which cannot send e-mail: every invitation it "sends" is written to <code>{dir}</code> and shown here, temporary password included, so you can sign in as the new admin. With a real Cognito user pool this page does not exist and the invitations go to the recipients.</div>
-{empty}{items}"#,
-        n = total,
-        s = if total == 1 { "" } else { "s" },
-        shown = if total > messages.len() {
-            format!(" (the newest {} shown)", messages.len())
-        } else {
-            String::new()
-        },
-        dir = esc(&emu.mailbox().dir().display().to_string()),
-    );
-    html(StatusCode::OK, page("Mailbox", None, None, &main, true))
+    render(StatusCode::OK, &page)
 }
 
 // ---------------------------------------------------------------------------------------------------
-// Static assets
+// Static files
 // ---------------------------------------------------------------------------------------------------
 
-async fn stylesheet() -> Response {
-    (
-        [
-            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
-            (header::CACHE_CONTROL, "public, max-age=300"),
-        ],
-        CSS,
-    )
-        .into_response()
+/// A file of `static/`, embedded at compile time.
+struct StaticFile {
+    name: &'static str,
+    content_type: &'static str,
+    body: &'static str,
 }
 
-async fn script() -> Response {
-    (
-        [
-            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
-            (header::CACHE_CONTROL, "public, max-age=300"),
-        ],
-        JS,
-    )
-        .into_response()
+const STATIC_FILES: [StaticFile; 2] = [
+    StaticFile {
+        name: "console.css",
+        content_type: "text/css; charset=utf-8",
+        body: include_str!("../../static/console.css"),
+    },
+    StaticFile {
+        name: "console.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_str!("../../static/console.js"),
+    },
+];
+
+/// The first 16 hex digits of the SHA-256 of each static file, computed once.
+fn versions() -> &'static [String; 2] {
+    static VERSIONS: std::sync::OnceLock<[String; 2]> = std::sync::OnceLock::new();
+    VERSIONS.get_or_init(|| {
+        STATIC_FILES.each_ref().map(|f| {
+            use sha2::Digest;
+            hex::encode(&Sha256::digest(f.body.as_bytes())[..8])
+        })
+    })
 }
 
-/// Asks for confirmation before submitting a form that carries `data-confirm`.
-const JS: &str = r#"document.addEventListener("submit", function (event) {
-  var message = event.target.getAttribute("data-confirm");
-  if (message && !window.confirm(message)) { event.preventDefault(); }
-});
-"#;
+fn assets() -> Assets {
+    let v = versions();
+    Assets { css: &v[0], js: &v[1] }
+}
 
-const CSS: &str = r#":root { --fg:#1d2433; --muted:#667085; --line:#e4e7ec; --bg:#f6f7f9; --card:#fff; --accent:#2457d6; --accent-dark:#1b44a8; --danger:#c4320a; --ok-bg:#ecfdf3; --ok-fg:#05603a; --err-bg:#fef3f2; --err-fg:#b42318; }
-* { box-sizing: border-box; }
-body { margin:0; font:15px/1.5 system-ui,-apple-system,"Segoe UI",Roboto,"Helvetica Neue",Arial,sans-serif; color:var(--fg); background:var(--bg); }
-header.top { display:flex; align-items:center; gap:24px; padding:12px 32px; background:#101828; color:#fff; }
-header.top a { color:#d0d5dd; text-decoration:none; }
-header.top a:hover, header.top a[aria-current] { color:#fff; }
-.brand { font-weight:700; letter-spacing:.2px; color:#fff !important; }
-header nav { display:flex; gap:18px; flex:1; }
-.who { display:flex; align-items:center; gap:12px; color:#d0d5dd; font-size:14px; }
-.who strong { color:#fff; font-weight:600; }
-.who form { margin:0; }
-main { max-width:1040px; margin:28px auto; padding:0 24px; }
-h1 { font-size:24px; margin:0 0 4px; }
-h2 { font-size:16px; margin:0 0 12px; }
-.title-row { display:flex; align-items:baseline; justify-content:space-between; margin-bottom:16px; }
-.summary, .muted, .hint { color:var(--muted); }
-.hint { font-size:13px; margin:10px 0 0; }
-.card { background:var(--card); border:1px solid var(--line); border-radius:10px; padding:20px 24px; margin-bottom:20px; box-shadow:0 1px 2px rgba(16,24,40,.04); }
-.card.narrow { max-width:440px; margin:40px auto; }
-form.stack { display:flex; flex-direction:column; gap:6px; }
-form.stack label { font-weight:600; font-size:14px; margin-top:8px; }
-form.stack button { margin-top:16px; }
-form.inline { display:flex; gap:10px; }
-form.inline input[type=email] { flex:1; }
-input[type=email], input[type=password], input[type=text] { font:inherit; padding:9px 12px; border:1px solid #d0d5dd; border-radius:8px; background:#fff; }
-input:focus { outline:2px solid #b2ccff; border-color:var(--accent); }
-.btn { font:inherit; font-weight:600; font-size:14px; padding:9px 16px; border-radius:8px; border:1px solid #d0d5dd; background:#fff; color:var(--fg); cursor:pointer; text-decoration:none; display:inline-block; }
-.btn:hover { background:#f2f4f7; }
-.btn.primary { background:var(--accent); border-color:var(--accent); color:#fff; }
-.btn.primary:hover { background:var(--accent-dark); }
-.btn.danger { color:var(--danger); border-color:#fda29b; }
-.btn.danger:hover { background:var(--err-bg); }
-.btn.small { padding:5px 12px; font-size:13px; }
-.btn.link { background:none; border:none; color:#d0d5dd; padding:0; font-weight:500; }
-.btn.link:hover { color:#fff; background:none; }
-table { width:100%; border-collapse:collapse; }
-th { text-align:left; font-size:12px; text-transform:uppercase; letter-spacing:.04em; color:var(--muted); font-weight:600; padding:0 12px 10px; border-bottom:1px solid var(--line); }
-td { padding:12px; border-bottom:1px solid var(--line); vertical-align:middle; }
-tbody tr:last-child td { border-bottom:none; }
-td.num, th.num { text-align:right; }
-td.email { font-weight:500; }
-td.actions div { display:flex; gap:8px; justify-content:flex-end; }
-td.actions form { margin:0; }
-th.actions { text-align:right; }
-.you { color:var(--muted); font-weight:400; font-size:13px; }
-td.ok { color:var(--ok-fg); } td.bad { color:var(--err-fg); }
-td.rid code { font-size:12px; color:var(--muted); }
-.badge { display:inline-block; padding:2px 10px; border-radius:999px; font-size:12px; font-weight:600; }
-.badge.active { background:var(--ok-bg); color:var(--ok-fg); }
-.badge.invited { background:#eff4ff; color:#1849a9; }
-.badge.expired { background:#fffaeb; color:#b54708; }
-.badge.pending { background:#f2f4f7; color:#344054; }
-.badge.failed { background:var(--err-bg); color:var(--err-fg); }
-.warn { color:#b54708; font-size:12px; }
-.flash { padding:12px 16px; border-radius:8px; margin-bottom:20px; font-weight:500; }
-.flash.ok { background:var(--ok-bg); color:var(--ok-fg); border:1px solid #abefc6; }
-.flash.error { background:var(--err-bg); color:var(--err-fg); border:1px solid #fecdca; }
-.card.narrow .flash { margin:0 0 12px; }
-.notice { background:#fffaeb; border:1px solid #fedf89; color:#7a2e0e; border-radius:8px; padding:12px 16px; margin-bottom:20px; }
-.policy { background:var(--bg); border-radius:8px; padding:8px 16px; font-size:14px; }
-.policy ul { margin:4px 0 8px; padding-left:20px; }
-.message dl { display:grid; grid-template-columns:80px 1fr; gap:2px 12px; margin:0 0 12px; }
-.message dt { color:var(--muted); font-size:13px; }
-.message dd { margin:0; }
-.message .temp code { font-size:16px; background:#eff4ff; padding:2px 8px; border-radius:6px; }
-pre.body { white-space:pre-wrap; background:var(--bg); padding:12px; border-radius:8px; font-size:13px; margin:0; }
-code { font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace; }
-.sr-only { position:absolute; width:1px; height:1px; overflow:hidden; clip:rect(0 0 0 0); }
-"#;
+/// `GET /static/{file}`: an embedded file with a strong `ETag` (its content hash). A request with the
+/// current `?v=` is cacheable for a year (`immutable`: a new build links a new `v`); any other for five
+/// minutes; `If-None-Match` with the current tag is `304`.
+async fn static_file(Path(file): Path<String>, uri: axum::http::Uri, headers: HeaderMap) -> Response {
+    let Some(i) = STATIC_FILES.iter().position(|f| f.name == file) else {
+        return ApiError::not_found("no such static file").into_response();
+    };
+    let (f, version) = (&STATIC_FILES[i], &versions()[i]);
+    let etag = format!("\"{version}\"");
+    let versioned = uri
+        .query()
+        .is_some_and(|q| q.split('&').any(|p| p == format!("v={version}")));
+    let cache = if versioned {
+        "public, max-age=31536000, immutable"
+    } else {
+        "public, max-age=300"
+    };
+    let fresh = headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"));
+    let mut res = if fresh {
+        StatusCode::NOT_MODIFIED.into_response()
+    } else {
+        ([(header::CONTENT_TYPE, f.content_type)], f.body).into_response()
+    };
+    let h = res.headers_mut();
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
+    if let Ok(v) = HeaderValue::from_str(&etag) {
+        h.insert(header::ETAG, v);
+    }
+    res
+}
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
     proptest::proptest! {
-        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(1000))]
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(500))]
 
-        /// Any `Cookie` header: reading the session, challenge and flash cookies never panics.
+        /// Any `Cookie` header: opening the private jar and reading the session, challenge and flash
+        /// cookies never panics (and finds nothing this key did not encrypt).
         #[test]
-        fn any_cookie_header_is_read_without_panicking(raw in "[ -~]{0,300}", value in "[A-Za-z0-9_=;. -]{0,200}") {
+        fn any_cookie_header_is_read_without_panicking(raw in "[ -~]{0,300}", value in "[A-Za-z0-9_=;.+/ -]{0,200}") {
+            let key = axum_extra::extract::cookie::Key::generate();
             let mut headers = HeaderMap::new();
             if let Ok(v) = HeaderValue::from_str(&raw) {
                 headers.append(header::COOKIE, v);
             }
-            if let Ok(v) = HeaderValue::from_str(&format!("{CHALLENGE_COOKIE}={value}; {FLASH_COOKIE}={value}")) {
+            if let Ok(v) = HeaderValue::from_str(&format!("{CHALLENGE_COOKIE}={value}; {FLASH_COOKIE}={value}; {SESSION_COOKIE}={value}")) {
                 headers.append(header::COOKIE, v);
             }
-            let _ = cookie(&headers, SESSION_COOKIE);
-            let _ = read_challenge(&headers);
-            let _ = read_flash(&headers);
+            let jar = PrivateCookieJar::from_headers(&headers, key);
+            proptest::prop_assert!(cookie_value(&jar, SESSION_COOKIE).is_none());
+            proptest::prop_assert!(read_challenge(&jar).is_none());
+            proptest::prop_assert!(read_flash(&jar).is_none());
         }
-    }
-
-    #[test]
-    fn esc_escapes_markup_and_quotes() {
-        assert_eq!(
-            esc(r#"<a href="x">'&'</a>"#),
-            "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;"
-        );
     }
 
     #[test]
@@ -1499,9 +1618,29 @@ mod tests {
     }
 
     #[test]
-    fn cookie_finds_the_named_value() {
-        let mut h = HeaderMap::new();
-        h.insert(header::COOKIE, "a=1; ap_session=tok.en.x; b=2".parse().unwrap());
-        assert_eq!(cookie(&h, SESSION_COOKIE).as_deref(), Some("tok.en.x"));
+    fn templates_escape_markup_in_every_value() {
+        let page = ErrorPage {
+            chrome: Chrome {
+                title: "<t>".into(),
+                nav: None,
+                flash: Some(Flash::error(r#"<script>alert("x")</script>"#)),
+                emulator: false,
+                assets: assets(),
+            },
+            heading: "<h>".into(),
+            text: r#"<a href="x">'&'</a>"#.into(),
+            code: "c\"".into(),
+        };
+        let html = page.render().unwrap();
+        assert!(!html.contains("<script>alert"), "{html}");
+        assert!(!html.contains(r#"<a href="x">"#), "{html}");
+        assert!(
+            html.contains("&#60;a href=&#34;x&#34;&#62;&#39;&#38;&#39;&#60;/a&#62;"),
+            "{html}"
+        );
+        assert!(
+            html.contains("<title>&#60;t&#62; · admin-provisioner</title>"),
+            "{html}"
+        );
     }
 }

@@ -9,8 +9,8 @@
 //!
 //! Promises:
 //! * every response carries `x-request-id` (the client's, when it sent a sane one, else a new UUID), and
-//!   every request is logged exactly once (method, path, status, latency, request id), never with a header,
-//!   token or body;
+//!   every request runs in a `tower-http` trace span and is logged exactly once (method, path, status,
+//!   latency, request id), never with a header, query string, token or body;
 //! * the [`edge`] checks run before any handler: `Host` allowlist (421), JSON-only API bodies (415), URI,
 //!   header and body size limits (414, 431, 413), a request timeout (408), and the security headers
 //!   `X-Content-Type-Options: nosniff`, `X-Frame-Options: DENY`, `Referrer-Policy: no-referrer`;
@@ -26,6 +26,7 @@
 pub mod api;
 pub mod auth;
 pub mod console;
+pub mod cookies;
 pub mod edge;
 pub mod error;
 pub mod events;
@@ -37,7 +38,7 @@ pub use metrics::{metrics_observer, Metrics};
 
 use crate::app::App;
 use admin_provisioner_core::Provisioner;
-use axum::extract::{FromRequestParts, Request, State};
+use axum::extract::{FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::middleware::Next;
@@ -45,7 +46,7 @@ use axum::response::Response;
 use axum::Router;
 use std::convert::Infallible;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// The request-id header, read from requests and set on every response.
 pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -62,6 +63,7 @@ struct Inner {
     metrics: Arc<Metrics>,
     jwks: JwksCache,
     edge: edge::Edge,
+    cookie_key: axum_extra::extract::cookie::Key,
 }
 
 impl AppState {
@@ -72,14 +74,25 @@ impl AppState {
     }
 
     /// State over `app` with its own metrics registry (tests: pass the same registry as `Hooks.observer`).
+    ///
+    /// The console's cookie key is `CONSOLE_COOKIE_KEY` ([`cookies`]); when it is unset — or malformed,
+    /// which `serve` refuses before it gets here ([`cookies::key_from`]) — a random one.
     pub fn with_metrics(app: App, metrics: Arc<Metrics>) -> Self {
         let edge = edge::Edge::from_config(&app.config);
+        let cookie_key = match cookies::key_from(app.config.console_cookie_key.as_deref()) {
+            Ok((key, _)) => key,
+            Err(e) => {
+                tracing::error!(error = %e, "console cookie key refused; using a random one");
+                axum_extra::extract::cookie::Key::generate()
+            }
+        };
         Self {
             inner: Arc::new(Inner {
                 app,
                 metrics,
                 jwks: JwksCache::default(),
                 edge,
+                cookie_key,
             }),
             secure_cookies: None,
         }
@@ -107,9 +120,20 @@ impl AppState {
         &self.inner.metrics
     }
 
+    /// The key of the console's private cookie jar and CSRF tokens.
+    pub fn cookie_key(&self) -> &axum_extra::extract::cookie::Key {
+        &self.inner.cookie_key
+    }
+
     /// The edge settings and throttles.
     pub fn edge(&self) -> &edge::Edge {
         &self.inner.edge
+    }
+}
+
+impl axum::extract::FromRef<AppState> for axum_extra::extract::cookie::Key {
+    fn from_ref(state: &AppState) -> Self {
+        state.cookie_key().clone()
     }
 }
 
@@ -163,7 +187,8 @@ pub fn router(state: AppState) -> Router {
             header::REFERRER_POLICY,
             HeaderValue::from_static("no-referrer"),
         ))
-        .layer(axum::middleware::from_fn_with_state(state.clone(), observe))
+        .layer(axum::middleware::from_fn(request_context))
+        .layer(trace_layer(state.metrics().clone()))
         .layer(tower_http::request_id::PropagateRequestIdLayer::new(
             X_REQUEST_ID.clone(),
         ))
@@ -309,27 +334,67 @@ async fn drop_unacceptable_request_id(mut req: Request) -> Request {
     req
 }
 
-/// Middleware: the request id as task-local and extractor, one log line per request, and HTTP metrics.
-async fn observe(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
-    let started = Instant::now();
-    let id = req
-        .headers()
+/// Middleware: the request id as task-local (for error bodies) and as the [`RequestId`] extractor.
+async fn request_context(mut req: Request, next: Next) -> Response {
+    let id = request_id_of(req.headers());
+    req.extensions_mut().insert(RequestId(id.clone()));
+    error::REQUEST_ID.scope(id, next.run(req)).await
+}
+
+/// The request id `SetRequestIdLayer` put on the request (a fresh UUID should it be missing).
+fn request_id_of(headers: &axum::http::HeaderMap) -> String {
+    headers
         .get(&X_REQUEST_ID)
         .and_then(|v| v.to_str().ok())
         .map(str::to_string)
-        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-    req.extensions_mut().insert(RequestId(id.clone()));
-    let method = req.method().clone();
-    let path = req.uri().path().to_string();
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string())
+}
 
-    let res = error::REQUEST_ID.scope(id.clone(), next.run(req)).await;
-    let status = res.status().as_u16();
-    state.metrics().http_request(status);
-    let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
-    if status >= 500 {
-        tracing::error!(%method, %path, status, latency_ms, request_id = %id, "request");
-    } else {
-        tracing::info!(%method, %path, status, latency_ms, request_id = %id, "request");
-    }
-    res
+/// The service's trace layer, generic over its `on_response` callback.
+type TraceLayer<OnResponse> = tower_http::trace::TraceLayer<
+    tower_http::classify::SharedClassifier<tower_http::classify::ServerErrorsAsFailures>,
+    fn(&Request) -> tracing::Span,
+    (),
+    OnResponse,
+    (),
+    (),
+    (),
+>;
+
+/// The `request` span of one request.
+fn request_span(req: &Request) -> tracing::Span {
+    tracing::info_span!(
+        "request",
+        method = %req.method(),
+        path = %req.uri().path(),
+        request_id = %request_id_of(req.headers()),
+        status = tracing::field::Empty,
+        latency_ms = tracing::field::Empty,
+    )
+}
+
+/// `tower-http`'s [`TraceLayer`](tower_http::trace::TraceLayer) as the service uses it: one `request`
+/// span per request with `method`, `path` (never the query string, which may carry a cursor or a filter
+/// typed by someone), `request_id`, and — recorded when the answer is ready — `status` and `latency_ms`;
+/// one `response` event per request at `INFO` (`ERROR` for a 5xx), which also counts the answer in
+/// [`Metrics`]. Headers and bodies are never recorded.
+fn trace_layer(metrics: Arc<Metrics>) -> TraceLayer<impl Fn(&Response, Duration, &tracing::Span) + Clone> {
+    tower_http::trace::TraceLayer::new_for_http()
+        .make_span_with(request_span as fn(&Request) -> tracing::Span)
+        .on_request(())
+        .on_response(move |res: &Response, latency: Duration, span: &tracing::Span| {
+            let status = res.status().as_u16();
+            let latency_ms = latency.as_secs_f64() * 1000.0;
+            span.record("status", status);
+            span.record("latency_ms", latency_ms);
+            metrics.http_request(status);
+            if status >= 500 {
+                tracing::error!(status, latency_ms, "response");
+            } else {
+                tracing::info!(status, latency_ms, "response");
+            }
+        })
+        .on_body_chunk(())
+        .on_eos(())
+        .on_failure(())
 }
