@@ -49,12 +49,7 @@ async fn crash_serve_at(deployment: Deployment, point: &'static str) {
 
     // A new process takes over once the dead owner's lease has expired.
     let mut successor = deployment.serve(&[]);
-    wait_no_unfinished(
-        store.as_ref(),
-        Duration::from_secs(deployment.lease_secs + 60),
-        &what,
-    )
-    .await;
+    wait_no_unfinished(store.as_ref(), Duration::from_secs(deployment.lease_secs + 60), &what).await;
     successor.kill9();
 
     // From outside: both-or-neither, linked, no ghost.

@@ -131,14 +131,12 @@ fn fault(ops: &'static [(u32, &'static str)]) -> impl Strategy<Value = Fault> {
     ];
     let times = prop_oneof![3 => Just(Some(1)), 2 => Just(Some(2)), 1 => Just(None)];
     let skip = prop_oneof![3 => Just(0u32), 1 => Just(1), 1 => Just(2)];
-    (op(ops), mode, skip, times, proptest::bool::weighted(0.25)).prop_map(|(op, mode, skip, times, definitive)| {
-        Fault {
-            op,
-            mode,
-            skip,
-            times,
-            definitive,
-        }
+    (op(ops), mode, skip, times, proptest::bool::weighted(0.25)).prop_map(|(op, mode, skip, times, definitive)| Fault {
+        op,
+        mode,
+        skip,
+        times,
+        definitive,
     })
 }
 
@@ -171,7 +169,8 @@ fn plan_of(faults: &[Fault]) -> Arc<FaultPlan> {
             remaining: f.times,
             idp_error: (f.definitive && is_idp(f.op))
                 .then(|| IdpError::InvalidParameter("injected definitive refusal".into())),
-            store_error: (f.definitive && !is_idp(f.op)).then(|| StoreError::Other("injected definitive refusal".into())),
+            store_error: (f.definitive && !is_idp(f.op))
+                .then(|| StoreError::Other("injected definitive refusal".into())),
             skip: f.skip,
         });
     }
@@ -332,7 +331,10 @@ async fn run_case(env: &Env, n: u64, s: &Schedule, stats: &Mutex<Stats>) -> Resu
     prop_assert!(
         unfinished.is_empty(),
         "unfinished after recovery: {:?}",
-        unfinished.iter().map(|s| (s.id, s.state, s.last_error.clone())).collect::<Vec<_>>()
+        unfinished
+            .iter()
+            .map(|s| (s.id, s.state, s.last_error.clone()))
+            .collect::<Vec<_>>()
     );
     let record = env.store.find_admin_by_email(&email).await.unwrap();
     let user = match env.idp.admin_get_user(&email).await {
@@ -361,7 +363,13 @@ async fn run_case(env: &Env, n: u64, s: &Schedule, stats: &Mutex<Stats>) -> Resu
         }
         Answer::Refused(Error::SagaStuck { .. }) | Answer::Crashed => {}
         Answer::Refused(e) => {
-            prop_assert!(!both, "answered {} ({}), but the admin exists: sagas {:?}", e.code(), e, sagas);
+            prop_assert!(
+                !both,
+                "answered {} ({}), but the admin exists: sagas {:?}",
+                e.code(),
+                e,
+                sagas
+            );
         }
     }
 
@@ -470,7 +478,10 @@ fn random_fault_schedules_keep_both_or_neither_after_recovery() {
         idp_op::ADMIN_CREATE_USER,
         store_op::INSERT_ADMIN,
     ] {
-        assert!(st.fired_by_op.get(op).copied().unwrap_or(0) > 0, "no fault fired on {op}");
+        assert!(
+            st.fired_by_op.get(op).copied().unwrap_or(0) > 0,
+            "no fault fired on {op}"
+        );
         assert!(st.crashes.get(op).copied().unwrap_or(0) > 0, "no crash at {op}");
     }
     assert!(st.both > 0 && st.neither > 0, "{st:?}");

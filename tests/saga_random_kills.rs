@@ -1,12 +1,13 @@
 //! Random kills: provisions sent over HTTP by an authenticated admin to a real `admin-provisioner serve`
 //! that is SIGKILLed at random moments (seeded delays) and restarted, over and over, on the built-in
-//! emulator + SQLite. Afterwards, checked from outside: every attempted e-mail is in both systems
+//! emulator + SQLite, and again on moto + PostgreSQL. Afterwards, checked from outside: every attempted e-mail is in both systems
 //! (linked) or in neither, every `201 Created` answer is in both, no Cognito user lacks its record, and no
 //! saga is left unfinished.
 //!
 //! Fixed budget: at least [`PROVISIONS`] provisions and at least [`KILLS`] kills (each SIGKILL 0–700 ms
-//! after the server listens, while [`CLIENTS`] clients keep sending). Then one lease (17 s) for the
-//! last server to take over what the last kill cut off. About 45–60 s.
+//! after the server listens, while [`CLIENTS`] clients keep sending), on each backend. Then one lease
+//! (17 s on the emulator, 21 s on moto) for the last server to take over what the last kill cut off.
+//! About 30 s on the emulator and 50 s on moto + PostgreSQL (the two tests run in parallel).
 //!
 //! The seed is printed; replay a run with `SAGA_KILL_SEED=<seed> cargo nextest run --test
 //! saga_random_kills` (the kill delays repeat; where each kill lands in a request depends on timing).
@@ -35,21 +36,37 @@ struct Tally {
     cut_off: BTreeSet<String>,
 }
 
-#[test]
-fn provisions_through_a_server_killed_at_random_moments_end_in_both_or_neither() {
-    let seed: u64 = std::env::var("SAGA_KILL_SEED")
+fn seed() -> u64 {
+    std::env::var("SAGA_KILL_SEED")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or_else(rand::random);
-    println!("random kills: seed {seed} (replay with SAGA_KILL_SEED={seed})");
-    let started = Instant::now();
-    block_on(run(seed));
-    println!("random kills: {:.1} s", started.elapsed().as_secs_f64());
+        .unwrap_or_else(rand::random)
 }
 
-async fn run(seed: u64) {
+#[test]
+fn provisions_through_a_server_killed_at_random_moments_end_in_both_or_neither() {
+    let seed = seed();
+    println!("random kills (emulator+sqlite): seed {seed} (replay with SAGA_KILL_SEED={seed})");
+    let started = Instant::now();
+    block_on(async move { run(Deployment::emulator_sqlite(), seed).await });
+    println!(
+        "random kills (emulator+sqlite): {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+}
+
+#[test]
+fn provisions_through_a_server_killed_at_random_moments_on_moto_and_postgres_end_in_both_or_neither() {
+    let seed = seed();
+    println!("random kills (moto+postgres): seed {seed} (replay with SAGA_KILL_SEED={seed})");
+    let started = Instant::now();
+    block_on(async move { run(Deployment::moto_postgres().await, seed).await });
+    println!("random kills (moto+postgres): {:.1} s", started.elapsed().as_secs_f64());
+}
+
+async fn run(d: Deployment, seed: u64) {
+    let what = format!("random kills ({})", label(&d));
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-    let d = Deployment::emulator_sqlite();
     d.bootstrap_root().await;
     let mut server = d.serve(&[]);
     let token = d.sign_in_root(&server).await;
@@ -112,24 +129,23 @@ async fn run(seed: u64) {
 
     // The last server recovers what the kills cut off, once their leases expire.
     let unfinished_after_kills = store.list_unfinished().await.unwrap().len();
-    wait_no_unfinished(store.as_ref(), Duration::from_secs(d.lease_secs + 90), "random kills").await;
+    wait_no_unfinished(store.as_ref(), Duration::from_secs(d.lease_secs + 90), &what).await;
     server.kill9();
 
     let t = tally.lock().unwrap();
     let idp = d.idp().await;
     let mut emails = t.attempted.clone();
     emails.push(ROOT_EMAIL.to_string());
-    let settled = assert_both_or_neither(store.as_ref(), idp.as_ref(), &emails, "random kills").await;
+    let settled = assert_both_or_neither(store.as_ref(), idp.as_ref(), &emails, &what).await;
     for e in &t.created {
-        assert!(settled.both.contains(e), "{e} was answered 201 Created but is not in both systems");
+        assert!(
+            settled.both.contains(e),
+            "{e} was answered 201 Created but is not in both systems"
+        );
     }
-    let recovered: Vec<_> = t
-        .cut_off
-        .iter()
-        .filter(|e| settled.both.contains(*e))
-        .collect();
+    let recovered: Vec<_> = t.cut_off.iter().filter(|e| settled.both.contains(*e)).collect();
     println!(
-        "random kills: {kills} SIGKILLs, {} provisions sent ({} created, {} refused {:?}, {} cut off by a kill: {} \
+        "{what}: {kills} SIGKILLs, {} provisions sent ({} created, {} refused {:?}, {} cut off by a kill: {} \
          rolled forward, {} in neither); {} sagas abandoned mid-way by a kill, {unfinished_after_kills} unfinished after the last one",
         t.attempted.len(),
         t.created.len(),

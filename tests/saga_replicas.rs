@@ -116,7 +116,14 @@ async fn run() {
     }
     for s in &backlog {
         let by = settled_by.get(&s.id.to_string()).cloned().unwrap_or_default();
-        assert_eq!(by.len(), 1, "saga {} ({}) settled {} times: {by:?}", s.id, s.email, by.len());
+        assert_eq!(
+            by.len(),
+            1,
+            "saga {} ({}) settled {} times: {by:?}",
+            s.id,
+            s.email,
+            by.len()
+        );
     }
     let (n_a, n_b) = (
         settled_by.values().filter(|v| v == &&vec!['A']).count(),
@@ -147,7 +154,10 @@ async fn run() {
     let settled = assert_both_or_neither(store.as_ref(), idp.as_ref(), &emails, "two replicas").await;
     for (email, point) in &jobs {
         let expect_both = !undo_emails.contains(email)
-            && matches!(*point, "provision.after_create_user" | "provision.after_identity_recorded");
+            && matches!(
+                *point,
+                "provision.after_create_user" | "provision.after_identity_recorded"
+            );
         assert_eq!(
             settled.both.contains(email),
             expect_both,
@@ -165,7 +175,11 @@ async fn run() {
     }
     for email in &emails {
         let n = created.get(email).copied().unwrap_or(0);
-        assert_eq!(n, usize::from(settled.both.contains(email)), "{email}: {n} create_admin audit rows");
+        assert_eq!(
+            n,
+            usize::from(settled.both.contains(email)),
+            "{email}: {n} create_admin audit rows"
+        );
     }
     let admins: BTreeSet<String> = store
         .list_admins()

@@ -391,7 +391,9 @@ impl Server {
     pub async fn idp_calls(&self, op: &str) -> u64 {
         let text = reqwest::get(self.url("/metrics")).await.unwrap().text().await.unwrap();
         text.lines()
-            .filter(|l| !l.starts_with('#') && l.contains("identity_provider_calls") && l.contains(&format!("\"{op}\"")))
+            .filter(|l| {
+                !l.starts_with('#') && l.contains("identity_provider_calls") && l.contains(&format!("\"{op}\""))
+            })
             .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
             .sum::<f64>() as u64
     }
