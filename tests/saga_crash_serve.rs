@@ -19,7 +19,7 @@ use std::time::Duration;
 
 async fn crash_serve_at(deployment: Deployment, point: &'static str) {
     let what = format!("{} {point}", label(&deployment));
-    let victim = format!("victim.{}@example.com", point.replace('.', "-").replace('_', "-"));
+    let victim = format!("victim.{}@example.com", point.replace(['.', '_'], "-"));
     deployment.bootstrap_root().await;
 
     // A server armed to die at `point`; the first admin signs in and provisions over HTTP.

@@ -272,7 +272,7 @@ struct Stats {
 
 #[derive(Debug)]
 enum Answer {
-    Created(admin_provisioner_core::ProvisionedAdmin),
+    Created(Box<admin_provisioner_core::ProvisionedAdmin>),
     Refused(Error),
     Crashed,
 }
@@ -286,7 +286,7 @@ async fn run_case(env: &Env, n: u64, s: &Schedule, stats: &Mutex<Stats>) -> Resu
     let p = env.provisioner(&faults, &crash);
     let answer = tokio::select! {
         r = p.provision_new_admin(&Caller::Operator, &email, Some("schedule")) => match r {
-            Ok(a) => Answer::Created(a),
+            Ok(a) => Answer::Created(Box::new(a)),
             Err(e) => Answer::Refused(e),
         },
         _ = crash.hang_started() => Answer::Crashed,

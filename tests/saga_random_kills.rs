@@ -132,7 +132,7 @@ async fn run(d: Deployment, seed: u64) {
     wait_no_unfinished(store.as_ref(), Duration::from_secs(d.lease_secs + 90), &what).await;
     server.kill9();
 
-    let t = tally.lock().unwrap();
+    let t = std::mem::take(&mut *tally.lock().unwrap());
     let idp = d.idp().await;
     let mut emails = t.attempted.clone();
     emails.push(ROOT_EMAIL.to_string());
@@ -162,6 +162,5 @@ async fn run(d: Deployment, seed: u64) {
         !abandoned.is_empty(),
         "no kill left a saga unfinished: the test killed nothing in flight"
     );
-    drop(t);
     d.finish().await;
 }

@@ -38,7 +38,7 @@ pub enum Cognito {
         /// Keeps moto running.
         server: Arc<MotoServer>,
         /// The pool and an SDK-backed provider for it.
-        pool: MotoPool,
+        pool: Box<MotoPool>,
     },
 }
 
@@ -108,7 +108,10 @@ impl Deployment {
         // moto on a loaded machine: 2 s per call rather than 1.
         Self {
             dir: tempfile::tempdir().unwrap(),
-            cognito: Cognito::Moto { server, pool },
+            cognito: Cognito::Moto {
+                server,
+                pool: Box::new(pool),
+            },
             database_url: format!("{head}/{name}"),
             pg_database: Some(name),
             call_timeout_secs: 2,
