@@ -15,7 +15,7 @@
 //! signal is the moment to drop the run, and its `fired` count proves the crash happened.
 //!
 //! Fixed budget: [`RUNNERS`] runners × [`CASES_PER_RUNNER`] cases = 1,000 schedules, each runner on an
-//! emulator and SQLite file of its own (in `/dev/shm` where it exists), about 60–90 s on 2 cores.
+//! emulator and SQLite file of its own (in `/dev/shm` where it exists), about 20–30 s on 2 loaded cores.
 //!
 //! Replay: the master seed is printed (`fault schedules: seed S`); a failure names the runner, the seed
 //! and the minimal failing schedule. `SAGA_SCHEDULE_SEED=S cargo nextest run --test saga_fault_schedules`

@@ -10,7 +10,7 @@
 //! state a run that had decided to undo would leave behind: that one transition is fabricated, since no
 //! crash point sits inside compensation. Recovery must delete exactly those 10 users, once each.
 //!
-//! Fixed cost: 62 CLI processes (4 at a time), then one lease (21 s) and the recovery; about 60 s.
+//! Fixed cost: 62 CLI processes (4 at a time), then one lease (21 s) and the recovery; about 40 s.
 
 mod process;
 
