@@ -202,40 +202,8 @@ struct Inner {
     invite_validity: Duration,
     clock: Arc<dyn Clock>,
     key: keys::SigningKey,
-    list_limit: std::sync::Mutex<RateLimit>,
+    /// Added latency and every rate limit (the configured quotas and those set at run time).
     meter: simulation::Meter,
-}
-
-/// A fixed one-second window limiting `ListUsers` (Cognito's UserList quota), off by default.
-#[derive(Default)]
-struct RateLimit {
-    per_second: Option<u32>,
-    window_start: Option<std::time::Instant>,
-    in_window: u32,
-    refused: u64,
-}
-
-impl RateLimit {
-    /// Counts one call; false when it exceeds the limit (the caller answers `TooManyRequests`).
-    fn admit(&mut self) -> bool {
-        let Some(limit) = self.per_second else {
-            return true;
-        };
-        let now = std::time::Instant::now();
-        match self.window_start {
-            Some(start) if now.duration_since(start) < std::time::Duration::from_secs(1) => {}
-            _ => {
-                self.window_start = Some(now);
-                self.in_window = 0;
-            }
-        }
-        if self.in_window >= limit {
-            self.refused += 1;
-            return false;
-        }
-        self.in_window += 1;
-        true
-    }
 }
 
 /// A password to store with a status change: (salt, hash) and the temporary password's expiry.
@@ -316,7 +284,6 @@ impl CognitoEmulator {
                 invite_validity: Duration::days(i64::from(config.invite_validity_days)),
                 clock: config.clock,
                 key,
-                list_limit: std::sync::Mutex::new(RateLimit::default()),
                 meter: simulation::Meter::new(&config.simulation),
             }),
         })
@@ -338,18 +305,28 @@ impl CognitoEmulator {
         &self.inner.pool_id
     }
 
-    /// Limits `ListUsers` to `per_second` calls in each one-second window (`None` = unlimited, the
-    /// default); calls beyond it answer `TooManyRequests`, as Cognito does beyond its UserList quota.
-    pub fn set_list_users_rate_limit(&self, per_second: Option<u32>) {
-        let mut l = self.inner.list_limit.lock().unwrap_or_else(|p| p.into_inner());
-        l.per_second = per_second;
-        l.window_start = None;
-        l.in_window = 0;
+    /// Limits operation `op` (Cognito's name, one of [`simulation::OPERATIONS`]) to `per_second` calls a
+    /// second from now on (`None` = unlimited); calls beyond it answer `TooManyRequests` without taking
+    /// effect, as Cognito does beyond its quota. The same token bucket as `COGNITO_EMULATOR_RATE_LIMITS`
+    /// (this replaces that operation's configured quota). Panics on an unknown operation name.
+    pub fn set_rate_limit(&self, op: &str, per_second: Option<f64>) {
+        self.inner.meter.set_rate(op, per_second);
     }
 
-    /// How many `ListUsers` calls the rate limit refused so far.
+    /// How many calls of operation `op` a rate limit refused so far.
+    pub fn refused_calls(&self, op: &str) -> u64 {
+        self.inner.meter.refused(op)
+    }
+
+    /// Limits `ListUsers` to `per_second` calls a second (`None` = unlimited, the default): Cognito's
+    /// UserList quota. Shorthand for [`CognitoEmulator::set_rate_limit`].
+    pub fn set_list_users_rate_limit(&self, per_second: Option<u32>) {
+        self.set_rate_limit("ListUsers", per_second.map(f64::from));
+    }
+
+    /// How many `ListUsers` calls a rate limit refused so far.
     pub fn list_users_refused(&self) -> u64 {
-        self.inner.list_limit.lock().unwrap_or_else(|p| p.into_inner()).refused
+        self.refused_calls("ListUsers")
     }
 
     /// `AdminUpdateUserAttributes` for `email` (sets `email_verified=true`). `UserNotFound` for a missing
@@ -864,10 +841,6 @@ impl IdentityProvider for CognitoEmulator {
 
     #[tracing::instrument(skip_all, fields(op = "ListUsers", limit = limit))]
     async fn list_users(&self, pagination_token: Option<String>, limit: u32) -> Result<UserPage, IdpError> {
-        if !self.inner.list_limit.lock().unwrap_or_else(|p| p.into_inner()).admit() {
-            tracing::info!("ListUsers refused: rate limit");
-            return Err(IdpError::TooManyRequests);
-        }
         self.inner.meter.admit("ListUsers").await?;
         if !(1..=60).contains(&limit) {
             return Err(IdpError::InvalidParameter(format!(

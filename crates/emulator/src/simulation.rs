@@ -92,11 +92,22 @@ impl Simulation {
     }
 }
 
-/// The running simulation: one token bucket per limited operation.
-#[derive(Debug, Default)]
+/// The running simulation: the added latency, and one token bucket per limited operation. The only rate
+/// limiter of the emulator: the quotas of [`Simulation`] and the ones set at run time
+/// ([`CognitoEmulator::set_rate_limit`](crate::CognitoEmulator::set_rate_limit)) both live here.
+#[derive(Debug)]
 pub(crate) struct Meter {
     latency: Duration,
-    buckets: HashMap<String, Mutex<Bucket>>,
+    /// Every operation of [`OPERATIONS`], limited or not, so a limit can be set at run time.
+    limits: HashMap<&'static str, Mutex<Limit>>,
+}
+
+#[derive(Debug, Default)]
+struct Limit {
+    /// `None` = unlimited.
+    bucket: Option<Bucket>,
+    /// Calls answered `TooManyRequests` so far.
+    refused: u64,
 }
 
 #[derive(Debug)]
@@ -106,26 +117,69 @@ struct Bucket {
     at: Instant,
 }
 
+impl Bucket {
+    /// Full: one second of the rate (at least one call).
+    fn full(rate: f64) -> Self {
+        Self {
+            rate,
+            tokens: rate.max(1.0),
+            at: Instant::now(),
+        }
+    }
+
+    /// Refills by the time elapsed, then takes a token if there is one.
+    fn take(&mut self) -> bool {
+        let now = Instant::now();
+        let capacity = self.rate.max(1.0);
+        self.tokens = (self.tokens + now.duration_since(self.at).as_secs_f64() * self.rate).min(capacity);
+        self.at = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+impl Default for Meter {
+    fn default() -> Self {
+        Self::new(&Simulation::default())
+    }
+}
+
 impl Meter {
     pub(crate) fn new(sim: &Simulation) -> Self {
-        let now = Instant::now();
+        let limits = OPERATIONS
+            .iter()
+            .map(|op| {
+                let bucket = sim.rate_limits.get(*op).map(|rate| Bucket::full(*rate));
+                (*op, Mutex::new(Limit { bucket, refused: 0 }))
+            })
+            .collect();
         Self {
             latency: sim.latency,
-            buckets: sim
-                .rate_limits
-                .iter()
-                .map(|(op, rate)| {
-                    (
-                        op.clone(),
-                        Mutex::new(Bucket {
-                            rate: *rate,
-                            tokens: rate.max(1.0),
-                            at: now,
-                        }),
-                    )
-                })
-                .collect(),
+            limits,
         }
+    }
+
+    fn limit(&self, op: &str) -> std::sync::MutexGuard<'_, Limit> {
+        self.limits
+            .get(op)
+            .unwrap_or_else(|| panic!("`{op}` is not one of the metered operations"))
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Limits `op` to `per_second` calls a second (`None` = unlimited) from now on, with a full bucket.
+    /// The refusal count is kept.
+    pub(crate) fn set_rate(&self, op: &str, per_second: Option<f64>) {
+        self.limit(op).bucket = per_second.filter(|r| r.is_finite() && *r > 0.0).map(Bucket::full);
+    }
+
+    /// How many calls of `op` were answered `TooManyRequests` so far.
+    pub(crate) fn refused(&self, op: &str) -> u64 {
+        self.limit(op).refused
     }
 
     /// Waits the added latency, then takes a token for `op`: `TooManyRequests` when its quota is spent.
@@ -133,21 +187,15 @@ impl Meter {
         if !self.latency.is_zero() {
             tokio::time::sleep(self.latency).await;
         }
-        let Some(bucket) = self.buckets.get(op) else {
+        let mut limit = self.limit(op);
+        let admitted = limit.bucket.as_mut().is_none_or(Bucket::take);
+        if admitted {
             return Ok(());
-        };
-        let mut b = bucket.lock().unwrap_or_else(|p| p.into_inner());
-        let now = Instant::now();
-        let capacity = b.rate.max(1.0);
-        b.tokens = (b.tokens + now.duration_since(b.at).as_secs_f64() * b.rate).min(capacity);
-        b.at = now;
-        if b.tokens >= 1.0 {
-            b.tokens -= 1.0;
-            Ok(())
-        } else {
-            tracing::info!(op, "simulated quota exceeded: TooManyRequests");
-            Err(IdpError::TooManyRequests)
         }
+        limit.refused += 1;
+        drop(limit);
+        tracing::info!(op, "simulated quota exceeded: TooManyRequests");
+        Err(IdpError::TooManyRequests)
     }
 }
 
@@ -200,5 +248,27 @@ mod tests {
             meter.admit("AdminCreateUser").await.is_ok(),
             "the bucket refills at the rate"
         );
+    }
+
+    #[tokio::test]
+    async fn a_limit_set_at_run_time_applies_counts_refusals_and_can_be_lifted() {
+        let meter = Meter::default();
+        for _ in 0..10 {
+            assert!(meter.admit("ListUsers").await.is_ok(), "unlimited by default");
+        }
+        meter.set_rate("ListUsers", Some(2.0));
+        assert!(meter.admit("ListUsers").await.is_ok());
+        assert!(meter.admit("ListUsers").await.is_ok());
+        assert!(matches!(
+            meter.admit("ListUsers").await,
+            Err(IdpError::TooManyRequests)
+        ));
+        assert_eq!(meter.refused("ListUsers"), 1);
+        assert_eq!(meter.refused("AdminCreateUser"), 0);
+        meter.set_rate("ListUsers", None);
+        for _ in 0..10 {
+            assert!(meter.admit("ListUsers").await.is_ok(), "lifted");
+        }
+        assert_eq!(meter.refused("ListUsers"), 1, "the count is kept");
     }
 }

@@ -1,21 +1,37 @@
-//! The scale benchmark: `cargo run --release --example bench` (not part of the test command).
+//! The scale benchmark (not part of the test command). Build the server, then run:
 //!
-//! Starts the release server binary (`target/release/admin-provisioner`, built first with
-//! `cargo build --release`) on loopback with the built-in emulator, once per cell with a fresh database, and
-//! prints on SQLite and on PostgreSQL (`TEST_POSTGRES_URL`, which must allow `CREATE DATABASE`):
+//! ```sh
+//! cargo build --release --bin admin-provisioner
+//! cargo run --release -p admin-provisioner-store --example bench
+//! ```
+//!
+//! (It lives in the store crate, whose dev-dependencies are light: the root crate's would also compile
+//! the test-only crash points into the release build.)
+//!
+//! Starts the release server binary (`target/release/admin-provisioner`, or `BENCH_SERVER_BIN`) on
+//! loopback with the built-in emulator, with a fresh database per cell, and prints on SQLite and on
+//! PostgreSQL (`TEST_POSTGRES_URL`, which must allow `CREATE DATABASE`):
 //!
 //! * a. HTTP provisions/s at concurrency 1, 8 and 32 (emulator without latency) next to the rate of the
 //!   same store calls of one provisioning executed directly by the benchmark (the "raw" rate), and the
-//!   ratio;
-//! * b. p50/p99 of one provisioning with the emulator at 50 ms latency, minus that latency;
+//!   ratio. The two are measured in alternating slices of one run (`BENCH_ROUNDS`), so load from other
+//!   processes on the machine falls on both alike;
+//! * b. p50/p99 of one provisioning (`BENCH_LATENCY_SAMPLES`, default 300, sequential) with the emulator
+//!   at 50 ms latency, minus that latency: the product's own overhead;
 //! * c. an import of 2,000 rows against the emulator limited to `AdminCreateUser=50` with 50 ms latency:
 //!   achieved rate ÷ quota, and the failed rows;
-//! * d. provisions/s (concurrency 8) after 100,000 admins exist ÷ the rate on an empty database;
-//! * e. peak RSS of the server (`VmHWM`) after the load and after walking the whole admin list.
+//! * d. provisions/s (concurrency 8) after 100,000 admins exist (seeded in bulk: one `INSERT … SELECT` per
+//!   table for `users` and `admin_info`, consistent with the same users imported into the emulator with
+//!   its bulk path `import_users`) ÷ the rate on an empty database, the two servers measured in
+//!   alternating slices;
+//! * e. peak RSS of the server (`VmHWM`): after the load of d, and of a freshly started server on the same
+//!   100,000 admins while four callers walk the whole admin list at once.
 //!
-//! Knobs (environment): `BENCH_SECS` (per load cell, default 5), `BENCH_IMPORT_ROWS` (default 2000),
-//! `BENCH_BULK_ADMINS` (default 100000), `BENCH_DATABASES` (`sqlite,postgres`). Every request goes to
-//! 127.0.0.1 only and every loop is bounded by time or count.
+//! Knobs (environment): `BENCH_SECS` (per load measurement, default 6), `BENCH_ROUNDS` (slices per
+//! measurement, default 3), `BENCH_IMPORT_ROWS` (default 2000), `BENCH_BULK_ADMINS` (default 100000),
+//! `BENCH_DATABASES` (`sqlite,postgres`), `BENCH_CELLS` (`a,b,c,d` — d includes e),
+//! `BENCH_BASELINE_BIN` (a second server binary measured beside the first in cell a, e.g. an older
+//! build). Every request goes to 127.0.0.1 only and every loop is bounded by time or count.
 
 use admin_provisioner_core::domain::{Actor, UserId};
 use admin_provisioner_core::store::{AdminStore, AuditAction, AuditEntry, NewAdmin, SagaKind, SagaLog, SagaRecord};
@@ -30,13 +46,23 @@ use std::time::{Duration, Instant};
 
 const NEW_PASSWORD: &str = "Bench-Passw0rd!";
 
+/// Provisionings that did not answer 201 (printed with each cell: a benchmark of errors is no benchmark).
+static FAILED_REQUESTS: AtomicU64 = AtomicU64::new(0);
+/// Raw replays that failed.
+static FAILED_RAW: AtomicU64 = AtomicU64::new(0);
+
 fn env_u64(name: &str, default: u64) -> u64 {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
 }
 
 fn binary() -> PathBuf {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/release/admin-provisioner");
-    assert!(p.exists(), "build the release binary first: cargo build --release");
+    let p = std::env::var_os("BENCH_SERVER_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/release/admin-provisioner"));
+    assert!(
+        p.exists(),
+        "build the release binary first: cargo build --release --bin admin-provisioner"
+    );
     p
 }
 
@@ -93,13 +119,16 @@ async fn drop_cell(cell: Cell) {
     }
 }
 
-fn command(cell: &Cell, env: &[(&str, String)]) -> Command {
-    let mut c = Command::new(binary());
+fn command(bin: &std::path::Path, cell: &Cell, env: &[(&str, String)]) -> Command {
+    let mut c = Command::new(bin);
     c.current_dir(cell.dir.path())
         .env_remove("COGNITO_USER_POOL_ID")
         .env("DATABASE_URL", &cell.url)
         .env("MAILBOX_DIR", cell.dir.path().join("mailbox"))
         .env("COGNITO_EMULATOR_STATE", cell.dir.path().join("emu.db"))
+        // One caller provisions everything: lift the per-caller creation limit (30/min by default).
+        .env("ADMIN_RATE_LIMIT_PER_MINUTE", "0")
+        .env("AUTH_RATE_LIMIT_PER_MINUTE", "0")
         .env("RUST_LOG", "error")
         .stdout(Stdio::null())
         .stderr(Stdio::null());
@@ -107,6 +136,15 @@ fn command(cell: &Cell, env: &[(&str, String)]) -> Command {
         c.env(k, v);
     }
     c
+}
+
+/// `bootstrap-admin root@bench.example.com` on the cell (before anything else is in it).
+fn bootstrap(cell: &Cell, env: &[(&str, String)]) {
+    let status = command(&binary(), cell, env)
+        .args(["bootstrap-admin", "--email", "root@bench.example.com"])
+        .status()
+        .unwrap();
+    assert!(status.success(), "bootstrap-admin failed");
 }
 
 /// A running server with a signed-in admin.
@@ -125,16 +163,19 @@ impl Drop for Server {
 }
 
 impl Server {
+    /// Bootstraps the cell's first admin, serves it, signs the admin in.
     async fn start(cell: &Cell, env: &[(&str, String)]) -> Server {
-        let status = command(cell, env)
-            .args(["bootstrap-admin", "--email", "root@bench.example.com"])
-            .status()
-            .unwrap();
-        assert!(status.success(), "bootstrap-admin failed");
+        bootstrap(cell, env);
+        Self::serve(&binary(), cell, env).await
+    }
+
+    /// Serves an already bootstrapped cell with `bin` and signs the root admin in (first login: the
+    /// temporary password from the mailbox; later ones: the new password).
+    async fn serve(bin: &std::path::Path, cell: &Cell, env: &[(&str, String)]) -> Server {
         let port = free_port();
         let mut env = env.to_vec();
         env.push(("BIND_ADDR", format!("127.0.0.1:{port}")));
-        let child = command(cell, &env).arg("serve").spawn().unwrap();
+        let child = command(bin, cell, &env).arg("serve").spawn().unwrap();
         let base = format!("http://127.0.0.1:{port}");
         let http = reqwest::Client::builder().pool_max_idle_per_host(64).build().unwrap();
         let deadline = Instant::now() + Duration::from_secs(60);
@@ -142,22 +183,36 @@ impl Server {
             assert!(Instant::now() < deadline, "the server did not start");
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        let temp = admin_provisioner_emulator::mailbox::Mailbox::new(cell.dir.path().join("mailbox"))
-            .latest_for("root@bench.example.com")
-            .unwrap()
-            .unwrap()
-            .temporary_password()
-            .unwrap();
-        let tokens: Value = http
-            .post(format!("{base}/api/auth/new-password"))
-            .json(&json!({"username": "root@bench.example.com", "temporary_password": temp.expose(), "new_password": NEW_PASSWORD}))
+        let login: Value = http
+            .post(format!("{base}/api/auth/login"))
+            .json(&json!({"email": "root@bench.example.com", "password": NEW_PASSWORD}))
             .send()
             .await
             .unwrap()
             .json()
             .await
             .unwrap();
-        let token = tokens["id_token"].as_str().expect("tokens").to_string();
+        let token = match login["id_token"].as_str() {
+            Some(t) => t.to_string(),
+            None => {
+                let temp = admin_provisioner_emulator::mailbox::Mailbox::new(cell.dir.path().join("mailbox"))
+                    .latest_for("root@bench.example.com")
+                    .unwrap()
+                    .unwrap()
+                    .temporary_password()
+                    .unwrap();
+                let tokens: Value = http
+                    .post(format!("{base}/api/auth/new-password"))
+                    .json(&json!({"username": "root@bench.example.com", "temporary_password": temp.expose(), "new_password": NEW_PASSWORD}))
+                    .send()
+                    .await
+                    .unwrap()
+                    .json()
+                    .await
+                    .unwrap();
+                tokens["id_token"].as_str().expect("tokens").to_string()
+            }
+        };
         Server {
             child,
             base,
@@ -167,14 +222,19 @@ impl Server {
     }
 
     async fn provision(&self, email: &str) -> bool {
-        self.http
+        let ok = self
+            .http
             .post(format!("{}/api/admins", self.base))
             .bearer_auth(&self.token)
             .json(&json!({ "email": email }))
             .send()
             .await
             .map(|r| r.status() == 201)
-            .unwrap_or(false)
+            .unwrap_or(false);
+        if !ok {
+            FAILED_REQUESTS.fetch_add(1, Ordering::Relaxed);
+        }
+        ok
     }
 
     /// Peak resident set of the server process, MiB.
@@ -189,11 +249,11 @@ impl Server {
     }
 }
 
-/// Provisions/s through HTTP at `concurrency` for `secs`.
-async fn http_rate(server: &Arc<Server>, concurrency: usize, secs: u64, tag: &str) -> f64 {
+/// Provisionings done through HTTP at `concurrency` for `secs`: (count, elapsed seconds).
+async fn http_slice(server: &Arc<Server>, concurrency: usize, secs: f64, tag: &str) -> (u64, f64) {
     let done = Arc::new(AtomicU64::new(0));
-    let end = Instant::now() + Duration::from_secs(secs);
     let start = Instant::now();
+    let end = start + Duration::from_secs_f64(secs);
     let mut tasks = Vec::new();
     for w in 0..concurrency {
         let (server, done, tag) = (server.clone(), done.clone(), tag.to_string());
@@ -201,7 +261,8 @@ async fn http_rate(server: &Arc<Server>, concurrency: usize, secs: u64, tag: &st
             let mut i = 0u64;
             while Instant::now() < end {
                 i += 1;
-                if server.provision(&format!("{tag}-{w}-{i}@bench.example.com")).await {
+                let email = format!("{tag}-{w}-{i}-{}@bench.example.com", uuid::Uuid::new_v4().simple());
+                if server.provision(&email).await {
                     done.fetch_add(1, Ordering::Relaxed);
                 }
             }
@@ -210,15 +271,27 @@ async fn http_rate(server: &Arc<Server>, concurrency: usize, secs: u64, tag: &st
     for t in tasks {
         t.await.unwrap();
     }
-    done.load(Ordering::Relaxed) as f64 / start.elapsed().as_secs_f64()
+    (done.load(Ordering::Relaxed), start.elapsed().as_secs_f64())
 }
 
-/// The store calls of one provisioning (authorization lookup, existence check, saga intent, two saga
-/// steps, records + audit + completion), executed directly: the rate the database allows.
-async fn raw_rate(store: Arc<dyn RawStore>, concurrency: usize, secs: u64) -> f64 {
+/// Accumulated (count, seconds) of one load over alternating slices.
+#[derive(Default, Clone, Copy)]
+struct Tally(u64, f64);
+
+impl Tally {
+    fn add(&mut self, (n, t): (u64, f64)) {
+        self.0 += n;
+        self.1 += t;
+    }
+    fn rate(&self) -> f64 {
+        self.0 as f64 / self.1
+    }
+}
+
+async fn raw_slice(store: Arc<dyn RawStore>, concurrency: usize, secs: f64) -> (u64, f64) {
     let done = Arc::new(AtomicU64::new(0));
-    let end = Instant::now() + Duration::from_secs(secs);
     let start = Instant::now();
+    let end = start + Duration::from_secs_f64(secs);
     let mut tasks = Vec::new();
     for w in 0..concurrency {
         let (store, done) = (store.clone(), done.clone());
@@ -229,6 +302,8 @@ async fn raw_rate(store: Arc<dyn RawStore>, concurrency: usize, secs: u64) -> f6
                 let email = format!("raw-{w}-{i}-{}@bench.example.com", uuid::Uuid::new_v4().simple());
                 if one_raw_provisioning(&*store, &email).await {
                     done.fetch_add(1, Ordering::Relaxed);
+                } else {
+                    FAILED_RAW.fetch_add(1, Ordering::Relaxed);
                 }
             }
         }));
@@ -236,12 +311,15 @@ async fn raw_rate(store: Arc<dyn RawStore>, concurrency: usize, secs: u64) -> f6
     for t in tasks {
         t.await.unwrap();
     }
-    done.load(Ordering::Relaxed) as f64 / start.elapsed().as_secs_f64()
+    (done.load(Ordering::Relaxed), start.elapsed().as_secs_f64())
 }
 
 trait RawStore: AdminStore + SagaLog {}
 impl<T: AdminStore + SagaLog> RawStore for T {}
 
+/// The store calls of one provisioning, as the product makes them (authorization lookup, existence check,
+/// saga intent with its lease, the two saga steps around AdminCreateUser, records + audit + completion in
+/// one transaction), executed directly: the rate the database allows.
 async fn one_raw_provisioning(store: &dyn RawStore, email: &str) -> bool {
     let now = chrono::Utc::now();
     let _ = store.find_admin_by_cognito_sub("root-sub").await;
@@ -273,20 +351,26 @@ async fn one_raw_provisioning(store: &dyn RawStore, email: &str) -> bool {
     let Ok(saga) = store.begin(saga).await else {
         return false;
     };
-    let step = |state| SagaUpdate {
-        state: Some(state),
+    let creating = SagaUpdate {
+        state: Some(SagaState::IdentityCreating),
+        expected_state: Some(SagaState::Started),
         expected_owner: Some("bench".to_string()),
+        at: Some(chrono::Utc::now()),
         ..Default::default()
     };
-    if store.update(saga.id, step(SagaState::IdentityCreating)).await.is_err() {
+    if store.update(saga.id, creating).await.is_err() {
         return false;
     }
     let sub = uuid::Uuid::new_v4().to_string();
     let recorded = SagaUpdate {
         state: Some(SagaState::IdentityCreated),
+        cognito_username: Some(email.to_string()),
         cognito_sub: Some(sub.clone()),
         identity_created_by_saga: Some(true),
+        invite_delivered: Some(true),
+        add_attempts: 1,
         expected_owner: Some("bench".to_string()),
+        at: Some(chrono::Utc::now()),
         ..Default::default()
     };
     if store.update(saga.id, recorded).await.is_err() {
@@ -322,8 +406,30 @@ async fn open_store(url: &str) -> Arc<dyn RawStore> {
     }
 }
 
-/// Inserts `n` admins with plain SQL (one statement per table).
-async fn bulk_admins(url: &str, n: u64) {
+/// Seeds `n` invited admins: in the cell's emulator with its bulk path (`import_users`, one
+/// transaction), and in the database with one `INSERT … SELECT` per table (`users`, `admin_info`) whose
+/// usernames and subs match the emulator's users.
+async fn bulk_admins(cell: &Cell, n: u64) {
+    let emulator = admin_provisioner_emulator::CognitoEmulator::open(admin_provisioner_emulator::EmulatorConfig::file(
+        cell.dir.path().join("emu.db"),
+        cell.dir.path().join("mailbox"),
+    ))
+    .await
+    .unwrap();
+    let users: Vec<_> = (1..=n)
+        .map(|i| admin_provisioner_emulator::ImportUser {
+            username: format!("bulk{i}@bulk.example.com"),
+            sub: format!("sub-{i}"),
+            email: format!("bulk{i}@bulk.example.com"),
+            status: "FORCE_CHANGE_PASSWORD".into(),
+            enabled: true,
+        })
+        .collect();
+    for chunk in users.chunks(20_000) {
+        emulator.import_users(chunk).await.unwrap();
+    }
+    drop(emulator);
+    let url = cell.url.as_str();
     if url.starts_with("sqlite:") {
         let store = SqliteStore::connect(url).await.unwrap();
         let cte = format!("WITH RECURSIVE g(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM g WHERE i < {n}) ");
@@ -404,56 +510,118 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[idx]
 }
 
+fn cells() -> Vec<String> {
+    std::env::var("BENCH_CELLS")
+        .unwrap_or_else(|_| "a,b,c,d".into())
+        .split(',')
+        .map(|c| c.trim().to_string())
+        .collect()
+}
+
+fn failures() -> String {
+    let (h, r) = (
+        FAILED_REQUESTS.swap(0, Ordering::Relaxed),
+        FAILED_RAW.swap(0, Ordering::Relaxed),
+    );
+    if h + r == 0 {
+        String::new()
+    } else {
+        format!(" [{h} HTTP provisionings failed, {r} raw replays failed]")
+    }
+}
+
 async fn bench_database(db: &str) {
-    let secs = env_u64("BENCH_SECS", 5);
+    let secs = env_u64("BENCH_SECS", 6) as f64;
+    let rounds = env_u64("BENCH_ROUNDS", 3).max(1) as usize;
+    let cells = cells();
     println!("\n== {db} ==");
 
-    // a. HTTP vs raw at 1, 8, 32.
-    let mut peak_load = 0.0f64;
-    let mut empty_rate_8 = 0.0;
-    for c in [1usize, 8, 32] {
-        let cell = fresh_cell(db).await;
-        let server = Arc::new(Server::start(&cell, &[]).await);
-        let http = http_rate(&server, c, secs, &format!("a{c}")).await;
-        peak_load = peak_load.max(server.peak_rss_mib());
-        if c == 8 {
-            empty_rate_8 = http;
+    // a. HTTP vs raw at 1, 8, 32, alternating slices.
+    if cells.iter().any(|c| c == "a") {
+        let baseline = std::env::var_os("BENCH_BASELINE_BIN").map(PathBuf::from);
+        for c in [1usize, 8, 32] {
+            let cell = fresh_cell(db).await;
+            let server = Arc::new(Server::start(&cell, &[]).await);
+            let base_cell = match &baseline {
+                Some(_) => Some(fresh_cell(db).await),
+                None => None,
+            };
+            let base_server = match (&baseline, &base_cell) {
+                (Some(bin), Some(bc)) => {
+                    bootstrap(bc, &[]);
+                    Some(Arc::new(Server::serve(bin, bc, &[]).await))
+                }
+                _ => None,
+            };
+            let raw_cell = fresh_cell(db).await;
+            let store = open_store(&raw_cell.url).await;
+            // Warm-up: connections, caches, the first JWKS fetch.
+            http_slice(&server, c, 0.5, "warm").await;
+            raw_slice(store.clone(), c, 0.5).await;
+            let (mut http, mut raw, mut base) = (Tally::default(), Tally::default(), Tally::default());
+            for r in 0..rounds {
+                http.add(http_slice(&server, c, secs / rounds as f64, &format!("a{c}r{r}")).await);
+                raw.add(raw_slice(store.clone(), c, secs / rounds as f64).await);
+                if let Some(b) = &base_server {
+                    base.add(http_slice(b, c, secs / rounds as f64, &format!("b{c}r{r}")).await);
+                }
+            }
+            let baseline_note = if base_server.is_some() {
+                format!(
+                    "; baseline binary {:>7.1}/s (this ÷ baseline {:.2})",
+                    base.rate(),
+                    http.rate() / base.rate()
+                )
+            } else {
+                String::new()
+            };
+            println!(
+                "a. concurrency {c:>2}: HTTP {:>7.1} provisions/s, raw SQL {:>7.1}/s, ratio {:.2}{baseline_note}{}",
+                http.rate(),
+                raw.rate(),
+                http.rate() / raw.rate(),
+                failures()
+            );
+            drop(server);
+            drop(base_server);
+            drop(store);
+            drop_cell(cell).await;
+            drop_cell(raw_cell).await;
+            if let Some(bc) = base_cell {
+                drop_cell(bc).await;
+            }
         }
-        drop(server);
-        let raw_cell = fresh_cell(db).await;
-        let store = open_store(&raw_cell.url).await;
-        let raw = raw_rate(store, c, secs).await;
-        println!(
-            "a. concurrency {c:>2}: HTTP {http:>7.1} provisions/s, raw SQL {raw:>7.1}/s, ratio {:.2}",
-            http / raw
-        );
-        drop_cell(cell).await;
-        drop_cell(raw_cell).await;
     }
 
     // b. latency overhead at 50 ms emulator latency (one emulator call per provisioning: AdminCreateUser).
-    {
+    if cells.iter().any(|c| c == "b") {
+        let n = env_u64("BENCH_LATENCY_SAMPLES", 300) as usize;
         let cell = fresh_cell(db).await;
         let env = [("COGNITO_EMULATOR_LATENCY_MS", "50".to_string())];
         let server = Server::start(&cell, &env).await;
+        for i in 0..10 {
+            server.provision(&format!("bwarm{i}@bench.example.com")).await;
+        }
         let mut samples = Vec::new();
-        for i in 0..60 {
+        for i in 0..n {
             let t = Instant::now();
             assert!(server.provision(&format!("b{i}@bench.example.com")).await);
             samples.push(t.elapsed().as_secs_f64() * 1000.0 - 50.0);
         }
         samples.sort_by(|a, b| a.partial_cmp(b).unwrap());
         println!(
-            "b. overhead beyond 50 ms emulator latency: p50 {:.2} ms, p99 {:.2} ms (60 sequential provisions)",
+            "b. overhead beyond 50 ms emulator latency: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms ({n} sequential provisions){}",
             percentile(&samples, 0.5),
-            percentile(&samples, 0.99)
+            percentile(&samples, 0.99),
+            samples.last().copied().unwrap_or(f64::NAN),
+            failures()
         );
         drop(server);
         drop_cell(cell).await;
     }
 
     // c. import at the quota.
-    {
+    if cells.iter().any(|c| c == "c") {
         let rows = env_u64("BENCH_IMPORT_ROWS", 2000);
         let cell = fresh_cell(db).await;
         let csv = cell.dir.path().join("import.csv");
@@ -467,48 +635,75 @@ async fn bench_database(db: &str) {
             ("COGNITO_EMULATOR_RATE_LIMITS", "AdminCreateUser=50".to_string()),
         ];
         let report_path = cell.dir.path().join("report.json");
-        let status = command(&cell, &env)
+        let t = Instant::now();
+        let status = command(&binary(), &cell, &env)
             .args(["import", csv.to_str().unwrap(), "--rate", "49", "--report"])
             .arg(&report_path)
             .status()
             .unwrap();
+        let wall = t.elapsed().as_secs_f64();
         let report: Value =
             serde_json::from_slice(&std::fs::read(&report_path).unwrap_or_default()).unwrap_or(Value::Null);
+        let rate = report["achieved_rate"].as_f64().unwrap_or(f64::NAN);
         println!(
-            "c. import of {rows} rows at AdminCreateUser=50/s, 50 ms: {:.1} rows/s = {:.2} of the quota, {} failed, {} throttled attempts (exit {})",
-            report["achieved_rate"].as_f64().unwrap_or(f64::NAN),
-            report["achieved_rate"].as_f64().unwrap_or(f64::NAN) / 50.0,
+            "c. import of {rows} rows at AdminCreateUser=50/s, 50 ms, --rate 49: {rate:.1} rows/s = {:.3} of the quota, {} failed, {} provisioned, {} throttled attempts, {wall:.1}s wall with start-up (exit {})",
+            rate / 50.0,
             report["summary"]["failed"],
+            report["summary"]["provisioned"],
             report["summary"]["throttled"],
             status
         );
         drop_cell(cell).await;
     }
 
-    // d + e. after 100,000 admins.
-    {
+    // d + e. after 100,000 admins, beside an empty database.
+    if cells.iter().any(|c| c == "d") {
         let n = env_u64("BENCH_BULK_ADMINS", 100_000);
         let cell = fresh_cell(db).await;
-        {
-            // Create the schema, then the bulk rows.
-            drop(open_store(&cell.url).await);
-        }
+        bootstrap(&cell, &[]);
         let t = Instant::now();
-        bulk_admins(&cell.url, n).await;
+        bulk_admins(&cell, n).await;
         let bulk_secs = t.elapsed().as_secs_f64();
-        let server = Arc::new(Server::start(&cell, &[]).await);
-        let rate = http_rate(&server, 8, secs, "d").await;
-        let rss_load = server.peak_rss_mib();
+        let empty_cell = fresh_cell(db).await;
+        let full = Arc::new(Server::serve(&binary(), &cell, &[]).await);
+        let empty = Arc::new(Server::start(&empty_cell, &[]).await);
+        http_slice(&full, 8, 0.5, "dwarm").await;
+        http_slice(&empty, 8, 0.5, "dwarm").await;
+        let (mut f, mut e) = (Tally::default(), Tally::default());
+        for r in 0..rounds {
+            f.add(http_slice(&full, 8, secs / rounds as f64, &format!("d{r}")).await);
+            e.add(http_slice(&empty, 8, secs / rounds as f64, &format!("e{r}")).await);
+        }
+        let rss_load = full.peak_rss_mib();
+        let rss_load_empty = empty.peak_rss_mib();
         println!(
-            "d. after {n} admins (inserted in {bulk_secs:.1}s): {rate:.1} provisions/s at concurrency 8 = {:.2} of the empty-database rate ({empty_rate_8:.1}/s)",
-            rate / empty_rate_8
+            "d. after {n} admins (seeded in {bulk_secs:.1}s): {:.1} provisions/s at concurrency 8, empty database {:.1}/s: ratio {:.2}{}",
+            f.rate(),
+            e.rate(),
+            f.rate() / e.rate(),
+            failures()
         );
+        drop(full);
+        drop(empty);
+        drop_cell(empty_cell).await;
+        // e. A fresh server on the same database: four callers walk the whole list at once.
+        let server = Arc::new(Server::serve(&binary(), &cell, &[]).await);
+        let rss_idle = server.peak_rss_mib();
         let t = Instant::now();
-        let seen = walk_list(&server).await;
+        let walkers: Vec<_> = (0..4)
+            .map(|_| {
+                let s = server.clone();
+                tokio::spawn(async move { walk_list(&s).await })
+            })
+            .collect();
+        let mut seen = Vec::new();
+        for w in walkers {
+            seen.push(w.await.unwrap());
+        }
         println!(
-            "e. peak RSS: {:.1} MiB under load (empty database cells), {rss_load:.1} MiB under load with {n} admins, {:.1} MiB after walking all {seen} admins in pages of 200 ({:.1}s)",
-            peak_load,
+            "e. peak RSS: {rss_load:.1} MiB after the load of d with {n} admins ({rss_load_empty:.1} MiB on the empty database); fresh server {rss_idle:.1} MiB at start, {:.1} MiB after 4 callers each walked all {:?} admins in pages of 200 ({:.1}s)",
             server.peak_rss_mib(),
+            seen,
             t.elapsed().as_secs_f64()
         );
         drop(server);
