@@ -1226,6 +1226,9 @@ fn saga_step(kind: SagaKind, state: SagaState) -> &'static str {
         (_, SagaState::Aborted) => "abandoned before any change",
         (SagaKind::Remove, SagaState::IdentityPendingDelete) => "database records removed; deleting the Cognito user",
         (_, SagaState::IdentityPendingDelete) => "deleting the Cognito user",
+        (SagaKind::Disable, SagaState::IdentityUpdating) => "database marked disabled; disabling the Cognito user",
+        (SagaKind::Enable, SagaState::IdentityUpdating) => "enabling the Cognito user, then clearing the database's disabled mark",
+        (_, SagaState::IdentityUpdating) => "updating the Cognito user",
         (_, SagaState::Stuck) => "stopped: retries exhausted, waiting for an operator or the next recovery pass",
     }
 }
@@ -1257,6 +1260,8 @@ fn saga_view(s: &SagaRecord, now: DateTime<Utc>) -> SagaView {
         kind: match s.kind {
             SagaKind::Provision => "provision",
             SagaKind::Remove => "remove",
+            SagaKind::Disable => "disable",
+            SagaKind::Enable => "enable",
         },
         step: saga_step(s.kind, s.state),
         state: s.state.as_str(),
