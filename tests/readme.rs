@@ -42,6 +42,7 @@ fn iam_policy_names_exactly_the_actions_the_adapter_calls() {
             "admin_get_user",
             "admin_delete_user",
             "admin_disable_user",
+            "admin_enable_user",
             "admin_update_user_attributes",
             "list_users",
             "describe_user_pool",

@@ -24,7 +24,9 @@ const PATCH_OP: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
 const USER: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
 
 async fn scim_token(t: &TestApp, name: &str) -> String {
-    let (_, token) = tokens::create(t.app.store.as_ref(), &Actor::Operator, name, None).await.unwrap();
+    let (_, token) = tokens::create(t.app.store.as_ref(), &Actor::Operator, name, None)
+        .await
+        .unwrap();
     token.expose().to_string()
 }
 
@@ -79,7 +81,10 @@ async fn the_okta_sequence_keeps_cognito_and_the_database_in_step() {
     let res = t
         .call(scim(
             Method::GET,
-            &format!("/scim/v2/Users?filter={}&startIndex=1&count=100", enc(&format!("userName eq \"{email}\""))),
+            &format!(
+                "/scim/v2/Users?filter={}&startIndex=1&count=100",
+                enc(&format!("userName eq \"{email}\""))
+            ),
             &token,
             None,
         ))
@@ -104,7 +109,10 @@ async fn the_okta_sequence_keeps_cognito_and_the_database_in_step() {
         .await;
     assert_eq!(res.status, StatusCode::CREATED, "{}", res.text);
     let id = res.json()["id"].as_str().unwrap().to_string();
-    assert!(res.header("location").unwrap().ends_with(&format!("/scim/v2/Users/{id}")));
+    assert!(res
+        .header("location")
+        .unwrap()
+        .ends_with(&format!("/scim/v2/Users/{id}")));
     assert_eq!(res.json()["active"], true);
     assert_eq!(both(&t, email).await, ((true, false), (true, true)));
     assert_eq!(t.invitations_to(email), 1, "the Cognito invitation went out");
@@ -127,7 +135,10 @@ async fn the_okta_sequence_keeps_cognito_and_the_database_in_step() {
     let res = t
         .call(scim(
             Method::GET,
-            &format!("/scim/v2/Users?filter={}", enc(&format!("userName eq \"{}\"", email.to_uppercase()))),
+            &format!(
+                "/scim/v2/Users?filter={}",
+                enc(&format!("userName eq \"{}\"", email.to_uppercase()))
+            ),
             &token,
             None,
         ))
@@ -137,11 +148,15 @@ async fn the_okta_sequence_keeps_cognito_and_the_database_in_step() {
     assert_eq!(res.json()["Resources"][0]["externalId"], "00u1okta");
 
     // Deactivate, Okta's way.
-    let patch = |active: bool| {
-        json!({"schemas": [PATCH_OP], "Operations": [{"op": "replace", "value": {"active": active}}]})
-    };
+    let patch =
+        |active: bool| json!({"schemas": [PATCH_OP], "Operations": [{"op": "replace", "value": {"active": active}}]});
     let res = t
-        .call(scim(Method::PATCH, &format!("/scim/v2/Users/{id}"), &token, Some(patch(false))))
+        .call(scim(
+            Method::PATCH,
+            &format!("/scim/v2/Users/{id}"),
+            &token,
+            Some(patch(false)),
+        ))
         .await;
     assert_eq!(res.status, StatusCode::OK, "{}", res.text);
     assert_eq!(res.json()["active"], false);
@@ -149,16 +164,25 @@ async fn the_okta_sequence_keeps_cognito_and_the_database_in_step() {
 
     // Reactivate.
     let res = t
-        .call(scim(Method::PATCH, &format!("/scim/v2/Users/{id}"), &token, Some(patch(true))))
+        .call(scim(
+            Method::PATCH,
+            &format!("/scim/v2/Users/{id}"),
+            &token,
+            Some(patch(true)),
+        ))
         .await;
     assert_eq!(res.status, StatusCode::OK, "{}", res.text);
     assert_eq!(both(&t, email).await, ((true, false), (true, true)));
 
     // Delete.
-    let res = t.call(scim(Method::DELETE, &format!("/scim/v2/Users/{id}"), &token, None)).await;
+    let res = t
+        .call(scim(Method::DELETE, &format!("/scim/v2/Users/{id}"), &token, None))
+        .await;
     assert_eq!(res.status, StatusCode::NO_CONTENT, "{}", res.text);
     assert_eq!(both(&t, email).await, ((false, false), (false, false)));
-    let res = t.call(scim(Method::GET, &format!("/scim/v2/Users/{id}"), &token, None)).await;
+    let res = t
+        .call(scim(Method::GET, &format!("/scim/v2/Users/{id}"), &token, None))
+        .await;
     assert_eq!(res.status, StatusCode::NOT_FOUND);
 
     // Every step is audited as the SCIM client.
@@ -174,7 +198,10 @@ async fn the_okta_sequence_keeps_cognito_and_the_database_in_step() {
         AuditAction::EnableAdmin,
         AuditAction::DeleteAdmin,
     ] {
-        assert!(by_okta.contains(&action), "{action:?} not audited as scim:okta: {by_okta:?}");
+        assert!(
+            by_okta.contains(&action),
+            "{action:?} not audited as scim:okta: {by_okta:?}"
+        );
     }
 }
 
@@ -241,28 +268,43 @@ async fn the_entra_id_sequence_keeps_cognito_and_the_database_in_step() {
     assert_eq!(res.status, StatusCode::OK, "{}", res.text);
 
     // Deactivate, Entra ID's way: a path and the string "False".
-    let patch = |active: &str| {
-        json!({"schemas": [PATCH_OP], "Operations": [{"op": "Replace", "path": "active", "value": active}]})
-    };
+    let patch = |active: &str| json!({"schemas": [PATCH_OP], "Operations": [{"op": "Replace", "path": "active", "value": active}]});
     let res = t
-        .call(scim(Method::PATCH, &format!("/scim/v2/Users/{id}"), &token, Some(patch("False"))))
+        .call(scim(
+            Method::PATCH,
+            &format!("/scim/v2/Users/{id}"),
+            &token,
+            Some(patch("False")),
+        ))
         .await;
     assert_eq!(res.status, StatusCode::OK, "{}", res.text);
     assert_eq!(res.json()["active"], false);
     assert_eq!(both(&t, email).await, ((true, true), (true, false)));
     // A repeat is harmless.
     let res = t
-        .call(scim(Method::PATCH, &format!("/scim/v2/Users/{id}"), &token, Some(patch("False"))))
+        .call(scim(
+            Method::PATCH,
+            &format!("/scim/v2/Users/{id}"),
+            &token,
+            Some(patch("False")),
+        ))
         .await;
     assert_eq!(res.status, StatusCode::OK, "{}", res.text);
 
     let res = t
-        .call(scim(Method::PATCH, &format!("/scim/v2/Users/{id}"), &token, Some(patch("True"))))
+        .call(scim(
+            Method::PATCH,
+            &format!("/scim/v2/Users/{id}"),
+            &token,
+            Some(patch("True")),
+        ))
         .await;
     assert_eq!(res.status, StatusCode::OK, "{}", res.text);
     assert_eq!(both(&t, email).await, ((true, false), (true, true)));
 
-    let res = t.call(scim(Method::DELETE, &format!("/scim/v2/Users/{id}"), &token, None)).await;
+    let res = t
+        .call(scim(Method::DELETE, &format!("/scim/v2/Users/{id}"), &token, None))
+        .await;
     assert_eq!(res.status, StatusCode::NO_CONTENT, "{}", res.text);
     assert_eq!(both(&t, email).await, ((false, false), (false, false)));
 }
@@ -300,7 +342,12 @@ async fn a_fault_during_a_scim_deactivate_leaves_both_systems_as_they_were() {
     // Cognito refuses AdminDisableUser: the database change is undone.
     t.faults.fail(idp_op::ADMIN_DISABLE_USER, FaultMode::Error, None);
     let res = t
-        .call(scim(Method::PATCH, &format!("/scim/v2/Users/{id}"), &token, Some(deactivate.clone())))
+        .call(scim(
+            Method::PATCH,
+            &format!("/scim/v2/Users/{id}"),
+            &token,
+            Some(deactivate.clone()),
+        ))
         .await;
     assert!(t.faults.fired(idp_op::ADMIN_DISABLE_USER) > 0, "the fault fired");
     assert_eq!(res.status, StatusCode::BAD_GATEWAY, "{}", res.text);
@@ -308,9 +355,15 @@ async fn a_fault_during_a_scim_deactivate_leaves_both_systems_as_they_were() {
 
     // Cognito disabled the user but the answer was lost every time: undone in both systems.
     t.faults.clear();
-    t.faults.fail(idp_op::ADMIN_DISABLE_USER, FaultMode::SucceedThenError, None);
+    t.faults
+        .fail(idp_op::ADMIN_DISABLE_USER, FaultMode::SucceedThenError, None);
     let res = t
-        .call(scim(Method::PATCH, &format!("/scim/v2/Users/{id}"), &token, Some(deactivate.clone())))
+        .call(scim(
+            Method::PATCH,
+            &format!("/scim/v2/Users/{id}"),
+            &token,
+            Some(deactivate.clone()),
+        ))
         .await;
     assert!(t.faults.fired(idp_op::ADMIN_DISABLE_USER) > 0, "the fault fired");
     assert_eq!(res.status, StatusCode::BAD_GATEWAY, "{}", res.text);
@@ -321,7 +374,12 @@ async fn a_fault_during_a_scim_deactivate_leaves_both_systems_as_they_were() {
     let disable_calls = t.faults.calls(idp_op::ADMIN_DISABLE_USER);
     t.faults.fail(store_op::SET_ADMIN_DISABLED, FaultMode::Error, None);
     let res = t
-        .call(scim(Method::PATCH, &format!("/scim/v2/Users/{id}"), &token, Some(deactivate.clone())))
+        .call(scim(
+            Method::PATCH,
+            &format!("/scim/v2/Users/{id}"),
+            &token,
+            Some(deactivate.clone()),
+        ))
         .await;
     assert!(t.faults.fired(store_op::SET_ADMIN_DISABLED) > 0, "the fault fired");
     assert!(res.status.is_server_error(), "{}", res.text);
@@ -331,7 +389,12 @@ async fn a_fault_during_a_scim_deactivate_leaves_both_systems_as_they_were() {
     // Without faults it works, and the saga log holds no unfinished saga.
     t.faults.clear();
     let res = t
-        .call(scim(Method::PATCH, &format!("/scim/v2/Users/{id}"), &token, Some(deactivate)))
+        .call(scim(
+            Method::PATCH,
+            &format!("/scim/v2/Users/{id}"),
+            &token,
+            Some(deactivate),
+        ))
         .await;
     assert_eq!(res.status, StatusCode::OK, "{}", res.text);
     assert_eq!(both(&t, email).await, ((true, true), (true, false)));
@@ -344,18 +407,32 @@ async fn a_disabled_admin_is_refused_at_once_and_cannot_log_in_until_enabled() {
     let email = "second.admin@example.com";
     t.invite(email).await;
     let second = t.activate(email).await;
-    assert_eq!(t.get("/api/admins", Some(&second.id_token)).await.status, StatusCode::OK);
+    assert_eq!(
+        t.get("/api/admins", Some(&second.id_token)).await.status,
+        StatusCode::OK
+    );
 
     let res = t
-        .post(&format!("/api/admins/{}/disable", second.id), Some(t.token()), json!({}))
+        .post(
+            &format!("/api/admins/{}/disable", second.id),
+            Some(t.token()),
+            json!({}),
+        )
         .await;
     assert_eq!(res.status, StatusCode::OK, "{}", res.text);
     assert_eq!(res.json()["status"], "disabled");
 
     // The token they already hold is refused on the next call; a new login is refused by Cognito.
-    assert_eq!(t.get("/api/admins", Some(&second.id_token)).await.status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        t.get("/api/admins", Some(&second.id_token)).await.status,
+        StatusCode::FORBIDDEN
+    );
     let login = t
-        .post("/api/auth/login", None, json!({"email": email, "password": NEW_PASSWORD}))
+        .post(
+            "/api/auth/login",
+            None,
+            json!({"email": email, "password": NEW_PASSWORD}),
+        )
         .await;
     assert_eq!(login.status, StatusCode::UNAUTHORIZED, "{}", login.text);
 
@@ -364,7 +441,10 @@ async fn a_disabled_admin_is_refused_at_once_and_cannot_log_in_until_enabled() {
         .await;
     assert_eq!(res.status, StatusCode::OK, "{}", res.text);
     assert_eq!(res.json()["status"], "active");
-    assert_eq!(t.get("/api/admins", Some(&second.id_token)).await.status, StatusCode::OK);
+    assert_eq!(
+        t.get("/api/admins", Some(&second.id_token)).await.status,
+        StatusCode::OK
+    );
     t.login(email, NEW_PASSWORD).await;
 
     // Events for both changes.
@@ -375,7 +455,10 @@ async fn a_disabled_admin_is_refused_at_once_and_cannot_log_in_until_enabled() {
         .iter()
         .filter_map(|e| e["type"].as_str())
         .collect();
-    assert!(kinds.contains(&"admin.disabled") && kinds.contains(&"admin.enabled"), "{kinds:?}");
+    assert!(
+        kinds.contains(&"admin.disabled") && kinds.contains(&"admin.enabled"),
+        "{kinds:?}"
+    );
 }
 
 #[tokio::test]
@@ -384,7 +467,11 @@ async fn the_last_active_admin_cannot_be_disabled() {
     let token = scim_token(&t, "okta").await;
 
     let res = t
-        .post(&format!("/api/admins/{}/disable", t.admin().id), Some(t.token()), json!({}))
+        .post(
+            &format!("/api/admins/{}/disable", t.admin().id),
+            Some(t.token()),
+            json!({}),
+        )
         .await;
     assert_eq!(res.status, StatusCode::CONFLICT, "{}", res.text);
     assert_eq!(res.code(), "last_admin");
@@ -410,16 +497,24 @@ async fn a_scim_token_grants_the_scim_endpoints_only_and_a_revoked_one_nothing()
     let res = t.call(scim(Method::GET, "/scim/v2/Users", t.token(), None)).await;
     assert_eq!(res.status, StatusCode::UNAUTHORIZED);
     assert_eq!(res.json()["status"], "401");
-    assert_eq!(t.get("/api/admins", Some(&token)).await.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        t.get("/api/admins", Some(&token)).await.status,
+        StatusCode::UNAUTHORIZED
+    );
     assert_eq!(t.get("/scim/v2/Users", None).await.status, StatusCode::UNAUTHORIZED);
 
-    assert_eq!(t.call(scim(Method::GET, "/scim/v2/Users", &token, None)).await.status, StatusCode::OK);
+    assert_eq!(
+        t.call(scim(Method::GET, "/scim/v2/Users", &token, None)).await.status,
+        StatusCode::OK
+    );
     // Stored only as a hash.
     let listed = t.app.store.list_scim_tokens().await.unwrap();
     assert_eq!(listed.len(), 1);
     assert!(!format!("{listed:?}").contains(&token));
 
-    tokens::revoke(t.app.store.as_ref(), &Actor::Operator, "okta", None).await.unwrap();
+    tokens::revoke(t.app.store.as_ref(), &Actor::Operator, "okta", None)
+        .await
+        .unwrap();
     let res = t.call(scim(Method::GET, "/scim/v2/Users", &token, None)).await;
     assert_eq!(res.status, StatusCode::UNAUTHORIZED);
 }
@@ -440,12 +535,21 @@ async fn scim_bodies_are_scim_json_or_json_and_anything_else_is_415_in_the_scim_
     assert_eq!(res.json()["status"], "415");
 
     let res = t
-        .call(scim(Method::GET, &format!("/scim/v2/Users?filter={}", enc("userName eq")), &token, None))
+        .call(scim(
+            Method::GET,
+            &format!("/scim/v2/Users?filter={}", enc("userName eq")),
+            &token,
+            None,
+        ))
         .await;
     assert_eq!(res.status, StatusCode::BAD_REQUEST);
     assert_eq!(res.json()["scimType"], "invalidFilter");
 
-    for path in ["/scim/v2/ServiceProviderConfig", "/scim/v2/Schemas", "/scim/v2/ResourceTypes"] {
+    for path in [
+        "/scim/v2/ServiceProviderConfig",
+        "/scim/v2/Schemas",
+        "/scim/v2/ResourceTypes",
+    ] {
         let res = t.call(scim(Method::GET, path, &token, None)).await;
         assert_eq!(res.status, StatusCode::OK, "{path}: {}", res.text);
     }

@@ -853,7 +853,11 @@ fn badge(status: InviteStatus) -> Badge {
             "The temporary password expired: resend the invitation",
         ),
         InviteStatus::Active => ("active", "active", "Signed in and chose a password"),
-        InviteStatus::Disabled => ("expired", "disabled", "Disabled in Cognito and the database: cannot sign in"),
+        InviteStatus::Disabled => (
+            "expired",
+            "disabled",
+            "Disabled in Cognito and the database: cannot sign in",
+        ),
         InviteStatus::Failed => ("failed", "failed", "Provisioning failed and needs an operator"),
     };
     Badge { class, label, title }

@@ -58,10 +58,21 @@ pub struct ParsedFilter {
 
 #[derive(Debug, Clone)]
 enum Node {
-    Compare { attr: String, sub: Option<String>, op: CompareOp, value: Value },
-    Present { attr: String, sub: Option<String> },
+    Compare {
+        attr: String,
+        sub: Option<String>,
+        op: CompareOp,
+        value: Value,
+    },
+    Present {
+        attr: String,
+        sub: Option<String>,
+    },
     /// `attr[ filter ]` on a multi-valued attribute.
-    ValuePath { attr: String, inner: Box<Node> },
+    ValuePath {
+        attr: String,
+        inner: Box<Node>,
+    },
     Not(Box<Node>),
     And(Vec<Node>),
     Or(Vec<Node>),
@@ -235,7 +246,10 @@ fn values(s: &Subject<'_>, attr: &str, sub: Option<&str>, element: Option<&Email
     }
     match (attr, sub) {
         ("id", None) => (vec![Value::Str(s.id.to_string())], true),
-        ("externalid", None) => (s.external_id.map(|e| Value::Str(e.to_string())).into_iter().collect(), true),
+        ("externalid", None) => (
+            s.external_id.map(|e| Value::Str(e.to_string())).into_iter().collect(),
+            true,
+        ),
         ("username", None) => (vec![Value::Str(s.user_name.to_string())], false),
         ("active", None) => (vec![Value::Bool(s.active)], true),
         ("emails", sub) => (email(sub), false),
@@ -328,16 +342,22 @@ mod tests {
         assert!(!m(r#"externalId eq "00u1abcdefg""#));
         assert!(m(r#"id eq "2819c223-7f76-453a-919d-413861904646""#));
         assert!(!m(r#"userName eq "bob@example.com""#));
-        assert!(m(r#"urn:ietf:params:scim:schemas:core:2.0:User:userName eq "ann@example.com""#));
+        assert!(m(
+            r#"urn:ietf:params:scim:schemas:core:2.0:User:userName eq "ann@example.com""#
+        ));
         assert!(m("USERNAME EQ \"ann@example.com\""));
     }
 
     #[test]
     fn and_binds_tighter_than_or() {
         // (false and false) or true = true; the crate alone would read false and (false or true) = false.
-        assert!(m(r#"userName eq "x@y.z" and active eq true or externalId eq "00u1abcdEFG""#));
+        assert!(m(
+            r#"userName eq "x@y.z" and active eq true or externalId eq "00u1abcdEFG""#
+        ));
         // true or (false and false) = true
-        assert!(m(r#"externalId eq "00u1abcdEFG" or userName eq "x@y.z" and active eq false"#));
+        assert!(m(
+            r#"externalId eq "00u1abcdEFG" or userName eq "x@y.z" and active eq false"#
+        ));
         // (true and false) or false = false
         assert!(!m(r#"active eq true and userName eq "x@y.z" or id eq "nope""#));
         assert!(m(r#"(userName eq "x@y.z" or active eq true) and externalId pr"#));
@@ -357,7 +377,13 @@ mod tests {
 
     #[test]
     fn garbage_is_an_invalid_filter() {
-        for bad in ["userName", "userName eq", r#"userName xx "a""#, r#"userName eq "a" and"#, "((("] {
+        for bad in [
+            "userName",
+            "userName eq",
+            r#"userName xx "a""#,
+            r#"userName eq "a" and"#,
+            "(((",
+        ] {
             assert!(ParsedFilter::parse(bad).is_err(), "{bad:?}");
         }
     }

@@ -221,10 +221,7 @@ fn attributes(r: &AdminRecord) -> Map<String, Value> {
     let mut doc = Map::new();
     doc.insert(
         "userName".into(),
-        profile
-            .get("userName")
-            .cloned()
-            .unwrap_or_else(|| json!(r.user.email)),
+        profile.get("userName").cloned().unwrap_or_else(|| json!(r.user.email)),
     );
     if let Some(e) = &r.user.external_id {
         doc.insert("externalId".into(), json!(e));
@@ -300,7 +297,9 @@ impl Projection {
 }
 
 fn parse_id(raw: &str) -> Result<UserId, ScimError> {
-    uuid::Uuid::parse_str(raw).map(UserId).map_err(|_| ScimError::not_found())
+    uuid::Uuid::parse_str(raw)
+        .map(UserId)
+        .map_err(|_| ScimError::not_found())
 }
 
 async fn load(state: &AppState, id: UserId) -> Result<AdminRecord, ScimError> {
@@ -369,7 +368,11 @@ fn user_name_key(doc: &Map<String, Value>) -> String {
 }
 
 /// 409 `uniqueness` when another admin has this `userName` (compared case-insensitively).
-async fn check_user_name_free(state: &AppState, doc: &Map<String, Value>, except: Option<UserId>) -> Result<(), ScimError> {
+async fn check_user_name_free(
+    state: &AppState,
+    doc: &Map<String, Value>,
+    except: Option<UserId>,
+) -> Result<(), ScimError> {
     let key = user_name_key(doc);
     let all = state
         .provisioner()
@@ -412,7 +415,9 @@ async fn apply(
         record = if active {
             provisioner.enable_admin(&client.caller(), id, Some(request_id)).await?
         } else {
-            provisioner.disable_admin(&client.caller(), id, Some(request_id)).await?
+            provisioner
+                .disable_admin(&client.caller(), id, Some(request_id))
+                .await?
         };
     }
     let external_id = doc.get("externalId").and_then(Value::as_str).map(str::to_string);
@@ -545,7 +550,15 @@ async fn search_users(
         attributes: q.attributes.map(|a| a.join(",")),
         excluded_attributes: q.excluded_attributes.map(|a| a.join(",")),
     };
-    list_page(&state, q.filter.as_deref(), q.start_index, q.count, &projection, &headers).await
+    list_page(
+        &state,
+        q.filter.as_deref(),
+        q.start_index,
+        q.count,
+        &projection,
+        &headers,
+    )
+    .await
 }
 
 async fn list_page(
@@ -733,7 +746,13 @@ fn service_provider_config_doc(base: &str) -> Value {
 }
 
 fn user_schema_doc(base: &str) -> Value {
-    let attr = |name: &str, ty: &str, required: bool, case_exact: bool, mutability: &str, uniqueness: &str, description: &str| {
+    let attr = |name: &str,
+                ty: &str,
+                required: bool,
+                case_exact: bool,
+                mutability: &str,
+                uniqueness: &str,
+                description: &str| {
         json!({
             "name": name, "type": ty, "multiValued": false, "description": description,
             "required": required, "caseExact": case_exact, "mutability": mutability,
@@ -818,7 +837,10 @@ async fn schema_by_id(_client: ScimClient, Path(id): Path<String>, headers: Head
 
 /// `GET /scim/v2/ResourceTypes`.
 async fn resource_types(_client: ScimClient, headers: HeaderMap) -> Response {
-    scim_json(StatusCode::OK, &list_of(vec![user_resource_type_doc(&base_url(&headers))]))
+    scim_json(
+        StatusCode::OK,
+        &list_of(vec![user_resource_type_doc(&base_url(&headers))]),
+    )
 }
 
 /// `GET /scim/v2/ResourceTypes/{id}`.

@@ -92,7 +92,12 @@ struct PatchPath {
 }
 
 fn parse_path(raw: &str) -> Result<PatchPath, ScimError> {
-    let invalid = || ScimError::bad("invalidPath", format!("the path {raw:?} is not one this server understands"));
+    let invalid = || {
+        ScimError::bad(
+            "invalidPath",
+            format!("the path {raw:?} is not one this server understands"),
+        )
+    };
     let raw = raw.trim();
     let (head, filter, rest) = match raw.find('[') {
         Some(open) => {
@@ -171,13 +176,21 @@ pub fn apply_operation(doc: &mut Map<String, Value>, op: &Value) -> Result<(), S
     let op_obj = op
         .as_object()
         .ok_or_else(|| ScimError::bad("invalidSyntax", "each operation is a JSON object"))?;
-    let field = |name: &str| op_obj.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v);
+    let field = |name: &str| {
+        op_obj
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v)
+    };
     let kind = field("op")
         .and_then(Value::as_str)
         .map(str::to_ascii_lowercase)
         .ok_or_else(|| ScimError::bad("invalidSyntax", "an operation has an op"))?;
     if !matches!(kind.as_str(), "add" | "replace" | "remove") {
-        return Err(ScimError::bad("invalidSyntax", format!("unknown op {kind:?} (add, replace or remove)")));
+        return Err(ScimError::bad(
+            "invalidSyntax",
+            format!("unknown op {kind:?} (add, replace or remove)"),
+        ));
     }
     let value = field("value").cloned();
     let path = field("path").and_then(Value::as_str).filter(|p| !p.trim().is_empty());
@@ -186,7 +199,10 @@ pub fn apply_operation(doc: &mut Map<String, Value>, op: &Value) -> Result<(), S
             return Err(ScimError::bad("noTarget", "remove needs a path"));
         }
         let Some(Value::Object(values)) = value else {
-            return Err(ScimError::bad("invalidValue", "an operation without path takes an object value"));
+            return Err(ScimError::bad(
+                "invalidValue",
+                "an operation without path takes an object value",
+            ));
         };
         for (k, v) in values {
             // Okta sends `{"value": {"active": false}}`; an object key may itself be a path.
@@ -368,7 +384,8 @@ mod tests {
     fn remove_add_and_bad_operations() {
         let d = patched(json!([{"op": "remove", "path": "emails[type eq \"work\"]"}]));
         assert_eq!(d["emails"], json!([]));
-        let d = patched(json!([{"op": "add", "path": "emails", "value": [{"value": "b@example.com", "type": "home"}]}]));
+        let d =
+            patched(json!([{"op": "add", "path": "emails", "value": [{"value": "b@example.com", "type": "home"}]}]));
         assert_eq!(d["emails"].as_array().unwrap().len(), 2);
         let mut d = doc();
         for bad in [

@@ -71,7 +71,12 @@ pub async fn create(
 
 /// Revokes token `name` (audited `revoke_scim_token`); requests with it are refused from now on.
 /// [`Error::NotFound`] for an unknown name.
-pub async fn revoke(store: &dyn Store, actor: &Actor, name: &str, request_id: Option<&str>) -> Result<ScimToken, Error> {
+pub async fn revoke(
+    store: &dyn Store,
+    actor: &Actor,
+    name: &str,
+    request_id: Option<&str>,
+) -> Result<ScimToken, Error> {
     let audit = audit(actor, AuditAction::RevokeScimToken, name, request_id);
     Ok(store.revoke_scim_token(name, audit).await?)
 }

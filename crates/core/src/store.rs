@@ -659,7 +659,12 @@ pub struct ScimToken {
 pub trait ScimTokenStore: Send + Sync + 'static {
     /// Stores a new token's hash under `name`, with the audit entry. [`StoreError::TokenNameTaken`] when
     /// the name exists (revoked tokens keep their name).
-    async fn create_scim_token(&self, name: &str, token_sha256: &str, audit: AuditEntry) -> Result<ScimToken, StoreError>;
+    async fn create_scim_token(
+        &self,
+        name: &str,
+        token_sha256: &str,
+        audit: AuditEntry,
+    ) -> Result<ScimToken, StoreError>;
 
     /// Every token, revoked or not, by name.
     async fn list_scim_tokens(&self) -> Result<Vec<ScimToken>, StoreError>;
@@ -668,7 +673,11 @@ pub trait ScimTokenStore: Send + Sync + 'static {
     async fn revoke_scim_token(&self, name: &str, audit: AuditEntry) -> Result<ScimToken, StoreError>;
 
     /// The name of the unrevoked token with this hash, stamping its `last_used_at` with `now`.
-    async fn authenticate_scim_token(&self, token_sha256: &str, now: DateTime<Utc>) -> Result<Option<String>, StoreError>;
+    async fn authenticate_scim_token(
+        &self,
+        token_sha256: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<String>, StoreError>;
 }
 
 /// Something that is an [`AdminStore`], a [`SagaLog`], a [`ScimTokenStore`] and a

@@ -46,9 +46,7 @@ impl Provisioner {
                 let found = self.store_call(self.admins.find_admin_by_cognito_sub(sub)).await?;
                 match found {
                     // A disabled admin is refused at once, whatever their token says.
-                    Some(r) if r.user.is_active_admin() && r.user.cognito_sub == *sub => {
-                        Ok(Actor::Admin(r.user.id))
-                    }
+                    Some(r) if r.user.is_active_admin() && r.user.cognito_sub == *sub => Ok(Actor::Admin(r.user.id)),
                     _ => Err(Error::Forbidden),
                 }
             }

@@ -148,7 +148,12 @@ impl Provisioner {
     }
 
     /// The forward steps from wherever `saga` is (`started`, or `identity_updating` when `resuming`).
-    async fn lifecycle_forward(&self, saga: &SagaRecord, direction: Direction, resuming: bool) -> Result<AdminRecord, Error> {
+    async fn lifecycle_forward(
+        &self,
+        saga: &SagaRecord,
+        direction: Direction,
+        resuming: bool,
+    ) -> Result<AdminRecord, Error> {
         let id = saga.user_id;
         let audit = self.audit(
             &saga.actor,
@@ -238,9 +243,7 @@ impl Provisioner {
                 }
             }
         }
-        self.store_call(self.admins.get_admin(id))
-            .await?
-            .ok_or(Error::NotFound)
+        self.store_call(self.admins.get_admin(id)).await?.ok_or(Error::NotFound)
     }
 
     /// The first side effect failed: if the saga log shows it landed anyway, go on (the caller's next
