@@ -12,7 +12,9 @@
 //!   `AdminCreateUser=50,InitiateAuth=120`. Operation names are Cognito's.
 //! * `COGNITO_EMULATOR_LATENCY_MS` — milliseconds added to every call (default 0).
 //!
-//! Quotas are per emulator instance (per process), where Cognito's are per account.
+//! Quotas are per emulator instance (per process), where Cognito's are per account. They can also be set
+//! or lifted at run time per operation ([`CognitoEmulator::set_rate_limit`](crate::CognitoEmulator::set_rate_limit),
+//! e.g. the UserList quota in the reconciler's tests): the same buckets, the emulator's only rate limiter.
 
 use admin_provisioner_core::identity::IdpError;
 use std::collections::HashMap;
@@ -259,10 +261,7 @@ mod tests {
         meter.set_rate("ListUsers", Some(2.0));
         assert!(meter.admit("ListUsers").await.is_ok());
         assert!(meter.admit("ListUsers").await.is_ok());
-        assert!(matches!(
-            meter.admit("ListUsers").await,
-            Err(IdpError::TooManyRequests)
-        ));
+        assert!(matches!(meter.admit("ListUsers").await, Err(IdpError::TooManyRequests)));
         assert_eq!(meter.refused("ListUsers"), 1);
         assert_eq!(meter.refused("AdminCreateUser"), 0);
         meter.set_rate("ListUsers", None);
