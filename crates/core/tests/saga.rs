@@ -8,7 +8,7 @@ mod saga_support;
 use admin_provisioner_core::domain::Password;
 use admin_provisioner_core::faults::FaultMode;
 use admin_provisioner_core::identity::{op as idp_op, IdpError};
-use admin_provisioner_core::store::{op as store_op, SagaState};
+use admin_provisioner_core::store::{op as store_op, SagaKind, SagaState};
 use admin_provisioner_core::{Caller, Error};
 use saga_support::*;
 
@@ -25,102 +25,72 @@ macro_rules! matrix_case {
     };
 }
 
-matrix_case!(
-    run_fault_case,
-    fault_admin_create_user_error,
-    idp_op::ADMIN_CREATE_USER,
-    FaultMode::Error
-);
-matrix_case!(
-    run_fault_case,
-    fault_admin_create_user_succeed_then_error,
-    idp_op::ADMIN_CREATE_USER,
-    FaultMode::SucceedThenError
-);
-matrix_case!(
-    run_fault_case,
-    fault_admin_create_user_hang,
-    idp_op::ADMIN_CREATE_USER,
-    FaultMode::Hang
-);
-matrix_case!(
-    run_fault_case,
-    fault_admin_create_user_succeed_then_hang,
-    idp_op::ADMIN_CREATE_USER,
-    FaultMode::SucceedThenHang
-);
-matrix_case!(
-    run_fault_case,
-    fault_saga_begin_error,
-    store_op::SAGA_BEGIN,
-    FaultMode::Error
-);
-matrix_case!(
-    run_fault_case,
-    fault_saga_begin_succeed_then_error,
-    store_op::SAGA_BEGIN,
-    FaultMode::SucceedThenError
-);
-matrix_case!(
-    run_fault_case,
-    fault_saga_begin_hang,
-    store_op::SAGA_BEGIN,
-    FaultMode::Hang
-);
-matrix_case!(
-    run_fault_case,
-    fault_saga_begin_succeed_then_hang,
-    store_op::SAGA_BEGIN,
-    FaultMode::SucceedThenHang
-);
-matrix_case!(
-    run_fault_case,
-    fault_saga_update_error,
-    store_op::SAGA_UPDATE,
-    FaultMode::Error
-);
-matrix_case!(
-    run_fault_case,
-    fault_saga_update_succeed_then_error,
-    store_op::SAGA_UPDATE,
-    FaultMode::SucceedThenError
-);
-matrix_case!(
-    run_fault_case,
-    fault_saga_update_hang,
-    store_op::SAGA_UPDATE,
-    FaultMode::Hang
-);
-matrix_case!(
-    run_fault_case,
-    fault_saga_update_succeed_then_hang,
-    store_op::SAGA_UPDATE,
-    FaultMode::SucceedThenHang
-);
-matrix_case!(
-    run_fault_case,
-    fault_insert_admin_error,
-    store_op::INSERT_ADMIN,
-    FaultMode::Error
-);
-matrix_case!(
-    run_fault_case,
-    fault_insert_admin_succeed_then_error,
-    store_op::INSERT_ADMIN,
-    FaultMode::SucceedThenError
-);
-matrix_case!(
-    run_fault_case,
-    fault_insert_admin_hang,
-    store_op::INSERT_ADMIN,
-    FaultMode::Hang
-);
-matrix_case!(
-    run_fault_case,
-    fault_insert_admin_succeed_then_hang,
-    store_op::INSERT_ADMIN,
-    FaultMode::SucceedThenHang
-);
+// The fault matrix, derived from the step tables: every port call of every step of the provisioning and
+// the removal saga (`saga_support::table_cells`, checked against a clean run's calls), in every fault mode,
+// once and always; each cell asserts that its fault fired, and a single transient fault ends in a created
+// (or removed) admin. `tests/saga_moto_pg.rs` runs the same cells on moto + PostgreSQL.
+
+async fn provision_matrix(mode: FaultMode) {
+    let clean = clean_provision_log(&Harness::emulator_sqlite_with(matrix_settings()).await).await;
+    for cell in table_cells(SagaKind::Provision, &clean) {
+        for times in [Some(1), None] {
+            let h = Harness::emulator_sqlite_with(matrix_settings()).await;
+            run_fault_case_at(&h, cell.op, cell.skip, mode, times).await;
+        }
+    }
+}
+
+async fn remove_matrix(mode: FaultMode) {
+    let clean = clean_remove_log(&Harness::emulator_sqlite_with(matrix_settings()).await).await;
+    for cell in table_cells(SagaKind::Remove, &clean) {
+        for times in [Some(1), None] {
+            let h = Harness::emulator_sqlite_with(matrix_settings()).await;
+            run_remove_fault_case(&h, cell.op, cell.skip, mode, times).await;
+        }
+    }
+}
+
+#[tokio::test]
+async fn table_matrix_provision_error() {
+    provision_matrix(FaultMode::Error).await;
+}
+#[tokio::test]
+async fn table_matrix_provision_succeed_then_error() {
+    provision_matrix(FaultMode::SucceedThenError).await;
+}
+#[tokio::test]
+async fn table_matrix_provision_hang() {
+    provision_matrix(FaultMode::Hang).await;
+}
+#[tokio::test]
+async fn table_matrix_provision_succeed_then_hang() {
+    provision_matrix(FaultMode::SucceedThenHang).await;
+}
+#[tokio::test]
+async fn table_matrix_remove_error() {
+    remove_matrix(FaultMode::Error).await;
+}
+#[tokio::test]
+async fn table_matrix_remove_succeed_then_error() {
+    remove_matrix(FaultMode::SucceedThenError).await;
+}
+#[tokio::test]
+async fn table_matrix_remove_hang() {
+    remove_matrix(FaultMode::Hang).await;
+}
+#[tokio::test]
+async fn table_matrix_remove_succeed_then_hang() {
+    remove_matrix(FaultMode::SucceedThenHang).await;
+}
+
+/// The tables the matrix is derived from: the steps a newcomer reads, in order.
+#[test]
+fn the_matrix_covers_every_step_of_both_tables() {
+    use admin_provisioner_core::provisioner::saga_steps;
+    let names = |k| saga_steps(k).iter().map(|s| s.name).collect::<Vec<_>>();
+    assert_eq!(names(SagaKind::Provision), ["intent", "create_user", "records"]);
+    assert_eq!(names(SagaKind::Remove), ["intent", "delete_records", "delete_user"]);
+}
 
 /// A definitive (non-retryable) database failure while writing the records: the Cognito user is removed.
 #[tokio::test]

@@ -250,63 +250,10 @@ async fn a_definitive_cognito_error_is_not_retried() {
 }
 
 // ------------------------------------------------------------------------------------------------
-// Finding 4: the fault matrix, derived from the calls a clean provisioning makes; every cell asserts
-// its fault fired and a single transient fault ends in a created admin (see `run_fault_case`).
+// Finding 4: the fault matrix is derived from the step tables (`tests/saga.rs`, `table_matrix_*`): every
+// cell asserts its fault fired and a single transient fault ends in a created admin (see
+// `saga_support::run_fault_case_at`). Read faults on the read-back branches:
 // ------------------------------------------------------------------------------------------------
-
-/// The distinct port calls of a clean provisioning, in first-call order.
-async fn success_path_ops() -> Vec<String> {
-    let h = Harness::emulator_sqlite().await;
-    h.p.provision_new_admin(&Caller::Operator, "probe@example.com", None)
-        .await
-        .unwrap();
-    let mut ops: Vec<String> = Vec::new();
-    for op in h.plan.call_log() {
-        if !ops.contains(&op) {
-            ops.push(op);
-        }
-    }
-    ops
-}
-
-async fn matrix(mode: FaultMode) {
-    let ops = success_path_ops().await;
-    for required in [
-        store_op::FIND_ADMIN_BY_EMAIL,
-        store_op::SAGA_BEGIN,
-        store_op::SAGA_UPDATE,
-        idp_op::ADMIN_CREATE_USER,
-        store_op::INSERT_ADMIN,
-    ] {
-        assert!(ops.iter().any(|o| o == required), "{required} missing from {ops:?}");
-    }
-    for op in &ops {
-        for times in [Some(1), None] {
-            let h = Harness::emulator_sqlite().await;
-            run_fault_case(&h, op, mode, times).await;
-        }
-    }
-}
-
-#[tokio::test]
-async fn derived_matrix_error() {
-    matrix(FaultMode::Error).await;
-}
-
-#[tokio::test]
-async fn derived_matrix_succeed_then_error() {
-    matrix(FaultMode::SucceedThenError).await;
-}
-
-#[tokio::test]
-async fn derived_matrix_hang() {
-    matrix(FaultMode::Hang).await;
-}
-
-#[tokio::test]
-async fn derived_matrix_succeed_then_hang() {
-    matrix(FaultMode::SucceedThenHang).await;
-}
 
 /// Read faults on the branches that read back: `AdminGetUser` when adopting the user a lost reply
 /// created, `get_admin` when verifying a records write whose reply was lost. Each is absorbed.

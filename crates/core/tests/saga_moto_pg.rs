@@ -7,8 +7,8 @@ mod saga_support;
 use admin_provisioner_cognito::testing::{MotoServer, PoolOptions};
 use admin_provisioner_core::faults::FaultMode;
 use admin_provisioner_core::identity::{op as idp_op, IdentityProvider};
-use admin_provisioner_core::store::op as store_op;
 use admin_provisioner_core::store::Store;
+use admin_provisioner_core::store::{op as store_op, SagaKind};
 use admin_provisioner_core::{Caller, Error};
 use saga_support::*;
 
@@ -41,6 +41,10 @@ struct Fixture {
 
 impl Fixture {
     async fn new() -> Self {
+        Self::with_settings(fast_settings()).await
+    }
+
+    async fn with_settings(settings: admin_provisioner_core::ProvisionerSettings) -> Self {
         let admin = admin_url();
         let mut conn = PgConnection::connect(&admin)
             .await
@@ -54,7 +58,7 @@ impl Fixture {
         let pool = moto.create_pool(PoolOptions::default()).await.unwrap();
         let idp: Arc<dyn IdentityProvider> = Arc::new(pool.provider);
         Self {
-            h: Harness::with(idp, store),
+            h: Harness::with_settings(idp, store, settings),
             db,
             _moto: moto,
         }
@@ -71,102 +75,66 @@ impl Fixture {
     }
 }
 
-matrix_case!(
-    run_fault_case,
-    moto_pg_fault_admin_create_user_error,
-    idp_op::ADMIN_CREATE_USER,
-    FaultMode::Error
-);
-matrix_case!(
-    run_fault_case,
-    moto_pg_fault_admin_create_user_succeed_then_error,
-    idp_op::ADMIN_CREATE_USER,
-    FaultMode::SucceedThenError
-);
-matrix_case!(
-    run_fault_case,
-    moto_pg_fault_admin_create_user_hang,
-    idp_op::ADMIN_CREATE_USER,
-    FaultMode::Hang
-);
-matrix_case!(
-    run_fault_case,
-    moto_pg_fault_admin_create_user_succeed_then_hang,
-    idp_op::ADMIN_CREATE_USER,
-    FaultMode::SucceedThenHang
-);
-matrix_case!(
-    run_fault_case,
-    moto_pg_fault_saga_begin_error,
-    store_op::SAGA_BEGIN,
-    FaultMode::Error
-);
-matrix_case!(
-    run_fault_case,
-    moto_pg_fault_saga_begin_succeed_then_error,
-    store_op::SAGA_BEGIN,
-    FaultMode::SucceedThenError
-);
-matrix_case!(
-    run_fault_case,
-    moto_pg_fault_saga_begin_hang,
-    store_op::SAGA_BEGIN,
-    FaultMode::Hang
-);
-matrix_case!(
-    run_fault_case,
-    moto_pg_fault_saga_begin_succeed_then_hang,
-    store_op::SAGA_BEGIN,
-    FaultMode::SucceedThenHang
-);
-matrix_case!(
-    run_fault_case,
-    moto_pg_fault_saga_update_error,
-    store_op::SAGA_UPDATE,
-    FaultMode::Error
-);
-matrix_case!(
-    run_fault_case,
-    moto_pg_fault_saga_update_succeed_then_error,
-    store_op::SAGA_UPDATE,
-    FaultMode::SucceedThenError
-);
-matrix_case!(
-    run_fault_case,
-    moto_pg_fault_saga_update_hang,
-    store_op::SAGA_UPDATE,
-    FaultMode::Hang
-);
-matrix_case!(
-    run_fault_case,
-    moto_pg_fault_saga_update_succeed_then_hang,
-    store_op::SAGA_UPDATE,
-    FaultMode::SucceedThenHang
-);
-matrix_case!(
-    run_fault_case,
-    moto_pg_fault_insert_admin_error,
-    store_op::INSERT_ADMIN,
-    FaultMode::Error
-);
-matrix_case!(
-    run_fault_case,
-    moto_pg_fault_insert_admin_succeed_then_error,
-    store_op::INSERT_ADMIN,
-    FaultMode::SucceedThenError
-);
-matrix_case!(
-    run_fault_case,
-    moto_pg_fault_insert_admin_hang,
-    store_op::INSERT_ADMIN,
-    FaultMode::Hang
-);
-matrix_case!(
-    run_fault_case,
-    moto_pg_fault_insert_admin_succeed_then_hang,
-    store_op::INSERT_ADMIN,
-    FaultMode::SucceedThenHang
-);
+// The fault matrix derived from the step tables (as in `tests/saga.rs`), on moto + PostgreSQL.
+
+async fn provision_matrix(mode: FaultMode) {
+    let f = Fixture::with_settings(matrix_settings()).await;
+    let clean = clean_provision_log(&f.h).await;
+    f.finish().await;
+    for cell in table_cells(SagaKind::Provision, &clean) {
+        for times in [Some(1), None] {
+            let f = Fixture::with_settings(matrix_settings()).await;
+            run_fault_case_at(&f.h, cell.op, cell.skip, mode, times).await;
+            f.finish().await;
+        }
+    }
+}
+
+async fn remove_matrix(mode: FaultMode) {
+    let f = Fixture::with_settings(matrix_settings()).await;
+    let clean = clean_remove_log(&f.h).await;
+    f.finish().await;
+    for cell in table_cells(SagaKind::Remove, &clean) {
+        for times in [Some(1), None] {
+            let f = Fixture::with_settings(matrix_settings()).await;
+            run_remove_fault_case(&f.h, cell.op, cell.skip, mode, times).await;
+            f.finish().await;
+        }
+    }
+}
+
+#[tokio::test]
+async fn moto_pg_table_matrix_provision_error() {
+    provision_matrix(FaultMode::Error).await;
+}
+#[tokio::test]
+async fn moto_pg_table_matrix_provision_succeed_then_error() {
+    provision_matrix(FaultMode::SucceedThenError).await;
+}
+#[tokio::test]
+async fn moto_pg_table_matrix_provision_hang() {
+    provision_matrix(FaultMode::Hang).await;
+}
+#[tokio::test]
+async fn moto_pg_table_matrix_provision_succeed_then_hang() {
+    provision_matrix(FaultMode::SucceedThenHang).await;
+}
+#[tokio::test]
+async fn moto_pg_table_matrix_remove_error() {
+    remove_matrix(FaultMode::Error).await;
+}
+#[tokio::test]
+async fn moto_pg_table_matrix_remove_succeed_then_error() {
+    remove_matrix(FaultMode::SucceedThenError).await;
+}
+#[tokio::test]
+async fn moto_pg_table_matrix_remove_hang() {
+    remove_matrix(FaultMode::Hang).await;
+}
+#[tokio::test]
+async fn moto_pg_table_matrix_remove_succeed_then_hang() {
+    remove_matrix(FaultMode::SucceedThenHang).await;
+}
 
 /// Concurrency on the production adapters: 20 provisions of one e-mail in different cases, one admin.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -33,8 +33,8 @@ pub struct SqliteStore {
     pool: SqlitePool,
     /// The connection URL with any password masked, for messages.
     url: String,
-    /// The clock that stamps rows (`created_at`, `updated_at`, event times): the orchestrator's.
-    clock: Arc<dyn Clock>,
+    /// Stamps rows (`created_at`, `updated_at`, event times) from the orchestrator's clock.
+    stamper: Arc<crate::types::Stamper>,
 }
 
 impl SqliteStore {
@@ -83,13 +83,13 @@ impl SqliteStore {
     /// Stamps rows with `clock` instead of the system clock: give it the orchestrator's, so that the
     /// times recovery compares (saga and lease times, record times) come from one clock.
     pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
-        self.clock = clock;
+        self.stamper = Arc::new(crate::types::Stamper::new(clock));
         self
     }
 
-    /// Now, by the store's clock, as the database stores it.
+    /// Now, by the store's clock, as the database stores it (strictly increasing per store).
     pub(crate) fn now(&self) -> crate::types::DbTime {
-        crate::types::DbTime::new(self.clock.now())
+        self.stamper.now()
     }
 
     /// The underlying pool, for callers that need raw SQL (tests, diagnostics).
@@ -139,7 +139,7 @@ impl SqliteStore {
         Ok(Self {
             pool,
             url: redact_url(url),
-            clock: Arc::new(SystemClock),
+            stamper: Arc::new(crate::types::Stamper::new(Arc::new(SystemClock))),
         })
     }
 }

@@ -80,6 +80,41 @@ impl<'r> Decode<'r, Sqlite> for DbId {
     }
 }
 
+/// The store's source of row stamps: the injected clock (the orchestrator's), made strictly increasing
+/// per store so that rows written one after the other keep their order even under a clock that stands
+/// still (a test's manual clock) or repeats a microsecond: a stamp is the clock's time, or 1 µs after the
+/// previous stamp when the clock has not moved past it.
+pub(crate) struct Stamper {
+    clock: std::sync::Arc<dyn admin_provisioner_core::clock::Clock>,
+    last_micros: std::sync::atomic::AtomicI64,
+}
+
+impl Stamper {
+    pub(crate) fn new(clock: std::sync::Arc<dyn admin_provisioner_core::clock::Clock>) -> Self {
+        Self {
+            clock,
+            last_micros: std::sync::atomic::AtomicI64::new(i64::MIN),
+        }
+    }
+
+    /// The next stamp.
+    pub(crate) fn now(&self) -> DbTime {
+        use std::sync::atomic::Ordering;
+        let t = truncate_to_micros(self.clock.now()).timestamp_micros();
+        let mut prev = self.last_micros.load(Ordering::Relaxed);
+        loop {
+            let next = t.max(prev.saturating_add(1));
+            match self
+                .last_micros
+                .compare_exchange_weak(prev, next, Ordering::SeqCst, Ordering::Relaxed)
+            {
+                Ok(_) => return DbTime(DateTime::from_timestamp_micros(next).unwrap_or_else(Utc::now)),
+                Err(p) => prev = p,
+            }
+        }
+    }
+}
+
 /// A timestamp column: `TIMESTAMPTZ` in PostgreSQL, RFC 3339 `TEXT` with six fractional digits in
 /// SQLite. Always whole microseconds (see the module docs).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]

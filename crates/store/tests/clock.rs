@@ -126,6 +126,25 @@ async fn stamps_follow_the_injected_clock(store: Arc<dyn Store>, clock: Arc<Manu
     let pending = store.get(removal.id).await.unwrap().unwrap();
     assert_eq!(pending.state, SagaState::IdentityPendingDelete);
     assert_eq!(pending.updated_at, t5, "saga advanced in the delete's transaction");
+
+    // A clock that stands still: rows written one after the other still get increasing stamps, so that
+    // "oldest first" keeps the order they were written in.
+    let mut last = None;
+    for i in 0..3 {
+        let email = format!("still.{i}@example.com");
+        let r = store
+            .insert_admin(new_admin(&email, t5), audit(AuditAction::CreateAdmin, &email, t5), None)
+            .await
+            .unwrap();
+        assert!(r.user.created_at > t5, "a stamp repeated an earlier one");
+        if let Some(prev) = last {
+            assert!(
+                r.user.created_at > prev,
+                "rows written in order got stamps out of order"
+            );
+        }
+        last = Some(r.user.created_at);
+    }
 }
 
 #[tokio::test]

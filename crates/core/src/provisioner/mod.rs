@@ -1,4 +1,11 @@
-//! The orchestrator: the five operations and the provisioning saga.
+//! The orchestrator: the five operations and the sagas.
+//!
+//! A newcomer's map: [`engine`] is the saga engine (a saga = a table of action/undo steps; one state
+//! machine for the forward run, compensation and recovery); `saga.rs` declares the provisioning saga's
+//! table (`PROVISION`) and holds recovery's entry points and the ownership rule it applies; `removal.rs`
+//! declares the removal saga (`REMOVE`); `ownership.rs` answers the reconciler with the same rule;
+//! `operations.rs` the five operations; `access.rs` login and first login; `invite.rs` invitations;
+//! `views.rs` the admin list.
 //!
 //! [`Provisioner`] knows only the ports ([`IdentityProvider`], [`AdminStore`], [`SagaLog`], [`Clock`]).
 //! Every port call runs under a timeout; transient errors (throttling, timeouts, network) are retried with

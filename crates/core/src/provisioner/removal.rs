@@ -13,14 +13,19 @@ impl Provisioner {
     /// grants the user anything meanwhile.
     pub async fn remove_admin(&self, caller: &Caller, id: UserId, request_id: Option<&str>) -> Result<(), Error> {
         let actor = self.authorize(caller).await?;
-        let record = match self.store_call(self.admins.get_admin(id)).await? {
+        let record = match self.retry(|| self.store_call(self.admins.get_admin(id))).await? {
             Some(r) => r,
             None => match self.revoke_unfinished(&actor, id, request_id).await? {
                 Some(r) => r,
                 None => return Ok(()),
             },
         };
-        if record.user.status == UserStatus::Active && self.store_call(self.admins.count_active_admins()).await? <= 1 {
+        if record.user.status == UserStatus::Active
+            && self
+                .retry(|| self.store_call(self.admins.count_active_admins()))
+                .await?
+                <= 1
+        {
             return Err(Error::LastAdmin);
         }
         let mut saga = self.intent(

@@ -5,8 +5,9 @@
 use admin_provisioner_core::clock::{Clock, ManualClock};
 use admin_provisioner_core::faults::{FaultMode, FaultPlan, FaultyIdentityProvider, FaultyStore};
 use admin_provisioner_core::identity::{CreateUserRequest, IdentityProvider, IdpError, IdpUser, MessageAction};
-use admin_provisioner_core::store::SagaState;
+use admin_provisioner_core::provisioner::saga_steps;
 use admin_provisioner_core::store::Store;
+use admin_provisioner_core::store::{op as store_op, SagaKind, SagaState};
 use admin_provisioner_core::{Caller, Error, Provisioner, ProvisionerSettings};
 use admin_provisioner_emulator::{CognitoEmulator, EmulatorConfig};
 use std::sync::Arc;
@@ -84,19 +85,15 @@ impl Harness {
 
     /// Any identity provider and store (moto + PostgreSQL): real time.
     pub fn with(idp: Arc<dyn IdentityProvider>, store: Arc<dyn Store>) -> Self {
+        Self::with_settings(idp, store, fast_settings())
+    }
+
+    /// [`Harness::with`] with these saga settings.
+    pub fn with_settings(idp: Arc<dyn IdentityProvider>, store: Arc<dyn Store>, settings: ProvisionerSettings) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let manual = Arc::new(ManualClock::new());
         let offset = Arc::new(OffsetClock::default());
-        Self::assemble(
-            idp,
-            store,
-            offset.clone(),
-            manual,
-            Some(offset),
-            None,
-            dir,
-            fast_settings(),
-        )
+        Self::assemble(idp, store, offset.clone(), manual, Some(offset), None, dir, settings)
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -250,14 +247,20 @@ impl Harness {
 
 /// One cell of the fault matrix. See `tests/saga.rs`.
 pub async fn run_fault_case(h: &Harness, op: &str, mode: FaultMode, times: Option<u32>) {
-    let ctx = format!("fault {op} {mode:?} times={times:?}");
+    run_fault_case_at(h, op, 0, mode, times).await
+}
+
+/// [`run_fault_case`] with the fault on the `skip + 1`-th call of `op` (and, when `times` is `None`, on
+/// every later one): a cell of the table-derived matrix targets one step's call.
+pub async fn run_fault_case_at(h: &Harness, op: &str, skip: u32, mode: FaultMode, times: Option<u32>) {
+    let ctx = format!("fault {op}#{skip} {mode:?} times={times:?}");
     // A pre-existing Cognito user the product did not create: it must survive whatever happens.
     h.clock.advance(chrono::Duration::seconds(-600));
     let legacy = h.create_foreign_user("legacy.user@example.com").await;
     h.clock.advance(chrono::Duration::seconds(600));
     let email = "victim@example.com";
 
-    h.plan.fail(op, mode, times);
+    h.plan.fail_after(op, skip, mode, times);
     let result = h.p.provision_new_admin(&Caller::Operator, email, Some("matrix")).await;
     // A cell that tests nothing is a bug in the matrix: the fault must have hit a call.
     assert!(h.plan.fired(op) > 0, "{ctx}: the fault never fired");
@@ -394,4 +397,137 @@ pub async fn run_foreign_fault_case(h: &Harness, op: &str, mode: FaultMode, time
     assert_eq!(still.sub, foreign.sub, "{ctx}: the foreign user was replaced");
     assert!(!h.db_has(email).await, "{ctx}: the foreign user was linked to an admin");
     assert!(h.raw_store.list_unfinished().await.unwrap().is_empty(), "{ctx}");
+}
+
+// ------------------------------------------------------------------------------------------------
+// The fault matrix, derived from the saga tables
+// ------------------------------------------------------------------------------------------------
+
+/// One cell of the table-derived matrix: the `skip + 1`-th call of `op` in a clean run, made by `step`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Cell {
+    /// The step of the table (`precondition` for the reads before the intent, `intent` for the log row).
+    pub step: &'static str,
+    /// The port operation.
+    pub op: &'static str,
+    /// How many earlier calls of `op` a clean run makes.
+    pub skip: u32,
+}
+
+/// Settings for matrix cells: [`fast_settings`] with a lease long enough that no renewal runs inside a
+/// clean run (the cells count calls), on a loaded machine too.
+pub fn matrix_settings() -> ProvisionerSettings {
+    ProvisionerSettings {
+        lease_ttl: Duration::from_secs(30),
+        ..fast_settings()
+    }
+}
+
+/// The cells of saga `kind`: the reads a clean run makes before its intent (taken from the clean
+/// `call_log`), then every port call of every step of the table (`saga_steps`). Asserts that the table's
+/// declared calls are exactly what the clean run called after its preconditions, so the declaration
+/// cannot drift from the code.
+pub fn table_cells(kind: SagaKind, clean_log: &[String]) -> Vec<Cell> {
+    let begin = clean_log
+        .iter()
+        .position(|op| op == store_op::SAGA_BEGIN)
+        .unwrap_or_else(|| panic!("no intent in the clean run {clean_log:?}"));
+    let mut cells: Vec<Cell> = Vec::new();
+    let mut push = |cells: &mut Vec<Cell>, step: &'static str, op: &'static str| {
+        let skip = cells.iter().filter(|c| c.op == op).count() as u32;
+        cells.push(Cell { step, op, skip });
+    };
+    for op in &clean_log[..begin] {
+        let op: &'static str = Box::leak(op.clone().into_boxed_str());
+        push(&mut cells, "precondition", op);
+    }
+    for step in saga_steps(kind) {
+        for op in step.calls {
+            push(&mut cells, step.name, op);
+        }
+    }
+    let declared: Vec<&str> = cells.iter().map(|c| c.op).collect();
+    let called: Vec<&str> = clean_log.iter().map(String::as_str).collect();
+    assert_eq!(
+        declared, called,
+        "the {kind:?} table's declared calls differ from a clean run's calls"
+    );
+    cells
+}
+
+/// The calls of a clean provisioning (on a fresh harness of the same system).
+pub async fn clean_provision_log(h: &Harness) -> Vec<String> {
+    h.p.provision_new_admin(&Caller::Operator, "probe@example.com", None)
+        .await
+        .unwrap();
+    h.plan.call_log()
+}
+
+/// The calls of a clean removal of an invited admin (on a fresh harness of the same system).
+pub async fn clean_remove_log(h: &Harness) -> Vec<String> {
+    let admin =
+        h.p.provision_new_admin(&Caller::Operator, "probe@example.com", None)
+            .await
+            .unwrap();
+    let before = h.plan.call_log().len();
+    h.p.remove_admin(&Caller::Operator, admin.user.id, None).await.unwrap();
+    h.plan.call_log()[before..].to_vec()
+}
+
+/// One removal cell: an invited admin is removed while `op`'s `skip + 1`-th call fails in `mode`. The fault
+/// fires; a single transient fault is absorbed (removed from both systems); otherwise the admin is in
+/// both systems (nothing done), or removed from the database with the saga stuck; after the recovery that
+/// follows, no saga is unfinished and the admin is in neither system or (untouched) in both; removing it
+/// again then succeeds.
+pub async fn run_remove_fault_case(h: &Harness, op: &str, skip: u32, mode: FaultMode, times: Option<u32>) {
+    let ctx = format!("removal fault {op}#{skip} {mode:?} times={times:?}");
+    let email = "leaver@example.com";
+    let admin = h.p.provision_new_admin(&Caller::Operator, email, None).await.unwrap();
+    h.plan.fail_after(op, skip, mode, times);
+    let result = h.p.remove_admin(&Caller::Operator, admin.user.id, Some("matrix")).await;
+    assert!(h.plan.fired(op) > 0, "{ctx}: the fault never fired");
+    if times == Some(1) {
+        assert!(
+            result.is_ok(),
+            "{ctx}: a single transient fault was not absorbed: {result:?}"
+        );
+    }
+    match &result {
+        Ok(()) => {
+            assert!(!h.db_has(email).await, "{ctx}: Ok but the records remain");
+            assert!(!h.cognito_has(email).await, "{ctx}: Ok but the Cognito user remains");
+        }
+        Err(Error::SagaStuck { saga_id }) => {
+            assert!(!h.db_has(email).await, "{ctx}: stuck before the records were deleted");
+            let saga = h.raw_store.get(*saga_id).await.unwrap().unwrap();
+            assert!(
+                !saga.state.is_terminal(),
+                "{ctx}: stuck but the saga is {:?}",
+                saga.state
+            );
+        }
+        Err(e) => {
+            assert!(h.db_has(email).await, "{ctx}: error {e:?} but the records are gone");
+            h.assert_both_or_neither(email).await;
+        }
+    }
+    h.plan.clear();
+    h.recover().await;
+    assert!(
+        h.raw_store.list_unfinished().await.unwrap().is_empty(),
+        "{ctx}: unfinished sagas remain after recovery"
+    );
+    h.assert_both_or_neither(email).await;
+    if result.is_ok() || matches!(result, Err(Error::SagaStuck { .. })) {
+        assert!(
+            !h.cognito_has(email).await,
+            "{ctx}: recovery did not finish the removal"
+        );
+    }
+    if h.db_has(email).await {
+        h.p.remove_admin(&Caller::Operator, admin.user.id, None)
+            .await
+            .unwrap_or_else(|e| panic!("{ctx}: removing again failed: {e:?}"));
+    }
+    assert!(!h.db_has(email).await && !h.cognito_has(email).await, "{ctx}");
 }
