@@ -1231,7 +1231,9 @@ fn saga_step(kind: SagaKind, state: SagaState) -> &'static str {
         (SagaKind::Remove, SagaState::IdentityPendingDelete) => "database records removed; deleting the Cognito user",
         (_, SagaState::IdentityPendingDelete) => "deleting the Cognito user",
         (SagaKind::Disable, SagaState::IdentityUpdating) => "database marked disabled; disabling the Cognito user",
-        (SagaKind::Enable, SagaState::IdentityUpdating) => "enabling the Cognito user, then clearing the database's disabled mark",
+        (SagaKind::Enable, SagaState::IdentityUpdating) => {
+            "enabling the Cognito user, then clearing the database's disabled mark"
+        }
         (_, SagaState::IdentityUpdating) => "updating the Cognito user",
         (_, SagaState::Stuck) => "stopped: retries exhausted, waiting for an operator or the next recovery pass",
     }
