@@ -320,3 +320,45 @@ async fn a_bad_session_is_refused_without_echoing_it() {
     assert!(!e.is_transient());
     assert!(!e.to_string().contains("bogus-session-0123456789"), "{e}");
 }
+
+/// `AdminDisableUser` / `AdminEnableUser` through the SDK adapter: moto's `AdminGetUser` shows the
+/// `Enabled` flag, and moto (like Cognito) refuses `InitiateAuth` for a disabled user with
+/// `NotAuthorizedException: User is disabled.` (it checks before the password, so even the right one is
+/// refused). A missing user is the port's `UserNotFound` for both calls.
+#[tokio::test]
+async fn disable_and_enable_a_user() {
+    let (_moto, pool) = pool(PoolOptions::default()).await;
+    let idp = &pool.provider;
+    idp.admin_create_user(invite("dora@example.com")).await.unwrap();
+
+    idp.admin_disable_user("dora@example.com").await.unwrap();
+    assert!(!idp.admin_get_user("dora@example.com").await.unwrap().enabled);
+    let refused = idp
+        .initiate_auth("dora@example.com", &Password::new(TEMP))
+        .await
+        .unwrap_err();
+    assert!(matches!(refused, IdpError::NotAuthorized(_)), "{refused:?}");
+    assert!(!refused.to_string().contains(TEMP));
+    // Disabling twice is not an error (Cognito answers success too).
+    idp.admin_disable_user("dora@example.com").await.unwrap();
+
+    idp.admin_enable_user("dora@example.com").await.unwrap();
+    assert!(idp.admin_get_user("dora@example.com").await.unwrap().enabled);
+    match idp
+        .initiate_auth("dora@example.com", &Password::new(TEMP))
+        .await
+        .unwrap()
+    {
+        AuthOutcome::NewPasswordRequired { .. } => {}
+        other => panic!("an enabled new user gets the new-password challenge, got {other:?}"),
+    }
+
+    assert_eq!(
+        idp.admin_disable_user("nobody@example.com").await.unwrap_err(),
+        IdpError::UserNotFound
+    );
+    assert_eq!(
+        idp.admin_enable_user("nobody@example.com").await.unwrap_err(),
+        IdpError::UserNotFound
+    );
+}
