@@ -433,7 +433,7 @@ pub fn table_cells(kind: SagaKind, clean_log: &[String]) -> Vec<Cell> {
         .position(|op| op == store_op::SAGA_BEGIN)
         .unwrap_or_else(|| panic!("no intent in the clean run {clean_log:?}"));
     let mut cells: Vec<Cell> = Vec::new();
-    let mut push = |cells: &mut Vec<Cell>, step: &'static str, op: &'static str| {
+    let push = |cells: &mut Vec<Cell>, step: &'static str, op: &'static str| {
         let skip = cells.iter().filter(|c| c.op == op).count() as u32;
         cells.push(Cell { step, op, skip });
     };
