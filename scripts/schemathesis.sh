@@ -46,9 +46,12 @@ PY
 )"
 
 set +e
+# --exclude-path-regex: the /scim/v2 endpoints take a SCIM token, which this admin token is not (refused by
+# design); scim2-tester and tests/scim.rs cover them.
 # --request-timeout: above GET /api/events' longest long-poll (wait=30 s), which is an answer, not a hang.
 "$ST" --config-file "$ROOT/scripts/schemathesis.toml" run "http://127.0.0.1:$PORT/openapi.json" \
   --header "Authorization: Bearer $TOKEN" \
+  --exclude-path-regex '^/scim/' \
   --checks all \
   --max-examples "$EXAMPLES" \
   --seed "$SEED" \

@@ -1274,6 +1274,28 @@ async fn openapi_lists_every_path_and_method_of_the_contract() {
         );
     }
     assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
+    // The SCIM endpoints, with their own token scheme, media type and error shape.
+    assert!(doc["components"]["securitySchemes"]["scim"].is_object());
+    assert!(doc["components"]["schemas"]["ScimError"]["properties"]["scimType"].is_object());
+    for (path, method) in [
+        ("/scim/v2/Users", "get"),
+        ("/scim/v2/Users", "post"),
+        ("/scim/v2/Users/.search", "post"),
+        ("/scim/v2/Users/{id}", "get"),
+        ("/scim/v2/Users/{id}", "put"),
+        ("/scim/v2/Users/{id}", "patch"),
+        ("/scim/v2/Users/{id}", "delete"),
+        ("/scim/v2/ServiceProviderConfig", "get"),
+        ("/scim/v2/Schemas", "get"),
+        ("/scim/v2/ResourceTypes", "get"),
+    ] {
+        let op = &doc["paths"][path][method];
+        assert_eq!(op["security"][0]["scim"], json!([]), "{path} {method}");
+        assert!(
+            op["responses"]["401"]["content"]["application/scim+json"].is_object(),
+            "{path} {method}: {op}"
+        );
+    }
 }
 
 #[tokio::test]

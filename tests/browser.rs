@@ -238,7 +238,7 @@ async fn revoking_an_invitation_asks_for_confirmation_first() {
     fill(&c, "#new-email", "doomed@example.com").await;
     click(&c, "#create-admin button[type=submit]").await;
     wait_for_text(&c, "#flash", "doomed@example.com").await;
-    let revoke = r#"tr[data-email="doomed@example.com"] button.danger"#;
+    let revoke = r#"tr[data-email="doomed@example.com"] form[action$="/remove"] button"#;
 
     // Act: click Revoke, dismiss the dialog; click again and accept it.
     click(&c, revoke).await;

@@ -554,3 +554,270 @@ async fn scim_bodies_are_scim_json_or_json_and_anything_else_is_415_in_the_scim_
         assert_eq!(res.status, StatusCode::OK, "{path}: {}", res.text);
     }
 }
+
+// ---------------------------------------------------------------------------------------------------
+// The console's Disable / Enable buttons and SCIM tokens page
+// ---------------------------------------------------------------------------------------------------
+
+fn console_form(path: &str, cookie: &str, fields: &[(&str, &str)]) -> Request<Body> {
+    let body = form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(fields)
+        .finish();
+    Request::builder()
+        .method(Method::POST)
+        .uri(path)
+        .header("host", "localhost")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("cookie", cookie)
+        .body(Body::from(body))
+        .unwrap()
+}
+
+fn console_get(path: &str, cookie: &str) -> Request<Body> {
+    Request::builder()
+        .uri(path)
+        .header("host", "localhost")
+        .header("cookie", cookie)
+        .body(Body::empty())
+        .unwrap()
+}
+
+fn set_cookie(res: &Res, name: &str) -> Option<String> {
+    res.headers.get_all("set-cookie").iter().find_map(|v| {
+        v.to_str()
+            .unwrap()
+            .strip_prefix(&format!("{name}="))
+            .map(|rest| rest.split(';').next().unwrap().to_string())
+    })
+}
+
+/// Signs the first admin in through the console form: the session cookie and the page's CSRF token.
+async fn console_sign_in(t: &TestApp) -> (String, String) {
+    let body = form_urlencoded::Serializer::new(String::new())
+        .extend_pairs([("email", ADMIN_EMAIL), ("password", NEW_PASSWORD)])
+        .finish();
+    let req = Request::builder()
+        .method(Method::POST)
+        .uri("/login")
+        .header("host", "localhost")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(Body::from(body))
+        .unwrap();
+    let res = t.call(req).await;
+    assert_eq!(res.status, StatusCode::SEE_OTHER, "{}", res.text);
+    let cookie = format!("ap_session={}", set_cookie(&res, "ap_session").unwrap());
+    let page = t.call(console_get("/console", &cookie)).await;
+    let marker = r#"name="csrf" value=""#;
+    let start = page.text.find(marker).expect("a CSRF field") + marker.len();
+    let csrf = page.text[start..start + page.text[start..].find('"').unwrap()].to_string();
+    (cookie, csrf)
+}
+
+/// Follows a console 303: the flash it set, shown on the page it points to.
+async fn follow(t: &TestApp, res: &Res, cookie: &str) -> Res {
+    assert_eq!(res.status, StatusCode::SEE_OTHER, "{}", res.text);
+    let to = res.header("location").unwrap();
+    let flash = set_cookie(res, "ap_flash").expect("a flash message");
+    t.call(console_get(&to, &format!("{cookie}; ap_flash={flash}"))).await
+}
+
+/// The admins page's line of `email`.
+fn row<'a>(page: &'a str, email: &str) -> &'a str {
+    let start = page
+        .find(&format!(r#"data-email="{email}""#))
+        .unwrap_or_else(|| panic!("no line for {email}"));
+    let end = page[start..].find("</tr>").unwrap();
+    &page[start..start + end]
+}
+
+#[tokio::test]
+async fn the_console_disables_and_enables_an_admin_in_both_systems() {
+    let t = test_app().await;
+    let email = "console.disabled@example.com";
+    t.invite(email).await;
+    let second = t.activate(email).await;
+    let (cookie, csrf) = console_sign_in(&t).await;
+
+    let page = t.call(console_get("/console", &cookie)).await;
+    let line = row(&page.text, email);
+    assert!(
+        line.contains(&format!("/console/admins/{}/disable", second.id)),
+        "{line}"
+    );
+    assert!(line.contains("data-confirm=\"Disable "), "{line}");
+    assert!(!line.contains("/enable\""), "{line}");
+    // No Disable button on one's own line.
+    assert!(!row(&page.text, ADMIN_EMAIL).contains("/disable\""));
+
+    // Without the CSRF token: refused, nothing changed.
+    let res = t
+        .call(console_form(
+            &format!("/console/admins/{}/disable", second.id),
+            &cookie,
+            &[],
+        ))
+        .await;
+    assert_eq!(res.status, StatusCode::FORBIDDEN);
+    assert_eq!(both(&t, email).await, ((true, false), (true, true)));
+
+    let res = t
+        .call(console_form(
+            &format!("/console/admins/{}/disable", second.id),
+            &cookie,
+            &[("csrf", &csrf)],
+        ))
+        .await;
+    let page = follow(&t, &res, &cookie).await;
+    assert!(
+        page.text.contains("was disabled in Cognito and the database"),
+        "{}",
+        page.text
+    );
+    assert_eq!(both(&t, email).await, ((true, true), (true, false)));
+    let line = row(&page.text, email);
+    assert!(line.contains(">disabled<"), "{line}");
+    assert!(
+        line.contains(&format!("/console/admins/{}/enable", second.id)),
+        "{line}"
+    );
+    assert!(!line.contains("/disable\""), "{line}");
+    assert_eq!(
+        t.get("/api/admins", Some(&second.id_token)).await.status,
+        StatusCode::FORBIDDEN
+    );
+
+    let res = t
+        .call(console_form(
+            &format!("/console/admins/{}/enable", second.id),
+            &cookie,
+            &[("csrf", &csrf)],
+        ))
+        .await;
+    let page = follow(&t, &res, &cookie).await;
+    assert!(page.text.contains("was enabled again"), "{}", page.text);
+    assert_eq!(both(&t, email).await, ((true, false), (true, true)));
+    assert!(row(&page.text, email).contains(">active<"));
+    t.login(email, NEW_PASSWORD).await;
+
+    // Disabling oneself is refused with a message; the last-admin guard answers in plain words too.
+    let res = t
+        .call(console_form(
+            &format!("/console/admins/{}/disable", t.admin().id),
+            &cookie,
+            &[("csrf", &csrf)],
+        ))
+        .await;
+    let page = follow(&t, &res, &cookie).await;
+    assert!(page.text.contains("You cannot disable yourself"), "{}", page.text);
+    assert_eq!(both(&t, ADMIN_EMAIL).await, ((true, false), (true, true)));
+}
+
+#[tokio::test]
+async fn the_console_scim_tokens_page_shows_a_token_once_and_revokes_it() {
+    let logs = LogCapture::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_ansi(false)
+        .with_writer(logs.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let t = test_app().await;
+    let (cookie, csrf) = console_sign_in(&t).await;
+
+    let page = t.call(console_get("/console/scim-tokens", &cookie)).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.text.contains("No SCIM tokens yet"), "{}", page.text);
+    assert!(
+        page.text.contains(r#"href="/console/scim-tokens""#),
+        "linked from the nav"
+    );
+
+    // A bad name: refused with a message, nothing stored.
+    let res = t
+        .call(console_form(
+            "/console/scim-tokens",
+            &cookie,
+            &[("csrf", &csrf), ("name", "Not OK")],
+        ))
+        .await;
+    let page = follow(&t, &res, &cookie).await;
+    assert!(page.text.contains("invalid SCIM token name"), "{}", page.text);
+    assert!(t.app.store.list_scim_tokens().await.unwrap().is_empty());
+
+    let res = t
+        .call(console_form(
+            "/console/scim-tokens",
+            &cookie,
+            &[("csrf", &csrf), ("name", "okta")],
+        ))
+        .await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text);
+    assert_eq!(res.header("cache-control").as_deref(), Some("no-store"));
+    let marker = r#"id="scim-token-value" class="secret" type="text" readonly value=""#;
+    let start = res.text.find(marker).expect("the token on the page") + marker.len();
+    let token = res.text[start..start + res.text[start..].find('"').unwrap()].to_string();
+    assert!(token.starts_with(tokens::TOKEN_PREFIX), "{token}");
+
+    // It authenticates the SCIM endpoints.
+    assert_eq!(
+        t.call(scim(Method::GET, "/scim/v2/Users", &token, None)).await.status,
+        StatusCode::OK
+    );
+    // The list shows the token's facts, never the token; the same name again is refused.
+    let page = t.call(console_get("/console/scim-tokens", &cookie)).await;
+    assert!(page.text.contains(r#"data-name="okta""#), "{}", page.text);
+    assert!(page.text.contains("/console/scim-tokens/okta/revoke"));
+    assert!(!page.text.contains(&token));
+    let res = t
+        .call(console_form(
+            "/console/scim-tokens",
+            &cookie,
+            &[("csrf", &csrf), ("name", "okta")],
+        ))
+        .await;
+    let page = follow(&t, &res, &cookie).await;
+    assert!(page.text.contains("already exists"), "{}", page.text);
+    assert!(!page.text.contains(&token));
+    let listed = t.app.store.list_scim_tokens().await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert!(listed[0].last_used_at.is_some(), "{listed:?}");
+    assert_eq!(listed[0].created_by, t.admin().id.to_string());
+
+    // Revoke without CSRF: refused; with it: the token is refused from then on.
+    let res = t
+        .call(console_form("/console/scim-tokens/okta/revoke", &cookie, &[]))
+        .await;
+    assert_eq!(res.status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        t.call(scim(Method::GET, "/scim/v2/Users", &token, None)).await.status,
+        StatusCode::OK
+    );
+    let res = t
+        .call(console_form(
+            "/console/scim-tokens/okta/revoke",
+            &cookie,
+            &[("csrf", &csrf)],
+        ))
+        .await;
+    let page = follow(&t, &res, &cookie).await;
+    assert!(page.text.contains("SCIM token okta was revoked"), "{}", page.text);
+    assert!(page.text.contains(">revoked<"), "{}", page.text);
+    assert!(!page.text.contains("/console/scim-tokens/okta/revoke"));
+    assert_eq!(
+        t.call(scim(Method::GET, "/scim/v2/Users", &token, None)).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+
+    let audit = t.app.store.list_audit(50).await.unwrap();
+    for action in [AuditAction::CreateScimToken, AuditAction::RevokeScimToken] {
+        assert!(
+            audit
+                .iter()
+                .any(|e| e.entry.action == action && e.entry.target == "scim-token:okta"),
+            "{audit:?}"
+        );
+    }
+    let text = logs.text();
+    assert!(!text.is_empty());
+    assert!(!text.contains(&token), "the token was logged");
+}

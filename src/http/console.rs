@@ -69,6 +69,13 @@ pub fn routes() -> Router<AppState> {
         .route("/console/admins", post(create_submit))
         .route("/console/admins/{id}/resend", post(resend_submit))
         .route("/console/admins/{id}/remove", post(remove_submit))
+        .route("/console/admins/{id}/disable", post(disable_submit))
+        .route("/console/admins/{id}/enable", post(enable_submit))
+        .route(
+            "/console/scim-tokens",
+            get(scim_tokens_page).post(scim_token_create_submit),
+        )
+        .route("/console/scim-tokens/{name}/revoke", post(scim_token_revoke_submit))
         .route("/console/sagas/{id}", get(saga_page))
         .route("/console/audit", get(audit_page))
         .route("/console/mailbox", get(mailbox_page))
@@ -175,6 +182,7 @@ impl Chrome {
             ("/console", "Admins"),
             ("/console/audit", "Audit log"),
             ("/console/drift", "Drift"),
+            ("/console/scim-tokens", "SCIM tokens"),
         ]
         .into_iter()
         .chain(emulator.then_some(("/console/mailbox", "Mailbox")))
@@ -284,7 +292,12 @@ fn describe(e: &ApiError) -> String {
             e.retry_after.unwrap_or(60)
         ),
         "last_admin" => {
-            "You cannot remove the last active admin. Create another admin and let them sign in first.".into()
+            "You cannot remove or disable the last active admin. Create another admin and let them sign in first."
+                .into()
+        }
+        "operation_in_progress" => "Another change to this admin is in progress. Wait a moment and try again.".into(),
+        "token_name_taken" => {
+            "A SCIM token with this name already exists (revoked tokens keep their name). Choose another name.".into()
         }
         "forbidden" => "Only an active admin may do this.".into(),
         "invalid_credentials" => "Wrong e-mail or password — or the temporary password has expired (ask an admin to \
@@ -894,6 +907,8 @@ struct AdminRow {
     sent: String,
     undelivered: bool,
     can_resend: bool,
+    can_disable: bool,
+    can_enable: bool,
     remove: Option<RemoveButton>,
     saga: Option<SagaLink>,
 }
@@ -938,11 +953,12 @@ fn admin_row(a: &AdminView, me: &str, now: DateTime<Utc>) -> AdminRow {
         }),
         _ => None,
     };
+    let you = a.email.eq_ignore_ascii_case(me);
     AdminRow {
         id: a.id.to_string(),
         email: a.email.clone(),
         lower: a.email.to_lowercase(),
-        you: a.email.eq_ignore_ascii_case(me),
+        you,
         badge: badge(a.status),
         expiry,
         sent: a
@@ -951,6 +967,12 @@ fn admin_row(a: &AdminView, me: &str, now: DateTime<Utc>) -> AdminRow {
             .map_or_else(|| "—".to_string(), |i| i.invites_sent.to_string()),
         undelivered: a.invite.as_ref().is_some_and(|i| !i.delivered),
         can_resend: matches!(a.status, InviteStatus::Invited | InviteStatus::Expired),
+        can_disable: !you
+            && matches!(
+                a.status,
+                InviteStatus::Active | InviteStatus::Invited | InviteStatus::Expired
+            ),
+        can_enable: a.status == InviteStatus::Disabled,
         remove,
         saga,
     }
@@ -1080,8 +1102,13 @@ struct CreateForm {
 
 /// A `303` back to the admin list with `flash` to show there.
 pub fn back_to_console(state: &AppState, headers: &HeaderMap, flash: Flash) -> Response {
+    back_to(state, headers, "/console", flash)
+}
+
+/// A `303` to the console page `path` with `flash` to show there.
+pub fn back_to(state: &AppState, headers: &HeaderMap, path: &str, flash: Flash) -> Response {
     let jar = state.add_flash(headers, state.cookie_jar(headers), flash);
-    with_jar(jar, see_other("/console"))
+    with_jar(jar, see_other(path))
 }
 
 async fn create_submit(
@@ -1187,6 +1214,69 @@ async fn remove_submit(
         .await
     {
         Ok(()) => Flash::ok(format!("{email} was removed from Cognito and the database.")),
+        Err(e) => Flash::error(describe(&ApiError::from(e))),
+    };
+    back_to_console(&state, &headers, flash)
+}
+
+/// `POST /console/admins/{id}/disable`: the same operation as `POST /api/admins/{id}/disable` (the disable
+/// saga: Cognito `AdminDisableUser` and `disabled` in the database). The console refuses to disable the
+/// signed-in admin (they would lock themselves out); the last-admin guard is the core's.
+async fn disable_submit(
+    State(state): State<AppState>,
+    RequestId(request_id): RequestId,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    form: Result<Form<CsrfForm>, FormRejection>,
+) -> Response {
+    let (user, id, email) = match admin_action(&state, &headers, &id, form).await {
+        Ok(parts) => parts,
+        Err(res) => return res,
+    };
+    if id == user.admin_id {
+        return back_to_console(
+            &state,
+            &headers,
+            Flash::error("You cannot disable yourself here. Ask another admin to do it."),
+        );
+    }
+    if let Err(e) = state.edge().limits.admin_action(&user.admin_id.to_string()) {
+        return back_to_console(&state, &headers, Flash::error(describe(&e)));
+    }
+    let flash = match state
+        .provisioner()
+        .disable_admin(&user.caller, id, Some(&request_id))
+        .await
+    {
+        Ok(_) => Flash::ok(format!(
+            "{email} was disabled in Cognito and the database: they can no longer sign in, and their tokens are refused."
+        )),
+        Err(e) => Flash::error(describe(&ApiError::from(e))),
+    };
+    back_to_console(&state, &headers, flash)
+}
+
+/// `POST /console/admins/{id}/enable`: the same operation as `POST /api/admins/{id}/enable`.
+async fn enable_submit(
+    State(state): State<AppState>,
+    RequestId(request_id): RequestId,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    form: Result<Form<CsrfForm>, FormRejection>,
+) -> Response {
+    let (user, id, email) = match admin_action(&state, &headers, &id, form).await {
+        Ok(parts) => parts,
+        Err(res) => return res,
+    };
+    if let Err(e) = state.edge().limits.admin_action(&user.admin_id.to_string()) {
+        return back_to_console(&state, &headers, Flash::error(describe(&e)));
+    }
+    let flash = match state
+        .provisioner()
+        .enable_admin(&user.caller, id, Some(&request_id))
+        .await
+    {
+        Ok(_) => Flash::ok(format!("{email} was enabled again in Cognito and the database.")),
         Err(e) => Flash::error(describe(&ApiError::from(e))),
     };
     back_to_console(&state, &headers, flash)
@@ -1505,6 +1595,165 @@ async fn mailbox_page(State(state): State<AppState>) -> Response {
             .collect(),
     };
     render(StatusCode::OK, &page)
+}
+
+// ---------------------------------------------------------------------------------------------------
+// SCIM tokens (the same functions as `admin-provisioner scim-token create|list|revoke`)
+// ---------------------------------------------------------------------------------------------------
+
+/// One line of the SCIM token list (never the token: only its hash is stored).
+struct ScimTokenRow {
+    name: String,
+    created: String,
+    created_iso: String,
+    created_by: String,
+    last_used: Option<String>,
+    revoked: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "console/scim_tokens.html")]
+struct ScimTokensPage {
+    chrome: Chrome,
+    csrf: String,
+    base_url: String,
+    active: usize,
+    revoked: usize,
+    rows: Vec<ScimTokenRow>,
+}
+
+#[derive(Template)]
+#[template(path = "console/scim_token_created.html")]
+struct ScimTokenCreatedPage {
+    chrome: Chrome,
+    name: String,
+    token: String,
+    base_url: String,
+}
+
+/// `GET /console/scim-tokens`: the SCIM tokens (name, created, last used, revoked) and the create form.
+async fn scim_tokens_page(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let user = match console_user(&state, &headers).await {
+        Ok(u) => u,
+        Err(res) => return res,
+    };
+    let (flash, jar) = take_flash(&state, &headers, state.cookie_jar(&headers));
+    let tokens = match state.app().store.list_scim_tokens().await {
+        Ok(t) => t,
+        Err(e) => {
+            let e = ApiError::from(Error::from(e));
+            return error_page(&state, e.status, e.code, &describe(&e));
+        }
+    };
+    let revoked = tokens.iter().filter(|t| t.revoked_at.is_some()).count();
+    let page = ScimTokensPage {
+        chrome: Chrome::signed_in(&state, &user, "SCIM tokens", "/console/scim-tokens", flash),
+        csrf: user.csrf.clone(),
+        base_url: crate::scim::base_url(&headers),
+        active: tokens.len() - revoked,
+        revoked,
+        rows: tokens
+            .iter()
+            .map(|t| ScimTokenRow {
+                name: t.name.clone(),
+                created: format_time(t.created_at),
+                created_iso: t.created_at.to_rfc3339(),
+                created_by: t.created_by.clone(),
+                last_used: t.last_used_at.map(format_time),
+                revoked: t.revoked_at.map(format_time),
+            })
+            .collect(),
+    };
+    with_jar(jar, render(StatusCode::OK, &page))
+}
+
+/// The "Create a SCIM token" form.
+#[derive(Deserialize, Default)]
+struct ScimTokenForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    name: String,
+}
+
+const SCIM_TOKENS: &str = "/console/scim-tokens";
+
+/// `POST /console/scim-tokens`: issues a token (audited as the signed-in admin) and shows it on the
+/// answer page, once (`Cache-Control: no-store`, like every console page); it is never shown again.
+async fn scim_token_create_submit(
+    State(state): State<AppState>,
+    RequestId(request_id): RequestId,
+    headers: HeaderMap,
+    form: Result<Form<ScimTokenForm>, FormRejection>,
+) -> Response {
+    let form = form.map(|Form(f)| f).unwrap_or_default();
+    let user = match console_user_for_post(&state, &headers, &form.csrf).await {
+        Ok(u) => u,
+        Err(res) => return res,
+    };
+    let name = form.name.trim();
+    if let Err(e) = crate::scim::tokens::validate_name(name) {
+        return back_to(&state, &headers, SCIM_TOKENS, Flash::error(format!("{e}.")));
+    }
+    if let Err(e) = state.edge().limits.admin_action(&user.admin_id.to_string()) {
+        return back_to(&state, &headers, SCIM_TOKENS, Flash::error(describe(&e)));
+    }
+    let actor = admin_provisioner_core::domain::Actor::Admin(user.admin_id);
+    match crate::scim::tokens::create(state.app().store.as_ref(), &actor, name, Some(&request_id)).await {
+        Ok((stored, token)) => {
+            let page = ScimTokenCreatedPage {
+                chrome: Chrome::signed_in(
+                    &state,
+                    &user,
+                    "SCIM token created",
+                    SCIM_TOKENS,
+                    Some(Flash::ok(format!("SCIM token {} was created.", stored.name))),
+                ),
+                name: stored.name,
+                token: token.expose().to_string(),
+                base_url: crate::scim::base_url(&headers),
+            };
+            render(StatusCode::OK, &page)
+        }
+        Err(e) => back_to(
+            &state,
+            &headers,
+            SCIM_TOKENS,
+            Flash::error(describe(&ApiError::from(e))),
+        ),
+    }
+}
+
+/// `POST /console/scim-tokens/{name}/revoke`: revokes the token (audited); it authenticates nothing after.
+async fn scim_token_revoke_submit(
+    State(state): State<AppState>,
+    RequestId(request_id): RequestId,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    form: Result<Form<CsrfForm>, FormRejection>,
+) -> Response {
+    let csrf = form.map(|Form(f)| f.csrf).unwrap_or_default();
+    let user = match console_user_for_post(&state, &headers, &csrf).await {
+        Ok(u) => u,
+        Err(res) => return res,
+    };
+    if crate::scim::tokens::validate_name(&name).is_err() {
+        return back_to(
+            &state,
+            &headers,
+            SCIM_TOKENS,
+            Flash::error("There is no SCIM token with this name."),
+        );
+    }
+    let actor = admin_provisioner_core::domain::Actor::Admin(user.admin_id);
+    let flash = match crate::scim::tokens::revoke(state.app().store.as_ref(), &actor, &name, Some(&request_id)).await {
+        Ok(_) => Flash::ok(format!(
+            "SCIM token {name} was revoked: requests with it are refused from now on."
+        )),
+        Err(Error::NotFound) => Flash::error("There is no SCIM token with this name."),
+        Err(e) => Flash::error(describe(&ApiError::from(e))),
+    };
+    back_to(&state, &headers, SCIM_TOKENS, flash)
 }
 
 // ---------------------------------------------------------------------------------------------------

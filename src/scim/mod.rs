@@ -196,7 +196,7 @@ impl FromRequestParts<AppState> for ScimClient {
 // ---------------------------------------------------------------------------------------------------
 
 /// The base URL of this SCIM service as the client reached it (for `meta.location`).
-fn base_url(headers: &HeaderMap) -> String {
+pub(crate) fn base_url(headers: &HeaderMap) -> String {
     let host = headers
         .get(header::HOST)
         .and_then(|v| v.to_str().ok())
