@@ -132,6 +132,40 @@ async fn filters_by_status_and_email_prefix_and_pages_stay_bounded() {
     assert!(admins_page(&t, "email_prefix=%25").await.0.is_empty());
     assert!(admins_page(&t, "status=pending").await.0.is_empty());
 
+    // Disabled admins: only under `status=disabled`, no longer under their earlier status.
+    assert!(admins_page(&t, "status=disabled").await.0.is_empty());
+    let team1 = team[1].0.clone();
+    let res = t
+        .post(
+            &format!("/api/admins/{team1}/disable"),
+            Some(t.token()),
+            serde_json::json!({}),
+        )
+        .await;
+    assert_eq!(res.status, 200, "{}", res.text);
+    let (disabled, next) = admins_page(&t, "status=disabled").await;
+    assert_eq!(disabled, vec![(team1.clone(), "team.1@example.com".to_string())]);
+    assert!(next.is_none());
+    let (invited, _) = admins_page(&t, "status=invited&limit=200").await;
+    assert_eq!(invited.len(), 5, "a disabled admin is not listed as invited");
+    assert!(invited.iter().all(|(id, _)| *id != team1));
+    let res = t.get("/api/admins?status=retired", Some(t.token())).await;
+    assert_eq!(res.status, 400, "{}", res.text);
+    assert!(
+        res.text.contains("disabled"),
+        "the error lists the statuses: {}",
+        res.text
+    );
+    let res = t
+        .post(
+            &format!("/api/admins/{team1}/enable"),
+            Some(t.token()),
+            serde_json::json!({}),
+        )
+        .await;
+    assert_eq!(res.status, 200, "{}", res.text);
+    assert!(admins_page(&t, "status=disabled").await.0.is_empty());
+
     // Expired after the validity period.
     // Expired after the validity period (asked of the provisioner: the clock move also expires tokens).
     t.clock.advance(chrono::Duration::days(30));
@@ -145,7 +179,11 @@ async fn filters_by_status_and_email_prefix_and_pages_stay_bounded() {
         })
         .await
         .unwrap();
-    assert_eq!(expired.admins.len(), 6);
+    assert_eq!(
+        expired.admins.len(),
+        6,
+        "the re-enabled admin is invited (expired) again"
+    );
     assert!(expired.next.is_none());
 }
 

@@ -821,3 +821,129 @@ async fn the_console_scim_tokens_page_shows_a_token_once_and_revokes_it() {
     assert!(!text.is_empty());
     assert!(!text.contains(&token), "the token was logged");
 }
+
+/// A `userName` changed by PUT is found by `userName eq` (an indexed lookup), stays unique (409
+/// `uniqueness` for another User, by the database index), and unfiltered and non-indexed filters page
+/// through every admin with the right `totalResults`.
+#[tokio::test]
+async fn renamed_user_names_are_unique_and_every_filter_pages_through_all_admins() {
+    let t = test_app().await;
+    let token = scim_token(&t, "okta").await;
+    let mut ids = Vec::new();
+    for i in 0..7 {
+        let email = format!("scim.{i}@example.com");
+        let res = t
+            .call(scim(
+                Method::POST,
+                "/scim/v2/Users",
+                &token,
+                Some(
+                    json!({"schemas": [USER], "userName": email, "externalId": format!("ext-{i}"),
+                            "emails": [{"value": email, "primary": true}]}),
+                ),
+            ))
+            .await;
+        assert_eq!(res.status, StatusCode::CREATED, "{}", res.text);
+        ids.push(res.json()["id"].as_str().unwrap().to_string());
+    }
+    let list = |filter: &str, start: u32, count: u32| {
+        let q = if filter.is_empty() {
+            format!("/scim/v2/Users?startIndex={start}&count={count}")
+        } else {
+            format!("/scim/v2/Users?filter={}&startIndex={start}&count={count}", enc(filter))
+        };
+        let t = &t;
+        let token = token.clone();
+        async move {
+            let res = t.call(scim(Method::GET, &q, &token, None)).await;
+            assert_eq!(res.status, StatusCode::OK, "{q}: {}", res.text);
+            res.json()
+        }
+    };
+
+    // Rename scim.3 by PUT; the new userName is found, the old one no longer as a userName.
+    let res = t
+        .call(scim(
+            Method::PUT,
+            &format!("/scim/v2/Users/{}", ids[3]),
+            &token,
+            Some(
+                json!({"schemas": [USER], "userName": "Renamed.Three@Corp.example", "externalId": "ext-3",
+                        "emails": [{"value": "scim.3@example.com", "primary": true}]}),
+            ),
+        ))
+        .await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text);
+    let found = list(r#"userName eq "renamed.three@corp.example""#, 1, 10).await;
+    assert_eq!(found["totalResults"], 1, "{found}");
+    assert_eq!(found["Resources"][0]["id"], ids[3].as_str());
+    assert_eq!(found["Resources"][0]["userName"], "Renamed.Three@Corp.example");
+    let either = list(r#"userName eq "scim.1@example.com" or externalId eq "ext-5""#, 1, 10).await;
+    let got: Vec<&str> = either["Resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(got, vec![ids[1].as_str(), ids[5].as_str()], "oldest first, each once");
+    let both_ways = list(
+        &format!(r#"id eq "{}" and userName eq "scim.2@example.com""#, ids[2]),
+        1,
+        10,
+    )
+    .await;
+    assert_eq!(both_ways["totalResults"], 1);
+    let none = list(
+        &format!(r#"id eq "{}" and userName eq "scim.1@example.com""#, ids[2]),
+        1,
+        10,
+    )
+    .await;
+    assert_eq!(none["totalResults"], 0);
+    assert_eq!(list(r#"id eq "not-a-uuid""#, 1, 10).await["totalResults"], 0);
+
+    // Another User may not take the renamed userName (any case), nor another admin's e-mail.
+    for taken in ["RENAMED.three@corp.example", "scim.0@example.com"] {
+        let res = t
+            .call(scim(
+                Method::PATCH,
+                &format!("/scim/v2/Users/{}", ids[6]),
+                &token,
+                Some(json!({"schemas": [PATCH_OP], "Operations": [{"op": "replace", "path": "userName", "value": taken}]})),
+            ))
+            .await;
+        assert_eq!(res.status, StatusCode::CONFLICT, "{taken}: {}", res.text);
+        assert_eq!(res.json()["scimType"], "uniqueness");
+    }
+    let six = t
+        .call(scim(Method::GET, &format!("/scim/v2/Users/{}", ids[6]), &token, None))
+        .await;
+    assert_eq!(
+        six.json()["userName"],
+        "scim.6@example.com",
+        "the refused PATCH changed nothing"
+    );
+
+    // Unfiltered and non-indexed filters: windows of the whole table, totals over all of it (the
+    // bootstrapped admin is the eighth).
+    let mut walked = Vec::new();
+    let mut start = 1;
+    loop {
+        let page = list("", start, 3).await;
+        assert_eq!(page["totalResults"], 8);
+        let items = page["Resources"].as_array().unwrap().clone();
+        if items.is_empty() {
+            break;
+        }
+        assert!(items.len() <= 3);
+        walked.extend(items.into_iter().map(|r| r["id"].as_str().unwrap().to_string()));
+        start += 3;
+    }
+    assert_eq!(walked.len(), 8);
+    assert!(ids.iter().all(|id| walked.contains(id)), "every admin once");
+    let sw = list(r#"userName sw "SCIM.""#, 2, 2).await;
+    assert_eq!(sw["totalResults"], 6, "{sw}");
+    assert_eq!(sw["startIndex"], 2);
+    assert_eq!(sw["itemsPerPage"], 2);
+    assert_eq!(sw["Resources"][0]["id"], ids[1].as_str());
+}

@@ -249,7 +249,7 @@ pub struct AdminListParams {
     pub limit: Option<u32>,
     /// The `next` of the previous page.
     pub cursor: Option<String>,
-    /// Only admins with this status: `pending`, `invited`, `expired`, `active` or `failed`.
+    /// Only admins with this status: `pending`, `invited`, `expired`, `active`, `disabled` or `failed`.
     pub status: Option<String>,
     /// Only admins whose e-mail starts with this (case-insensitive).
     pub email_prefix: Option<String>,
@@ -271,10 +271,11 @@ impl AdminListParams {
             Some("invited") => Some(InviteStatus::Invited),
             Some("expired") => Some(InviteStatus::Expired),
             Some("active") => Some(InviteStatus::Active),
+            Some("disabled") => Some(InviteStatus::Disabled),
             Some("failed") => Some(InviteStatus::Failed),
             Some(_) => {
                 return Err(ApiError::invalid_request(
-                    "status must be one of pending, invited, expired, active, failed",
+                    "status must be one of pending, invited, expired, active, disabled, failed",
                 ))
             }
         };

@@ -1068,7 +1068,7 @@ async fn console_page(
         }
     };
     let status = params.status.as_deref().unwrap_or("");
-    let status_options = ["", "pending", "invited", "expired", "active", "failed"]
+    let status_options = ["", "pending", "invited", "expired", "active", "disabled", "failed"]
         .into_iter()
         .map(|s| StatusOption {
             value: s,

@@ -101,6 +101,52 @@ impl ParsedFilter {
     pub fn matches(&self, subject: &Subject<'_>) -> bool {
         eval(&self.root, subject, None)
     }
+
+    /// Indexed lookups whose results hold every subject the filter can match, when the filter pins one
+    /// down: `id`, `userName` or `externalId` `eq` a string, alone, in any branch of an `and`, or in every
+    /// branch of an `or`. `None`: the filter must be evaluated on every admin. The caller still applies
+    /// [`ParsedFilter::matches`] to what the lookups return.
+    pub fn lookups(&self) -> Option<Vec<Lookup>> {
+        lookups(&self.root)
+    }
+}
+
+/// One indexed lookup a filter reduces to (see [`ParsedFilter::lookups`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Lookup {
+    /// `id eq "…"`.
+    Id(String),
+    /// `userName eq "…"` (compared case-insensitively).
+    UserName(String),
+    /// `externalId eq "…"` (case-exact).
+    ExternalId(String),
+}
+
+fn lookups(n: &Node) -> Option<Vec<Lookup>> {
+    match n {
+        Node::Compare {
+            attr,
+            sub: None,
+            op: CompareOp::Equal,
+            value: Value::Str(v),
+        } => match attr.as_str() {
+            "id" => Some(vec![Lookup::Id(v.clone())]),
+            "username" => Some(vec![Lookup::UserName(v.clone())]),
+            "externalid" => Some(vec![Lookup::ExternalId(v.clone())]),
+            _ => None,
+        },
+        // Every match passes each branch: any branch's lookups cover them.
+        Node::And(v) => v.iter().find_map(lookups),
+        // Every match passes some branch: all branches need lookups.
+        Node::Or(v) => {
+            let mut out = Vec::new();
+            for n in v {
+                out.extend(lookups(n)?);
+            }
+            Some(out)
+        }
+        _ => None,
+    }
 }
 
 fn short(s: &str) -> String {
@@ -325,6 +371,36 @@ mod tests {
             created: "2026-12-01T10:00:00Z",
             last_modified: "2026-12-01T11:00:00Z",
         }
+    }
+
+    #[test]
+    fn equality_filters_reduce_to_indexed_lookups() {
+        let l = |f: &str| ParsedFilter::parse(f).unwrap().lookups();
+        assert_eq!(
+            l(r#"userName eq "Ann@Example.com""#),
+            Some(vec![Lookup::UserName("Ann@Example.com".into())])
+        );
+        assert_eq!(
+            l(r#"externalId eq "00u1""#),
+            Some(vec![Lookup::ExternalId("00u1".into())])
+        );
+        assert_eq!(
+            l(r#"active eq true and id eq "x""#),
+            Some(vec![Lookup::Id("x".into())]),
+            "an and is covered by any branch"
+        );
+        assert_eq!(
+            l(r#"userName eq "a" or externalId eq "b""#),
+            Some(vec![Lookup::UserName("a".into()), Lookup::ExternalId("b".into())])
+        );
+        assert_eq!(
+            l(r#"userName eq "a" or active eq true"#),
+            None,
+            "an or needs every branch"
+        );
+        assert_eq!(l(r#"userName sw "a""#), None);
+        assert_eq!(l(r#"not (userName eq "a")"#), None);
+        assert_eq!(l(r#"emails.value eq "a""#), None);
     }
 
     fn m(filter: &str) -> bool {

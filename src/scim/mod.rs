@@ -26,6 +26,8 @@ pub mod tokens;
 
 use crate::http::{AppState, RequestId};
 use admin_provisioner_core::domain::{AdminEmail, AdminRecord, UserId};
+use admin_provisioner_core::pages::StoredAdminFilter;
+use admin_provisioner_core::store::ScimKey;
 use admin_provisioner_core::{Caller, Error};
 use axum::body::Bytes;
 use axum::extract::{FromRequestParts, Path, Query, State};
@@ -48,6 +50,8 @@ const PATCH_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
 pub const MAX_COUNT: usize = 200;
 /// Default page of `GET /Users`.
 pub const DEFAULT_COUNT: usize = 100;
+/// Rows read per keyset page when a filter must be evaluated on every admin (memory bound of a list).
+const SCAN_PAGE: i64 = 500;
 
 /// The `/scim/v2` routes.
 pub fn routes() -> Router<AppState> {
@@ -367,20 +371,22 @@ fn user_name_key(doc: &Map<String, Value>) -> String {
         .to_lowercase()
 }
 
-/// 409 `uniqueness` when another admin has this `userName` (compared case-insensitively).
+/// 409 `uniqueness` when another admin has this `userName` (compared case-insensitively, with the other
+/// admins' SCIM userNames and e-mails): one indexed lookup. The unique index on `users.scim_user_name` also
+/// refuses a concurrent write of the same userName ([`StoreError::UserNameTaken`], also a 409).
 async fn check_user_name_free(
     state: &AppState,
     doc: &Map<String, Value>,
     except: Option<UserId>,
 ) -> Result<(), ScimError> {
     let key = user_name_key(doc);
-    let all = state
+    let candidates = state
         .provisioner()
         .admin_store()
-        .list_admins()
+        .find_admins_by_scim_key(&ScimKey::UserName(key.clone()))
         .await
         .map_err(Error::from)?;
-    let taken = all
+    let taken = candidates
         .iter()
         .filter(|r| Some(r.user.id) != except)
         .any(|r| user_name_key(&attributes(r)) == key || r.user.email_normalized == key);
@@ -431,7 +437,7 @@ async fn apply(
     if external_id != record.user.external_id || Some(&profile) != record.user.scim_profile.as_ref() {
         record = provisioner
             .admin_store()
-            .set_scim_attributes(id, external_id, Some(profile))
+            .set_scim_attributes(id, external_id, Some(user_name_key(&doc)), Some(profile))
             .await
             .map_err(Error::from)?;
     }
@@ -576,59 +582,116 @@ async fn list_page(
         Some(f) => Some(filter::ParsedFilter::parse(f).map_err(|e| ScimError::bad("invalidFilter", e.to_string()))?),
         None => None,
     };
-    let all = state
-        .provisioner()
-        .admin_store()
-        .list_admins()
-        .await
-        .map_err(Error::from)?;
-    let matching: Vec<&AdminRecord> = all
-        .iter()
-        .filter(|r| match &filter {
-            None => true,
-            Some(f) => {
-                let id = r.user.id.to_string();
-                let doc = attributes(r);
-                let created = r.user.created_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-                let modified = r.user.updated_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-                let user_name = doc.get("userName").and_then(Value::as_str).unwrap_or(&r.user.email);
-                let emails: Vec<filter::EmailRef<'_>> = doc
-                    .get("emails")
-                    .and_then(Value::as_array)
-                    .map(|a| {
-                        a.iter()
-                            .filter_map(|e| {
-                                Some(filter::EmailRef {
-                                    value: e.get("value")?.as_str()?,
-                                    kind: e.get("type").and_then(Value::as_str),
-                                    primary: e.get("primary").and_then(Value::as_bool).unwrap_or(false),
-                                })
-                            })
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                f.matches(&filter::Subject {
-                    id: &id,
-                    external_id: r.user.external_id.as_deref(),
-                    user_name,
-                    emails: &emails,
-                    active: !r.user.is_disabled(),
-                    created: &created,
-                    last_modified: &modified,
-                })
-            }
-        })
-        .collect();
     let base = base_url(headers);
-    let page: Vec<Value> = matching
-        .iter()
-        .skip(start - 1)
-        .take(count)
-        .map(|r| projection.apply(user_resource(r, &base)))
-        .collect();
+    let passes = |r: &AdminRecord| match &filter {
+        None => true,
+        Some(f) => {
+            let id = r.user.id.to_string();
+            let doc = attributes(r);
+            let created = r.user.created_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+            let modified = r.user.updated_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+            let user_name = doc.get("userName").and_then(Value::as_str).unwrap_or(&r.user.email);
+            let emails: Vec<filter::EmailRef<'_>> = doc
+                .get("emails")
+                .and_then(Value::as_array)
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|e| {
+                            Some(filter::EmailRef {
+                                value: e.get("value")?.as_str()?,
+                                kind: e.get("type").and_then(Value::as_str),
+                                primary: e.get("primary").and_then(Value::as_bool).unwrap_or(false),
+                            })
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            f.matches(&filter::Subject {
+                id: &id,
+                external_id: r.user.external_id.as_deref(),
+                user_name,
+                emails: &emails,
+                active: !r.user.is_disabled(),
+                created: &created,
+                last_modified: &modified,
+            })
+        }
+    };
+    // Memory stays bounded whatever the table holds: the matches are counted, and only the requested
+    // window of them is kept.
+    let mut total = 0usize;
+    let mut page: Vec<Value> = Vec::new();
+    let mut take = |r: &AdminRecord| {
+        if passes(r) {
+            total += 1;
+            if total >= start && page.len() < count {
+                page.push(projection.apply(user_resource(r, &base)));
+            }
+        }
+    };
+    let store = state.provisioner().admin_store();
+    match filter.as_ref().and_then(filter::ParsedFilter::lookups) {
+        // `userName eq`, `externalId eq`, `id eq` (what Okta and Entra ID send): indexed lookups.
+        Some(lookups) => {
+            let mut found: Vec<AdminRecord> = Vec::new();
+            for lookup in lookups {
+                let rows = match lookup {
+                    filter::Lookup::Id(id) => match uuid::Uuid::parse_str(id.trim()).map(UserId) {
+                        Ok(id) => store.get_admin(id).await.map_err(Error::from)?.into_iter().collect(),
+                        Err(_) => Vec::new(),
+                    },
+                    filter::Lookup::UserName(name) => {
+                        let mut keys = vec![name.trim().to_lowercase()];
+                        if let Ok(email) = AdminEmail::parse(name.trim()) {
+                            keys.push(email.normalized().to_string());
+                        }
+                        keys.dedup();
+                        let mut rows = Vec::new();
+                        for key in keys {
+                            rows.extend(
+                                store
+                                    .find_admins_by_scim_key(&ScimKey::UserName(key))
+                                    .await
+                                    .map_err(Error::from)?,
+                            );
+                        }
+                        rows
+                    }
+                    filter::Lookup::ExternalId(v) => store
+                        .find_admins_by_scim_key(&ScimKey::ExternalId(v))
+                        .await
+                        .map_err(Error::from)?,
+                };
+                found.extend(rows);
+            }
+            found.sort_by_key(|r| (r.user.created_at, r.user.id));
+            found.dedup_by_key(|r| r.user.id);
+            found.iter().for_each(&mut take);
+        }
+        // Anything else: the whole table, one keyset page at a time.
+        None => {
+            let all = StoredAdminFilter {
+                status: None,
+                email_prefix: None,
+                now: state.provisioner().now(),
+            };
+            let mut after = None;
+            loop {
+                let rows = store
+                    .list_admins_page(&all, after, SCAN_PAGE)
+                    .await
+                    .map_err(Error::from)?;
+                rows.iter().for_each(&mut take);
+                match rows.last() {
+                    Some(last) if rows.len() as i64 == SCAN_PAGE => after = Some((last.user.created_at, last.user.id)),
+                    _ => break,
+                }
+            }
+        }
+    }
     let body = json!({
         "schemas": [LIST_SCHEMA],
-        "totalResults": matching.len(),
+        "totalResults": total,
         "startIndex": start,
         "itemsPerPage": page.len(),
         "Resources": page,

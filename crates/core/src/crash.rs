@@ -32,6 +32,38 @@ pub const REMOVE_CRASH_POINTS: &[&str] = &[
     "remove.after_completed",
 ];
 
+/// The crash points of the disable saga, in the order a run passes them (derived like the above).
+pub const DISABLE_CRASH_POINTS: &[&str] = &[
+    // The intent is recorded (lease taken); nothing else happened.
+    "disable.after_intent",
+    // The database says disabled and the saga is `identity_updating`, in one transaction; Cognito not yet.
+    "disable.after_disable_records",
+    // Cognito's user is disabled; the saga log does not say so yet.
+    "disable.after_disable_user",
+    // The saga is completed; the caller has not been answered.
+    "disable.after_completed",
+];
+
+/// The crash points of the enable saga, in the order a run passes them (derived like the above).
+pub const ENABLE_CRASH_POINTS: &[&str] = &[
+    // The intent is recorded (lease taken); nothing else happened.
+    "enable.after_intent",
+    // The log says AdminEnableUser is about to be called; it was not.
+    "enable.before_enable_user",
+    // Cognito's user is enabled; the database still says disabled.
+    "enable.after_enable_user",
+    // The records are enabled and the saga completed, in one transaction; the caller has not been answered.
+    "enable.after_enable_records",
+];
+
+/// Every saga's crash points.
+pub const ALL_CRASH_POINTS: &[&[&str]] = &[
+    PROVISION_CRASH_POINTS,
+    REMOVE_CRASH_POINTS,
+    DISABLE_CRASH_POINTS,
+    ENABLE_CRASH_POINTS,
+];
+
 /// The environment variable naming the point to die at.
 pub const CRASH_AT_ENV: &str = "ADMIN_PROVISIONER_CRASH_AT";
 
@@ -62,5 +94,9 @@ mod tests {
         assert_eq!(derived, PROVISION_CRASH_POINTS);
         let derived = crate::provisioner::crash_points(crate::store::SagaKind::Remove);
         assert_eq!(derived, REMOVE_CRASH_POINTS);
+        let derived = crate::provisioner::crash_points(crate::store::SagaKind::Disable);
+        assert_eq!(derived, DISABLE_CRASH_POINTS);
+        let derived = crate::provisioner::crash_points(crate::store::SagaKind::Enable);
+        assert_eq!(derived, ENABLE_CRASH_POINTS);
     }
 }

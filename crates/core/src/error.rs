@@ -144,7 +144,10 @@ impl Error {
 impl From<StoreError> for Error {
     fn from(e: StoreError) -> Self {
         match e {
-            StoreError::EmailTaken | StoreError::SagaInFlight | StoreError::CognitoUserTaken => Error::AdminExists,
+            StoreError::EmailTaken
+            | StoreError::SagaInFlight
+            | StoreError::CognitoUserTaken
+            | StoreError::UserNameTaken => Error::AdminExists,
             StoreError::NotFound => Error::NotFound,
             StoreError::LastAdmin => Error::LastAdmin,
             StoreError::TokenNameTaken => Error::TokenNameTaken,

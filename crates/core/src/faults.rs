@@ -425,9 +425,15 @@ impl AdminStore for FaultyStore {
         &self,
         id: UserId,
         external_id: Option<String>,
+        user_name: Option<String>,
         profile: Option<String>,
     ) -> Result<AdminRecord, StoreError> {
-        self.inner.set_scim_attributes(id, external_id, profile).await
+        self.inner
+            .set_scim_attributes(id, external_id, user_name, profile)
+            .await
+    }
+    async fn find_admins_by_scim_key(&self, key: &crate::store::ScimKey) -> Result<Vec<AdminRecord>, StoreError> {
+        self.inner.find_admins_by_scim_key(key).await
     }
     async fn append_audit(&self, audit: AuditEntry) -> Result<(), StoreError> {
         inject!(

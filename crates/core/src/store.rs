@@ -77,6 +77,9 @@ pub enum StoreError {
     /// A SCIM token with this name exists already (revoked or not: names are never reused).
     #[error("a SCIM token with this name already exists")]
     TokenNameTaken,
+    /// Another admin already has this SCIM `userName` (unique index `users_scim_user_name_key`).
+    #[error("another admin already has this SCIM userName")]
+    UserNameTaken,
     /// A definitive refusal (a CHECK, unique or foreign-key violation, a trigger, a broken schema, a bug):
     /// retrying will not help.
     #[error("database error: {0}")]
@@ -229,6 +232,15 @@ pub enum IdempotencyBegin {
     },
 }
 
+/// An indexed SCIM lookup ([`AdminStore::find_admins_by_scim_key`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ScimKey {
+    /// Admins whose normalised e-mail or SCIM `userName` is this (lower-cased).
+    UserName(String),
+    /// Admins whose SCIM `externalId` is exactly this.
+    ExternalId(String),
+}
+
 /// The admin store: `User` + `AdminInfo` rows, the audit log and idempotency keys.
 #[async_trait]
 pub trait AdminStore: Send + Sync + 'static {
@@ -296,14 +308,20 @@ pub trait AdminStore: Send + Sync + 'static {
         saga: Option<(Uuid, SagaState)>,
     ) -> Result<AdminRecord, StoreError>;
 
-    /// Records the SCIM `externalId` and the kept SCIM attributes (JSON) of an admin (`None` clears them).
-    /// `NotFound` if absent.
+    /// Records the SCIM `externalId`, the SCIM `userName` (lower-cased; unique among admins, by a
+    /// database index: another admin's → [`StoreError::UserNameTaken`]) and the kept SCIM attributes (JSON) of
+    /// an admin (`None` clears them). `NotFound` if absent.
     async fn set_scim_attributes(
         &self,
         id: UserId,
         external_id: Option<String>,
+        user_name: Option<String>,
         scim_profile: Option<String>,
     ) -> Result<AdminRecord, StoreError>;
+
+    /// The admins a SCIM equality filter can match, by an indexed lookup (at most a handful of rows,
+    /// whatever the table holds): see [`ScimKey`].
+    async fn find_admins_by_scim_key(&self, key: &ScimKey) -> Result<Vec<AdminRecord>, StoreError>;
 
     /// Appends an audit event on its own (used for failed attempts).
     async fn append_audit(&self, audit: AuditEntry) -> Result<(), StoreError>;

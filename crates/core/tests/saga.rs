@@ -50,6 +50,16 @@ async fn remove_matrix(mode: FaultMode) {
     }
 }
 
+async fn lifecycle_matrix(kind: SagaKind, mode: FaultMode) {
+    let clean = clean_lifecycle_log(&Harness::emulator_sqlite_with(matrix_settings()).await, kind).await;
+    for cell in table_cells(kind, &clean) {
+        for times in [Some(1), None] {
+            let h = Harness::emulator_sqlite_with(matrix_settings()).await;
+            run_lifecycle_fault_case(&h, kind, cell.op, cell.skip, mode, times).await;
+        }
+    }
+}
+
 #[tokio::test]
 async fn table_matrix_provision_error() {
     provision_matrix(FaultMode::Error).await;
@@ -83,13 +93,48 @@ async fn table_matrix_remove_succeed_then_hang() {
     remove_matrix(FaultMode::SucceedThenHang).await;
 }
 
+#[tokio::test]
+async fn table_matrix_disable_error() {
+    lifecycle_matrix(SagaKind::Disable, FaultMode::Error).await;
+}
+#[tokio::test]
+async fn table_matrix_disable_succeed_then_error() {
+    lifecycle_matrix(SagaKind::Disable, FaultMode::SucceedThenError).await;
+}
+#[tokio::test]
+async fn table_matrix_disable_hang() {
+    lifecycle_matrix(SagaKind::Disable, FaultMode::Hang).await;
+}
+#[tokio::test]
+async fn table_matrix_disable_succeed_then_hang() {
+    lifecycle_matrix(SagaKind::Disable, FaultMode::SucceedThenHang).await;
+}
+#[tokio::test]
+async fn table_matrix_enable_error() {
+    lifecycle_matrix(SagaKind::Enable, FaultMode::Error).await;
+}
+#[tokio::test]
+async fn table_matrix_enable_succeed_then_error() {
+    lifecycle_matrix(SagaKind::Enable, FaultMode::SucceedThenError).await;
+}
+#[tokio::test]
+async fn table_matrix_enable_hang() {
+    lifecycle_matrix(SagaKind::Enable, FaultMode::Hang).await;
+}
+#[tokio::test]
+async fn table_matrix_enable_succeed_then_hang() {
+    lifecycle_matrix(SagaKind::Enable, FaultMode::SucceedThenHang).await;
+}
+
 /// The tables the matrix is derived from: the steps a newcomer reads, in order.
 #[test]
-fn the_matrix_covers_every_step_of_both_tables() {
+fn the_matrix_covers_every_step_of_every_table() {
     use admin_provisioner_core::provisioner::saga_steps;
     let names = |k| saga_steps(k).iter().map(|s| s.name).collect::<Vec<_>>();
     assert_eq!(names(SagaKind::Provision), ["intent", "create_user", "records"]);
     assert_eq!(names(SagaKind::Remove), ["intent", "delete_records", "delete_user"]);
+    assert_eq!(names(SagaKind::Disable), ["intent", "disable_records", "disable_user"]);
+    assert_eq!(names(SagaKind::Enable), ["intent", "enable_user", "enable_records"]);
 }
 
 /// A definitive (non-retryable) database failure while writing the records: the Cognito user is removed.

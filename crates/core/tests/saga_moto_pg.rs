@@ -103,6 +103,44 @@ async fn remove_matrix(mode: FaultMode) {
     }
 }
 
+async fn lifecycle_matrix(kind: SagaKind, mode: FaultMode) {
+    let f = Fixture::with_settings(matrix_settings()).await;
+    let clean = clean_lifecycle_log(&f.h, kind).await;
+    f.finish().await;
+    for cell in table_cells(kind, &clean) {
+        for times in [Some(1), None] {
+            let f = Fixture::with_settings(matrix_settings()).await;
+            run_lifecycle_fault_case(&f.h, kind, cell.op, cell.skip, mode, times).await;
+            f.finish().await;
+        }
+    }
+}
+
+// Disable and enable: the four fault modes in one test per saga (each cell is short; moto fixtures are
+// the cost).
+#[tokio::test]
+async fn moto_pg_table_matrix_disable() {
+    for mode in [
+        FaultMode::Error,
+        FaultMode::SucceedThenError,
+        FaultMode::Hang,
+        FaultMode::SucceedThenHang,
+    ] {
+        lifecycle_matrix(SagaKind::Disable, mode).await;
+    }
+}
+#[tokio::test]
+async fn moto_pg_table_matrix_enable() {
+    for mode in [
+        FaultMode::Error,
+        FaultMode::SucceedThenError,
+        FaultMode::Hang,
+        FaultMode::SucceedThenHang,
+    ] {
+        lifecycle_matrix(SagaKind::Enable, mode).await;
+    }
+}
+
 #[tokio::test]
 async fn moto_pg_table_matrix_provision_error() {
     provision_matrix(FaultMode::Error).await;

@@ -28,6 +28,8 @@ pub(crate) enum Unique {
     UserId,
     /// The partial index `sagas_unfinished_email_key`.
     SagaEmail,
+    /// `users.scim_user_name` (`users_scim_user_name_key`).
+    ScimUserName,
     /// Some other unique constraint.
     Other,
 }
@@ -45,6 +47,7 @@ pub(crate) fn unique_violation(err: &sqlx::Error) -> Option<Unique> {
             Some("users_cognito_sub_key") => Unique::CognitoSub,
             Some("users_pkey") => Unique::UserId,
             Some("sagas_unfinished_email_key") => Unique::SagaEmail,
+            Some("users_scim_user_name_key") => Unique::ScimUserName,
             _ => Unique::Other,
         });
     }
@@ -59,6 +62,7 @@ pub(crate) fn unique_violation(err: &sqlx::Error) -> Option<Unique> {
         "users.cognito_sub" => Unique::CognitoSub,
         "users.id" => Unique::UserId,
         "sagas.email_normalized" => Unique::SagaEmail,
+        "users.scim_user_name" => Unique::ScimUserName,
         _ => Unique::Other,
     })
 }
@@ -76,6 +80,7 @@ pub(crate) fn map_err(err: sqlx::Error) -> StoreError {
             Unique::Email => return StoreError::EmailTaken,
             Unique::CognitoUsername | Unique::CognitoSub => return StoreError::CognitoUserTaken,
             Unique::SagaEmail => return StoreError::SagaInFlight,
+            Unique::ScimUserName => return StoreError::UserNameTaken,
             Unique::UserId | Unique::Other => {}
         }
     }

@@ -318,6 +318,30 @@ macro_rules! impl_sql_store {
                     admin_where(self.pool(), concat!($crate::sql::select_admin!(), " WHERE u.email_normalized = $1"), email_normalized).await
                 }
 
+                #[::tracing::instrument(skip_all, fields(db = $backend))]
+                async fn find_admins_by_scim_key(
+                    &self,
+                    key: &::admin_provisioner_core::store::ScimKey,
+                ) -> Result<Vec<AdminRecord>, StoreError> {
+                    use ::admin_provisioner_core::store::ScimKey;
+                    let (sql, value) = match key {
+                        ScimKey::UserName(v) => (
+                            concat!($crate::sql::select_admin!(), " WHERE u.email_normalized = $1 OR u.scim_user_name = $1 ORDER BY u.created_at, u.id LIMIT 10"),
+                            v,
+                        ),
+                        ScimKey::ExternalId(v) => (
+                            concat!($crate::sql::select_admin!(), " WHERE u.external_id = $1 ORDER BY u.created_at, u.id LIMIT 10"),
+                            v,
+                        ),
+                    };
+                    let rows = ::sqlx::query_as::<_, AdminRow>(sql)
+                        .bind(value)
+                        .fetch_all(self.pool())
+                        .await
+                        .map_err(map_err)?;
+                    rows.into_iter().map(AdminRecord::try_from).collect()
+                }
+
                 #[::tracing::instrument(skip_all, fields(db = $backend, user_id = %id))]
                 async fn get_admin(&self, id: UserId) -> Result<Option<AdminRecord>, StoreError> {
                     let mut conn = self.pool().acquire().await.map_err(map_err)?;
@@ -566,14 +590,16 @@ macro_rules! impl_sql_store {
                     &self,
                     id: UserId,
                     external_id: Option<String>,
+                    user_name: Option<String>,
                     scim_profile: Option<String>,
                 ) -> Result<AdminRecord, StoreError> {
                     let mut tx = self.begin_write().await.map_err(map_err)?;
                     let changed = ::sqlx::query(
-                        "UPDATE users SET external_id = $2, scim_profile = $3, updated_at = $4 WHERE id = $1",
+                        "UPDATE users SET external_id = $2, scim_user_name = $3, scim_profile = $4, updated_at = $5 WHERE id = $1",
                     )
                         .bind(DbId::from(id))
                         .bind(&external_id)
+                        .bind(&user_name)
                         .bind(&scim_profile)
                         .bind(self.now())
                         .execute(&mut *tx)

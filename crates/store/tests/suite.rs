@@ -237,7 +237,8 @@ store_suite!(
     a_closed_pool_is_a_transient_unavailable_error,
     admin_pages_walk_every_admin_once_in_order_with_filters,
     unfinished_provision_pages_skip_sagas_whose_admin_is_stored,
-    audit_pages_carry_the_actor_email_from_one_join
+    audit_pages_carry_the_actor_email_from_one_join,
+    scim_user_names_are_unique_and_found_by_index_with_external_ids
 );
 
 // ---------------------------------------------------------------------------------------------------------
@@ -1421,4 +1422,75 @@ async fn audit_pages_carry_the_actor_email_from_one_join(db: Db) {
     assert_eq!(rest.len(), 1, "the operator's create_admin event");
     assert_eq!(rest[0].1, None);
     assert!(rest[0].0.id < first[1].0.id);
+}
+
+/// SCIM attributes: the lower-cased `userName` is unique among admins by the database's index
+/// (`UserNameTaken`, nothing written), and `find_admins_by_scim_key` finds admins by e-mail or userName
+/// and by externalId.
+async fn scim_user_names_are_unique_and_found_by_index_with_external_ids(db: Db) {
+    use admin_provisioner_core::store::ScimKey;
+    let ann = insert(&db, "ann@example.com").await;
+    let bob = insert(&db, "bob@example.com").await;
+    let set = db
+        .store
+        .set_scim_attributes(
+            ann.user.id,
+            Some("00uANN".into()),
+            Some("ann.l@corp.example".into()),
+            Some("{}".into()),
+        )
+        .await
+        .unwrap();
+    assert_eq!(set.user.external_id.as_deref(), Some("00uANN"));
+    let err = db
+        .store
+        .set_scim_attributes(
+            bob.user.id,
+            Some("00uBOB".into()),
+            Some("ann.l@corp.example".into()),
+            Some("{}".into()),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err, StoreError::UserNameTaken);
+    let bob_now = db.store.get_admin(bob.user.id).await.unwrap().unwrap();
+    assert_eq!(bob_now.user.external_id, None, "the refused write left nothing behind");
+
+    let ids = |rows: Vec<AdminRecord>| rows.into_iter().map(|r| r.user.id).collect::<Vec<_>>();
+    let by = |k: ScimKey| {
+        let store = db.store.clone();
+        async move { store.find_admins_by_scim_key(&k).await.unwrap() }
+    };
+    assert_eq!(
+        ids(by(ScimKey::UserName("ann.l@corp.example".into())).await),
+        vec![ann.user.id]
+    );
+    assert_eq!(
+        ids(by(ScimKey::UserName("ann@example.com".into())).await),
+        vec![ann.user.id],
+        "by e-mail too"
+    );
+    assert_eq!(
+        ids(by(ScimKey::UserName("bob@example.com".into())).await),
+        vec![bob.user.id]
+    );
+    assert_eq!(ids(by(ScimKey::ExternalId("00uANN".into())).await), vec![ann.user.id]);
+    assert!(
+        by(ScimKey::ExternalId("00uann".into())).await.is_empty(),
+        "externalId is case-exact"
+    );
+    assert!(by(ScimKey::UserName("nobody@example.com".into())).await.is_empty());
+    // Clearing frees the userName for another admin.
+    db.store
+        .set_scim_attributes(ann.user.id, None, None, None)
+        .await
+        .unwrap();
+    db.store
+        .set_scim_attributes(bob.user.id, None, Some("ann.l@corp.example".into()), None)
+        .await
+        .unwrap();
+    assert_eq!(
+        ids(by(ScimKey::UserName("ann.l@corp.example".into())).await),
+        vec![bob.user.id]
+    );
 }

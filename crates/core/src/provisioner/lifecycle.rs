@@ -1,53 +1,25 @@
-//! Disabling and enabling an admin in both systems: the disable and enable sagas.
+//! Disabling and enabling an admin in both systems: the disable and enable sagas, declared as step tables
+//! on the saga engine (`engine.rs`), like provisioning and removal.
 //!
-//! Written in the style of the removal saga (`removal.rs`): a saga-log row before the first side effect,
-//! each step's completion recorded in the transaction of the step where there is one, and an undo that
-//! puts both systems back as they were.
+//! * **Disable** ([`DISABLE`]) — (1) `disable_records`: `users.disabled_at` set, audit, `admin.disabled`
+//!   and the saga → `identity_updating`, one transaction (from here the admin is refused on every
+//!   request: authorization reads the database); undo: `disabled_at` cleared (`admin.enabled`). (2)
+//!   `disable_user`: Cognito `AdminDisableUser` (idempotent), then the saga → `completed`; undo:
+//!   `AdminEnableUser` (in case the disable landed unseen). The database goes first so that the admin is
+//!   refused at once, whatever Cognito does.
+//! * **Enable** ([`ENABLE`]) — the mirror, so that the database grants nothing before Cognito agrees:
+//!   (1) `enable_user`: the saga → `identity_updating` ("may have run"), Cognito `AdminEnableUser`; undo:
+//!   `AdminDisableUser`. (2) `enable_records`: `disabled_at` cleared, audit, `admin.enabled` and the saga
+//!   → `completed`, one transaction (the point of no return).
 //!
-//! * **Disable** — (1) database: `users.disabled_at` set, audit, `admin.disabled`, saga →
-//!   `identity_updating`, one transaction (from here the admin is refused on every request: authorization
-//!   reads the database); (2) Cognito `AdminDisableUser`; saga → `completed`. Undo: `AdminEnableUser`
-//!   (in case the disable landed unseen), then `disabled_at` cleared (`admin.enabled`), saga →
-//!   `compensated`.
-//! * **Enable** — the mirror, so that the database grants nothing before Cognito agrees: (1) saga →
-//!   `identity_updating`; Cognito `AdminEnableUser`; (2) database: `disabled_at` cleared, audit,
-//!   `admin.enabled`, saga → `completed`, one transaction. Undo: `AdminDisableUser`, saga → `compensated`
-//!   (the database was never changed).
-//!
-//! Recovery: `started` → `aborted` (no side effect yet); `identity_updating` → rolled forward (redo the
-//! remaining steps; every step is idempotent), undone if that fails for good; `compensating` / `stuck` →
-//! the undo is finished. An undo that cannot finish leaves the saga `stuck` for recovery and operators.
+//! Recovery (the engine, from the tables): `started` → `aborted` (no side effect yet, none started for a
+//! caller who has gone); `identity_updating` → each step's probe says whether its effect exists: found,
+//! the saga goes forward (the remaining steps are idempotent); not found, what was done is undone;
+//! `compensating` / `stuck` → the undos are finished (an enable whose records were written is complete).
+//! An undo that cannot finish leaves the saga `stuck` for the next pass and operators.
 
+use super::engine::*;
 use super::*;
-
-/// Which way a lifecycle saga goes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Direction {
-    Disable,
-    Enable,
-}
-
-impl Direction {
-    fn of(kind: SagaKind) -> Option<Self> {
-        match kind {
-            SagaKind::Disable => Some(Direction::Disable),
-            SagaKind::Enable => Some(Direction::Enable),
-            SagaKind::Provision | SagaKind::Remove => None,
-        }
-    }
-    fn kind(self) -> SagaKind {
-        match self {
-            Direction::Disable => SagaKind::Disable,
-            Direction::Enable => SagaKind::Enable,
-        }
-    }
-    fn action(self) -> AuditAction {
-        match self {
-            Direction::Disable => AuditAction::DisableAdmin,
-            Direction::Enable => AuditAction::EnableAdmin,
-        }
-    }
-}
 
 impl Provisioner {
     /// Disables an admin in both systems: they can no longer log in (Cognito `AdminDisableUser`) and
@@ -64,7 +36,7 @@ impl Provisioner {
         id: UserId,
         request_id: Option<&str>,
     ) -> Result<AdminRecord, Error> {
-        self.run_lifecycle(caller, id, Direction::Disable, request_id).await
+        self.run_lifecycle(caller, id, &DISABLE, request_id).await
     }
 
     /// Enables a disabled admin in both systems (Cognito `AdminEnableUser`, then `disabled_at` cleared:
@@ -76,68 +48,67 @@ impl Provisioner {
         id: UserId,
         request_id: Option<&str>,
     ) -> Result<AdminRecord, Error> {
-        self.run_lifecycle(caller, id, Direction::Enable, request_id).await
+        self.run_lifecycle(caller, id, &ENABLE, request_id).await
     }
 
     async fn run_lifecycle(
         &self,
         caller: &Caller,
         id: UserId,
-        direction: Direction,
+        def: &'static SagaDef<LifecycleData>,
         request_id: Option<&str>,
     ) -> Result<AdminRecord, Error> {
         let actor = self.authorize(caller).await?;
+        let disable = def.kind == SagaKind::Disable;
         let record = self
-            .store_call(self.admins.get_admin(id))
+            .retry(|| self.store_call(self.admins.get_admin(id)))
             .await?
             .ok_or(Error::NotFound)?;
-        let already = match direction {
-            Direction::Disable => record.user.is_disabled(),
-            Direction::Enable => !record.user.is_disabled(),
-        };
-        if already {
+        if record.user.is_disabled() == disable {
             return Ok(record);
         }
-        if direction == Direction::Disable
+        if disable
             && record.user.is_active_admin()
-            && self.store_call(self.admins.count_active_admins()).await? <= 1
+            && self
+                .retry(|| self.store_call(self.admins.count_active_admins()))
+                .await?
+                <= 1
         {
             return Err(Error::LastAdmin);
         }
-        let now = self.now();
-        let saga = SagaRecord {
-            id: Uuid::new_v4(),
-            kind: direction.kind(),
+        let mut saga = self.intent(
+            def.kind,
+            &actor,
+            &record.user.email,
+            &record.user.email_normalized,
+            record.user.id,
+            &record.user.cognito_username,
+            request_id,
+        );
+        saga.cognito_sub = Some(record.user.cognito_sub.clone());
+        saga.invite_delivered = record.admin_info.invite_delivered;
+        let data = LifecycleData {
             actor: actor.clone(),
-            email: record.user.email.clone(),
-            email_normalized: record.user.email_normalized.clone(),
-            user_id: record.user.id,
-            cognito_username: record.user.cognito_username.clone(),
-            cognito_sub: Some(record.user.cognito_sub.clone()),
-            identity_created_by_saga: false,
-            invite_delivered: record.admin_info.invite_delivered,
-            state: SagaState::Started,
-            attempts: 0,
-            last_error: None,
             request_id: request_id.map(str::to_string),
-            started_at: now,
-            updated_at: now,
-            owner: Some(self.new_owner()),
-            lease_expires_at: Some(now + self.settings.lease_chrono()),
+            record: None,
         };
-        let saga = match self.retry(|| self.store_call(self.sagas.begin(saga.clone()))).await {
-            Ok(s) => s,
-            Err(StoreError::SagaInFlight) => return Err(Error::OperationInProgress),
-            Err(e) => return Err(e.into()),
+        let result = match def.run(self, saga, data).await {
+            Ok(LifecycleData { record: Some(r), .. }) => Ok(r),
+            // The last write's reply was lost but the step read its effect back (or recovery will log
+            // it): the current records.
+            Ok(_) => self
+                .retry(|| self.store_call(self.admins.get_admin(id)))
+                .await?
+                .ok_or(Error::NotFound),
+            // The engine's answer to a saga already in flight for this admin.
+            Err(Error::AdminExists) => Err(Error::OperationInProgress),
+            Err(e) => Err(e),
         };
-        let result = self
-            .with_lease(&saga, self.lifecycle_forward(&saga, direction, false))
-            .await;
         if let Err(e) = &result {
-            tracing::warn!(saga_id = %saga.id, code = e.code(), error = %e, kind = direction.kind().as_str(), "disable/enable failed");
+            tracing::warn!(code = e.code(), error = %e, kind = def.kind.as_str(), "disable/enable failed");
             let audit = self.audit(
                 &actor,
-                direction.action(),
+                lifecycle_action(def.kind),
                 &record.user.email_normalized,
                 &format!("failure: {}", e.code()),
                 request_id,
@@ -146,234 +117,287 @@ impl Provisioner {
         }
         result
     }
+}
 
-    /// The forward steps from wherever `saga` is (`started`, or `identity_updating` when `resuming`).
-    async fn lifecycle_forward(
-        &self,
-        saga: &SagaRecord,
-        direction: Direction,
-        resuming: bool,
-    ) -> Result<AdminRecord, Error> {
-        let id = saga.user_id;
-        let audit = self.audit(
-            &saga.actor,
-            direction.action(),
-            &saga.email_normalized,
-            "success",
-            saga.request_id.as_deref(),
-        );
-        match direction {
-            Direction::Disable => {
-                if !resuming {
-                    // Step 1: the database, with the saga's progress in the same transaction.
-                    let step = self
-                        .retry(|| {
-                            self.store_call(self.admins.set_admin_disabled(
-                                id,
-                                Some(self.now()),
-                                audit.clone(),
-                                Some((saga.id, SagaState::IdentityUpdating)),
-                            ))
-                        })
-                        .await;
-                    if let Err(e) = step {
-                        return self.first_step_failed(saga, e).await;
-                    }
-                }
-                // Step 2: Cognito.
-                let disabled = self
-                    .retry(|| {
-                        self.idp_call(
-                            idp_op::ADMIN_DISABLE_USER,
-                            self.idp.admin_disable_user(&saga.cognito_username),
-                        )
-                    })
-                    .await;
-                match disabled {
-                    Ok(()) => {
-                        // A lost write here leaves the saga `identity_updating`: recovery redoes the
-                        // (idempotent) Cognito call and completes it.
-                        let _ = self.set_state(saga, SagaState::Completed, None).await;
-                    }
-                    Err(e) => return Err(self.lifecycle_undo(saga, direction, admin_call_error(e)).await),
-                }
-            }
-            Direction::Enable => {
-                if !resuming {
-                    if let Err(e) = self.set_state(saga, SagaState::IdentityUpdating, None).await {
-                        return self.first_step_failed(saga, e).await;
-                    }
-                }
-                // Step 1: Cognito.
-                let enabled = self
-                    .retry(|| {
-                        self.idp_call(
-                            idp_op::ADMIN_ENABLE_USER,
-                            self.idp.admin_enable_user(&saga.cognito_username),
-                        )
-                    })
-                    .await;
-                if let Err(e) = enabled {
-                    return Err(self.lifecycle_undo(saga, direction, admin_call_error(e)).await);
-                }
-                // Step 2: the database, completing the saga in the same transaction.
-                let step = self
-                    .retry(|| {
-                        self.store_call(self.admins.set_admin_disabled(
-                            id,
-                            None,
-                            audit.clone(),
-                            Some((saga.id, SagaState::Completed)),
-                        ))
-                    })
-                    .await;
-                if let Err(e) = step {
-                    // Did it land despite the error? Only a definite "still disabled" is undone.
-                    match self.store_call(self.admins.get_admin(id)).await {
-                        Ok(Some(r)) if !r.user.is_disabled() => {
-                            let _ = self.set_state(saga, SagaState::Completed, None).await;
-                        }
-                        Ok(_) => return Err(self.lifecycle_undo(saga, direction, e.into()).await),
-                        Err(read_err) => {
-                            tracing::error!(saga_id = %saga.id, error = %read_err, "cannot tell whether the admin was enabled; leaving the saga to recovery");
-                            self.release_lease(saga).await;
-                            return Err(Error::SagaStuck { saga_id: saga.id });
-                        }
-                    }
-                }
-            }
-        }
-        self.store_call(self.admins.get_admin(id)).await?.ok_or(Error::NotFound)
+fn lifecycle_action(kind: SagaKind) -> AuditAction {
+    if kind == SagaKind::Disable {
+        AuditAction::DisableAdmin
+    } else {
+        AuditAction::EnableAdmin
     }
+}
 
-    /// The first side effect failed: if the saga log shows it landed anyway, go on (the caller's next
-    /// step); otherwise abort the saga (nothing was changed) and return the error.
-    async fn first_step_failed(&self, saga: &SagaRecord, e: StoreError) -> Result<AdminRecord, Error> {
-        let direction = Direction::of(saga.kind).expect("a lifecycle saga");
-        match self.store_call(self.sagas.get(saga.id)).await {
-            Ok(Some(s)) if s.state == SagaState::IdentityUpdating => {
-                Box::pin(self.lifecycle_forward(saga, direction, true)).await
-            }
-            Ok(_) => {
-                let why = e.to_string();
-                let _ = self.set_state(saga, SagaState::Aborted, Some(why)).await;
-                Err(e.into())
-            }
-            Err(read_err) => {
-                tracing::error!(saga_id = %saga.id, error = %read_err, "cannot tell whether the first step landed; leaving the saga to recovery");
-                self.release_lease(saga).await;
-                Err(Error::SagaStuck { saga_id: saga.id })
-            }
+// --------------------------------------------------------------------------------------------------
+// The tables
+// --------------------------------------------------------------------------------------------------
+
+/// The disable saga: the database first (the admin is refused at once), then Cognito. Both steps undo.
+pub static DISABLE: SagaDef<LifecycleData> = SagaDef {
+    kind: SagaKind::Disable,
+    name: "disable",
+    stuck: Direction::Undo,
+    steps: &[
+        Step {
+            name: "disable_records",
+            begins: None,
+            done: SagaState::IdentityUpdating,
+            logged: Logged::InAction,
+            action: disable_records,
+            undo: Some(enable_records_undo),
+            probe: Some(records_disabled),
+            redo: false,
+            lost: None,
+            calls: &[crate::store::op::SET_ADMIN_DISABLED],
+        },
+        Step {
+            name: "disable_user",
+            begins: None,
+            done: SagaState::Completed,
+            logged: Logged::After("completed"),
+            action: disable_user,
+            undo: Some(enable_user_undo),
+            probe: None,
+            redo: true,
+            lost: None,
+            calls: &[idp_op::ADMIN_DISABLE_USER],
+        },
+    ],
+};
+
+/// The enable saga: Cognito first (logged as "may have run" before the call), then the database, whose
+/// transaction completes the saga (the point of no return).
+///
+/// `enable_user` begins and ends in `identity_updating` (there is no write after its action: the next
+/// step's transaction logs the saga's end); its probe, not the log, tells recovery whether it ran.
+pub static ENABLE: SagaDef<LifecycleData> = SagaDef {
+    kind: SagaKind::Enable,
+    name: "enable",
+    stuck: Direction::Undo,
+    steps: &[
+        Step {
+            name: "enable_user",
+            begins: Some(SagaState::IdentityUpdating),
+            done: SagaState::IdentityUpdating,
+            logged: Logged::InAction,
+            action: enable_user,
+            undo: Some(disable_user_undo),
+            probe: Some(identity_enabled),
+            redo: false,
+            lost: None,
+            calls: &[idp_op::ADMIN_ENABLE_USER],
+        },
+        Step {
+            name: "enable_records",
+            begins: None,
+            done: SagaState::Completed,
+            logged: Logged::InAction,
+            action: enable_records,
+            undo: None,
+            probe: Some(records_enabled),
+            redo: true,
+            lost: None,
+            calls: &[crate::store::op::SET_ADMIN_DISABLED],
+        },
+    ],
+};
+
+/// The disable / enable sagas' working data.
+pub struct LifecycleData {
+    actor: Actor,
+    request_id: Option<String>,
+    /// The admin's records as the last database step left them.
+    record: Option<AdminRecord>,
+}
+
+impl LifecycleData {
+    pub(super) fn recovering(saga: &SagaRecord) -> Self {
+        Self {
+            actor: saga.actor.clone(),
+            request_id: saga.request_id.clone(),
+            record: None,
         }
     }
+}
 
-    /// Puts both systems back as they were before the saga and returns the error to report: `cause` once
-    /// the undo finished, [`Error::SagaStuck`] when it could not (the saga is then `stuck`, retried by
-    /// recovery).
-    async fn lifecycle_undo(&self, saga: &SagaRecord, direction: Direction, cause: Error) -> Error {
-        let _ = self
-            .set_state(saga, SagaState::Compensating, Some(cause.to_string()))
-            .await;
-        match self.lifecycle_undo_steps(saga, direction).await {
-            Ok(()) => cause,
-            Err(e) => {
-                tracing::error!(saga_id = %saga.id, error = %e, "could not undo the disable/enable; saga is stuck and will be retried");
-                let _ = self.set_state(saga, SagaState::Stuck, Some(e)).await;
-                self.release_lease(saga).await;
-                Error::SagaStuck { saga_id: saga.id }
-            }
-        }
+/// Sets or clears `disabled_at` (with an audit row, and the saga's state in the same transaction when
+/// `saga_state` is given). After an error the records are read back: the write landed (the saga's state
+/// with it) → `Ok`; it certainly did not → `Refused`; unreadable → `Undecided`.
+async fn write_disabled(
+    cx: &mut Cx<LifecycleData>,
+    disable: bool,
+    outcome: &str,
+    saga_state: Option<SagaState>,
+) -> Result<AdminRecord, StepError> {
+    let (p, saga, d) = (&cx.p, &cx.saga, &cx.data);
+    let audit = p.audit(
+        &d.actor,
+        lifecycle_action(saga.kind),
+        &saga.email_normalized,
+        outcome,
+        d.request_id.as_deref(),
+    );
+    let at = disable.then(|| p.now());
+    let wrote = p
+        .retry(|| {
+            p.store_call(
+                p.admins
+                    .set_admin_disabled(saga.user_id, at, audit.clone(), saga_state.map(|s| (saga.id, s))),
+            )
+        })
+        .await;
+    match wrote {
+        Ok(record) => Ok(record),
+        Err(StoreError::LastAdmin) => Err(StepError::Refused(Error::LastAdmin)),
+        Err(StoreError::NotFound) => Err(StepError::Refused(Error::NotFound)),
+        Err(e) => match p.store_call(p.admins.get_admin(saga.user_id)).await {
+            Ok(Some(r)) if r.user.is_disabled() == disable => Ok(r),
+            Ok(_) => Err(StepError::Refused(e.into())),
+            Err(read_err) => Err(StepError::Undecided(format!(
+                "{e}; cannot tell whether the admin's disabled state was written: {read_err}"
+            ))),
+        },
     }
+}
 
-    async fn lifecycle_undo_steps(&self, saga: &SagaRecord, direction: Direction) -> Result<(), String> {
-        let (op, call) = match direction {
-            Direction::Disable => (idp_op::ADMIN_ENABLE_USER, true),
-            Direction::Enable => (idp_op::ADMIN_DISABLE_USER, false),
-        };
-        let restored = self
-            .retry(|| async {
-                if call {
-                    self.idp_call(op, self.idp.admin_enable_user(&saga.cognito_username))
-                        .await
-                } else {
-                    self.idp_call(op, self.idp.admin_disable_user(&saga.cognito_username))
-                        .await
-                }
-            })
-            .await;
-        match restored {
-            // A user that is gone has nothing to restore.
-            Ok(()) | Err(IdpError::UserNotFound) => {}
-            Err(e) => return Err(e.to_string()),
-        }
-        match direction {
-            Direction::Disable => {
-                let audit = self.audit(
-                    &saga.actor,
-                    AuditAction::DisableAdmin,
-                    &saga.email_normalized,
-                    "undone: admin enabled again",
-                    saga.request_id.as_deref(),
-                );
-                match self
-                    .retry(|| {
-                        self.store_call(self.admins.set_admin_disabled(
-                            saga.user_id,
-                            None,
-                            audit.clone(),
-                            Some((saga.id, SagaState::Compensated)),
-                        ))
-                    })
-                    .await
-                {
-                    Ok(_) => Ok(()),
-                    Err(StoreError::NotFound) => self
-                        .set_state(saga, SagaState::Compensated, None)
-                        .await
-                        .map(|_| ())
-                        .map_err(|e| e.to_string()),
-                    Err(e) => Err(e.to_string()),
-                }
+/// Disable, step 1: `disabled_at` set, audit, `admin.disabled`, saga → `identity_updating`.
+fn disable_records(cx: &mut Cx<LifecycleData>) -> StepFuture<'_, Result<SagaUpdate, StepError>> {
+    Box::pin(async move {
+        let record = write_disabled(cx, true, "success", Some(SagaState::IdentityUpdating)).await?;
+        cx.data.record = Some(record);
+        Ok(SagaUpdate::default())
+    })
+}
+
+/// Undo of `disable_records`: `disabled_at` cleared (`admin.enabled`); a removed admin has nothing to undo.
+fn enable_records_undo(cx: &mut Cx<LifecycleData>) -> StepFuture<'_, Result<(), Error>> {
+    Box::pin(async move {
+        match write_disabled(cx, false, "undone: admin enabled again", None).await {
+            Ok(r) => {
+                cx.data.record = Some(r);
+                Ok(())
             }
-            Direction::Enable => self
-                .set_state(saga, SagaState::Compensated, None)
-                .await
-                .map(|_| ())
-                .map_err(|e| e.to_string()),
+            Err(StepError::Refused(Error::NotFound)) => Ok(()),
+            Err(StepError::Refused(e) | StepError::Failed(e)) => Err(e),
+            Err(StepError::Undecided(msg)) => Err(Error::DatabaseUnavailable(msg)),
         }
-    }
+    })
+}
 
-    /// Settles an interrupted disable or enable saga (see the module docs).
-    pub(super) async fn recover_lifecycle(&self, saga: &SagaRecord) -> SagaState {
-        let Some(direction) = Direction::of(saga.kind) else {
-            return saga.state;
-        };
-        match saga.state {
-            SagaState::Started => {
-                self.finish_state(saga, SagaState::Aborted, Some("interrupted before any side effect"))
-                    .await
+/// Probe of `disable_records`: the admin is disabled in the database.
+fn records_disabled(cx: &mut Cx<LifecycleData>) -> StepFuture<'_, Result<Probe, Error>> {
+    Box::pin(async move {
+        Ok(match cx.p.store_call(cx.p.admins.get_admin(cx.saga.user_id)).await? {
+            Some(r) if r.user.is_disabled() => {
+                cx.data.record = Some(r);
+                Probe::Done
             }
-            SagaState::IdentityUpdating => match self.lifecycle_forward(saga, direction, true).await {
-                Ok(_) => self.current_state(saga).await,
-                Err(_) => self.current_state(saga).await,
-            },
-            SagaState::Compensating | SagaState::Stuck => match self.lifecycle_undo_steps(saga, direction).await {
-                Ok(()) => SagaState::Compensated,
-                Err(e) => {
-                    let _ = self.set_state(saga, SagaState::Stuck, Some(e)).await;
-                    SagaState::Stuck
-                }
-            },
-            other => other,
-        }
-    }
+            Some(_) => Probe::NotDone("the admin is not disabled in the database".into()),
+            None => Probe::NotDone("the admin's records are gone".into()),
+        })
+    })
+}
 
-    async fn current_state(&self, saga: &SagaRecord) -> SagaState {
-        self.store_call(self.sagas.get(saga.id))
+/// Enable, step 2: `disabled_at` cleared, audit, `admin.enabled`, saga → `completed`.
+fn enable_records(cx: &mut Cx<LifecycleData>) -> StepFuture<'_, Result<SagaUpdate, StepError>> {
+    Box::pin(async move {
+        let record = write_disabled(cx, false, "success", Some(SagaState::Completed)).await?;
+        cx.data.record = Some(record);
+        Ok(SagaUpdate::default())
+    })
+}
+
+/// Probe of `enable_records`: the admin is enabled in the database (its transaction completed the saga).
+fn records_enabled(cx: &mut Cx<LifecycleData>) -> StepFuture<'_, Result<Probe, Error>> {
+    Box::pin(async move {
+        Ok(match cx.p.store_call(cx.p.admins.get_admin(cx.saga.user_id)).await? {
+            Some(r) if !r.user.is_disabled() => {
+                cx.data.record = Some(r);
+                Probe::Done
+            }
+            Some(_) => Probe::NotDone("the admin is still disabled in the database".into()),
+            None => Probe::NotDone("the admin's records are gone".into()),
+        })
+    })
+}
+
+/// `AdminDisableUser` or `AdminEnableUser` (both idempotent), retried. A missing user is `UserNotFound`.
+async fn set_identity_enabled(cx: &Cx<LifecycleData>, enable: bool) -> Result<(), IdpError> {
+    let (p, saga) = (&cx.p, &cx.saga);
+    if enable {
+        p.retry(|| {
+            p.idp_call(
+                idp_op::ADMIN_ENABLE_USER,
+                p.idp.admin_enable_user(&saga.cognito_username),
+            )
+        })
+        .await
+    } else {
+        p.retry(|| {
+            p.idp_call(
+                idp_op::ADMIN_DISABLE_USER,
+                p.idp.admin_disable_user(&saga.cognito_username),
+            )
+        })
+        .await
+    }
+}
+
+/// Disable, step 2: `AdminDisableUser`.
+fn disable_user(cx: &mut Cx<LifecycleData>) -> StepFuture<'_, Result<SagaUpdate, StepError>> {
+    Box::pin(async move {
+        match set_identity_enabled(cx, false).await {
+            Ok(()) => Ok(SagaUpdate::default()),
+            // No Cognito user to disable: nothing took effect.
+            Err(e @ IdpError::UserNotFound) => Err(StepError::Refused(admin_call_error(e))),
+            Err(e) => Err(StepError::Failed(admin_call_error(e))),
+        }
+    })
+}
+
+/// Enable, step 1: `AdminEnableUser`.
+fn enable_user(cx: &mut Cx<LifecycleData>) -> StepFuture<'_, Result<SagaUpdate, StepError>> {
+    Box::pin(async move {
+        match set_identity_enabled(cx, true).await {
+            Ok(()) => Ok(SagaUpdate::default()),
+            Err(e @ IdpError::UserNotFound) => Err(StepError::Refused(admin_call_error(e))),
+            Err(e) => Err(StepError::Failed(admin_call_error(e))),
+        }
+    })
+}
+
+/// Undo of `disable_user`: `AdminEnableUser`; a user that is gone has nothing to restore.
+fn enable_user_undo(cx: &mut Cx<LifecycleData>) -> StepFuture<'_, Result<(), Error>> {
+    Box::pin(async move {
+        match set_identity_enabled(cx, true).await {
+            Ok(()) | Err(IdpError::UserNotFound) => Ok(()),
+            Err(e) => Err(admin_call_error(e)),
+        }
+    })
+}
+
+/// Undo of `enable_user`: `AdminDisableUser`; a user that is gone has nothing to restore.
+fn disable_user_undo(cx: &mut Cx<LifecycleData>) -> StepFuture<'_, Result<(), Error>> {
+    Box::pin(async move {
+        match set_identity_enabled(cx, false).await {
+            Ok(()) | Err(IdpError::UserNotFound) => Ok(()),
+            Err(e) => Err(admin_call_error(e)),
+        }
+    })
+}
+
+/// Probe of `enable_user`: the Cognito user is enabled (`AdminGetUser`'s `Enabled`). A user that is gone
+/// cannot be enabled: the saga is aborted and the database keeps the admin disabled.
+fn identity_enabled(cx: &mut Cx<LifecycleData>) -> StepFuture<'_, Result<Probe, Error>> {
+    Box::pin(async move {
+        let (p, saga) = (&cx.p, &cx.saga);
+        match p
+            .idp_call(idp_op::ADMIN_GET_USER, p.idp.admin_get_user(&saga.cognito_username))
             .await
-            .ok()
-            .flatten()
-            .map(|s| s.state)
-            .unwrap_or(saga.state)
-    }
+        {
+            Ok(u) if u.enabled => Ok(Probe::Done),
+            Ok(_) => Ok(Probe::NotDone("the Cognito user is still disabled".into())),
+            Err(IdpError::UserNotFound) => Ok(Probe::Foreign("the Cognito user no longer exists".into())),
+            Err(e) => Err(admin_call_error(e)),
+        }
+    })
 }

@@ -57,9 +57,8 @@ pub fn saga_steps(kind: SagaKind) -> Vec<engine::StepInfo> {
     match kind {
         SagaKind::Provision => saga::PROVISION.describe(),
         SagaKind::Remove => removal::REMOVE.describe(),
-        // The disable / enable sagas are hand-written in the removal saga's earlier style
-        // (`lifecycle.rs`), not tables on the engine yet: no derived steps.
-        SagaKind::Disable | SagaKind::Enable => Vec::new(),
+        SagaKind::Disable => lifecycle::DISABLE.describe(),
+        SagaKind::Enable => lifecycle::ENABLE.describe(),
     }
 }
 
@@ -68,7 +67,8 @@ pub fn crash_points(kind: SagaKind) -> Vec<String> {
     match kind {
         SagaKind::Provision => saga::PROVISION.crash_points(),
         SagaKind::Remove => removal::REMOVE.crash_points(),
-        SagaKind::Disable | SagaKind::Enable => Vec::new(),
+        SagaKind::Disable => lifecycle::DISABLE.crash_points(),
+        SagaKind::Enable => lifecycle::ENABLE.crash_points(),
     }
 }
 

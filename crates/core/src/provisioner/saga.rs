@@ -1,6 +1,7 @@
 //! The provisioning saga: forward run, compensation, ownership rule and crash recovery.
 
 use super::engine::*;
+use super::lifecycle::{LifecycleData, DISABLE, ENABLE};
 use super::removal::{RemoveData, REMOVE};
 use super::*;
 
@@ -368,8 +369,8 @@ impl Provisioner {
                 }
             },
             SagaKind::Remove => REMOVE.recover(self, saga, RemoveData::recovering(saga)).await,
-            // Written in the style of the removal saga before the engine landed (see `lifecycle.rs`).
-            SagaKind::Disable | SagaKind::Enable => self.recover_lifecycle(saga).await,
+            SagaKind::Disable => DISABLE.recover(self, saga, LifecycleData::recovering(saga)).await,
+            SagaKind::Enable => ENABLE.recover(self, saga, LifecycleData::recovering(saga)).await,
         }
     }
 }

@@ -531,3 +531,124 @@ pub async fn run_remove_fault_case(h: &Harness, op: &str, skip: u32, mode: Fault
     }
     assert!(!h.db_has(email).await && !h.cognito_has(email).await, "{ctx}");
 }
+
+// ------------------------------------------------------------------------------------------------
+// Disable / enable
+// ------------------------------------------------------------------------------------------------
+
+/// Whether the admin `email` is disabled in the database and in Cognito, as `(database, cognito)`.
+pub async fn disabled_states(h: &Harness, email: &str) -> (bool, bool) {
+    let record = h
+        .raw_store
+        .find_admin_by_email(&email.to_lowercase())
+        .await
+        .unwrap()
+        .unwrap_or_else(|| panic!("{email} has no database records"));
+    let user = h
+        .cognito_user(&record.user.cognito_username)
+        .await
+        .unwrap_or_else(|| panic!("{email} has no Cognito user"));
+    (record.user.is_disabled(), !user.enabled)
+}
+
+/// An invited admin for a disable / enable cell; for an enable cell it is disabled first (cleanly).
+pub async fn lifecycle_subject(h: &Harness, kind: SagaKind, email: &str) -> admin_provisioner_core::domain::UserId {
+    let admin = h.p.provision_new_admin(&Caller::Operator, email, None).await.unwrap();
+    if kind == SagaKind::Enable {
+        h.p.disable_admin(&Caller::Operator, admin.user.id, None).await.unwrap();
+    }
+    admin.user.id
+}
+
+/// Runs the disable (or enable) saga of `kind` on `id`.
+pub async fn run_lifecycle(
+    h: &Harness,
+    kind: SagaKind,
+    id: admin_provisioner_core::domain::UserId,
+    request_id: Option<&str>,
+) -> Result<admin_provisioner_core::domain::AdminRecord, Error> {
+    match kind {
+        SagaKind::Disable => h.p.disable_admin(&Caller::Operator, id, request_id).await,
+        SagaKind::Enable => h.p.enable_admin(&Caller::Operator, id, request_id).await,
+        other => panic!("{other:?} is not a lifecycle saga"),
+    }
+}
+
+/// The calls of a clean disable (or enable) of an invited admin (on a fresh harness of the same system).
+pub async fn clean_lifecycle_log(h: &Harness, kind: SagaKind) -> Vec<String> {
+    let id = lifecycle_subject(h, kind, "probe@example.com").await;
+    let before = h.plan.call_log().len();
+    run_lifecycle(h, kind, id, None).await.unwrap();
+    h.plan.call_log()[before..].to_vec()
+}
+
+/// One disable / enable cell: `op`'s `skip + 1`-th call fails in `mode` while the saga runs. The fault
+/// fires; a single transient fault is absorbed (the admin ends in the target state in both systems);
+/// `Ok` means both systems are in the target state; `SagaStuck` leaves an unfinished saga; any other error
+/// leaves both systems as they were. After the recovery that follows, no saga is unfinished and the two
+/// systems agree (in the target state if the run succeeded); running the saga again then succeeds.
+pub async fn run_lifecycle_fault_case(
+    h: &Harness,
+    kind: SagaKind,
+    op: &str,
+    skip: u32,
+    mode: FaultMode,
+    times: Option<u32>,
+) {
+    let ctx = format!("{kind:?} fault {op}#{skip} {mode:?} times={times:?}");
+    let email = "switch@example.com";
+    let target = kind == SagaKind::Disable;
+    let id = lifecycle_subject(h, kind, email).await;
+    assert_eq!(disabled_states(h, email).await, (!target, !target), "{ctx}: set-up");
+    h.plan.fail_after(op, skip, mode, times);
+    let result = run_lifecycle(h, kind, id, Some("matrix")).await;
+    assert!(h.plan.fired(op) > 0, "{ctx}: the fault never fired");
+    h.plan.clear();
+    if times == Some(1) {
+        assert!(
+            result.is_ok(),
+            "{ctx}: a single transient fault was not absorbed: {result:?}"
+        );
+    }
+    match &result {
+        Ok(record) => {
+            assert_eq!(record.user.is_disabled(), target, "{ctx}: the answer's state");
+            assert_eq!(disabled_states(h, email).await, (target, target), "{ctx}: Ok");
+        }
+        Err(Error::SagaStuck { saga_id }) => {
+            let saga = h.raw_store.get(*saga_id).await.unwrap().unwrap();
+            assert!(
+                !saga.state.is_terminal(),
+                "{ctx}: stuck but the saga is {:?}",
+                saga.state
+            );
+        }
+        Err(e) => {
+            assert_eq!(
+                disabled_states(h, email).await,
+                (!target, !target),
+                "{ctx}: error {e:?} but the systems changed"
+            );
+        }
+    }
+    h.recover().await;
+    assert!(
+        h.raw_store.list_unfinished().await.unwrap().is_empty(),
+        "{ctx}: unfinished sagas remain after recovery"
+    );
+    let (db, cognito) = disabled_states(h, email).await;
+    assert_eq!(db, cognito, "{ctx}: the systems disagree after recovery");
+    if result.is_ok() {
+        assert_eq!(db, target, "{ctx}: recovery undid a saga that had answered Ok");
+    }
+    h.assert_both_or_neither(email).await;
+    let again = run_lifecycle(h, kind, id, None)
+        .await
+        .unwrap_or_else(|e| panic!("{ctx}: running again failed: {e:?}"));
+    assert_eq!(again.user.is_disabled(), target, "{ctx}");
+    assert_eq!(
+        disabled_states(h, email).await,
+        (target, target),
+        "{ctx}: after running again"
+    );
+}
