@@ -6,8 +6,8 @@
 //! emulator's state, or moto through the AWS SDK): its database `disabled_at` and its Cognito `Enabled`
 //! agree, and it ended where the saga's table says a crash there must end.
 //!
-//! Fixed cost: 4 + 4 crash points × 2 backends = 16 cases, run in parallel; each waits one lease (as in
-//! `saga_crash_serve.rs`), about 40–60 s in all.
+//! Fixed cost: 4 + 4 crash points × 2 backends = 16 cases, 8 in parallel per backend test; each waits one
+//! lease (as in `saga_crash_serve.rs`): about 20 s on emulator + SQLite, 35 s on moto + PostgreSQL.
 
 mod process;
 

@@ -56,14 +56,6 @@ pub const ENABLE_CRASH_POINTS: &[&str] = &[
     "enable.after_enable_records",
 ];
 
-/// Every saga's crash points.
-pub const ALL_CRASH_POINTS: &[&[&str]] = &[
-    PROVISION_CRASH_POINTS,
-    REMOVE_CRASH_POINTS,
-    DISABLE_CRASH_POINTS,
-    ENABLE_CRASH_POINTS,
-];
-
 /// The environment variable naming the point to die at.
 pub const CRASH_AT_ENV: &str = "ADMIN_PROVISIONER_CRASH_AT";
 

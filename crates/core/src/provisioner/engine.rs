@@ -1,8 +1,8 @@
 //! The saga engine: a saga is a table of steps, each an action with its undo beside it (the model:
 //! oxidecomputer/steno's action/undo pairs and omicron's `declare_saga_actions!`). One state machine
 //! drives the forward run, the compensation and crash recovery from that table and the state recorded in
-//! the saga log; the sagas themselves (provisioning in `saga.rs`, removal in `removal.rs`) only declare
-//! their table and write their steps.
+//! the saga log; the sagas themselves (provisioning in `saga.rs`, removal in `removal.rs`, disable and
+//! enable in `lifecycle.rs`) only declare their table and write their steps.
 //!
 //! # The log
 //! A saga's row ([`SagaRecord`]) is written before the first side effect ([`SagaDef::run`]: the intent,

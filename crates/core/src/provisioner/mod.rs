@@ -3,7 +3,8 @@
 //! A newcomer's map: [`engine`] is the saga engine (a saga = a table of action/undo steps; one state
 //! machine for the forward run, compensation and recovery); `saga.rs` declares the provisioning saga's
 //! table (`PROVISION`) and holds recovery's entry points and the ownership rule it applies; `removal.rs`
-//! declares the removal saga (`REMOVE`); `ownership.rs` answers the reconciler with the same rule;
+//! declares the removal saga (`REMOVE`); `lifecycle.rs` the disable and enable sagas (`DISABLE`,
+//! `ENABLE`); `ownership.rs` answers the reconciler with the same rule;
 //! `operations.rs` the five operations; `access.rs` login and first login; `invite.rs` invitations;
 //! `views.rs` the admin list.
 //!
