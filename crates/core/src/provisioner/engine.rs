@@ -27,7 +27,7 @@
 //! recovery (the last step is idempotent) and the run succeeds.
 //!
 //! # Lease loss
-//! A run holds its saga's lease and renews it ([`Provisioner::with_lease`]). A log write refused with
+//! A run holds its saga's lease and renews it (`Provisioner::with_lease`). A log write refused with
 //! [`StoreError::LeaseLost`] means recovery took the saga over: before a step's action nothing is undone
 //! (the new owner sees the log); after it, the run waits (at most one lease) for the new owner to settle
 //! the saga and then calls the step's [`Step::lost`], which undoes only what this run alone knows it
@@ -172,7 +172,7 @@ pub struct StepInfo {
 
 /// A saga: its kind in the log, its name (crash-point prefix) and its table of steps.
 pub struct SagaDef<D: 'static> {
-    /// The kind recorded in the log; recovery dispatches on it ([`Provisioner::recover_one`]).
+    /// The kind recorded in the log; recovery dispatches on it (`Provisioner::recover_one`).
     pub kind: SagaKind,
     /// Prefix of the crash points.
     pub name: &'static str,
