@@ -83,7 +83,7 @@ pub async fn run(out: &mut dyn Write) -> anyhow::Result<()> {
     };
     writeln!(out, "   The API verified her ID token (RS256, kid, iss, aud, exp) and the database confirmed she is an active admin.")?;
     let bob = p.provision_new_admin(&caller, "bob@example.com", Some("demo")).await?;
-    writeln!(out, "   Saga {}: intent recorded -> Cognito AdminCreateUser -> saga log updated -> User + AdminInfo written and saga completed in one transaction.", bob.saga_id)?;
+    writeln!(out, "   Saga {}: intent recorded (identity_creating) -> Cognito AdminCreateUser -> User + AdminInfo written and the saga completed, with its Cognito user, in one transaction.", bob.saga_id)?;
     writeln!(
         out,
         "   Bob: User {} linked to Cognito user {} (sub {}), invited by {}, status {}.",

@@ -4,11 +4,11 @@
 //! admin is duplicated, no user is deleted twice, and the guarantee holds from outside.
 //!
 //! The backlog is real: `admin-provisioner provision` processes SIGKILLed at the crash points that
-//! leave a saga unfinished (13 each at `after_intent`, `before_create_user`, `after_create_user`,
-//! `after_identity_recorded`: 52 sagas). To have undos to share as well, 10 more are killed at
-//! `after_identity_recorded` (their Cognito users exist) and then moved to `compensating` by SQL, the
-//! state a run that had decided to undo would leave behind: that one transition is fabricated, since no
-//! crash point sits inside compensation. Recovery must delete exactly those 10 users, once each.
+//! leave a saga unfinished (26 each at `after_intent` and `after_create_user`: 52 sagas). To have undos
+//! to share as well, 10 more are killed at `after_create_user` (their Cognito users exist) and then
+//! moved to `compensating` by SQL with their user logged, the write a run that had decided to undo makes:
+//! that one transition is fabricated, since no crash point sits inside compensation. Recovery must
+//! delete exactly those 10 users, once each.
 //!
 //! Fixed cost: 62 CLI processes (4 at a time), then one lease (21 s) and the recovery; about 40 s.
 
@@ -20,14 +20,9 @@ use process::*;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
-const PER_POINT: usize = 13;
+const PER_POINT: usize = 26;
 const UNDOS: usize = 10;
-const POINTS: [&str; 4] = [
-    "provision.after_intent",
-    "provision.before_create_user",
-    "provision.after_create_user",
-    "provision.after_identity_recorded",
-];
+const POINTS: [&str; 2] = ["provision.after_intent", "provision.after_create_user"];
 
 /// `(saga id, final state)` of each "recovered an unfinished saga" line of a replica's log.
 fn recoveries(log: &str) -> Vec<(String, String)> {
@@ -65,7 +60,7 @@ async fn run() {
     }
     let undo_emails: Vec<String> = (0..UNDOS).map(|i| format!("backlog.undo.{i}@example.com")).collect();
     for e in &undo_emails {
-        jobs.push((e.clone(), "provision.after_identity_recorded"));
+        jobs.push((e.clone(), "provision.after_create_user"));
     }
     let killed_at = Instant::now();
     std::thread::scope(|s| {
@@ -81,7 +76,7 @@ async fn run() {
     let backlog_secs = killed_at.elapsed().as_secs_f64();
     let store = d.store().await;
     let idp = d.idp().await;
-    let undo_ids = fabricate_compensating(&d, &undo_emails).await;
+    let undo_ids = fabricate_compensating(&d, idp.as_ref(), &undo_emails).await;
     let backlog = store.list_unfinished().await.unwrap();
     assert_eq!(backlog.len(), jobs.len(), "every killed run left its saga unfinished");
     for e in &undo_emails {
@@ -153,11 +148,7 @@ async fn run() {
     let emails: Vec<String> = jobs.iter().map(|(e, _)| e.clone()).collect();
     let settled = assert_both_or_neither(store.as_ref(), idp.as_ref(), &emails, "two replicas").await;
     for (email, point) in &jobs {
-        let expect_both = !undo_emails.contains(email)
-            && matches!(
-                *point,
-                "provision.after_create_user" | "provision.after_identity_recorded"
-            );
+        let expect_both = !undo_emails.contains(email) && *point == "provision.after_create_user";
         assert_eq!(
             settled.both.contains(email),
             expect_both,
@@ -204,9 +195,14 @@ async fn run() {
     d.finish().await;
 }
 
-/// Moves the sagas of `emails` (killed after recording their Cognito user) to `compensating` directly in
-/// the database: the state of a run that decided to undo and died before deleting the user.
-async fn fabricate_compensating(d: &Deployment, emails: &[String]) -> Vec<uuid::Uuid> {
+/// Moves the sagas of `emails` (killed after creating their Cognito user) to `compensating` directly in
+/// the database, with the user logged as the saga's own: the write of a run that decided to undo and
+/// died before deleting the user.
+async fn fabricate_compensating(
+    d: &Deployment,
+    idp: &dyn admin_provisioner_core::identity::IdentityProvider,
+    emails: &[String],
+) -> Vec<uuid::Uuid> {
     use sqlx::{Connection, Executor, Row};
     let store = d.store().await;
     let mut ids = Vec::new();
@@ -222,13 +218,17 @@ async fn fabricate_compensating(d: &Deployment, emails: &[String]) -> Vec<uuid::
     for e in emails {
         let sagas = store.list_for_email(e).await.unwrap();
         assert_eq!(sagas.len(), 1, "{e}");
-        assert_eq!(sagas[0].state, SagaState::IdentityCreated, "{e}");
+        assert_eq!(sagas[0].state, SagaState::IdentityCreating, "{e}");
+        let user = idp.admin_get_user(e).await.unwrap();
         let n = conn
             .execute(
                 sqlx::query(&format!(
-                    "UPDATE {table} SET state = 'compensating', last_error = 'injected: undo decided' WHERE id = $1"
+                    "UPDATE {table} SET state = 'compensating', last_error = 'injected: undo decided', \
+                     cognito_username = $2, cognito_sub = $3, identity_created_by_saga = TRUE WHERE id = $1"
                 ))
-                .bind(sagas[0].id),
+                .bind(sagas[0].id)
+                .bind(&user.username)
+                .bind(&user.sub),
             )
             .await
             .unwrap()

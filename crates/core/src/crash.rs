@@ -8,14 +8,11 @@
 /// The crash points of the provisioning saga, in the order a run passes them. The engine fires them at
 /// places derived from the saga's table (`SagaDef::crash_points`; a unit test keeps this list equal to it).
 pub const PROVISION_CRASH_POINTS: &[&str] = &[
-    // The intent is recorded (lease taken); nothing else happened.
+    // The intent is recorded as `identity_creating` (lease taken): AdminCreateUser is about to be called;
+    // it was not.
     "provision.after_intent",
-    // The log says AdminCreateUser is about to be called; it was not.
-    "provision.before_create_user",
-    // The Cognito user exists; the saga log does not know it yet.
+    // The Cognito user exists; the saga log does not know it (the records' transaction would log it).
     "provision.after_create_user",
-    // The saga log recorded the Cognito user; no database records yet.
-    "provision.after_identity_recorded",
     // The records are written and the saga completed; the caller has not been answered.
     "provision.after_records",
 ];
@@ -46,10 +43,9 @@ pub const DISABLE_CRASH_POINTS: &[&str] = &[
 
 /// The crash points of the enable saga, in the order a run passes them (derived like the above).
 pub const ENABLE_CRASH_POINTS: &[&str] = &[
-    // The intent is recorded (lease taken); nothing else happened.
+    // The intent is recorded as `identity_updating` (lease taken): AdminEnableUser is about to be
+    // called; it was not.
     "enable.after_intent",
-    // The log says AdminEnableUser is about to be called; it was not.
-    "enable.before_enable_user",
     // Cognito's user is enabled; the database still says disabled.
     "enable.after_enable_user",
     // The records are enabled and the saga completed, in one transaction; the caller has not been answered.

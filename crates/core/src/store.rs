@@ -266,7 +266,8 @@ pub trait AdminStore: Send + Sync + 'static {
     async fn count_active_admins(&self) -> Result<i64, StoreError>;
 
     /// Writes `User` + `AdminInfo` + the audit entry, and when `complete_saga` is given marks that saga
-    /// `completed`, all in one transaction. Idempotent: if a user with the same id and Cognito username
+    /// `completed` and logs the linked Cognito user (username, sub, delivery flag) as the saga's own, all
+    /// in one transaction. Idempotent: if a user with the same id and Cognito username
     /// exists already, returns it and writes nothing. Errors: [`StoreError::EmailTaken`] /
     /// [`StoreError::CognitoUserTaken`] when another admin holds the e-mail or Cognito user.
     async fn insert_admin(

@@ -293,22 +293,77 @@ async fn crash_between_cognito_and_database_is_rolled_forward() {
     assert!(h.db_has("ivan@example.com").await);
 }
 
-/// Killed after AdminCreateUser and before the saga log recorded the user (the riskiest point): the
-/// log says "creating", recovery finds the user in the saga's window and finishes.
+/// Killed after AdminCreateUser, before the records' transaction (which is also the write that logs the
+/// user as the saga's own): the log says "creating" and knows no user; recovery finds the user in the
+/// saga's window, writes the records and logs the user with the saga's completion.
 #[tokio::test]
 async fn crash_before_the_log_records_the_cognito_user_is_rolled_forward() {
     let h = Harness::emulator_sqlite().await;
-    // saga.update #1 = "identity_creating"; #2 = "identity_created" hangs.
-    h.plan.fail_after(store_op::SAGA_UPDATE, 1, FaultMode::Hang, None);
+    h.plan.fail(store_op::INSERT_ADMIN, FaultMode::Hang, None);
     crash_at_first_hang(&h, "jo@example.com").await;
+    assert_eq!(
+        h.plan.fired(store_op::INSERT_ADMIN),
+        1,
+        "the crash window must have been reached"
+    );
     let saga = h.raw_store.list_unfinished().await.unwrap().remove(0);
     assert_eq!(saga.state, SagaState::IdentityCreating);
     assert!(!saga.identity_created_by_saga);
-    assert!(h.cognito_has("jo@example.com").await);
+    assert_eq!(saga.cognito_sub, None);
+    let user = h.cognito_user("jo@example.com").await.unwrap();
     h.plan.clear();
-    h.recover().await;
+    let reports = h.recover().await;
+    assert_eq!(reports.len(), 1);
+    assert_eq!(reports[0].state, SagaState::Completed);
     h.assert_both_or_neither("jo@example.com").await;
     assert!(h.db_has("jo@example.com").await);
+    let saga = h.raw_store.get(saga.id).await.unwrap().unwrap();
+    assert!(
+        saga.identity_created_by_saga,
+        "the completion logs the user as the saga's own"
+    );
+    assert_eq!(saga.cognito_sub.as_deref(), Some(user.sub.as_str()));
+}
+
+/// A provisioning left by an earlier version in `identity_created` (a state today's table no longer
+/// logs: the user recorded, no records) is still finished by recovery.
+#[tokio::test]
+async fn a_saga_left_in_an_earlier_versions_identity_created_state_is_finished() {
+    let h = Harness::emulator_sqlite().await;
+    h.plan.fail(store_op::INSERT_ADMIN, FaultMode::Hang, None);
+    crash_at_first_hang(&h, "olga@example.com").await;
+    assert_eq!(h.plan.fired(store_op::INSERT_ADMIN), 1);
+    h.plan.clear();
+    let saga = h.raw_store.list_unfinished().await.unwrap().remove(0);
+    let user = h.cognito_user("olga@example.com").await.unwrap();
+    // What the earlier table logged after AdminCreateUser.
+    h.raw_store
+        .update(
+            saga.id,
+            admin_provisioner_core::store::SagaUpdate {
+                state: Some(SagaState::IdentityCreated),
+                cognito_username: Some(user.username.clone()),
+                cognito_sub: Some(user.sub.clone()),
+                identity_created_by_saga: Some(true),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let reports = h.recover().await;
+    assert_eq!(reports.len(), 1);
+    assert_eq!(reports[0].state, SagaState::Completed, "{reports:?}");
+    h.assert_both_or_neither("olga@example.com").await;
+    assert_eq!(
+        h.raw_store
+            .find_admin_by_email("olga@example.com")
+            .await
+            .unwrap()
+            .unwrap()
+            .user
+            .cognito_sub,
+        user.sub
+    );
 }
 
 /// Killed after AdminCreateUser; the invitee set a password before recovery ran: recovery links the
@@ -339,19 +394,46 @@ async fn crash_then_invitee_activates_before_recovery() {
     h.assert_both_or_neither("lee@example.com").await;
 }
 
-/// A saga interrupted before it called Cognito never touches a user that appears at its username later.
+/// A saga interrupted after its intent and before AdminCreateUser reached Cognito (the intent already
+/// says "may have run"): recovery finds no user of its own and closes the saga, leaving nothing.
 #[tokio::test]
-async fn recovery_of_a_saga_that_never_called_cognito_leaves_users_alone() {
+async fn recovery_of_a_saga_interrupted_before_cognito_leaves_nothing() {
     let h = Harness::emulator_sqlite().await;
-    h.plan.fail(store_op::SAGA_UPDATE, FaultMode::Hang, None); // "identity_creating" never written
+    h.plan.fail(idp_op::ADMIN_CREATE_USER, FaultMode::Hang, None);
     crash_at_first_hang(&h, "max@example.com").await;
+    assert_eq!(h.plan.fired(idp_op::ADMIN_CREATE_USER), 1);
     assert!(!h.cognito_has("max@example.com").await);
+    let saga = h.raw_store.list_unfinished().await.unwrap().remove(0);
+    assert_eq!(
+        saga.state,
+        SagaState::IdentityCreating,
+        "the intent is logged as identity_creating"
+    );
     h.plan.clear();
-    let someone = h.create_foreign_user("max@example.com").await; // created after the saga began
-    h.recover().await;
-    assert_eq!(h.cognito_user("max@example.com").await.unwrap().sub, someone.sub);
+    let reports = h.recover().await;
+    assert_eq!(reports.len(), 1);
+    assert_eq!(reports[0].state, SagaState::Compensated, "{reports:?}");
+    assert!(!h.cognito_has("max@example.com").await);
     assert!(!h.db_has("max@example.com").await);
-    assert_eq!(h.saga_states("max@example.com").await, vec![SagaState::Aborted]);
+}
+
+/// Interrupted the same way, but a Cognito user with the address appears at the username before
+/// recovery runs: recovery cannot tell it from its own AdminCreateUser landing late, so the ownership
+/// rule decides. Within the saga's window and still waiting for first login, it is adopted (records
+/// linked, both-or-neither); it is never deleted.
+#[tokio::test]
+async fn recovery_before_cognito_adopts_a_user_in_its_window_and_deletes_none() {
+    let h = Harness::emulator_sqlite().await;
+    h.plan.fail(idp_op::ADMIN_CREATE_USER, FaultMode::Hang, None);
+    crash_at_first_hang(&h, "maxine@example.com").await;
+    assert_eq!(h.plan.fired(idp_op::ADMIN_CREATE_USER), 1);
+    h.plan.clear();
+    let someone = h.create_foreign_user("maxine@example.com").await; // created after the saga began
+    let reports = h.recover().await;
+    assert_eq!(reports[0].state, SagaState::Completed, "{reports:?}");
+    assert_eq!(h.cognito_user("maxine@example.com").await.unwrap().sub, someone.sub);
+    h.assert_both_or_neither("maxine@example.com").await;
+    assert_eq!(h.plan.calls(idp_op::ADMIN_DELETE_USER), 0);
 }
 
 /// Runs a provisioning of `email` until the first injected hang begins, then drops it: the process "dies".

@@ -162,8 +162,8 @@ async fn recovery_leaves_a_saga_with_a_live_lease_alone() {
 #[tokio::test]
 async fn two_recoverers_never_take_the_same_saga() {
     let h = Harness::emulator_sqlite().await;
-    // Ten abandoned intents (a crashed owner: lease expired, nothing done).
-    h.plan.fail(store_op::SAGA_UPDATE, FaultMode::Hang, None);
+    // Ten abandoned intents (a crashed owner: lease expired, AdminCreateUser never reached Cognito).
+    h.plan.fail(idp_op::ADMIN_CREATE_USER, FaultMode::Hang, None);
     for i in 0..10 {
         let email = format!("abandoned{i}@example.com");
         let p = h.p.clone();

@@ -34,8 +34,8 @@
 //! build). Every request goes to 127.0.0.1 only and every loop is bounded by time or count.
 
 use admin_provisioner_core::domain::{Actor, UserId};
+use admin_provisioner_core::store::SagaState;
 use admin_provisioner_core::store::{AdminStore, AuditAction, AuditEntry, NewAdmin, SagaKind, SagaLog, SagaRecord};
-use admin_provisioner_core::store::{SagaState, SagaUpdate};
 use admin_provisioner_store::{PostgresStore, SqliteStore};
 use serde_json::{json, Value};
 use std::path::PathBuf;
@@ -318,8 +318,8 @@ trait RawStore: AdminStore + SagaLog {}
 impl<T: AdminStore + SagaLog> RawStore for T {}
 
 /// The store calls of one provisioning, as the product makes them (authorization lookup, existence check,
-/// saga intent with its lease, the two saga steps around AdminCreateUser, records + audit + completion in
-/// one transaction), executed directly: the rate the database allows.
+/// saga intent with its lease logged as `identity_creating` before AdminCreateUser, records + audit +
+/// completion with the linked user in one transaction), executed directly: the rate the database allows.
 async fn one_raw_provisioning(store: &dyn RawStore, email: &str) -> bool {
     let now = chrono::Utc::now();
     let _ = store.find_admin_by_cognito_sub("root-sub").await;
@@ -338,7 +338,7 @@ async fn one_raw_provisioning(store: &dyn RawStore, email: &str) -> bool {
         cognito_sub: None,
         identity_created_by_saga: false,
         invite_delivered: true,
-        state: SagaState::Started,
+        state: SagaState::IdentityCreating,
         attempts: 0,
         last_error: None,
         request_id: None,
@@ -351,31 +351,7 @@ async fn one_raw_provisioning(store: &dyn RawStore, email: &str) -> bool {
     let Ok(saga) = store.begin(saga).await else {
         return false;
     };
-    let creating = SagaUpdate {
-        state: Some(SagaState::IdentityCreating),
-        expected_state: Some(SagaState::Started),
-        expected_owner: Some("bench".to_string()),
-        at: Some(chrono::Utc::now()),
-        ..Default::default()
-    };
-    if store.update(saga.id, creating).await.is_err() {
-        return false;
-    }
     let sub = uuid::Uuid::new_v4().to_string();
-    let recorded = SagaUpdate {
-        state: Some(SagaState::IdentityCreated),
-        cognito_username: Some(email.to_string()),
-        cognito_sub: Some(sub.clone()),
-        identity_created_by_saga: Some(true),
-        invite_delivered: Some(true),
-        add_attempts: 1,
-        expected_owner: Some("bench".to_string()),
-        at: Some(chrono::Utc::now()),
-        ..Default::default()
-    };
-    if store.update(saga.id, recorded).await.is_err() {
-        return false;
-    }
     let admin = NewAdmin {
         id: user_id,
         email: email.to_string(),

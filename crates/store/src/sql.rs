@@ -171,6 +171,18 @@ macro_rules! impl_sql_store {
             /// Completing a saga that was already undone (or is being undone) is refused, so a slow saga
             /// can never write records after recovery compensated it: the transaction rolls back.
             async fn advance_saga(conn: &mut Conn, id: Uuid, state: SagaState, now: DbTime) -> Result<(), StoreError> {
+                advance_saga_linking(conn, id, state, now, None).await
+            }
+
+            /// [`advance_saga`], also recording `link`'s Cognito user as the saga's own (the records'
+            /// transaction completing a provisioning).
+            async fn advance_saga_linking(
+                conn: &mut Conn,
+                id: Uuid,
+                state: SagaState,
+                now: DbTime,
+                link: Option<&NewAdmin>,
+            ) -> Result<(), StoreError> {
                 if state == SagaState::Completed {
                     let current: Option<String> = ::sqlx::query_scalar("SELECT state FROM sagas WHERE id = $1")
                         .bind(DbId(id))
@@ -188,15 +200,31 @@ macro_rules! impl_sql_store {
                         }
                     }
                 }
-                let changed =
-                    ::sqlx::query("UPDATE sagas SET state = $2, updated_at = $3 WHERE id = $1 AND state <> $2")
-                        .bind(DbId(id))
-                        .bind(state.as_str())
-                        .bind(now)
-                        .execute(&mut *conn)
-                        .await
-                        .map_err(map_err)?
-                        .rows_affected();
+                let changed = match link {
+                    None => ::sqlx::query(
+                        "UPDATE sagas SET state = $2, updated_at = $3 WHERE id = $1 AND state <> $2",
+                    )
+                    .bind(DbId(id))
+                    .bind(state.as_str())
+                    .bind(now),
+                    // The Cognito user the records link to is logged as the saga's own in the same write
+                    // (the saga logs nothing between its AdminCreateUser and this transaction).
+                    Some(admin) => ::sqlx::query(
+                        "UPDATE sagas SET state = $2, updated_at = $3, cognito_username = $4, cognito_sub = $5, \
+                             identity_created_by_saga = $6, invite_delivered = $7 WHERE id = $1 AND state <> $2",
+                    )
+                    .bind(DbId(id))
+                    .bind(state.as_str())
+                    .bind(now)
+                    .bind(&admin.cognito_username)
+                    .bind(&admin.cognito_sub)
+                    .bind(true)
+                    .bind(admin.invite_delivered),
+                }
+                .execute(&mut *conn)
+                .await
+                .map_err(map_err)?
+                .rows_affected();
                 if changed == 0 {
                     let exists: Option<i32> = ::sqlx::query_scalar("SELECT 1 FROM sagas WHERE id = $1")
                         .bind(DbId(id))
@@ -229,7 +257,7 @@ macro_rules! impl_sql_store {
                         )));
                     }
                     if let Some(saga) = complete_saga {
-                        advance_saga(&mut tx, saga, SagaState::Completed, now).await?;
+                        advance_saga_linking(&mut tx, saga, SagaState::Completed, now, Some(admin)).await?;
                     }
                     tx.commit().await.map_err(map_err)?;
                     return Ok(Some(existing));
@@ -292,7 +320,7 @@ macro_rules! impl_sql_store {
 
                 insert_audit(&mut tx, audit).await?;
                 if let Some(saga) = complete_saga {
-                    advance_saga(&mut tx, saga, SagaState::Completed, now).await?;
+                    advance_saga_linking(&mut tx, saga, SagaState::Completed, now, Some(admin)).await?;
                 }
                 let record = admin_by_id(&mut tx, admin.id)
                     .await?

@@ -6,12 +6,18 @@
 //!
 //! # The log
 //! A saga's row ([`SagaRecord`]) is written before the first side effect ([`SagaDef::run`]: the intent,
-//! state `started`, with the lease). Then, per step:
+//! with the lease). Its state is `started`, or the first step's [`Step::begins`] when it has one: the
+//! intent and "the first action may have run" are then one write (both precede any side effect, so
+//! nothing is lost by merging them; it saves a durable commit per saga). Then, per step:
 //! * a step with [`Step::begins`] logs that state (compare-and-set from the previous one) before its action,
-//!   so a crash afterwards tells recovery "this action may have run";
+//!   so a crash afterwards tells recovery "this action may have run" (for the first step the intent
+//!   already said so);
 //! * the action runs (with the provisioner's timeouts and one retry layer inside it);
 //! * its end state [`Step::done`] is logged, with the fields the action returned ([`Logged::After`]), or the
-//!   action wrote it in its own transaction ([`Logged::InAction`], atomic with its effect).
+//!   action wrote it in its own transaction ([`Logged::InAction`], atomic with its effect). A step whose
+//!   `done` is its `begins` state writes nothing after its action: the next step's transaction logs the
+//!   saga's progress (and the fields the action returned, which the engine also carries into any state it
+//!   logs before then: `compensating`, `stuck`), and recovery learns whether it ran from its probe.
 //!
 //! # Failure (a caller waits: [`Mode::Forward`])
 //! * [`StepError::Refused`]: the action certainly took no effect; the earlier steps are undone.
@@ -45,8 +51,9 @@
 //!
 //! # Crash points
 //! Derived from the table ([`SagaDef::crash_points`]): `<saga>.after_intent`, then per step
-//! `<saga>.before_<step>` (after its `begins` state is logged), `<saga>.after_<step>` (after its action),
-//! and `<saga>.after_<label>` (after a [`Logged::After`] write).
+//! `<saga>.before_<step>` (after its `begins` state is logged; not for the first step, whose `begins` the
+//! intent logs), `<saga>.after_<step>` (after its action), and `<saga>.after_<label>` (after a
+//! [`Logged::After`] write).
 
 use super::*;
 use std::pin::Pin;
@@ -74,6 +81,43 @@ pub struct Cx<D> {
     pub data: D,
     /// Forward or recovery.
     pub mode: Mode,
+    /// Fields returned by [`Logged::InAction`] steps that no write of the engine has carried yet: merged
+    /// into the next state the engine logs (`compensating`, `stuck`, a later step's `begins`).
+    unlogged: SagaUpdate,
+}
+
+/// `base` with the fields of `extra` that `base` leaves unset (attempts added).
+fn merged(base: SagaUpdate, extra: &SagaUpdate) -> SagaUpdate {
+    SagaUpdate {
+        cognito_username: base.cognito_username.or_else(|| extra.cognito_username.clone()),
+        cognito_sub: base.cognito_sub.or_else(|| extra.cognito_sub.clone()),
+        identity_created_by_saga: base.identity_created_by_saga.or(extra.identity_created_by_saga),
+        invite_delivered: base.invite_delivered.or(extra.invite_delivered),
+        add_attempts: base.add_attempts + extra.add_attempts,
+        ..base
+    }
+}
+
+impl<D> Cx<D> {
+    /// Logs `state` (with `last_error`) under this run's lease, carrying the unlogged fields.
+    async fn log_state(&mut self, state: SagaState, last_error: Option<String>) -> Result<SagaRecord, StoreError> {
+        let update = merged(
+            SagaUpdate {
+                state: Some(state),
+                last_error: last_error.map(Some),
+                ..self.p.owned(&self.saga)
+            },
+            &self.unlogged,
+        );
+        let r = self
+            .p
+            .retry(|| self.p.store_call(self.p.sagas.update(self.saga.id, update.clone())))
+            .await;
+        if r.is_ok() {
+            self.unlogged = SagaUpdate::default();
+        }
+        r
+    }
 }
 
 /// How a step's action failed.
@@ -201,8 +245,8 @@ impl<D: Send + 'static> SagaDef<D> {
     /// The crash points of this saga, in the order a clean run passes them.
     pub fn crash_points(&self) -> Vec<String> {
         let mut out = vec![format!("{}.after_intent", self.name)];
-        for s in self.steps {
-            if s.begins.is_some() {
+        for (i, s) in self.steps.iter().enumerate() {
+            if s.begins.is_some() && i > 0 {
                 out.push(format!("{}.before_{}", self.name, s.name));
             }
             out.push(format!("{}.after_{}", self.name, s.name));
@@ -221,9 +265,9 @@ impl<D: Send + 'static> SagaDef<D> {
             calls: vec![crate::store::op::SAGA_BEGIN],
             undoable: false,
         }];
-        for s in self.steps {
+        for (i, s) in self.steps.iter().enumerate() {
             let mut calls = Vec::new();
-            if s.begins.is_some() {
+            if s.begins.is_some() && i > 0 {
                 calls.push(crate::store::op::SAGA_UPDATE);
             }
             calls.extend_from_slice(s.calls);
@@ -239,10 +283,14 @@ impl<D: Send + 'static> SagaDef<D> {
         out
     }
 
-    /// Records `intent` (state `started`, holding its lease) and runs every step under the lease. Returns
-    /// the saga's data (with the steps' outputs), or the error to report after compensation.
-    pub async fn run(&'static self, p: &Provisioner, intent: SagaRecord, data: D) -> Result<D, Error> {
+    /// Records `intent` (holding its lease; state `started`, or the first step's `begins`) and runs every
+    /// step under the lease. Returns the saga's data (with the steps' outputs), or the error to report
+    /// after compensation.
+    pub async fn run(&'static self, p: &Provisioner, mut intent: SagaRecord, data: D) -> Result<D, Error> {
         debug_assert_eq!(intent.kind, self.kind);
+        if let Some(begins) = self.steps.first().and_then(|s| s.begins) {
+            intent.state = begins;
+        }
         let saga = match p.retry(|| p.store_call(p.sagas.begin(intent.clone()))).await {
             Ok(s) => s,
             Err(StoreError::SagaInFlight) => return Err(Error::AdminExists),
@@ -259,6 +307,7 @@ impl<D: Send + 'static> SagaDef<D> {
             saga: saga.clone(),
             data,
             mode: Mode::Forward,
+            unlogged: SagaUpdate::default(),
         };
         match p.with_lease(&saga, self.forward(&mut cx, 0)).await {
             Ok(()) | Err(Stop::Stands) => Ok(cx.data),
@@ -272,18 +321,25 @@ impl<D: Send + 'static> SagaDef<D> {
         // Steps whose action succeeded in this run (their effect is known to this run).
         let mut known: Vec<usize> = Vec::new();
         for (i, step) in self.steps.iter().enumerate().skip(from) {
-            if let Some(begins) = step.begins {
-                let update = SagaUpdate {
-                    state: Some(begins),
-                    expected_state: Some(cx.saga.state),
-                    ..cx.p.owned(&cx.saga)
-                };
+            // Already logged (the intent logs the first step's `begins`): nothing to write.
+            if let Some(begins) = step.begins.filter(|b| *b != cx.saga.state) {
+                let update = merged(
+                    SagaUpdate {
+                        state: Some(begins),
+                        expected_state: Some(cx.saga.state),
+                        ..cx.p.owned(&cx.saga)
+                    },
+                    &cx.unlogged,
+                );
                 match cx
                     .p
                     .retry(|| cx.p.store_call(cx.p.sagas.update(cx.saga.id, update.clone())))
                     .await
                 {
-                    Ok(r) => cx.saga = r,
+                    Ok(r) => {
+                        cx.saga = r;
+                        cx.unlogged = SagaUpdate::default();
+                    }
                     // A retry whose first attempt landed.
                     Err(StoreError::SagaStateChanged(ref st)) if st == begins.as_str() => cx.saga.state = begins,
                     Err(e @ StoreError::LeaseLost(_)) => {
@@ -300,10 +356,13 @@ impl<D: Send + 'static> SagaDef<D> {
                     crash(self.name, &format!("after_{}", step.name));
                     known.push(i);
                     if let Logged::After(label) = step.logged {
-                        let update = SagaUpdate {
-                            state: Some(step.done),
-                            ..fields
-                        };
+                        let update = merged(
+                            SagaUpdate {
+                                state: Some(step.done),
+                                ..fields
+                            },
+                            &cx.unlogged,
+                        );
                         let update = SagaUpdate {
                             expected_owner: cx.saga.owner.clone(),
                             at: Some(cx.p.now()),
@@ -314,7 +373,10 @@ impl<D: Send + 'static> SagaDef<D> {
                             .retry(|| cx.p.store_call(cx.p.sagas.update(cx.saga.id, update.clone())))
                             .await
                         {
-                            Ok(r) => cx.saga = r,
+                            Ok(r) => {
+                                cx.saga = r;
+                                cx.unlogged = SagaUpdate::default();
+                            }
                             Err(StoreError::LeaseLost(_) | StoreError::SagaStateChanged(_)) => {
                                 return Err(self.lost(cx, i).await)
                             }
@@ -329,6 +391,7 @@ impl<D: Send + 'static> SagaDef<D> {
                         crash(self.name, &format!("after_{label}"));
                     } else {
                         cx.saga.state = step.done;
+                        cx.unlogged = merged(fields, &cx.unlogged);
                     }
                 }
                 Err(e) => return self.fail(cx, i, e, &known).await,
@@ -344,7 +407,7 @@ impl<D: Send + 'static> SagaDef<D> {
             StepError::Undecided(msg) => {
                 if cx.mode == Mode::Forward {
                     tracing::error!(saga_id = %id, step = self.steps[i].name, "{msg}; leaving the saga for recovery");
-                    let _ = cx.p.set_state(&cx.saga, SagaState::Stuck, Some(msg)).await;
+                    let _ = cx.log_state(SagaState::Stuck, Some(msg)).await;
                     cx.p.release_lease(&cx.saga).await;
                 }
                 return Err(Stop::Err(Error::SagaStuck { saga_id: id }));
@@ -361,50 +424,53 @@ impl<D: Send + 'static> SagaDef<D> {
         // taken effect and cannot be undone: only forward is left.
         if (0..end).any(|j| self.steps[j].undo.is_none()) {
             tracing::error!(saga_id = %id, step = self.steps[i].name, error = %cause, "step failed past the point of no return; saga is stuck and will be retried");
-            let _ =
-                cx.p.set_state(&cx.saga, SagaState::Stuck, Some(cause.to_string()))
-                    .await;
+            let _ = cx.log_state(SagaState::Stuck, Some(cause.to_string())).await;
             cx.p.release_lease(&cx.saga).await;
             return Err(Stop::Err(Error::SagaStuck { saga_id: id }));
         }
         if end == 0 {
             // Nothing took effect: nothing to undo.
-            let _ =
-                cx.p.set_state(&cx.saga, SagaState::Aborted, Some(cause.to_string()))
-                    .await;
+            let _ = cx.log_state(SagaState::Aborted, Some(cause.to_string())).await;
             return Err(Stop::Err(cause));
         }
         tracing::warn!(saga_id = %id, cause = %cause, "compensating {} saga", self.name);
-        let claim = SagaUpdate {
-            state: Some(SagaState::Compensating),
-            last_error: Some(Some(cause.to_string())),
-            ..cx.p.owned(&cx.saga)
-        };
-        if let Err(StoreError::LeaseLost(_) | StoreError::SagaStateChanged(_)) =
-            cx.p.retry(|| cx.p.store_call(cx.p.sagas.update(id, claim.clone())))
-                .await
+        let claim = merged(
+            SagaUpdate {
+                state: Some(SagaState::Compensating),
+                last_error: Some(Some(cause.to_string())),
+                ..cx.p.owned(&cx.saga)
+            },
+            &cx.unlogged,
+        );
+        match cx
+            .p
+            .retry(|| cx.p.store_call(cx.p.sagas.update(id, claim.clone())))
+            .await
         {
-            // Recovery took the saga over meanwhile: undo only what this run knows it created, once the
-            // new owner has settled.
-            return match known.last() {
-                Some(&j) => Err(self.lost(cx, j).await),
-                None => {
-                    tracing::warn!(saga_id = %id, "saga taken over elsewhere; not compensating");
-                    Err(Stop::Err(cause))
-                }
-            };
+            Ok(_) => cx.unlogged = SagaUpdate::default(),
+            Err(StoreError::LeaseLost(_) | StoreError::SagaStateChanged(_)) => {
+                // Recovery took the saga over meanwhile: undo only what this run knows it created, once
+                // the new owner has settled.
+                return match known.last() {
+                    Some(&j) => Err(self.lost(cx, j).await),
+                    None => {
+                        tracing::warn!(saga_id = %id, "saga taken over elsewhere; not compensating");
+                        Err(Stop::Err(cause))
+                    }
+                };
+            }
+            // The undos run anyway (they are idempotent); the final state carries the fields.
+            Err(_) => {}
         }
         match self.undo_all(cx, end).await {
             Ok(()) => {
-                let _ =
-                    cx.p.set_state(&cx.saga, SagaState::Compensated, Some(cause.to_string()))
-                        .await;
+                let _ = cx.log_state(SagaState::Compensated, Some(cause.to_string())).await;
                 Err(Stop::Err(cause))
             }
             Err(undo_err) => {
                 tracing::error!(saga_id = %id, error = %undo_err, "compensation could not finish; saga is stuck");
                 let msg = format!("{cause}; compensation failed: {undo_err}");
-                let _ = cx.p.set_state(&cx.saga, SagaState::Stuck, Some(msg)).await;
+                let _ = cx.log_state(SagaState::Stuck, Some(msg)).await;
                 cx.p.release_lease(&cx.saga).await;
                 Err(Stop::Err(Error::SagaStuck { saga_id: id }))
             }
@@ -459,6 +525,7 @@ impl<D: Send + 'static> SagaDef<D> {
             saga: saga.clone(),
             data,
             mode: Mode::Recovery,
+            unlogged: SagaUpdate::default(),
         };
         let Some(last) = self.steps.last() else {
             return saga.state;
@@ -494,7 +561,12 @@ impl<D: Send + 'static> SagaDef<D> {
             SagaState::Started | SagaState::Stuck => (0, false),
             s => match self.steps.iter().position(|st| st.begins == Some(s) || st.done == s) {
                 Some(i) => (i, self.steps[i].done == s),
-                None => return saga.state, // a state this saga never logs: leave it for an operator
+                // A state this table does not log (an earlier version's, e.g. a provisioning's
+                // `identity_created`): every step's probe decides, from the first.
+                None => {
+                    tracing::warn!(saga_id = %saga.id, state = s.as_str(), "{} saga in a state its table does not log; asking every step's probe", self.name);
+                    (0, false)
+                }
             },
         };
         if saga.state == SagaState::Started && !self.steps[0].redo {

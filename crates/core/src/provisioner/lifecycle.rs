@@ -8,12 +8,13 @@
 //!   `AdminEnableUser` (in case the disable landed unseen). The database goes first so that the admin is
 //!   refused at once, whatever Cognito does.
 //! * **Enable** ([`ENABLE`]) — the mirror, so that the database grants nothing before Cognito agrees:
-//!   (1) `enable_user`: the saga → `identity_updating` ("may have run"), Cognito `AdminEnableUser`; undo:
+//!   (1) `enable_user`: the saga's intent is logged as `identity_updating` ("may have run"), Cognito
+//!   `AdminEnableUser`; undo:
 //!   `AdminDisableUser`. (2) `enable_records`: `disabled_at` cleared, audit, `admin.enabled` and the saga
 //!   → `completed`, one transaction (the point of no return).
 //!
-//! Recovery (the engine, from the tables): `started` → `aborted` (no side effect yet, none started for a
-//! caller who has gone); `identity_updating` → each step's probe says whether its effect exists: found,
+//! Recovery (the engine, from the tables): `started` (a disable's intent) → `aborted` (no side effect
+//! yet, none started for a caller who has gone); `identity_updating` → each step's probe says whether its effect exists: found,
 //! the saga goes forward (the remaining steps are idempotent); not found, what was done is undone;
 //! `compensating` / `stuck` → the undos are finished (an enable whose records were written is complete).
 //! An undo that cannot finish leaves the saga `stuck` for the next pass and operators.

@@ -172,7 +172,8 @@ impl Provisioner {
         Ok(self.provisioned(record, saga_id))
     }
 
-    /// A saga's intent row (state `started`, holding a fresh lease): what every saga logs before its
+    /// A saga's intent row (state `started`, which the engine replaces with the first step's `begins` when
+    /// it has one; holding a fresh lease): what every saga logs before its
     /// first side effect.
     #[allow(clippy::too_many_arguments)]
     pub(super) fn intent(
@@ -276,7 +277,8 @@ impl Provisioner {
             return Ok(Found::Recorded(user));
         }
         if saga.state == SagaState::Started {
-            // The log says AdminCreateUser was never called: whatever is there is someone else's.
+            // The log says AdminCreateUser was never called (a saga logged before the intent carried
+            // `identity_creating`): whatever is there is someone else's.
             return Ok(Found::Foreign);
         }
         let from = saga.started_at - self.settings.ownership_skew;
@@ -381,6 +383,12 @@ impl Provisioner {
 
 /// The provisioning saga: the Cognito user (undo: delete it if it is the saga's own), then the database
 /// records, which complete the saga in their transaction (the point of no return: nothing after it).
+///
+/// Two durable writes in all: the intent is logged as `identity_creating` ("AdminCreateUser may have
+/// run", before it does), and the records' transaction completes the saga and logs the Cognito user it
+/// links as the saga's own. Between them the saga logs nothing: a crash there leaves
+/// `identity_creating`, and recovery asks Cognito (the ownership rule's time window) whether the saga's
+/// user exists. A failure that is compensated or left `stuck` logs the user with that state.
 pub static PROVISION: SagaDef<ProvisionData> = SagaDef {
     kind: SagaKind::Provision,
     name: "provision",
@@ -389,8 +397,8 @@ pub static PROVISION: SagaDef<ProvisionData> = SagaDef {
         Step {
             name: "create_user",
             begins: Some(SagaState::IdentityCreating),
-            done: SagaState::IdentityCreated,
-            logged: Logged::After("identity_recorded"),
+            done: SagaState::IdentityCreating,
+            logged: Logged::InAction,
             action: create_user,
             undo: Some(delete_own_user),
             probe: Some(find_own_user),
