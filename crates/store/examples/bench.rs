@@ -17,7 +17,8 @@
 //!   ratio. The two are measured in alternating slices of one run (`BENCH_ROUNDS`), so load from other
 //!   processes on the machine falls on both alike;
 //! * b. p50/p99 of one provisioning (`BENCH_LATENCY_SAMPLES`, default 300, sequential) with the emulator
-//!   at 50 ms latency, minus that latency: the product's own overhead;
+//!   at 50 ms latency, minus that latency: the product's own overhead; beside it (alternating requests to
+//!   a second server) the same provisioning with no latency;
 //! * c. an import of 2,000 rows against the emulator limited to `AdminCreateUser=50` with 50 ms latency:
 //!   achieved rate ÷ quota, and the failed rows;
 //! * d. provisions/s (concurrency 8) after 100,000 admins exist (seeded in bulk: one `INSERT … SELECT` per
@@ -569,22 +570,32 @@ async fn bench_database(db: &str) {
         }
     }
 
-    // b. latency overhead at 50 ms emulator latency (one emulator call per provisioning: AdminCreateUser).
+    // b. latency overhead at 50 ms emulator latency (one emulator call per provisioning: AdminCreateUser),
+    // measured beside the same sequential provisioning with no latency (a second server, alternating one
+    // request each): the difference is what idling 50 ms per request costs on this machine.
     if cells.iter().any(|c| c == "b") {
         let n = env_u64("BENCH_LATENCY_SAMPLES", 300) as usize;
         let cell = fresh_cell(db).await;
         let env = [("COGNITO_EMULATOR_LATENCY_MS", "50".to_string())];
         let server = Server::start(&cell, &env).await;
+        let zero_cell = fresh_cell(db).await;
+        let zero = Server::start(&zero_cell, &[]).await;
         for i in 0..10 {
             server.provision(&format!("bwarm{i}@bench.example.com")).await;
+            zero.provision(&format!("bwarm{i}@bench.example.com")).await;
         }
         let mut samples = Vec::new();
+        let mut zero_samples = Vec::new();
         for i in 0..n {
             let t = Instant::now();
             assert!(server.provision(&format!("b{i}@bench.example.com")).await);
             samples.push(t.elapsed().as_secs_f64() * 1000.0 - 50.0);
+            let t = Instant::now();
+            assert!(zero.provision(&format!("b{i}@bench.example.com")).await);
+            zero_samples.push(t.elapsed().as_secs_f64() * 1000.0);
         }
         samples.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        zero_samples.sort_by(|a, b| a.partial_cmp(b).unwrap());
         println!(
             "b. overhead beyond 50 ms emulator latency: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms ({n} sequential provisions){}",
             percentile(&samples, 0.5),
@@ -592,8 +603,16 @@ async fn bench_database(db: &str) {
             samples.last().copied().unwrap_or(f64::NAN),
             failures()
         );
+        println!(
+            "   beside it, the same with 0 ms latency (alternating): p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+            percentile(&zero_samples, 0.5),
+            percentile(&zero_samples, 0.99),
+            zero_samples.last().copied().unwrap_or(f64::NAN),
+        );
         drop(server);
+        drop(zero);
         drop_cell(cell).await;
+        drop_cell(zero_cell).await;
     }
 
     // c. import at the quota.
