@@ -512,6 +512,14 @@ async fn insert_admin_completes_the_saga_in_the_same_transaction(db: Db) {
     assert_eq!(after.state, SagaState::Completed);
     assert!(after.updated_at > s.updated_at);
     assert!(db.store.list_unfinished().await.unwrap().is_empty());
+    // The same write logs the linked Cognito user as the saga's own (the saga logs nothing between its
+    // AdminCreateUser and this transaction).
+    assert!(!s.identity_created_by_saga && s.cognito_sub.is_none());
+    let linked = db.store.get_admin(s.user_id).await.unwrap().unwrap();
+    assert!(after.identity_created_by_saga);
+    assert_eq!(after.cognito_sub.as_deref(), Some(linked.user.cognito_sub.as_str()));
+    assert_eq!(after.cognito_username, linked.user.cognito_username);
+    assert_eq!(after.invite_delivered, linked.admin_info.invite_delivered);
 }
 
 async fn replayed_insert_admin_still_completes_the_saga(db: Db) {

@@ -79,7 +79,8 @@ impl Provisioner {
     ///   saga to complete in the same transaction.
     ///
     /// SQL: in one transaction `INSERT INTO users`, `INSERT INTO admin_info` (foreign key `user_id`),
-    /// `INSERT INTO audit_log` and, for a saga, `UPDATE sagas SET state='completed'`. Idempotent: calling it
+    /// `INSERT INTO audit_log` and, for a saga, `UPDATE sagas SET state='completed'` (also logging the linked
+    /// Cognito user as the saga's own). Idempotent: calling it
     /// again with the same id returns the existing records.
     ///
     /// Returns the [`AdminRecord`]. Errors: [`Error::AdminExists`] (unique e-mail or Cognito user taken),
