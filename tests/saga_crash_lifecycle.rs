@@ -140,22 +140,12 @@ async fn crash_lifecycle_at(deployment: Deployment, point: &'static str) {
 fn run_all(backend: &'static str) {
     assert_eq!(DISABLE_CRASH_POINTS.len() + ENABLE_CRASH_POINTS.len(), 7);
     let started = std::time::Instant::now();
-    let mut runs = Vec::new();
-    for point in DISABLE_CRASH_POINTS.iter().chain(ENABLE_CRASH_POINTS) {
-        runs.push(std::thread::spawn(move || {
-            block_on(async move {
-                let d = if backend == "emulator+sqlite" {
-                    Deployment::emulator_sqlite()
-                } else {
-                    Deployment::moto_postgres().await
-                };
-                crash_lifecycle_at(d, point).await
-            })
-        }));
-    }
-    let n = runs.len();
-    let failures: Vec<_> = runs.into_iter().filter_map(|r| r.join().err()).collect();
-    assert!(failures.is_empty(), "{} of {n} crash cases failed", failures.len());
+    let cases = DISABLE_CRASH_POINTS
+        .iter()
+        .chain(ENABLE_CRASH_POINTS)
+        .map(|point| (backend, *point))
+        .collect();
+    let n = run_crash_cases(cases, crash_lifecycle_at);
     println!(
         "{n} disable/enable crash cases on {backend} in {:.1} s",
         started.elapsed().as_secs_f64()

@@ -83,24 +83,11 @@ async fn crash_serve_at(deployment: Deployment, point: &'static str) {
 fn serve_killed_at_every_crash_point_on_both_backends_recovers_to_both_or_neither() {
     assert_eq!(PROVISION_CRASH_POINTS.len(), 3);
     let started = std::time::Instant::now();
-    let mut runs = Vec::new();
-    for backend in ["emulator+sqlite", "moto+postgres"] {
-        for point in PROVISION_CRASH_POINTS {
-            runs.push(std::thread::spawn(move || {
-                block_on(async move {
-                    let d = if backend == "emulator+sqlite" {
-                        Deployment::emulator_sqlite()
-                    } else {
-                        Deployment::moto_postgres().await
-                    };
-                    crash_serve_at(d, point).await
-                })
-            }));
-        }
-    }
-    let n = runs.len();
-    let failures: Vec<_> = runs.into_iter().filter_map(|r| r.join().err()).collect();
-    assert!(failures.is_empty(), "{} of {n} crash cases failed", failures.len());
+    let cases = ["emulator+sqlite", "moto+postgres"]
+        .into_iter()
+        .flat_map(|backend| PROVISION_CRASH_POINTS.iter().map(move |point| (backend, *point)))
+        .collect();
+    let n = run_crash_cases(cases, crash_serve_at);
     println!(
         "{n} crash cases (3 points x 2 backends) in {:.1} s",
         started.elapsed().as_secs_f64()

@@ -3,7 +3,7 @@
 //! their own, and checks of the result made from outside the processes: the database through the store
 //! adapter, Cognito through the emulator's state file or moto through the AWS SDK.
 //!
-//! Used by `saga_crash_serve.rs`, `saga_random_kills.rs` and `saga_replicas.rs`.
+//! Used by `saga_crash_serve.rs`, `saga_crash_lifecycle.rs`, `saga_random_kills.rs` and `saga_replicas.rs`.
 #![allow(dead_code)]
 
 use admin_provisioner_cognito::testing::{MotoPool, MotoServer, PoolOptions};
@@ -540,6 +540,35 @@ pub async fn assert_both_or_neither(
         );
     }
     settled
+}
+
+/// Runs every `(backend, crash point)` case on a thread of its own, each on a fresh deployment of its
+/// backend (`emulator+sqlite` or `moto+postgres`, as [`label`] names them), and fails with the number of
+/// failed cases. Returns how many ran.
+pub fn run_crash_cases<F, Fut>(cases: Vec<(&'static str, &'static str)>, case: F) -> usize
+where
+    F: Fn(Deployment, &'static str) -> Fut + Copy + Send + 'static,
+    Fut: std::future::Future<Output = ()>,
+{
+    let runs: Vec<_> = cases
+        .into_iter()
+        .map(|(backend, point)| {
+            std::thread::spawn(move || {
+                block_on(async move {
+                    let d = match backend {
+                        "emulator+sqlite" => Deployment::emulator_sqlite(),
+                        "moto+postgres" => Deployment::moto_postgres().await,
+                        other => panic!("unknown backend {other}"),
+                    };
+                    case(d, point).await
+                })
+            })
+        })
+        .collect();
+    let n = runs.len();
+    let failures = runs.into_iter().filter_map(|r| r.join().err()).count();
+    assert_eq!(failures, 0, "{failures} of {n} crash cases failed");
+    n
 }
 
 /// Runs `f` on a fresh current-thread runtime (one per test thread).

@@ -99,24 +99,28 @@ fn merged(base: SagaUpdate, extra: &SagaUpdate) -> SagaUpdate {
 }
 
 impl<D> Cx<D> {
-    /// Logs `state` (with `last_error`) under this run's lease, carrying the unlogged fields.
-    async fn log_state(&mut self, state: SagaState, last_error: Option<String>) -> Result<SagaRecord, StoreError> {
-        let update = merged(
-            SagaUpdate {
-                state: Some(state),
-                last_error: last_error.map(Some),
-                ..self.p.owned(&self.saga)
-            },
-            &self.unlogged,
-        );
-        let r = self
+    /// Writes `update` to the saga's row (with the retry layer), carrying the unlogged fields; on success
+    /// the row written is this run's view of the saga and nothing is left unlogged.
+    async fn write(&mut self, update: SagaUpdate) -> Result<(), StoreError> {
+        let update = merged(update, &self.unlogged);
+        let id = self.saga.id;
+        let row = self
             .p
-            .retry(|| self.p.store_call(self.p.sagas.update(self.saga.id, update.clone())))
-            .await;
-        if r.is_ok() {
-            self.unlogged = SagaUpdate::default();
-        }
-        r
+            .retry(|| self.p.store_call(self.p.sagas.update(id, update.clone())))
+            .await?;
+        self.saga = row;
+        self.unlogged = SagaUpdate::default();
+        Ok(())
+    }
+
+    /// Logs `state` (with `last_error`) under this run's lease, carrying the unlogged fields.
+    async fn log_state(&mut self, state: SagaState, last_error: Option<String>) -> Result<(), StoreError> {
+        let update = SagaUpdate {
+            state: Some(state),
+            last_error: last_error.map(Some),
+            ..self.p.owned(&self.saga)
+        };
+        self.write(update).await
     }
 }
 
@@ -323,23 +327,13 @@ impl<D: Send + 'static> SagaDef<D> {
         for (i, step) in self.steps.iter().enumerate().skip(from) {
             // Already logged (the intent logs the first step's `begins`): nothing to write.
             if let Some(begins) = step.begins.filter(|b| *b != cx.saga.state) {
-                let update = merged(
-                    SagaUpdate {
-                        state: Some(begins),
-                        expected_state: Some(cx.saga.state),
-                        ..cx.p.owned(&cx.saga)
-                    },
-                    &cx.unlogged,
-                );
-                match cx
-                    .p
-                    .retry(|| cx.p.store_call(cx.p.sagas.update(cx.saga.id, update.clone())))
-                    .await
-                {
-                    Ok(r) => {
-                        cx.saga = r;
-                        cx.unlogged = SagaUpdate::default();
-                    }
+                let update = SagaUpdate {
+                    state: Some(begins),
+                    expected_state: Some(cx.saga.state),
+                    ..cx.p.owned(&cx.saga)
+                };
+                match cx.write(update).await {
+                    Ok(()) => {}
                     // A retry whose first attempt landed.
                     Err(StoreError::SagaStateChanged(ref st)) if st == begins.as_str() => cx.saga.state = begins,
                     Err(e @ StoreError::LeaseLost(_)) => {
@@ -356,27 +350,14 @@ impl<D: Send + 'static> SagaDef<D> {
                     crash(self.name, &format!("after_{}", step.name));
                     known.push(i);
                     if let Logged::After(label) = step.logged {
-                        let update = merged(
-                            SagaUpdate {
-                                state: Some(step.done),
-                                ..fields
-                            },
-                            &cx.unlogged,
-                        );
                         let update = SagaUpdate {
+                            state: Some(step.done),
                             expected_owner: cx.saga.owner.clone(),
                             at: Some(cx.p.now()),
-                            ..update
+                            ..fields
                         };
-                        match cx
-                            .p
-                            .retry(|| cx.p.store_call(cx.p.sagas.update(cx.saga.id, update.clone())))
-                            .await
-                        {
-                            Ok(r) => {
-                                cx.saga = r;
-                                cx.unlogged = SagaUpdate::default();
-                            }
+                        match cx.write(update).await {
+                            Ok(()) => {}
                             Err(StoreError::LeaseLost(_) | StoreError::SagaStateChanged(_)) => {
                                 return Err(self.lost(cx, i).await)
                             }
@@ -434,20 +415,8 @@ impl<D: Send + 'static> SagaDef<D> {
             return Err(Stop::Err(cause));
         }
         tracing::warn!(saga_id = %id, cause = %cause, "compensating {} saga", self.name);
-        let claim = merged(
-            SagaUpdate {
-                state: Some(SagaState::Compensating),
-                last_error: Some(Some(cause.to_string())),
-                ..cx.p.owned(&cx.saga)
-            },
-            &cx.unlogged,
-        );
-        match cx
-            .p
-            .retry(|| cx.p.store_call(cx.p.sagas.update(id, claim.clone())))
-            .await
-        {
-            Ok(_) => cx.unlogged = SagaUpdate::default(),
+        match cx.log_state(SagaState::Compensating, Some(cause.to_string())).await {
+            Ok(()) => {}
             Err(StoreError::LeaseLost(_) | StoreError::SagaStateChanged(_)) => {
                 // Recovery took the saga over meanwhile: undo only what this run knows it created, once
                 // the new owner has settled.

@@ -77,17 +77,7 @@ impl Provisioner {
         {
             return Err(Error::LastAdmin);
         }
-        let mut saga = self.intent(
-            def.kind,
-            &actor,
-            &record.user.email,
-            &record.user.email_normalized,
-            record.user.id,
-            &record.user.cognito_username,
-            request_id,
-        );
-        saga.cognito_sub = Some(record.user.cognito_sub.clone());
-        saga.invite_delivered = record.admin_info.invite_delivered;
+        let saga = self.admin_intent(def.kind, &actor, &record, request_id);
         let data = LifecycleData {
             actor: actor.clone(),
             request_id: request_id.map(str::to_string),

@@ -28,18 +28,8 @@ impl Provisioner {
         {
             return Err(Error::LastAdmin);
         }
-        let mut saga = self.intent(
-            SagaKind::Remove,
-            &actor,
-            &record.user.email,
-            &record.user.email_normalized,
-            record.user.id,
-            &record.user.cognito_username,
-            request_id,
-        );
-        saga.cognito_sub = Some(record.user.cognito_sub.clone());
+        let mut saga = self.admin_intent(SagaKind::Remove, &actor, &record, request_id);
         saga.identity_created_by_saga = true;
-        saga.invite_delivered = record.admin_info.invite_delivered;
         let data = RemoveData {
             actor: actor.clone(),
             request_id: request_id.map(str::to_string),

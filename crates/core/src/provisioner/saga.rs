@@ -209,6 +209,29 @@ impl Provisioner {
         }
     }
 
+    /// The intent of a saga on an existing admin (removal, disable, enable): the admin's ids, e-mail and
+    /// Cognito user (username and `sub`) and delivery flag, from its records.
+    pub(super) fn admin_intent(
+        &self,
+        kind: SagaKind,
+        actor: &Actor,
+        record: &AdminRecord,
+        request_id: Option<&str>,
+    ) -> SagaRecord {
+        let mut saga = self.intent(
+            kind,
+            actor,
+            &record.user.email,
+            &record.user.email_normalized,
+            record.user.id,
+            &record.user.cognito_username,
+            request_id,
+        );
+        saga.cognito_sub = Some(record.user.cognito_sub.clone());
+        saga.invite_delivered = record.admin_info.invite_delivered;
+        saga
+    }
+
     pub(super) fn provisioned(&self, record: AdminRecord, saga_id: Uuid) -> ProvisionedAdmin {
         let invite = InviteView::of(&record, self.now());
         ProvisionedAdmin {
