@@ -114,6 +114,7 @@ impl App {
             call_timeout: Duration::from_secs(config.call_timeout_secs),
             resend_cooldown: Duration::from_secs(config.resend_cooldown_secs),
             lease_ttl: Duration::from_secs(config.saga_lease_secs),
+            admin_actions_per_minute: config.admin_rate_limit_per_minute,
             ..ProvisionerSettings::default()
         });
         // A step that could outlive its lease would let recovery race a saga that is still working.

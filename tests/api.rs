@@ -416,6 +416,7 @@ async fn list_shows_an_unfinished_provisioning_as_pending() {
             updated_at: now,
             owner: None,
             lease_expires_at: None,
+            scim: None,
         })
         .await
         .unwrap();

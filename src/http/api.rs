@@ -546,9 +546,6 @@ pub async fn create_admin(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    if let Err(e) = state.edge().limits.admin_action(&admin.admin_id.to_string()) {
-        return e.into_response();
-    }
     let request: CreateAdminRequest = match parse_json(&body) {
         Ok(r) => r,
         Err(e) => return e.into_response(),
@@ -805,7 +802,6 @@ pub async fn resend_invite(
     Path(id): Path<String>,
 ) -> Result<Json<ResendResponse>, ApiError> {
     let id = parse_admin_id(&id)?;
-    state.edge().limits.admin_action(&admin.admin_id.to_string())?;
     let invite = state
         .provisioner()
         .resend_admin_invite_by_id(&admin.caller, id, Some(&request_id))

@@ -272,19 +272,29 @@ fn error_page(state: &AppState, status: StatusCode, code: &str, text: &str) -> R
     )
 }
 
-/// An error's plain-words explanation for people using the console.
+/// A core error's plain-words explanation for people using the console: decided by the error's variant
+/// (the core's one mapping), never by its message text.
+fn describe_error(e: &Error) -> String {
+    match e {
+        Error::ForeignIdentityExists => {
+            "A Cognito user with this e-mail already exists and was not created here; it was \
+                                         left untouched. Ask an operator to remove or link it."
+                .into()
+        }
+        Error::SelfAction => "You cannot disable or remove your own account. Ask another admin to do it.".into(),
+        Error::TooManyActions { retry_after_secs } => {
+            format!("You made many changes to admins in a short time. Wait {retry_after_secs} seconds and try again.")
+        }
+        Error::RateLimited => "Cognito is limiting requests right now. Wait a moment and try again.".into(),
+        other => describe(&ApiError::from(other.clone())),
+    }
+}
+
+/// An edge error's (or a core error's, by its code) plain-words explanation for people using the console.
 fn describe(e: &ApiError) -> String {
     match e.code {
         "invalid_email" => format!("That e-mail address is not valid: {}.", strip_prefix_msg(&e.message)),
-        "admin_exists" => {
-            if e.message.contains("not created by admin-provisioner") {
-                "A Cognito user with this e-mail already exists and was not created here; it was left untouched. \
-                 Ask an operator to remove or link it."
-                    .into()
-            } else {
-                "An admin with this e-mail address already exists (or is being created right now).".into()
-            }
-        }
+        "admin_exists" => "An admin with this e-mail address already exists (or is being created right now).".into(),
         "not_found" => "That admin does not exist (any more). The list below is up to date.".into(),
         "already_active" => "This admin has already set a password, so there is no invitation to resend.".into(),
         "resend_cooldown" => format!(
@@ -310,11 +320,10 @@ fn describe(e: &ApiError) -> String {
                 .unwrap_or(&e.message)
         ),
         "no_challenge" => "This account already has its own password. Sign in with it.".into(),
-        "rate_limited" if e.message.starts_with("too many attempts") => format!(
+        "rate_limited" => format!(
             "Too many attempts. Wait {} seconds and try again.",
             e.retry_after.unwrap_or(60)
         ),
-        "rate_limited" => "Cognito is limiting requests right now. Wait a moment and try again.".into(),
         "identity_provider_unavailable" => {
             "Cognito could not be reached, so nothing was changed. Try again in a moment.".into()
         }
@@ -1122,9 +1131,6 @@ async fn create_submit(
         Ok(u) => u,
         Err(res) => return res,
     };
-    if let Err(e) = state.edge().limits.admin_action(&user.admin_id.to_string()) {
-        return back_to_console(&state, &headers, Flash::error(describe(&e)));
-    }
     let flash = match state
         .provisioner()
         .provision_new_admin(&user.caller, &form.email, Some(&request_id))
@@ -1144,7 +1150,7 @@ async fn create_submit(
                 ))
             }
         }
-        Err(e) => Flash::error(describe(&ApiError::from(e))),
+        Err(e) => Flash::error(describe_error(&e)),
     };
     back_to_console(&state, &headers, flash)
 }
@@ -1178,9 +1184,6 @@ async fn resend_submit(
         Ok(parts) => parts,
         Err(res) => return res,
     };
-    if let Err(e) = state.edge().limits.admin_action(&user.admin_id.to_string()) {
-        return back_to_console(&state, &headers, Flash::error(describe(&e)));
-    }
     let flash = match state
         .provisioner()
         .resend_admin_invite_by_id(&user.caller, id, Some(&request_id))
@@ -1192,7 +1195,7 @@ async fn resend_submit(
         Ok(_) => Flash::error(format!(
             "Cognito could not deliver the new invitation to {email}. Try Resend again later."
         )),
-        Err(e) => Flash::error(describe(&ApiError::from(e))),
+        Err(e) => Flash::error(describe_error(&e)),
     };
     back_to_console(&state, &headers, flash)
 }
@@ -1214,14 +1217,14 @@ async fn remove_submit(
         .await
     {
         Ok(()) => Flash::ok(format!("{email} was removed from Cognito and the database.")),
-        Err(e) => Flash::error(describe(&ApiError::from(e))),
+        Err(e) => Flash::error(describe_error(&e)),
     };
     back_to_console(&state, &headers, flash)
 }
 
 /// `POST /console/admins/{id}/disable`: the same operation as `POST /api/admins/{id}/disable` (the disable
-/// saga: Cognito `AdminDisableUser` and `disabled` in the database). The console refuses to disable the
-/// signed-in admin (they would lock themselves out); the last-admin guard is the core's.
+/// saga: Cognito `AdminDisableUser` and `disabled` in the database). Self-protection, the rate limit and
+/// the last-admin guard are the core's (`provisioner/policy.rs`).
 async fn disable_submit(
     State(state): State<AppState>,
     RequestId(request_id): RequestId,
@@ -1233,16 +1236,6 @@ async fn disable_submit(
         Ok(parts) => parts,
         Err(res) => return res,
     };
-    if id == user.admin_id {
-        return back_to_console(
-            &state,
-            &headers,
-            Flash::error("You cannot disable yourself here. Ask another admin to do it."),
-        );
-    }
-    if let Err(e) = state.edge().limits.admin_action(&user.admin_id.to_string()) {
-        return back_to_console(&state, &headers, Flash::error(describe(&e)));
-    }
     let flash = match state
         .provisioner()
         .disable_admin(&user.caller, id, Some(&request_id))
@@ -1251,7 +1244,7 @@ async fn disable_submit(
         Ok(_) => Flash::ok(format!(
             "{email} was disabled in Cognito and the database: they can no longer sign in, and their tokens are refused."
         )),
-        Err(e) => Flash::error(describe(&ApiError::from(e))),
+        Err(e) => Flash::error(describe_error(&e)),
     };
     back_to_console(&state, &headers, flash)
 }
@@ -1268,16 +1261,13 @@ async fn enable_submit(
         Ok(parts) => parts,
         Err(res) => return res,
     };
-    if let Err(e) = state.edge().limits.admin_action(&user.admin_id.to_string()) {
-        return back_to_console(&state, &headers, Flash::error(describe(&e)));
-    }
     let flash = match state
         .provisioner()
         .enable_admin(&user.caller, id, Some(&request_id))
         .await
     {
         Ok(_) => Flash::ok(format!("{email} was enabled again in Cognito and the database.")),
-        Err(e) => Flash::error(describe(&ApiError::from(e))),
+        Err(e) => Flash::error(describe_error(&e)),
     };
     back_to_console(&state, &headers, flash)
 }
@@ -1715,12 +1705,7 @@ async fn scim_token_create_submit(
             };
             render(StatusCode::OK, &page)
         }
-        Err(e) => back_to(
-            &state,
-            &headers,
-            SCIM_TOKENS,
-            Flash::error(describe(&ApiError::from(e))),
-        ),
+        Err(e) => back_to(&state, &headers, SCIM_TOKENS, Flash::error(describe_error(&e))),
     }
 }
 
@@ -1751,7 +1736,7 @@ async fn scim_token_revoke_submit(
             "SCIM token {name} was revoked: requests with it are refused from now on."
         )),
         Err(Error::NotFound) => Flash::error("There is no SCIM token with this name."),
-        Err(e) => Flash::error(describe(&ApiError::from(e))),
+        Err(e) => Flash::error(describe_error(&e)),
     };
     back_to(&state, &headers, SCIM_TOKENS, flash)
 }

@@ -103,34 +103,11 @@ impl ApiError {
 }
 
 impl From<Error> for ApiError {
+    /// The JSON rendering of the core's one mapping (status, code, message, `Retry-After`).
     fn from(e: Error) -> Self {
         let status = StatusCode::from_u16(e.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        let message = match &e {
-            Error::DatabaseUnavailable(detail) => {
-                tracing::error!(code = e.code(), error = %detail, "database error");
-                "the database is unavailable; try again shortly".to_string()
-            }
-            Error::IdentityProviderUnavailable(detail) => {
-                tracing::warn!(code = e.code(), error = %detail, "identity provider unavailable");
-                "the identity provider (Cognito) is unavailable; try again shortly".to_string()
-            }
-            Error::Internal(detail) => {
-                // The detail may quote SQL or a constraint: logged (with the request id), never shown.
-                tracing::error!(code = e.code(), error = %detail, "internal error");
-                "an internal error occurred; quote the request id to an operator".to_string()
-            }
-            Error::SagaStuck { saga_id } => {
-                tracing::error!(code = e.code(), %saga_id, "saga stuck");
-                e.to_string()
-            }
-            other => other.to_string(),
-        };
-        let mut out = Self::new(status, e.code(), message);
-        out.retry_after = match &e {
-            Error::ResendCooldown { retry_after_secs, .. } => Some(*retry_after_secs),
-            Error::RateLimited => Some(1),
-            _ => None,
-        };
+        let mut out = Self::new(status, e.code(), e.public_message());
+        out.retry_after = e.retry_after_secs();
         out
     }
 }

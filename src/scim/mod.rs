@@ -25,9 +25,8 @@ pub mod patch;
 pub mod tokens;
 
 use crate::http::{AppState, RequestId};
-use admin_provisioner_core::domain::{AdminEmail, AdminRecord, UserId};
-use admin_provisioner_core::pages::StoredAdminFilter;
-use admin_provisioner_core::store::ScimKey;
+use admin_provisioner_core::domain::{scim_user_name_key, AdminEmail, AdminRecord, UserId};
+use admin_provisioner_core::store::{ScimAttributes, ScimKey};
 use admin_provisioner_core::{Caller, Error};
 use axum::body::Bytes;
 use axum::extract::{FromRequestParts, Path, Query, State};
@@ -98,6 +97,7 @@ pub struct ScimError {
     status: StatusCode,
     scim_type: Option<&'static str>,
     detail: String,
+    retry_after: Option<u64>,
 }
 
 impl ScimError {
@@ -107,6 +107,7 @@ impl ScimError {
             status,
             scim_type,
             detail: detail.into(),
+            retry_after: None,
         }
     }
     fn bad(scim_type: &'static str, detail: impl Into<String>) -> Self {
@@ -118,6 +119,8 @@ impl ScimError {
 }
 
 impl From<Error> for ScimError {
+    /// The SCIM rendering of the core's one mapping: the same status and message as the JSON API, the
+    /// code as `scimType` where RFC 7644 §3.12 has one.
     fn from(e: Error) -> Self {
         let status = StatusCode::from_u16(e.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let scim_type = match &e {
@@ -126,14 +129,12 @@ impl From<Error> for ScimError {
             _ => None,
         };
         let detail = match &e {
-            Error::Internal(_) | Error::DatabaseUnavailable(_) => {
-                tracing::error!(error = %e, "SCIM request failed");
-                "an internal error occurred; quote the x-request-id header to an operator".to_string()
-            }
             Error::NotFound => "no such User".to_string(),
-            _ => e.to_string(),
+            _ => e.public_message(),
         };
-        Self::new(status, scim_type, detail)
+        let mut out = Self::new(status, scim_type, detail);
+        out.retry_after = e.retry_after_secs();
+        out
     }
 }
 
@@ -148,6 +149,9 @@ impl IntoResponse for ScimError {
             body["scimType"] = json!(t);
         }
         let mut res = scim_json(self.status, &body);
+        if let Some(secs) = self.retry_after {
+            res.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
         if self.status == StatusCode::UNAUTHORIZED {
             res.headers_mut().insert(
                 header::WWW_AUTHENTICATE,
@@ -306,14 +310,12 @@ fn parse_id(raw: &str) -> Result<UserId, ScimError> {
         .map_err(|_| ScimError::not_found())
 }
 
-async fn load(state: &AppState, id: UserId) -> Result<AdminRecord, ScimError> {
-    state
-        .provisioner()
-        .admin_store()
-        .get_admin(id)
-        .await
-        .map_err(Error::from)?
-        .ok_or_else(ScimError::not_found)
+async fn load(state: &AppState, client: &ScimClient, id: UserId) -> Result<AdminRecord, ScimError> {
+    match state.provisioner().get_admin_record(&client.caller(), id).await {
+        Ok(r) => Ok(r),
+        Err(Error::NotFound) => Err(ScimError::not_found()),
+        Err(e) => Err(e.into()),
+    }
 }
 
 fn body_json(body: &Bytes) -> Result<Map<String, Value>, ScimError> {
@@ -363,45 +365,44 @@ fn email_of(doc: &Map<String, Value>) -> Result<AdminEmail, ScimError> {
     }
 }
 
+/// The `userName` key of a document: normalised like an e-mail (IDN, case, NFKC look-alikes), so that
+/// two spellings of one name are one key (`domain::scim_user_name_key`).
 fn user_name_key(doc: &Map<String, Value>) -> String {
-    doc.get("userName")
-        .and_then(Value::as_str)
-        .unwrap_or("")
-        .trim()
-        .to_lowercase()
+    scim_user_name_key(doc.get("userName").and_then(Value::as_str).unwrap_or(""))
 }
 
-/// 409 `uniqueness` when another admin has this `userName` (compared case-insensitively, with the other
-/// admins' SCIM userNames and e-mails): one indexed lookup. The unique index on `users.scim_user_name` also
-/// refuses a concurrent write of the same userName ([`StoreError::UserNameTaken`], also a 409).
-async fn check_user_name_free(
-    state: &AppState,
-    doc: &Map<String, Value>,
-    except: Option<UserId>,
-) -> Result<(), ScimError> {
-    let key = user_name_key(doc);
-    let candidates = state
-        .provisioner()
-        .admin_store()
-        .find_admins_by_scim_key(&ScimKey::UserName(key.clone()))
-        .await
-        .map_err(Error::from)?;
-    let taken = candidates
-        .iter()
-        .filter(|r| Some(r.user.id) != except)
-        .any(|r| user_name_key(&attributes(r)) == key || r.user.email_normalized == key);
-    if taken {
-        return Err(ScimError::new(
-            StatusCode::CONFLICT,
-            Some("uniqueness"),
-            "another User already has this userName",
-        ));
+/// The addresses a document's `emails` carry (values that are not strings are ignored).
+fn email_values(doc: &Map<String, Value>) -> Vec<String> {
+    doc.get("emails")
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(|e| e.get("value").and_then(Value::as_str))
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The SCIM attributes the core keeps for `doc`: `externalId`, the `userName` key and the profile
+/// (`userName` and `emails` as sent).
+fn scim_attributes(doc: &Map<String, Value>) -> ScimAttributes {
+    let mut profile = Map::new();
+    for key in ["userName", "emails"] {
+        if let Some(v) = doc.get(key) {
+            profile.insert(key.into(), v.clone());
+        }
     }
-    Ok(())
+    ScimAttributes {
+        external_id: doc.get("externalId").and_then(Value::as_str).map(str::to_string),
+        user_name: user_name_key(doc),
+        profile: Value::Object(profile).to_string(),
+    }
 }
 
 /// Stores `doc` (the new attributes) for admin `record`: `active` first, through the disable / enable
-/// saga (both systems or neither), then `externalId`, `userName` and `emails` (database only).
+/// saga (both systems or neither), then `externalId`, `userName` and `emails` (database only), each
+/// through the core, which holds the rules (who may, how often, uniqueness).
 async fn apply(
     state: &AppState,
     client: &ScimClient,
@@ -409,13 +410,18 @@ async fn apply(
     doc: Map<String, Value>,
     request_id: &str,
 ) -> Result<AdminRecord, ScimError> {
-    let before = attributes(&record);
-    if doc.get("userName") != before.get("userName") {
-        check_user_name_free(state, &doc, Some(record.user.id)).await?;
-    }
     let provisioner = state.provisioner();
     let id = record.user.id;
+    let attributes = scim_attributes(&doc);
+    let changed = attributes.external_id != record.user.external_id
+        || Some(&attributes.profile) != record.user.scim_profile.as_ref();
     let mut record = record;
+    if changed {
+        // Uniqueness first, so that a refused change leaves `active` untouched too.
+        record = provisioner
+            .set_scim_attributes(&client.caller(), id, attributes, &email_values(&doc))
+            .await?;
+    }
     let active = doc.get("active").and_then(Value::as_bool).unwrap_or(true);
     if active == record.user.is_disabled() {
         record = if active {
@@ -425,21 +431,6 @@ async fn apply(
                 .disable_admin(&client.caller(), id, Some(request_id))
                 .await?
         };
-    }
-    let external_id = doc.get("externalId").and_then(Value::as_str).map(str::to_string);
-    let mut profile = Map::new();
-    for key in ["userName", "emails"] {
-        if let Some(v) = doc.get(key) {
-            profile.insert(key.into(), v.clone());
-        }
-    }
-    let profile = Value::Object(profile).to_string();
-    if external_id != record.user.external_id || Some(&profile) != record.user.scim_profile.as_ref() {
-        record = provisioner
-            .admin_store()
-            .set_scim_attributes(id, external_id, Some(user_name_key(&doc)), Some(profile))
-            .await
-            .map_err(Error::from)?;
     }
     Ok(record)
 }
@@ -458,16 +449,28 @@ async fn create_user(
         return Err(ScimError::bad("invalidValue", "userName is required"));
     }
     let email = email_of(&doc)?;
-    check_user_name_free(&state, &doc, None).await?;
+    // One saga: the userName is claimed and the SCIM attributes written with the records.
     let provisioned = state
         .provisioner()
-        .provision_new_admin(&client.caller(), email.as_str(), Some(&request_id))
+        .provision_scim_user(
+            &client.caller(),
+            email.as_str(),
+            scim_attributes(&doc),
+            &email_values(&doc),
+            Some(&request_id),
+        )
         .await?;
-    let record = AdminRecord {
+    let mut record = AdminRecord {
         user: provisioned.user,
         admin_info: provisioned.admin_info,
     };
-    let record = apply(&state, &client, record, doc, &request_id).await?;
+    // A User created inactive: the disable saga, as for a later `active: false`.
+    if doc.get("active").and_then(Value::as_bool) == Some(false) {
+        record = state
+            .provisioner()
+            .disable_admin(&client.caller(), record.user.id, Some(&request_id))
+            .await?;
+    }
     let base = base_url(&headers);
     let mut res = scim_json(StatusCode::CREATED, &user_resource(&record, &base));
     if let Ok(loc) = HeaderValue::from_str(&format!("{base}/Users/{}", record.user.id)) {
@@ -479,12 +482,12 @@ async fn create_user(
 /// `GET /scim/v2/Users/{id}`.
 async fn get_user(
     State(state): State<AppState>,
-    _client: ScimClient,
+    client: ScimClient,
     Path(id): Path<String>,
     Query(projection): Query<Projection>,
     headers: HeaderMap,
 ) -> Result<Response, ScimError> {
-    let record = load(&state, parse_id(&id)?).await?;
+    let record = load(&state, &client, parse_id(&id)?).await?;
     let v = projection.apply(user_resource(&record, &base_url(&headers)));
     Ok(scim_json(StatusCode::OK, &v))
 }
@@ -510,7 +513,7 @@ struct ProjectionFields {
 /// `GET /scim/v2/Users?filter=…&startIndex=…&count=…`: a `ListResponse`, oldest first.
 async fn list_users(
     State(state): State<AppState>,
-    _client: ScimClient,
+    client: ScimClient,
     Query(q): Query<ListQuery>,
     headers: HeaderMap,
 ) -> Result<Response, ScimError> {
@@ -529,7 +532,16 @@ async fn list_users(
         attributes: q.projection.attributes,
         excluded_attributes: q.projection.excluded_attributes,
     };
-    list_page(&state, q.filter.as_deref(), start, count, &projection, &headers).await
+    list_page(
+        &state,
+        &client.caller(),
+        q.filter.as_deref(),
+        start,
+        count,
+        &projection,
+        &headers,
+    )
+    .await
 }
 
 /// `POST /scim/v2/Users/.search` body (RFC 7644 §3.4.3).
@@ -546,7 +558,7 @@ struct SearchRequest {
 /// `POST /scim/v2/Users/.search`: the query of `GET /Users` in a body.
 async fn search_users(
     State(state): State<AppState>,
-    _client: ScimClient,
+    client: ScimClient,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ScimError> {
@@ -558,6 +570,7 @@ async fn search_users(
     };
     list_page(
         &state,
+        &client.caller(),
         q.filter.as_deref(),
         q.start_index,
         q.count,
@@ -569,6 +582,7 @@ async fn search_users(
 
 async fn list_page(
     state: &AppState,
+    caller: &Caller,
     filter: Option<&str>,
     start: Option<i64>,
     count: Option<i64>,
@@ -629,7 +643,7 @@ async fn list_page(
             }
         }
     };
-    let store = state.provisioner().admin_store();
+    let core = state.provisioner();
     match filter.as_ref().and_then(filter::ParsedFilter::lookups) {
         // `userName eq`, `externalId eq`, `id eq` (what Okta and Entra ID send): indexed lookups.
         Some(lookups) => {
@@ -637,30 +651,27 @@ async fn list_page(
             for lookup in lookups {
                 let rows = match lookup {
                     filter::Lookup::Id(id) => match uuid::Uuid::parse_str(id.trim()).map(UserId) {
-                        Ok(id) => store.get_admin(id).await.map_err(Error::from)?.into_iter().collect(),
+                        Ok(id) => match core.get_admin_record(caller, id).await {
+                            Ok(r) => vec![r],
+                            Err(Error::NotFound) => Vec::new(),
+                            Err(e) => return Err(e.into()),
+                        },
                         Err(_) => Vec::new(),
                     },
                     filter::Lookup::UserName(name) => {
-                        let mut keys = vec![name.trim().to_lowercase()];
-                        if let Ok(email) = AdminEmail::parse(name.trim()) {
-                            keys.push(email.normalized().to_string());
-                        }
+                        // The key as the core normalises it, and the plain lower-cased form that rows
+                        // written before that normalisation carry.
+                        let mut keys = vec![scim_user_name_key(&name), name.trim().to_lowercase()];
                         keys.dedup();
                         let mut rows = Vec::new();
                         for key in keys {
-                            rows.extend(
-                                store
-                                    .find_admins_by_scim_key(&ScimKey::UserName(key))
-                                    .await
-                                    .map_err(Error::from)?,
-                            );
+                            rows.extend(core.find_admins_by_scim_key(caller, &ScimKey::UserName(key)).await?);
                         }
                         rows
                     }
-                    filter::Lookup::ExternalId(v) => store
-                        .find_admins_by_scim_key(&ScimKey::ExternalId(v))
-                        .await
-                        .map_err(Error::from)?,
+                    filter::Lookup::ExternalId(v) => {
+                        core.find_admins_by_scim_key(caller, &ScimKey::ExternalId(v)).await?
+                    }
                 };
                 found.extend(rows);
             }
@@ -670,17 +681,9 @@ async fn list_page(
         }
         // Anything else: the whole table, one keyset page at a time.
         None => {
-            let all = StoredAdminFilter {
-                status: None,
-                email_prefix: None,
-                now: state.provisioner().now(),
-            };
             let mut after = None;
             loop {
-                let rows = store
-                    .list_admins_page(&all, after, SCAN_PAGE)
-                    .await
-                    .map_err(Error::from)?;
+                let rows = core.scan_admin_records(caller, after, SCAN_PAGE).await?;
                 rows.iter().for_each(&mut take);
                 match rows.last() {
                     Some(last) if rows.len() as i64 == SCAN_PAGE => after = Some((last.user.created_at, last.user.id)),
@@ -709,7 +712,7 @@ async fn replace_user(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ScimError> {
-    let record = load(&state, parse_id(&id)?).await?;
+    let record = load(&state, &client, parse_id(&id)?).await?;
     let body = body_json(&body)?;
     let mut doc = attributes_from_body(&body)?;
     if user_name_key(&doc).is_empty() {
@@ -731,7 +734,7 @@ async fn patch_user(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ScimError> {
-    let record = load(&state, parse_id(&id)?).await?;
+    let record = load(&state, &client, parse_id(&id)?).await?;
     let body = body_json(&body)?;
     let schemas_ok = body
         .get("schemas")
@@ -773,7 +776,7 @@ async fn delete_user(
     Path(id): Path<String>,
 ) -> Result<StatusCode, ScimError> {
     let id = parse_id(&id)?;
-    load(&state, id).await?;
+    load(&state, &client, id).await?;
     state
         .provisioner()
         .remove_admin(&client.caller(), id, Some(&request_id))

@@ -133,14 +133,18 @@ pub async fn bare_app_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
     let clock = Arc::new(ManualClock::new());
     let faults = FaultPlan::new();
     let metrics = Metrics::new();
+    let mut config = test_config(dir.path());
+    adjust(&mut config);
     let hooks = Hooks {
         clock: Some(clock.clone()),
         faults: Some(faults.clone()),
-        settings: Some(fast_settings()),
+        // The per-actor budget of mutating operations is configuration (`ADMIN_RATE_LIMIT_PER_MINUTE`).
+        settings: Some(ProvisionerSettings {
+            admin_actions_per_minute: config.admin_rate_limit_per_minute,
+            ..fast_settings()
+        }),
         observer: Some(metrics.clone()),
     };
-    let mut config = test_config(dir.path());
-    adjust(&mut config);
     let app = App::build_with(config, hooks).await.unwrap();
     let state = AppState::with_metrics(app.clone(), metrics.clone());
     let router = http::router(state.clone());

@@ -11,6 +11,7 @@ use rand::Rng;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use std::fmt;
+use unicode_normalization::UnicodeNormalization;
 use uuid::Uuid;
 
 /// Why an e-mail address was rejected. The message is meant for people.
@@ -67,6 +68,25 @@ pub fn is_invisible(c: char) -> bool {
 /// The RFC 5322 `atext` symbols allowed in a local part besides letters, digits and dots.
 const ATEXT_SYMBOLS: &str = "!#$%&'*+-/=?^_`{|}~";
 
+/// The key that makes a SCIM `userName` unique, normalised exactly like an e-mail so that two spellings
+/// of one name are one key: an address is its [`AdminEmail::normalized`] form (case, IDN: `idn@bücher.example`
+/// and `idn@xn--bcher-kva.example` are one key); any other name is trimmed, NFKC-folded (full-width
+/// letters, ligatures and other compatibility look-alikes become their plain form) and lower-cased. A
+/// look-alike of an address (`ａnn@example.com`) therefore folds to that address's key.
+pub fn scim_user_name_key(raw: &str) -> String {
+    let trimmed = raw.trim();
+    match AdminEmail::parse(trimmed) {
+        Ok(e) => e.normalized().to_string(),
+        Err(_) => {
+            let folded: String = trimmed.nfkc().collect();
+            match AdminEmail::parse(&folded) {
+                Ok(e) => e.normalized().to_string(),
+                Err(_) => folded.to_lowercase(),
+            }
+        }
+    }
+}
+
 impl AdminEmail {
     /// The longest address accepted, in characters: Cognito usernames are at most 128.
     pub const MAX_CHARS: usize = 128;
@@ -116,6 +136,14 @@ impl AdminEmail {
                  comma, semicolon, bracket or backslash)"
                     .into(),
             ));
+        }
+        if !unicode_normalization::is_nfkc(local) {
+            let folded: String = local.nfkc().collect();
+            return Err(InvalidEmail(format!(
+                "the part before the '@' uses a compatibility spelling (full-width letters, a ligature, a \
+                 superscript…) that looks like another address; write it as \"{}\"",
+                folded.chars().filter(|c| !c.is_control()).take(64).collect::<String>()
+            )));
         }
         if local.starts_with('.') || local.ends_with('.') || local.contains("..") {
             return Err(InvalidEmail(

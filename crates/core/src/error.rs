@@ -22,6 +22,10 @@ pub enum Error {
     /// (code `admin_exists`, 409).
     #[error("a Cognito user with this username already exists and was not created by admin-provisioner; it was left untouched")]
     ForeignIdentityExists,
+    /// Another admin already has this SCIM `userName`, or one of the `emails` given is another admin's
+    /// address (code `user_name_taken`, 409; SCIM `uniqueness`).
+    #[error("another admin already has this userName or e-mail address")]
+    UserNameTaken,
     /// No such admin (code `not_found`, 404).
     #[error("no such admin")]
     NotFound,
@@ -46,6 +50,17 @@ pub enum Error {
     /// Removing or disabling this admin would leave no active admin (code `last_admin`, 409).
     #[error("this is the last active admin; create and activate another admin first")]
     LastAdmin,
+    /// An admin tried to disable or remove their own account (code `self_action_forbidden`, 403): another
+    /// admin has to do it. The same rule on every surface (`provisioner/policy.rs`).
+    #[error("you cannot disable or remove your own account; ask another admin to do it")]
+    SelfAction,
+    /// The actor (an admin or a SCIM token) used up its budget of mutating operations per minute (code
+    /// `rate_limited`, 429, with `Retry-After`).
+    #[error("too many changes to admins in a short time; try again in {retry_after_secs} seconds")]
+    TooManyActions {
+        /// Seconds until the next operation is allowed.
+        retry_after_secs: u64,
+    },
     /// A SCIM token with this name exists already (code `token_name_taken`, 409).
     #[error("a SCIM token with this name already exists (names of revoked tokens are not reused)")]
     TokenNameTaken,
@@ -97,10 +112,13 @@ impl Error {
             Error::InvalidEmail(_) => "invalid_email",
             Error::Forbidden => "forbidden",
             Error::AdminExists | Error::ForeignIdentityExists => "admin_exists",
+            Error::UserNameTaken => "user_name_taken",
             Error::NotFound => "not_found",
             Error::AlreadyActive => "already_active",
             Error::ResendCooldown { .. } => "resend_cooldown",
             Error::LastAdmin => "last_admin",
+            Error::SelfAction => "self_action_forbidden",
+            Error::TooManyActions { .. } => "rate_limited",
             Error::ProvisioningInProgress => "provisioning_in_progress",
             Error::OperationInProgress => "operation_in_progress",
             Error::AlreadyBootstrapped => "already_bootstrapped",
@@ -117,14 +135,52 @@ impl Error {
         }
     }
 
+    /// Seconds a client should wait before trying again (the `Retry-After` header), where that is known.
+    pub fn retry_after_secs(&self) -> Option<u64> {
+        match self {
+            Error::ResendCooldown { retry_after_secs, .. } | Error::TooManyActions { retry_after_secs } => {
+                Some(*retry_after_secs)
+            }
+            Error::RateLimited => Some(1),
+            _ => None,
+        }
+    }
+
+    /// The message a person sees, on every surface (JSON envelope, SCIM error, console message). Details
+    /// of database, identity-provider and internal failures may quote SQL or a remote error: they are
+    /// logged here (with the request id of the current span) and replaced by a sentence that names no
+    /// internals.
+    pub fn public_message(&self) -> String {
+        match self {
+            Error::DatabaseUnavailable(detail) => {
+                tracing::error!(code = self.code(), error = %detail, "database error");
+                "the database is unavailable; try again shortly".to_string()
+            }
+            Error::IdentityProviderUnavailable(detail) => {
+                tracing::warn!(code = self.code(), error = %detail, "identity provider unavailable");
+                "the identity provider (Cognito) is unavailable; try again shortly".to_string()
+            }
+            Error::Internal(detail) => {
+                tracing::error!(code = self.code(), error = %detail, "internal error");
+                "an internal error occurred; quote the request id to an operator".to_string()
+            }
+            Error::SagaStuck { saga_id } => {
+                tracing::error!(code = self.code(), %saga_id, "saga stuck");
+                self.to_string()
+            }
+            other => other.to_string(),
+        }
+    }
+
     /// The HTTP status for this error.
     pub fn http_status(&self) -> u16 {
         match self {
             Error::InvalidEmail(_) | Error::PasswordPolicy(_) => 400,
             Error::InvalidCredentials => 401,
-            Error::Forbidden => 403,
+            Error::Forbidden | Error::SelfAction => 403,
             Error::NotFound => 404,
             Error::AdminExists
+            | Error::UserNameTaken
             | Error::ForeignIdentityExists
             | Error::AlreadyActive
             | Error::LastAdmin
@@ -133,7 +189,7 @@ impl Error {
             | Error::AlreadyBootstrapped
             | Error::TokenNameTaken
             | Error::NoChallenge => 409,
-            Error::ResendCooldown { .. } | Error::RateLimited => 429,
+            Error::ResendCooldown { .. } | Error::RateLimited | Error::TooManyActions { .. } => 429,
             Error::SagaStuck { .. } | Error::Internal(_) => 500,
             Error::IdentityProviderUnavailable(_) | Error::IdentityProviderError(_) => 502,
             Error::DatabaseUnavailable(_) => 503,
@@ -144,10 +200,8 @@ impl Error {
 impl From<StoreError> for Error {
     fn from(e: StoreError) -> Self {
         match e {
-            StoreError::EmailTaken
-            | StoreError::SagaInFlight
-            | StoreError::CognitoUserTaken
-            | StoreError::UserNameTaken => Error::AdminExists,
+            StoreError::EmailTaken | StoreError::SagaInFlight | StoreError::CognitoUserTaken => Error::AdminExists,
+            StoreError::UserNameTaken => Error::UserNameTaken,
             StoreError::NotFound => Error::NotFound,
             StoreError::LastAdmin => Error::LastAdmin,
             StoreError::TokenNameTaken => Error::TokenNameTaken,

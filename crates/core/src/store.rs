@@ -548,6 +548,21 @@ pub struct SagaRecord {
     /// Until when `owner` holds the saga. The owner renews it while it works; recovery takes only a saga
     /// whose lease has expired ([`SagaLog::claim_expired`]).
     pub lease_expires_at: Option<DateTime<Utc>>,
+    /// The SCIM attributes a provisioning through `/scim/v2` writes in its records' transaction; their
+    /// `userName` is claimed by the intent (while the saga is not terminal, no other saga may hold it).
+    #[serde(default)]
+    pub scim: Option<ScimAttributes>,
+}
+
+/// The SCIM attributes of an admin that the product keeps (database only).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScimAttributes {
+    /// `externalId`, exactly as the identity provider sent it.
+    pub external_id: Option<String>,
+    /// The `userName` key, normalised like an e-mail ([`crate::domain::scim_user_name_key`]); unique.
+    pub user_name: String,
+    /// `userName` and `emails` as sent (JSON text), returned on reads.
+    pub profile: String,
 }
 
 impl SagaRecord {

@@ -78,6 +78,7 @@ async fn saga_begin_and_update_twice_give_the_same_row() {
         updated_at: now,
         owner: None,
         lease_expires_at: None,
+        scim: None,
     };
     let a = h.p.saga_log().begin(saga.clone()).await.unwrap();
     let b = h.p.saga_log().begin(saga.clone()).await.unwrap();

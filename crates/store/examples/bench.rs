@@ -348,6 +348,7 @@ async fn one_raw_provisioning(store: &dyn RawStore, email: &str) -> bool {
         // The product's saga holds a lease from its intent on; every later write is a compare-and-set on it.
         owner: Some("bench".to_string()),
         lease_expires_at: Some(now + chrono::Duration::seconds(60)),
+        scim: None,
     };
     let Ok(saga) = store.begin(saga).await else {
         return false;

@@ -47,7 +47,7 @@ pub(crate) fn unique_violation(err: &sqlx::Error) -> Option<Unique> {
             Some("users_cognito_sub_key") => Unique::CognitoSub,
             Some("users_pkey") => Unique::UserId,
             Some("sagas_unfinished_email_key") => Unique::SagaEmail,
-            Some("users_scim_user_name_key") => Unique::ScimUserName,
+            Some("users_scim_user_name_key") | Some("sagas_unfinished_scim_user_name_key") => Unique::ScimUserName,
             _ => Unique::Other,
         });
     }
@@ -62,7 +62,7 @@ pub(crate) fn unique_violation(err: &sqlx::Error) -> Option<Unique> {
         "users.cognito_sub" => Unique::CognitoSub,
         "users.id" => Unique::UserId,
         "sagas.email_normalized" => Unique::SagaEmail,
-        "users.scim_user_name" => Unique::ScimUserName,
+        "users.scim_user_name" | "sagas.scim_user_name" => Unique::ScimUserName,
         _ => Unique::Other,
     })
 }

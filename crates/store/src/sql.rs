@@ -25,7 +25,7 @@ macro_rules! saga_columns {
     () => {
         "id, kind, actor, email, email_normalized, user_id, cognito_username, cognito_sub, \
          identity_created_by_saga, invite_delivered, state, attempts, last_error, request_id, \
-         started_at, updated_at, owner, lease_expires_at"
+         started_at, updated_at, owner, lease_expires_at, scim_user_name, scim_external_id, scim_profile"
     };
 }
 
@@ -320,6 +320,21 @@ macro_rules! impl_sql_store {
 
                 insert_audit(&mut tx, audit).await?;
                 if let Some(saga) = complete_saga {
+                    // A SCIM create: the SCIM attributes its intent carries, in the same transaction (the
+                    // unique index on `users.scim_user_name` refuses a userName another admin holds).
+                    ::sqlx::query(
+                        "UPDATE users SET \
+                             scim_user_name = (SELECT s.scim_user_name FROM sagas s WHERE s.id = $2), \
+                             external_id = (SELECT s.scim_external_id FROM sagas s WHERE s.id = $2), \
+                             scim_profile = (SELECT s.scim_profile FROM sagas s WHERE s.id = $2) \
+                         WHERE id = $1 AND EXISTS \
+                             (SELECT 1 FROM sagas s WHERE s.id = $2 AND s.scim_user_name IS NOT NULL)",
+                    )
+                    .bind(DbId::from(admin.id))
+                    .bind(DbId(saga))
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(map_err)?;
                     advance_saga_linking(&mut tx, saga, SagaState::Completed, now, Some(admin)).await?;
                 }
                 let record = admin_by_id(&mut tx, admin.id)
@@ -973,7 +988,7 @@ macro_rules! impl_sql_store {
                     let inserted = ::sqlx::query_as::<_, SagaRow>(concat!(
                         "INSERT INTO sagas (",
                         $crate::sql::saga_columns!(),
-                        ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18) \
+                        ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21) \
                          ON CONFLICT (id) DO NOTHING RETURNING ",
                         $crate::sql::saga_columns!()
                     ))
@@ -995,6 +1010,9 @@ macro_rules! impl_sql_store {
                     .bind(DbTime::new(saga.updated_at))
                     .bind(&saga.owner)
                     .bind(saga.lease_expires_at.map(DbTime::new))
+                    .bind(saga.scim.as_ref().map(|a| a.user_name.clone()))
+                    .bind(saga.scim.as_ref().and_then(|a| a.external_id.clone()))
+                    .bind(saga.scim.as_ref().map(|a| a.profile.clone()))
                     .fetch_optional(self.pool())
                     .await
                     .map_err(map_err)?;

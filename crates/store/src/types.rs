@@ -11,7 +11,7 @@
 
 use admin_provisioner_core::domain::{Actor, AdminInfo, AdminRecord, User, UserId, UserStatus};
 use admin_provisioner_core::store::{
-    AuditAction, AuditEntry, AuditEvent, SagaKind, SagaRecord, SagaState, StoreError, StoredResponse,
+    AuditAction, AuditEntry, AuditEvent, SagaKind, SagaRecord, SagaState, ScimAttributes, StoreError, StoredResponse,
 };
 use chrono::{DateTime, SecondsFormat, Timelike, Utc};
 use sqlx::encode::IsNull;
@@ -275,6 +275,9 @@ pub(crate) struct SagaRow {
     updated_at: DbTime,
     owner: Option<String>,
     lease_expires_at: Option<DbTime>,
+    scim_user_name: Option<String>,
+    scim_external_id: Option<String>,
+    scim_profile: Option<String>,
 }
 
 impl TryFrom<SagaRow> for SagaRecord {
@@ -300,6 +303,11 @@ impl TryFrom<SagaRow> for SagaRecord {
             updated_at: r.updated_at.0,
             owner: r.owner,
             lease_expires_at: r.lease_expires_at.map(|t| t.0),
+            scim: r.scim_user_name.map(|user_name| ScimAttributes {
+                external_id: r.scim_external_id,
+                user_name,
+                profile: r.scim_profile.unwrap_or_else(|| "{}".to_string()),
+            }),
         })
     }
 }

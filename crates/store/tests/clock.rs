@@ -66,6 +66,7 @@ fn saga(kind: SagaKind, email: &str, user_id: UserId, at: DateTime<Utc>) -> Saga
         updated_at: at,
         owner: None,
         lease_expires_at: None,
+        scim: None,
     }
 }
 

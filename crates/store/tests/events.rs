@@ -159,6 +159,7 @@ fn saga(email: &str) -> SagaRecord {
         updated_at: now,
         owner: None,
         lease_expires_at: None,
+        scim: None,
     }
 }
 

@@ -45,6 +45,7 @@ fn abandoned(i: usize) -> SagaRecord {
         updated_at: t,
         owner: Some("dead-process:1:run".into()),
         lease_expires_at: Some(t + Duration::seconds(60)),
+        scim: None,
     }
 }
 

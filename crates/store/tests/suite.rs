@@ -297,6 +297,7 @@ fn saga(email: &str) -> SagaRecord {
         updated_at: t0(),
         owner: None,
         lease_expires_at: None,
+        scim: None,
     }
 }
 

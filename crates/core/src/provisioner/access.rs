@@ -14,7 +14,7 @@ impl Provisioner {
         if !self.store_call(self.admins.list_admins()).await?.is_empty() {
             return Err(Error::AlreadyBootstrapped);
         }
-        self.run_provision_saga(Actor::Operator, email, AuditAction::BootstrapAdmin, request_id)
+        self.run_provision_saga(Actor::Operator, email, AuditAction::BootstrapAdmin, None, request_id)
             .await
     }
 
@@ -26,6 +26,7 @@ impl Provisioner {
         request_id: Option<&str>,
     ) -> Result<InviteView, Error> {
         let actor = self.authorize(caller).await?;
+        self.permit(&actor, AdminAction::Resend, Some(id))?;
         let record = self
             .store_call(self.admins.get_admin(id))
             .await?

@@ -61,6 +61,12 @@ impl Provisioner {
     ) -> Result<AdminRecord, Error> {
         let actor = self.authorize(caller).await?;
         let disable = def.kind == SagaKind::Disable;
+        let action = if disable {
+            AdminAction::Disable
+        } else {
+            AdminAction::Enable
+        };
+        self.permit(&actor, action, Some(id))?;
         let record = self
             .retry(|| self.store_call(self.admins.get_admin(id)))
             .await?

@@ -46,8 +46,11 @@ mod invite;
 mod lifecycle;
 mod operations;
 mod ownership;
+mod policy;
+pub use policy::AdminAction;
 mod removal;
 mod saga;
+mod scim;
 pub use saga::RetryOutcome;
 mod views;
 
@@ -94,6 +97,9 @@ pub struct ProvisionerSettings {
     /// every third of this while it works; recovery takes a saga only once its lease has expired. Must
     /// exceed the longest a single step can run ([`ProvisionerSettings::longest_step`]).
     pub lease_ttl: Duration,
+    /// `ADMIN_RATE_LIMIT_PER_MINUTE`: mutating operations (create, resend, disable, enable, remove) per
+    /// actor (an admin or a SCIM token) per minute; 0 = unlimited. See `policy.rs`.
+    pub admin_actions_per_minute: u32,
 }
 
 impl Default for ProvisionerSettings {
@@ -107,6 +113,7 @@ impl Default for ProvisionerSettings {
             resend_cooldown: Duration::from_secs(60),
             ownership_skew: chrono::Duration::seconds(5),
             lease_ttl: Duration::from_secs(60),
+            admin_actions_per_minute: 30,
         }
     }
 }
@@ -321,6 +328,7 @@ pub struct Provisioner {
     settings: ProvisionerSettings,
     observer: Arc<dyn Observer>,
     process: Arc<str>,
+    limiter: policy::ActionLimiter,
 }
 
 /// `host:pid` of this process, the stem of every lease owner it writes.
@@ -352,9 +360,10 @@ impl Provisioner {
             admins,
             sagas,
             clock,
-            settings,
             observer: Arc::new(NoObserver),
             process: process_name().into(),
+            limiter: policy::ActionLimiter::new(settings.admin_actions_per_minute),
+            settings,
         }
     }
 

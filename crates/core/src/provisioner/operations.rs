@@ -165,7 +165,8 @@ impl Provisioner {
             tracing::Span::current().record("email_domain", d);
         }
         let actor = self.authorize(caller).await?;
-        self.run_provision_saga(actor, email, AuditAction::CreateAdmin, request_id)
+        self.permit(&actor, AdminAction::Create, None)?;
+        self.run_provision_saga(actor, email, AuditAction::CreateAdmin, None, request_id)
             .await
     }
 
@@ -233,6 +234,7 @@ impl Provisioner {
             .store_call(self.admins.find_admin_by_email(email.normalized()))
             .await?
             .ok_or(Error::NotFound)?;
+        self.permit(&actor, AdminAction::Resend, Some(record.user.id))?;
         self.resend_for(actor, record, request_id).await
     }
 }

@@ -13,6 +13,7 @@ impl Provisioner {
     /// grants the user anything meanwhile.
     pub async fn remove_admin(&self, caller: &Caller, id: UserId, request_id: Option<&str>) -> Result<(), Error> {
         let actor = self.authorize(caller).await?;
+        self.permit(&actor, AdminAction::Remove, Some(id))?;
         let record = match self.retry(|| self.store_call(self.admins.get_admin(id))).await? {
             Some(r) => r,
             None => match self.revoke_unfinished(&actor, id, request_id).await? {

@@ -104,10 +104,11 @@ impl Provisioner {
         actor: Actor,
         email: AdminEmail,
         action: AuditAction,
+        scim: Option<ScimAttributes>,
         request_id: Option<&str>,
     ) -> Result<ProvisionedAdmin, Error> {
         let started = Instant::now();
-        let result = self.provision_inner(&actor, &email, action, request_id).await;
+        let result = self.provision_inner(&actor, &email, action, scim, request_id).await;
         let outcome = match &result {
             Ok(_) => "created",
             Err(Error::SagaStuck { .. }) => "stuck",
@@ -137,6 +138,7 @@ impl Provisioner {
         actor: &Actor,
         email: &AdminEmail,
         action: AuditAction,
+        scim: Option<ScimAttributes>,
         request_id: Option<&str>,
     ) -> Result<ProvisionedAdmin, Error> {
         if self
@@ -146,7 +148,7 @@ impl Provisioner {
         {
             return Err(Error::AdminExists);
         }
-        let intent = self.intent(
+        let mut intent = self.intent(
             SagaKind::Provision,
             actor,
             email.as_str(),
@@ -155,6 +157,9 @@ impl Provisioner {
             email.normalized(),
             request_id,
         );
+        // A SCIM create: the intent claims the userName (a unique index among unfinished sagas) and
+        // carries the attributes that the records' transaction writes.
+        intent.scim = scim;
         let saga_id = intent.id;
         let data = ProvisionData {
             actor: actor.clone(),
@@ -206,6 +211,7 @@ impl Provisioner {
             updated_at: now,
             owner: Some(self.new_owner()),
             lease_expires_at: Some(now + self.settings.lease_chrono()),
+            scim: None,
         }
     }
 
