@@ -708,7 +708,19 @@ async fn the_console_disables_and_enables_an_admin_in_both_systems() {
         ))
         .await;
     let page = follow(&t, &res, &cookie).await;
-    assert!(page.text.contains("You cannot disable yourself"), "{}", page.text);
+    assert!(page.text.contains("You cannot disable or remove your own account"), "{}", page.text);
+    assert_eq!(both(&t, ADMIN_EMAIL).await, ((true, false), (true, true)));
+
+    // Removing oneself likewise (the console allowed it before the rule moved into the core).
+    let res = t
+        .call(console_form(
+            &format!("/console/admins/{}/remove", t.admin().id),
+            &cookie,
+            &[("csrf", &csrf)],
+        ))
+        .await;
+    let page = follow(&t, &res, &cookie).await;
+    assert!(page.text.contains("You cannot disable or remove your own account"), "{}", page.text);
     assert_eq!(both(&t, ADMIN_EMAIL).await, ((true, false), (true, true)));
 }
 

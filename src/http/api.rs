@@ -819,9 +819,10 @@ pub async fn resend_invite(
         (status = 204, description = "Removed"),
         (status = 400, description = "`invalid_request`", body = ErrorBody),
         (status = 401, description = "`unauthorized`", body = ErrorBody),
-        (status = 403, description = "`forbidden`", body = ErrorBody),
+        (status = 403, description = "`forbidden`, or `self_action_forbidden`: an admin cannot remove themselves", body = ErrorBody),
         (status = 404, description = "`not_found`", body = ErrorBody),
         (status = 409, description = "`last_admin`", body = ErrorBody),
+        (status = 429, description = "`rate_limited`: the caller's budget of changes per minute is spent (`Retry-After`)", body = ErrorBody),
     ),
     security(("bearer" = []))
 )]
@@ -848,9 +849,10 @@ pub async fn delete_admin(
         (status = 200, description = "Disabled (or already disabled)", body = AdminDto),
         (status = 400, description = "`invalid_request`", body = ErrorBody),
         (status = 401, description = "`unauthorized`", body = ErrorBody),
-        (status = 403, description = "`forbidden`", body = ErrorBody),
+        (status = 403, description = "`forbidden`, or `self_action_forbidden`: an admin cannot disable themselves", body = ErrorBody),
         (status = 404, description = "`not_found`", body = ErrorBody),
         (status = 409, description = "`last_admin` or `operation_in_progress`", body = ErrorBody),
+        (status = 429, description = "`rate_limited`: the caller's budget of changes per minute is spent (`Retry-After`)", body = ErrorBody),
         (status = 502, description = "`identity_provider_unavailable`: nothing was changed", body = ErrorBody),
     ),
     security(("bearer" = []))
@@ -880,6 +882,7 @@ pub async fn disable_admin(
         (status = 403, description = "`forbidden`", body = ErrorBody),
         (status = 404, description = "`not_found`", body = ErrorBody),
         (status = 409, description = "`operation_in_progress`", body = ErrorBody),
+        (status = 429, description = "`rate_limited`: the caller's budget of changes per minute is spent (`Retry-After`)", body = ErrorBody),
         (status = 502, description = "`identity_provider_unavailable`: nothing was changed", body = ErrorBody),
     ),
     security(("bearer" = []))

@@ -561,6 +561,26 @@ mod tests {
     }
 
     #[test]
+    fn full_width_and_ligature_local_parts_are_refused_as_look_alikes() {
+        for raw in ["ａnn@example.com", "ﬀ@example.com", "ann²@example.com"] {
+            let err = AdminEmail::parse(raw).unwrap_err();
+            assert!(err.0.contains("compatibility spelling"), "{raw}: {err}");
+        }
+        // Plain non-ASCII letters are not look-alikes: they stay valid.
+        assert!(AdminEmail::parse("jörg@example.com").is_ok());
+    }
+
+    #[test]
+    fn scim_user_name_keys_fold_idn_case_and_compatibility_spellings() {
+        let key = scim_user_name_key("idn@xn--bcher-kva.example");
+        assert_eq!(scim_user_name_key("idn@bücher.example"), key);
+        assert_eq!(scim_user_name_key(" IDN@BÜCHER.example "), key);
+        assert_eq!(scim_user_name_key("ｉｄｎ@bücher.example"), key);
+        assert_eq!(scim_user_name_key("Ｊｏｈｎ"), "john");
+        assert_ne!(scim_user_name_key("john"), scim_user_name_key("jon"));
+    }
+
+    #[test]
     fn an_address_longer_than_cognitos_128_character_username_is_refused() {
         let at_limit = format!("{}@{}.com", "a".repeat(64), "b".repeat(59));
         assert_eq!(at_limit.chars().count(), 128);

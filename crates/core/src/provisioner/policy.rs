@@ -79,14 +79,64 @@ impl Provisioner {
     ///
     /// Errors: [`Error::SelfAction`], [`Error::TooManyActions`].
     pub fn permit(&self, actor: &Actor, action: AdminAction, target: Option<UserId>) -> Result<(), Error> {
-        if let (Actor::Admin(me), Some(target)) = (actor, target) {
-            if *me == target && !action.allowed_on_self() {
-                return Err(Error::SelfAction);
-            }
+        check(&self.limiter, actor, action, target)
+    }
+}
+
+/// The rule of [`Provisioner::permit`] over a limiter.
+fn check(limiter: &ActionLimiter, actor: &Actor, action: AdminAction, target: Option<UserId>) -> Result<(), Error> {
+    if let (Actor::Admin(me), Some(target)) = (actor, target) {
+        if *me == target && !action.allowed_on_self() {
+            return Err(Error::SelfAction);
         }
-        match actor {
-            Actor::Admin(_) | Actor::Scim(_) => self.limiter.check(actor.audit_name()),
-            Actor::Operator | Actor::Reconciler => Ok(()),
+    }
+    match actor {
+        Actor::Admin(_) | Actor::Scim(_) => limiter.check(actor.audit_name()),
+        Actor::Operator | Actor::Reconciler => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn disable_and_remove_of_oneself_are_refused_and_spend_no_budget() {
+        let limiter = ActionLimiter::new(1);
+        let me = UserId::new();
+        let policy = |action| check(&limiter, &Actor::Admin(me), action, Some(me));
+        assert_eq!(policy(AdminAction::Disable), Err(Error::SelfAction));
+        assert_eq!(policy(AdminAction::Remove), Err(Error::SelfAction));
+        // The budget of one is still there for an allowed operation.
+        assert_eq!(policy(AdminAction::Resend), Ok(()));
+    }
+
+    #[test]
+    fn an_actor_past_its_budget_is_told_when_to_come_back_and_others_are_not_affected() {
+        let limiter = ActionLimiter::new(2);
+        let scim = Actor::Scim("okta".into());
+        for _ in 0..2 {
+            check(&limiter, &scim, AdminAction::Create, None).unwrap();
+        }
+        match check(&limiter, &scim, AdminAction::Create, None) {
+            Err(Error::TooManyActions { retry_after_secs }) => assert!((1..=60).contains(&retry_after_secs)),
+            other => panic!("{other:?}"),
+        }
+        check(&limiter, &Actor::Scim("entra".into()), AdminAction::Create, None).unwrap();
+        check(&limiter, &Actor::Admin(UserId::new()), AdminAction::Remove, Some(UserId::new())).unwrap();
+    }
+
+    #[test]
+    fn the_operator_and_the_reconciler_are_not_limited_and_zero_means_unlimited() {
+        let limiter = ActionLimiter::new(1);
+        for _ in 0..5 {
+            check(&limiter, &Actor::Operator, AdminAction::Create, None).unwrap();
+            check(&limiter, &Actor::Reconciler, AdminAction::Remove, Some(UserId::new())).unwrap();
+        }
+        let unlimited = ActionLimiter::new(0);
+        let admin = Actor::Admin(UserId::new());
+        for _ in 0..100 {
+            check(&unlimited, &admin, AdminAction::Create, None).unwrap();
         }
     }
 }
