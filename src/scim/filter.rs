@@ -830,7 +830,7 @@ mod tests {
     #[test]
     fn nesting_is_accepted_up_to_the_bound_and_refused_past_it() {
         let at = ParsedFilter::parse(&nested(MAX_FILTER_DEPTH)).expect("at the bound");
-        assert_eq!(at.matches(&ann()), (MAX_FILTER_DEPTH / 2) % 2 == 0);
+        assert_eq!(at.matches(&ann()), (MAX_FILTER_DEPTH / 2).is_multiple_of(2));
         assert_eq!(
             ParsedFilter::parse(&nested(MAX_FILTER_DEPTH + 1)).unwrap_err(),
             InvalidFilter::TooDeep {
