@@ -83,7 +83,8 @@ pub fn routes() -> Router<AppState> {
                 None,
                 "this SCIM endpoint does not accept this method",
             )
-        });
+        })
+        .layer(axum::middleware::map_response(scim_shape_bare_errors));
     Router::new().nest("/scim/v2", v2)
 }
 
@@ -160,6 +161,36 @@ impl IntoResponse for ScimError {
         }
         res
     }
+}
+
+/// An error answer made without [`ScimError`] (an extractor's rejection: a body over the size limit is
+/// `413`, a query string that does not deserialize is `400`) in the SCIM error shape, so an identity
+/// provider gets the shape it parses. The rejection's own text is dropped, as the edge does for the API.
+async fn scim_shape_bare_errors(res: Response) -> Response {
+    let status = res.status();
+    let is_scim = res
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(SCIM_JSON.as_bytes()));
+    if is_scim || !(status.is_client_error() || status.is_server_error()) {
+        return res;
+    }
+    let (scim_type, detail) = match status {
+        StatusCode::PAYLOAD_TOO_LARGE => (
+            None,
+            format!(
+                "the request body is larger than {} bytes",
+                crate::http::edge::MAX_BODY_BYTES
+            ),
+        ),
+        StatusCode::BAD_REQUEST => (Some("invalidValue"), "a query parameter is malformed".to_string()),
+        s if s.is_server_error() => (
+            None,
+            "an internal error occurred; quote the x-request-id header to an operator".to_string(),
+        ),
+        s => (None, s.canonical_reason().unwrap_or("the request failed").to_string()),
+    };
+    ScimError::new(status, scim_type, detail).into_response()
 }
 
 fn scim_json(status: StatusCode, body: &Value) -> Response {
