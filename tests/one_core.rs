@@ -131,9 +131,18 @@ async fn the_unicode_spelling_of_an_address_or_another_admins_address_is_refused
     let (_, list) = scim_get(&client, &server, &token, &filter("userName eq \"idn@bücher.example\"")).await;
     assert_eq!(list["totalResults"], 1, "{list}");
 
-    // A full-width look-alike of an admin's address, as a userName.
+    // A full-width look-alike of an admin's address, as a userName: not an address itself (400), and
+    // with a fresh address in `emails` its key is still the admin's (409).
     let (status, body) = scim_post(&client, &server, &token, user("ｉｄｎ@xn--bcher-kva.example", &[])).await;
-    assert_eq!(status, 409, "{body}");
+    assert_eq!((status, body["scimType"].as_str()), (400, Some("invalidValue")), "{body}");
+    let (status, body) = scim_post(
+        &client,
+        &server,
+        &token,
+        user("ｉｄｎ@xn--bcher-kva.example", &["fresh@example.com"]),
+    )
+    .await;
+    assert_eq!((status, body["scimType"].as_str()), (409, Some("uniqueness")), "{body}");
 
     // `emails` naming another admin's address: refused on create and on PATCH.
     let (status, body) = scim_post(&client, &server, &token, user("someone", &[process::ROOT_EMAIL])).await;

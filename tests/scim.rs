@@ -13,6 +13,7 @@ mod common;
 use admin_provisioner::scim::tokens;
 use admin_provisioner_core::domain::Actor;
 use admin_provisioner_core::faults::FaultMode;
+use admin_provisioner_core::Error;
 use admin_provisioner_core::identity::op as idp_op;
 use admin_provisioner_core::store::{op as store_op, AuditAction};
 use axum::body::Body;
@@ -473,9 +474,11 @@ async fn the_last_active_admin_cannot_be_disabled() {
             json!({}),
         )
         .await;
-    assert_eq!(res.status, StatusCode::CONFLICT, "{}", res.text);
-    assert_eq!(res.code(), "last_admin");
+    // Through the API the last admin is also the caller: self-protection answers first.
+    assert_eq!(res.status, StatusCode::FORBIDDEN, "{}", res.text);
+    assert_eq!(res.code(), "self_action_forbidden");
 
+    // Through SCIM (an identity provider, not the admin) the last-admin guard answers.
     let res = t
         .call(scim(
             Method::PATCH,
@@ -485,6 +488,7 @@ async fn the_last_active_admin_cannot_be_disabled() {
         ))
         .await;
     assert_eq!(res.status, StatusCode::CONFLICT, "{}", res.text);
+    assert_eq!(res.json()["detail"].as_str().unwrap(), Error::LastAdmin.to_string());
     assert_eq!(both(&t, ADMIN_EMAIL).await, ((true, false), (true, true)));
 }
 

@@ -32,6 +32,7 @@
 //! `eq ne co sw ew gt ge lt le pr`, `and`, `or`, `not ( … )`, parentheses. Keywords and attribute names
 //! are case-insensitive. An attribute the User schema does not have matches nothing.
 
+use admin_provisioner_core::domain::scim_user_name_key;
 use super::USER_SCHEMA;
 
 /// Longest filter accepted, in characters.
@@ -656,6 +657,17 @@ fn eval(n: &Node, s: &Subject<'_>, element: Option<&EmailRef<'_>>) -> bool {
         Node::Not(n) => !eval(n, s, element),
         Node::Present { attr, sub } => !values(s, attr, sub.as_deref(), element).0.is_empty(),
         Node::ValuePath { attr, inner } => attr == "emails" && s.emails.iter().any(|e| eval(inner, s, Some(e))),
+        // `userName eq`/`ne` compare the names' keys, normalised as the core makes them unique (IDN, case,
+        // NFKC look-alikes): the filter finds the User whichever spelling the client sends.
+        Node::Compare {
+            attr,
+            sub: None,
+            op: op @ (Op::Eq | Op::Ne),
+            value: Value::Str(want),
+        } if attr == "username" && element.is_none() => {
+            let same = scim_user_name_key(s.user_name) == scim_user_name_key(want);
+            same == (*op == Op::Eq)
+        }
         Node::Compare { attr, sub, op, value } => {
             let (have, exact) = values(s, attr, sub.as_deref(), element);
             if *op == Op::Ne {

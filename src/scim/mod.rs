@@ -125,7 +125,7 @@ impl From<Error> for ScimError {
     fn from(e: Error) -> Self {
         let status = StatusCode::from_u16(e.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let scim_type = match &e {
-            Error::AdminExists | Error::ForeignIdentityExists => Some("uniqueness"),
+            Error::AdminExists | Error::ForeignIdentityExists | Error::UserNameTaken => Some("uniqueness"),
             Error::InvalidEmail(_) => Some("invalidValue"),
             _ => None,
         };

@@ -988,7 +988,9 @@ macro_rules! impl_sql_store {
                     let inserted = ::sqlx::query_as::<_, SagaRow>(concat!(
                         "INSERT INTO sagas (",
                         $crate::sql::saga_columns!(),
-                        ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21) \
+                        ") SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21 \
+                         WHERE $19 IS NULL OR NOT EXISTS \
+                             (SELECT 1 FROM users u WHERE u.scim_user_name = $19 OR u.email_normalized = $19) \
                          ON CONFLICT (id) DO NOTHING RETURNING ",
                         $crate::sql::saga_columns!()
                     ))
@@ -1018,11 +1020,14 @@ macro_rules! impl_sql_store {
                     .map_err(map_err)?;
                     match inserted {
                         Some(row) => SagaRecord::try_from(row),
-                        // Same id again: the intent is already recorded.
-                        None => self
-                            .get(saga.id)
-                            .await?
-                            .ok_or_else(|| StoreError::Other(format!("saga {} conflicts but cannot be read", saga.id))),
+                        // Same id again: the intent is already recorded. No row of that id: a SCIM intent
+                        // whose userName an admin holds (checked in the same statement as the insert, so a
+                        // provisioning that completed since the caller's check is seen).
+                        None => match self.get(saga.id).await? {
+                            Some(existing) => Ok(existing),
+                            None if saga.scim.is_some() => Err(StoreError::UserNameTaken),
+                            None => Err(StoreError::Other(format!("saga {} conflicts but cannot be read", saga.id))),
+                        },
                     }
                 }
 
