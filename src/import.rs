@@ -459,7 +459,7 @@ async fn import_row(
     let mut backoff = FIRST_BACKOFF;
     loop {
         // Re-run safety: an admin that exists is skipped without calling Cognito (nobody is e-mailed).
-        match app.provisioner.admin_store().find_admin_by_email(&normalized).await {
+        match app.provisioner.admin_by_email(&normalized).await {
             Ok(Some(existing)) => {
                 report.outcome = Outcome::Skipped;
                 report.reason = Some("already provisioned".into());
@@ -468,7 +468,6 @@ async fn import_row(
             }
             Ok(None) => {}
             Err(e) => {
-                let e = Error::from(e);
                 report.code = Some(e.code().into());
                 report.reason = Some(e.to_string());
                 return report;

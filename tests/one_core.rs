@@ -89,7 +89,13 @@ async fn simultaneous_scim_creates_with_one_user_name_make_one_admin_and_leave_n
         let (loser, winner) = if ra.0 == 409 { (&ra, &rb) } else { (&rb, &ra) };
         assert_eq!(loser.1["scimType"], "uniqueness", "round {round}: {loser:?}");
         // The identity provider finds exactly the created User, with its SCIM attributes.
-        let (status, list) = scim_get(&client, &server, &token, &filter(&format!("userName eq \"{user_name}\""))).await;
+        let (status, list) = scim_get(
+            &client,
+            &server,
+            &token,
+            &filter(&format!("userName eq \"{user_name}\"")),
+        )
+        .await;
         assert_eq!(status, 200);
         assert_eq!(list["totalResults"], 1, "round {round}: {list}");
         assert_eq!(list["Resources"][0]["id"], winner.1["id"]);
@@ -134,7 +140,11 @@ async fn the_unicode_spelling_of_an_address_or_another_admins_address_is_refused
     // A full-width look-alike of an admin's address, as a userName: not an address itself (400), and
     // with a fresh address in `emails` its key is still the admin's (409).
     let (status, body) = scim_post(&client, &server, &token, user("ｉｄｎ@xn--bcher-kva.example", &[])).await;
-    assert_eq!((status, body["scimType"].as_str()), (400, Some("invalidValue")), "{body}");
+    assert_eq!(
+        (status, body["scimType"].as_str()),
+        (400, Some("invalidValue")),
+        "{body}"
+    );
     let (status, body) = scim_post(
         &client,
         &server,
@@ -163,7 +173,13 @@ async fn the_unicode_spelling_of_an_address_or_another_admins_address_is_refused
         .unwrap();
     assert_eq!(res.status().as_u16(), 409);
     // Nothing half-written: the refused PATCH left the User as it was.
-    let (_, after) = scim_get(&client, &server, &token, &format!("/scim/v2/Users/{}", created["id"].as_str().unwrap())).await;
+    let (_, after) = scim_get(
+        &client,
+        &server,
+        &token,
+        &format!("/scim/v2/Users/{}", created["id"].as_str().unwrap()),
+    )
+    .await;
     assert_eq!(after["emails"], created["emails"], "{after}");
 }
 
@@ -191,7 +207,10 @@ async fn scim_creates_spend_the_tokens_budget_like_any_actor() {
     let retry_after: u64 = res.headers()["retry-after"].to_str().unwrap().parse().unwrap();
     assert!((1..=60).contains(&retry_after), "{retry_after}");
     let body: Value = res.json().await.unwrap();
-    assert_eq!(body["schemas"][0], "urn:ietf:params:scim:api:messages:2.0:Error", "{body}");
+    assert_eq!(
+        body["schemas"][0], "urn:ietf:params:scim:api:messages:2.0:Error",
+        "{body}"
+    );
     // Refused before any side effect: no invitation went out for the fourth.
     let mailbox = admin_provisioner_emulator::mailbox::Mailbox::new(d.dir.path().join("mailbox"));
     assert_eq!(mails_to(&mailbox, "budget3@example.com"), 0);
@@ -205,7 +224,9 @@ async fn an_admin_can_neither_disable_nor_remove_themselves_through_the_api() {
     let token = d.sign_in_root(&server).await;
     let client = reqwest::Client::new();
     // A second admin, so that the last-admin guard is not what answers.
-    let (status, _) = post_admin(&client, &server.url(""), &token, "second@example.com").await.unwrap();
+    let (status, _) = post_admin(&client, &server.url(""), &token, "second@example.com")
+        .await
+        .unwrap();
     assert_eq!(status, 201);
     let me = client
         .get(server.url("/api/admins?email_prefix=root"))
@@ -229,13 +250,23 @@ async fn an_admin_can_neither_disable_nor_remove_themselves_through_the_api() {
         (reqwest::Method::POST, format!("/api/admins/{my_id}/disable")),
         (reqwest::Method::DELETE, format!("/api/admins/{my_id}")),
     ] {
-        let res = client.request(method, server.url(&path)).bearer_auth(&token).send().await.unwrap();
+        let res = client
+            .request(method, server.url(&path))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(res.status().as_u16(), 403, "{path}");
         let body: Value = res.json().await.unwrap();
         assert_eq!(body["error"]["code"], "self_action_forbidden", "{path}: {body}");
     }
     // Still an admin, in both systems.
-    let res = client.get(server.url("/api/admins")).bearer_auth(&token).send().await.unwrap();
+    let res = client
+        .get(server.url("/api/admins"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status().as_u16(), 200);
     tokio::time::sleep(Duration::from_millis(10)).await;
 }

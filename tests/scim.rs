@@ -13,9 +13,9 @@ mod common;
 use admin_provisioner::scim::tokens;
 use admin_provisioner_core::domain::Actor;
 use admin_provisioner_core::faults::FaultMode;
-use admin_provisioner_core::Error;
 use admin_provisioner_core::identity::op as idp_op;
 use admin_provisioner_core::store::{op as store_op, AuditAction};
+use admin_provisioner_core::Error;
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
 use common::*;
@@ -712,7 +712,11 @@ async fn the_console_disables_and_enables_an_admin_in_both_systems() {
         ))
         .await;
     let page = follow(&t, &res, &cookie).await;
-    assert!(page.text.contains("You cannot disable or remove your own account"), "{}", page.text);
+    assert!(
+        page.text.contains("You cannot disable or remove your own account"),
+        "{}",
+        page.text
+    );
     assert_eq!(both(&t, ADMIN_EMAIL).await, ((true, false), (true, true)));
 
     // Removing oneself likewise (the console allowed it before the rule moved into the core).
@@ -724,7 +728,11 @@ async fn the_console_disables_and_enables_an_admin_in_both_systems() {
         ))
         .await;
     let page = follow(&t, &res, &cookie).await;
-    assert!(page.text.contains("You cannot disable or remove your own account"), "{}", page.text);
+    assert!(
+        page.text.contains("You cannot disable or remove your own account"),
+        "{}",
+        page.text
+    );
     assert_eq!(both(&t, ADMIN_EMAIL).await, ((true, false), (true, true)));
 }
 

@@ -13,7 +13,7 @@ use admin_provisioner_core::domain::{
     AdminInfo, InviteStatus, Password, Secret, TemporaryPassword, Tokens, User, UserId, UserStatus,
 };
 use admin_provisioner_core::store::{AuditEvent, IdempotencyBegin, StoredResponse};
-use admin_provisioner_core::{AdminView, Error, InviteView, LoginOutcome, ProvisionedAdmin};
+use admin_provisioner_core::{AdminView, InviteView, LoginOutcome, ProvisionedAdmin};
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -682,11 +682,11 @@ async fn idempotent_provision(
     key: &str,
     body: &[u8],
 ) -> Response {
-    let store = state.provisioner().admin_store().clone();
+    let core = state.provisioner();
     let scope = admin.admin_id.to_string();
     let hash = request_hash(body);
-    match store.idempotency_begin(&scope, key, &hash).await {
-        Err(e) => ApiError::from(Error::from(e)).into_response(),
+    match core.idempotency_begin(&scope, key, &hash).await {
+        Err(e) => ApiError::from(e).into_response(),
         Ok(IdempotencyBegin::Existing { request_hash, .. }) if request_hash != hash => ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             "idempotency_key_reused",
@@ -719,10 +719,10 @@ async fn idempotent_provision(
                     status: s,
                     body: answer.body.to_string(),
                 };
-                if let Err(e) = store.idempotency_complete(&scope, key, stored).await {
+                if let Err(e) = core.idempotency_complete(&scope, key, stored).await {
                     tracing::error!(error = %e, "could not store the idempotent response");
                 }
-            } else if let Err(e) = store.idempotency_abandon(&scope, key).await {
+            } else if let Err(e) = core.idempotency_abandon(&scope, key).await {
                 tracing::error!(error = %e, "could not release the idempotency key");
             }
             answer.into_response()
@@ -1031,11 +1031,10 @@ pub async fn audit_page(
     cursor: Option<admin_provisioner_core::pages::AuditCursor>,
     limit: i64,
 ) -> Result<(Vec<AuditEventDto>, Option<admin_provisioner_core::pages::AuditCursor>), ApiError> {
-    let store = state.provisioner().admin_store();
-    let mut rows = store
-        .list_audit_page(cursor.map(|c| c.before_id), limit + 1)
-        .await
-        .map_err(Error::from)?;
+    let mut rows = state
+        .provisioner()
+        .audit_page(cursor.map(|c| c.before_id), limit + 1)
+        .await?;
     let more = rows.len() as i64 > limit;
     rows.truncate(usize::try_from(limit).unwrap_or(0));
     let next = match rows.last() {
@@ -1111,7 +1110,7 @@ pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<ReadyRes
     responses((status = 200, description = "Prometheus metrics in the OpenMetrics text format", body = String, content_type = "application/openmetrics-text")))]
 pub async fn metrics(State(state): State<AppState>) -> Response {
     let p = state.provisioner();
-    let unfinished = tokio::time::timeout(std::time::Duration::from_secs(2), p.saga_log().list_unfinished())
+    let unfinished = tokio::time::timeout(std::time::Duration::from_secs(2), p.unfinished_sagas())
         .await
         .ok()
         .and_then(Result::ok);

@@ -582,9 +582,13 @@ pub async fn console_user(state: &AppState, headers: &HeaderMap) -> Result<Conso
             return Err(error_page(state, e.status, e.code, &describe(&e)));
         }
     };
-    let email = match state.provisioner().admin_store().get_admin(admin_id).await {
-        Ok(Some(r)) => r.user.email,
-        _ => verified.username,
+    let email = match state
+        .provisioner()
+        .get_admin_record(&Caller::Authorized(admin_id), admin_id)
+        .await
+    {
+        Ok(r) => r.user.email,
+        Err(_) => verified.username,
     };
     Ok(ConsoleUser {
         // Authorized once per request (above); the operations take the result.
@@ -1061,12 +1065,7 @@ async fn console_page(
     let now = state.provisioner().now();
     let listed = async {
         let page = state.provisioner().list_admin_page(&query).await?;
-        let counts = state
-            .provisioner()
-            .admin_store()
-            .count_admins_by_status(now)
-            .await
-            .map_err(Error::from)?;
+        let counts = state.provisioner().admin_status_counts().await?;
         Ok::<_, Error>((page, counts))
     };
     let (listing, (active, invited, expired)) = match listed.await {
@@ -1391,11 +1390,11 @@ async fn saga_page(State(state): State<AppState>, headers: HeaderMap, Path(id): 
     let Ok(id) = uuid::Uuid::parse_str(&id) else {
         return not_found();
     };
-    let saga = match state.provisioner().saga_log().get(id).await {
+    let saga = match state.provisioner().saga(id).await {
         Ok(Some(s)) => s,
         Ok(None) => return not_found(),
         Err(e) => {
-            let e = ApiError::from(Error::from(e));
+            let e = ApiError::from(e);
             return error_page(&state, e.status, e.code, &describe(&e));
         }
     };

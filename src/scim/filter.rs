@@ -32,8 +32,8 @@
 //! `eq ne co sw ew gt ge lt le pr`, `and`, `or`, `not ( … )`, parentheses. Keywords and attribute names
 //! are case-insensitive. An attribute the User schema does not have matches nothing.
 
-use admin_provisioner_core::domain::scim_user_name_key;
 use super::USER_SCHEMA;
+use admin_provisioner_core::domain::scim_user_name_key;
 
 /// Longest filter accepted, in characters.
 pub const MAX_FILTER_CHARS: usize = 1024;

@@ -446,6 +446,26 @@ impl AdminStore for FaultyStore {
     async fn list_audit(&self, limit: i64) -> Result<Vec<AuditEvent>, StoreError> {
         self.inner.list_audit(limit).await
     }
+    // The listing methods forward to the real adapter: fault tests list admins through the code
+    // production runs (no in-memory fallback).
+    async fn list_admins_page(
+        &self,
+        filter: &crate::pages::StoredAdminFilter,
+        after: Option<(DateTime<Utc>, UserId)>,
+        limit: i64,
+    ) -> Result<Vec<AdminRecord>, StoreError> {
+        self.inner.list_admins_page(filter, after, limit).await
+    }
+    async fn count_admins_by_status(&self, now: DateTime<Utc>) -> Result<(i64, i64, i64), StoreError> {
+        self.inner.count_admins_by_status(now).await
+    }
+    async fn list_audit_page(
+        &self,
+        before_id: Option<i64>,
+        limit: i64,
+    ) -> Result<Vec<(AuditEvent, Option<String>)>, StoreError> {
+        self.inner.list_audit_page(before_id, limit).await
+    }
     async fn idempotency_begin(&self, scope: &str, key: &str, hash: &str) -> Result<IdempotencyBegin, StoreError> {
         self.inner.idempotency_begin(scope, key, hash).await
     }

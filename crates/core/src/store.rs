@@ -332,63 +332,23 @@ pub trait AdminStore: Send + Sync + 'static {
 
     /// At most `limit` stored admins passing `filter`, oldest first by `(created_at, id)`, starting after
     /// `after` (a keyset page: one range scan, memory bounded by `limit`).
-    ///
-    /// The default filters [`AdminStore::list_admins`] in memory (for wrappers and test doubles); the SQL
-    /// adapter overrides it with one query.
     async fn list_admins_page(
         &self,
         filter: &StoredAdminFilter,
         after: Option<(DateTime<Utc>, UserId)>,
         limit: i64,
-    ) -> Result<Vec<AdminRecord>, StoreError> {
-        let mut all = self.list_admins().await?;
-        all.sort_by_key(|r| (r.user.created_at, r.user.id));
-        Ok(all
-            .into_iter()
-            .filter(|r| after.is_none_or(|a| (r.user.created_at, r.user.id) > a))
-            .filter(|r| filter.matches(r))
-            .take(usize::try_from(limit).unwrap_or(0))
-            .collect())
-    }
+    ) -> Result<Vec<AdminRecord>, StoreError>;
 
-    /// How many stored admins are `(active, invited, expired)` at `now` (one aggregate query in the SQL
-    /// adapter; the default counts [`AdminStore::list_admins`]).
-    async fn count_admins_by_status(&self, now: DateTime<Utc>) -> Result<(i64, i64, i64), StoreError> {
-        let mut counts = (0, 0, 0);
-        for r in self.list_admins().await? {
-            match crate::domain::InviteStatus::of(&r, now) {
-                crate::domain::InviteStatus::Active => counts.0 += 1,
-                crate::domain::InviteStatus::Invited => counts.1 += 1,
-                _ => counts.2 += 1,
-            }
-        }
-        Ok(counts)
-    }
+    /// How many stored admins are `(active, invited, expired)` at `now` (one aggregate query).
+    async fn count_admins_by_status(&self, now: DateTime<Utc>) -> Result<(i64, i64, i64), StoreError>;
 
     /// At most `limit` audit events older than `before_id` (all when `None`), newest first, each with the
     /// acting admin's e-mail when the actor is an admin that still exists (one query with a join).
-    ///
-    /// The default looks actors up one by one (for wrappers and test doubles); the SQL adapter overrides it.
     async fn list_audit_page(
         &self,
         before_id: Option<i64>,
         limit: i64,
-    ) -> Result<Vec<(AuditEvent, Option<String>)>, StoreError> {
-        let all = self.list_audit(i64::MAX).await?;
-        let mut out = Vec::new();
-        for event in all
-            .into_iter()
-            .filter(|e| before_id.is_none_or(|b| e.id < b))
-            .take(usize::try_from(limit).unwrap_or(0))
-        {
-            let email = match event.entry.actor {
-                Actor::Admin(id) => self.get_admin(id).await?.map(|r| r.user.email),
-                Actor::Operator | Actor::Reconciler | Actor::Scim(_) => None,
-            };
-            out.push((event, email));
-        }
-        Ok(out)
-    }
+    ) -> Result<Vec<(AuditEvent, Option<String>)>, StoreError>;
 
     /// Claims an idempotency key for `scope` (the caller). See [`IdempotencyBegin`].
     async fn idempotency_begin(

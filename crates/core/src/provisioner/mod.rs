@@ -48,6 +48,7 @@ mod operations;
 mod ownership;
 mod policy;
 pub use policy::AdminAction;
+mod reads;
 mod removal;
 mod saga;
 mod scim;

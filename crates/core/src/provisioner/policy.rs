@@ -123,7 +123,13 @@ mod tests {
             other => panic!("{other:?}"),
         }
         check(&limiter, &Actor::Scim("entra".into()), AdminAction::Create, None).unwrap();
-        check(&limiter, &Actor::Admin(UserId::new()), AdminAction::Remove, Some(UserId::new())).unwrap();
+        check(
+            &limiter,
+            &Actor::Admin(UserId::new()),
+            AdminAction::Remove,
+            Some(UserId::new()),
+        )
+        .unwrap();
     }
 
     #[test]
