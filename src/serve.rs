@@ -64,11 +64,38 @@ pub fn check_cookie_key(config: &Config) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Raises the soft limit of open files to the hard limit (every connection is a file descriptor, and so
+/// is every socket `serve` answers `503` before closing it), and warns when it is still below what
+/// `MAX_CONNECTIONS` needs. Returns the soft limit in force.
+pub fn raise_open_files_limit(config: &Config) -> Option<u64> {
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) => {
+            // The connections, the lingering refusals, the database pool, the log and a margin.
+            let needed = (config.max_connections + crate::http::admission::MAX_LINGERING_REFUSALS + 256) as u64;
+            if limit < needed {
+                tracing::warn!(
+                    open_files_limit = limit,
+                    needed,
+                    "the open-files limit (ulimit -n) is below what MAX_CONNECTIONS needs; raise the hard limit or lower MAX_CONNECTIONS"
+                );
+            } else {
+                tracing::debug!(open_files_limit = limit, "open-files limit");
+            }
+            Some(limit)
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "could not read or raise the open-files limit");
+            None
+        }
+    }
+}
+
 /// Builds the app, binds `BIND_ADDR`, serves until SIGTERM or Ctrl-C, then drains in-flight requests
 /// (bounded by `SHUTDOWN_GRACE_SECS`).
 pub async fn run(config: Config) -> anyhow::Result<()> {
     check_bind_addr(&config).await?;
     check_cookie_key(&config)?;
+    raise_open_files_limit(&config);
     let observer = crate::http::metrics_observer();
     let app = App::build_with(
         config,
