@@ -222,7 +222,10 @@ mod tests {
         assert!(a.admit(ip("192.0.2.2")).is_ok());
 
         drop(first);
-        assert!(a.admit(ip("192.0.2.1")).is_ok(), "a closed connection gives its slot back");
+        assert!(
+            a.admit(ip("192.0.2.1")).is_ok(),
+            "a closed connection gives its slot back"
+        );
     }
 
     #[test]
@@ -268,7 +271,10 @@ mod tests {
         assert!(head.starts_with("HTTP/1.1 503 "), "{head}");
         assert!(head.contains("\r\nconnection: close\r\n"), "{head}");
         assert!(head.contains("\r\nretry-after: 1\r\n"), "{head}");
-        assert!(head.contains(&format!("\r\ncontent-length: {}\r\n", body.len())), "{head}");
+        assert!(
+            head.contains(&format!("\r\ncontent-length: {}\r\n", body.len())),
+            "{head}"
+        );
         let json: serde_json::Value = serde_json::from_str(body).unwrap();
         assert_eq!(json["error"]["code"], "too_many_connections");
         assert!(json["error"]["message"]
