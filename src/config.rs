@@ -128,9 +128,22 @@ pub struct Config {
     #[arg(long, env = "REQUEST_TIMEOUT_SECS", default_value_t = 60, global = true)]
     pub request_timeout_secs: u64,
 
-    /// Most simultaneous connections; more wait in the listen backlog.
+    /// Seconds a request body may take to arrive in full, counted from the end of its headers; a body still
+    /// incomplete then is answered `408 request_timeout` and its connection closed (a body of at most 64 KiB
+    /// in 10 s is a floor of 6.4 KiB/s).
+    #[arg(long, env = "BODY_READ_TIMEOUT_SECS", default_value_t = 10, global = true)]
+    pub body_read_timeout_secs: u64,
+
+    /// Most simultaneous connections; a connection beyond them is answered `503 too_many_connections` at
+    /// once and closed.
     #[arg(long, env = "MAX_CONNECTIONS", default_value_t = 512, global = true)]
     pub max_connections: usize,
+
+    /// Most simultaneous connections from one client address (the TCP peer; IPv6 by /64 prefix); one more
+    /// is answered `503 too_many_connections` at once and closed. 0 = no per-address limit (behind a
+    /// reverse proxy every connection comes from the proxy).
+    #[arg(long, env = "MAX_CONNECTIONS_PER_CLIENT", default_value_t = 64, global = true)]
+    pub max_connections_per_client: usize,
 
     /// Seconds graceful shutdown waits for in-flight requests before closing their connections.
     #[arg(long, env = "SHUTDOWN_GRACE_SECS", default_value_t = 10, global = true)]
@@ -181,7 +194,9 @@ impl Config {
             admin_rate_limit_per_minute: 30,
             header_read_timeout_secs: 10,
             request_timeout_secs: 60,
+            body_read_timeout_secs: 10,
             max_connections: 512,
+            max_connections_per_client: 64,
             shutdown_grace_secs: 10,
             reconcile_interval_secs: 0,
             saga_lease_secs: 60,

@@ -64,11 +64,38 @@ pub fn check_cookie_key(config: &Config) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Raises the soft limit of open files to the hard limit (every connection is a file descriptor, and so
+/// is every socket `serve` answers `503` before closing it), and warns when it is still below what
+/// `MAX_CONNECTIONS` needs. Returns the soft limit in force.
+pub fn raise_open_files_limit(config: &Config) -> Option<u64> {
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) => {
+            // The connections, the lingering refusals, the database pool, the log and a margin.
+            let needed = (config.max_connections + crate::http::admission::MAX_LINGERING_REFUSALS + 256) as u64;
+            if limit < needed {
+                tracing::warn!(
+                    open_files_limit = limit,
+                    needed,
+                    "the open-files limit (ulimit -n) is below what MAX_CONNECTIONS needs; raise the hard limit or lower MAX_CONNECTIONS"
+                );
+            } else {
+                tracing::debug!(open_files_limit = limit, "open-files limit");
+            }
+            Some(limit)
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "could not read or raise the open-files limit");
+            None
+        }
+    }
+}
+
 /// Builds the app, binds `BIND_ADDR`, serves until SIGTERM or Ctrl-C, then drains in-flight requests
 /// (bounded by `SHUTDOWN_GRACE_SECS`).
 pub async fn run(config: Config) -> anyhow::Result<()> {
     check_bind_addr(&config).await?;
     check_cookie_key(&config)?;
+    raise_open_files_limit(&config);
     let observer = crate::http::metrics_observer();
     let app = App::build_with(
         config,
@@ -87,7 +114,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         )?),
         None => None,
     };
-    let listener = tokio::net::TcpListener::bind(&app.config.bind_addr)
+    let listener = listen(&app.config.bind_addr)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", app.config.bind_addr))?;
     let addr = listener.local_addr()?;
@@ -152,6 +179,31 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         background.release().await;
     }
     result
+}
+
+/// Pending connections the kernel queues for `accept` (capped by `net.core.somaxconn`). Above tokio's
+/// 1,024 so that a burst of connections from one client (which are then answered `503` at once) does not
+/// overflow the queue and leave other clients' handshakes unanswered.
+pub const LISTEN_BACKLOG: u32 = 4096;
+
+/// Listens on `bind_addr` (an address or `host:port`; the first address that binds) with
+/// [`LISTEN_BACKLOG`].
+pub async fn listen(bind_addr: &str) -> std::io::Result<tokio::net::TcpListener> {
+    let mut last = std::io::Error::new(std::io::ErrorKind::InvalidInput, "no address to bind");
+    for addr in tokio::net::lookup_host(bind_addr).await? {
+        let socket = if addr.is_ipv4() {
+            tokio::net::TcpSocket::new_v4()?
+        } else {
+            tokio::net::TcpSocket::new_v6()?
+        };
+        // As std's and tokio's `bind` do on Unix: a restart may bind while old connections linger.
+        socket.set_reuseaddr(true)?;
+        match socket.bind(addr).and_then(|()| socket.listen(LISTEN_BACKLOG)) {
+            Ok(listener) => return Ok(listener),
+            Err(e) => last = e,
+        }
+    }
+    Err(last)
 }
 
 /// A name unique to this process, for webhook leases and the delivery log: `host:pid:random`.

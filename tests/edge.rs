@@ -221,6 +221,7 @@ async fn idle_and_half_sent_sockets_are_closed_healthz_keeps_answering_and_shutd
         header_read_timeout: Duration::from_secs(1),
         max_connections: 16,
         shutdown_grace: Duration::from_secs(2),
+        ..ServeLimits::default()
     };
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(http::serve_with(t.state.clone(), listener, limits, async {

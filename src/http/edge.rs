@@ -13,6 +13,11 @@
 //!   [`MAX_URI_BYTES`] is `414 uri_too_long`, headers larger than [`MAX_HEADER_BYTES`] in total are
 //!   `431 headers_too_large`, a body over [`MAX_BODY_BYTES`] is `413 payload_too_large`; every other bare
 //!   error a layer or extractor produces (a 408 timeout, a 405, …) is rewritten into the JSON envelope.
+//! * **Body deadline** ([`body_deadline`]): a request body must arrive in full within
+//!   `BODY_READ_TIMEOUT_SECS` of its headers; a body still incomplete then is answered
+//!   `408 request_timeout` with `Connection: close`, so a client trickling a byte at a time holds its
+//!   connection seconds, not the whole request timeout. (tower-http's `RequestBodyTimeoutLayer` bounds the
+//!   wait for each frame only, which one byte every few seconds resets.)
 //! * **Rate limits** ([`RateLimits`]): `governor`'s keyed GCRA limiters. Login and new-password attempts
 //!   are limited per e-mail (its parsed, normalised form, or a hash when it does not parse) and per client
 //!   address; creations and resends per calling admin. An exhausted limit is `429 rate_limited` with
@@ -34,6 +39,11 @@ use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota};
 use std::net::{IpAddr, SocketAddr};
 use std::num::NonZeroU32;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
 
 /// Longest request target (path and query) answered; longer is `414 uri_too_long`.
 pub const MAX_URI_BYTES: usize = 8 * 1024;
@@ -50,6 +60,8 @@ pub struct Edge {
     pub trusted_proxy_header: Option<header::HeaderName>,
     /// The throttles.
     pub limits: RateLimits,
+    /// Time a request body has to arrive in full, from the end of its headers ([`body_deadline`]).
+    pub body_read_timeout: Duration,
 }
 
 impl Edge {
@@ -62,6 +74,7 @@ impl Edge {
                 .as_deref()
                 .and_then(|h| header::HeaderName::from_bytes(h.trim().as_bytes()).ok()),
             limits: RateLimits::new(config.auth_rate_limit_per_minute, config.admin_rate_limit_per_minute),
+            body_read_timeout: Duration::from_secs(config.body_read_timeout_secs.max(1)),
         }
     }
 
@@ -321,6 +334,94 @@ pub async fn json_only(req: Request, next: Next) -> Response {
 fn body_is_nonempty(req: &Request) -> bool {
     let hint = req.body().size_hint();
     hint.lower() > 0
+}
+
+/// A request body that records when it is over: its last frame was read, it failed (the client went
+/// away), or the handler dropped it unread (then the client no longer holds the handler up).
+struct TrackedBody {
+    inner: axum::body::Body,
+    over: Arc<AtomicBool>,
+}
+
+impl TrackedBody {
+    fn finish(&self) {
+        self.over.store(true, Ordering::Release);
+    }
+}
+
+impl HttpBody for TrackedBody {
+    type Data = axum::body::Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        match &polled {
+            Poll::Ready(None) | Poll::Ready(Some(Err(_))) => self.finish(),
+            Poll::Ready(Some(Ok(_))) if self.inner.is_end_stream() => self.finish(),
+            _ => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+impl Drop for TrackedBody {
+    fn drop(&mut self) {
+        self.finish();
+    }
+}
+
+/// Middleware: the body deadline (module docs). A request whose body is still arriving
+/// `BODY_READ_TIMEOUT_SECS` after its headers is answered `408 request_timeout` with
+/// `Connection: close`; the handler, still waiting for that body, is dropped before it did anything.
+/// A request without a body, or whose body is over in time, is not affected.
+pub async fn body_deadline(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    if req.body().is_end_stream() {
+        return next.run(req).await;
+    }
+    let timeout = state.edge().body_read_timeout;
+    let over = Arc::new(AtomicBool::new(false));
+    let req = req.map(|inner| {
+        axum::body::Body::new(TrackedBody {
+            inner,
+            over: over.clone(),
+        })
+    });
+    let run = next.run(req);
+    let mut run = std::pin::pin!(run);
+    tokio::select! {
+        res = &mut run => return res,
+        () = tokio::time::sleep(timeout) => {}
+    }
+    if over.load(Ordering::Acquire) {
+        return run.await;
+    }
+    tracing::warn!(
+        timeout_secs = timeout.as_secs(),
+        "request body did not arrive in time; answering 408 and closing the connection"
+    );
+    let mut res = ApiError::new(
+        StatusCode::REQUEST_TIMEOUT,
+        "request_timeout",
+        format!(
+            "the request body did not arrive within {} seconds (BODY_READ_TIMEOUT_SECS)",
+            timeout.as_secs()
+        ),
+    )
+    .into_response();
+    res.headers_mut()
+        .insert(header::CONNECTION, axum::http::HeaderValue::from_static("close"));
+    res
 }
 
 /// Middleware: URI and header size limits in the envelope (module docs).

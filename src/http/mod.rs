@@ -15,7 +15,8 @@
 //!   header and body size limits (414, 431, 413), a request timeout (408), and the security headers
 //!   `X-Content-Type-Options: nosniff`, `X-Frame-Options: DENY`, `Referrer-Policy: no-referrer`;
 //! * [`serve`] bounds every connection: a header-read timeout (which is also the keep-alive idle timeout),
-//!   a cap on simultaneous connections, and a graceful shutdown that waits at most a grace period;
+//!   a body deadline (408), a cap on simultaneous connections overall and per client address answered
+//!   with a fast 503 ([`admission`]), and a graceful shutdown that waits at most a grace period;
 //! * every error body is `{"error":{"code","message","request_id"}}`, with internal detail only in the log;
 //! * `POST /api/admins` honours `Idempotency-Key` (same key and body: the first answer is replayed);
 //! * the OpenAPI document is generated from the handlers' annotations, so it cannot drift from the routes.
@@ -23,6 +24,7 @@
 //! [`Provisioner`]: admin_provisioner_core::Provisioner
 //! [`Error`]: admin_provisioner_core::Error
 
+pub mod admission;
 pub mod api;
 pub mod auth;
 pub mod console;
@@ -171,6 +173,7 @@ pub fn router(state: AppState) -> Router {
             StatusCode::REQUEST_TIMEOUT,
             request_timeout,
         ))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), edge::body_deadline))
         .layer(axum::middleware::from_fn(edge::json_only))
         .layer(axum::middleware::from_fn(edge::size_limits))
         .layer(axum::middleware::from_fn_with_state(state.clone(), edge::host_guard))
@@ -206,19 +209,36 @@ pub struct ServeLimits {
     /// Time a client has to send a request's headers; also how long an idle keep-alive connection waits
     /// for its next request.
     pub header_read_timeout: Duration,
-    /// Most simultaneous connections; further ones wait in the listen backlog.
+    /// Most simultaneous connections; a connection beyond them is answered `503 too_many_connections` at
+    /// once and closed ([`admission`]).
     pub max_connections: usize,
+    /// Most simultaneous connections from one client address (0 = no per-address limit); one more is
+    /// answered `503 too_many_connections` at once and closed ([`admission`]).
+    pub max_connections_per_client: usize,
     /// How long graceful shutdown waits for in-flight requests before closing their connections.
     pub shutdown_grace: Duration,
 }
 
+impl Default for ServeLimits {
+    /// The configuration's defaults.
+    fn default() -> Self {
+        Self {
+            header_read_timeout: Duration::from_secs(10),
+            max_connections: 512,
+            max_connections_per_client: 64,
+            shutdown_grace: Duration::from_secs(10),
+        }
+    }
+}
+
 impl ServeLimits {
     /// The limits configured in `config` (`HEADER_READ_TIMEOUT_SECS`, `MAX_CONNECTIONS`,
-    /// `SHUTDOWN_GRACE_SECS`).
+    /// `MAX_CONNECTIONS_PER_CLIENT`, `SHUTDOWN_GRACE_SECS`).
     pub fn from_config(config: &crate::config::Config) -> Self {
         Self {
             header_read_timeout: Duration::from_secs(config.header_read_timeout_secs.max(1)),
             max_connections: config.max_connections.max(1),
+            max_connections_per_client: config.max_connections_per_client,
             shutdown_grace: Duration::from_secs(config.shutdown_grace_secs),
         }
     }
@@ -239,9 +259,11 @@ pub async fn serve(
     serve_with(AppState::new(app), listener, limits, shutdown).await
 }
 
-/// [`serve`] with an explicit state and limits: one hyper HTTP/1.1 connection per accepted socket, each holding a permit of a semaphore of `max_connections`, each with the header-read timeout;
-/// at shutdown the listener closes, idle connections close at once, busy ones finish their request, and
-/// whatever is still open after the grace period is dropped.
+/// [`serve`] with an explicit state and limits. Every socket is accepted at once; one within the limits
+/// ([`admission`]) gets a hyper HTTP/1.1 connection with the header-read timeout, one beyond them the
+/// fast `503 too_many_connections` and a close, so nothing ever waits in the listen backlog. At shutdown
+/// the listener closes, idle connections close at once, busy ones finish their request, and whatever is
+/// still open after the grace period is dropped.
 pub async fn serve_with(
     state: AppState,
     listener: tokio::net::TcpListener,
@@ -252,9 +274,15 @@ pub async fn serve_with(
     use tower::ServiceExt as _;
 
     let addr = listener.local_addr()?;
-    tracing::info!(%addr, max_connections = limits.max_connections, "HTTP service listening");
+    tracing::info!(
+        %addr,
+        max_connections = limits.max_connections,
+        max_connections_per_client = limits.max_connections_per_client,
+        "HTTP service listening"
+    );
     let router = router(state);
-    let permits = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
+    let admission = admission::Admission::new(limits.max_connections, limits.max_connections_per_client);
+    let lingering = Arc::new(tokio::sync::Semaphore::new(admission::MAX_LINGERING_REFUSALS));
     // HTTP/1.1 only: hyper's header-read timer starts as soon as a connection waits for a request head,
     // so it also closes sockets that never send a byte, and idle keep-alive connections.
     let mut builder = hyper::server::conn::http1::Builder::new();
@@ -266,22 +294,31 @@ pub async fn serve_with(
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
-        let permit = tokio::select! {
-            p = permits.clone().acquire_owned() => p.expect("the semaphore is never closed"),
-            _ = &mut shutdown => break,
-        };
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(s) => s,
                 Err(e) => {
-                    // EMFILE and friends: back off instead of spinning; the connection cap normally
-                    // keeps this from happening.
+                    // EMFILE and friends: back off instead of spinning (`serve` raises the soft
+                    // RLIMIT_NOFILE to the hard limit at start, and the caps normally keep this away).
                     tracing::warn!(error = %e, "accept failed");
                     tokio::time::sleep(Duration::from_millis(100)).await;
                     continue;
                 }
             },
             _ = &mut shutdown => break,
+        };
+        let slot = match admission.admit(peer.ip()) {
+            Ok(slot) => slot,
+            Err(refusal) => {
+                // Answered at once; without a lingering permit the socket is simply closed.
+                if let Ok(permit) = lingering.clone().try_acquire_owned() {
+                    tokio::spawn(async move {
+                        admission::refuse(stream, refusal).await;
+                        drop(permit);
+                    });
+                }
+                continue;
+            }
         };
         let _ = stream.set_nodelay(true);
         let service = router
@@ -297,7 +334,7 @@ pub async fn serve_with(
             if let Err(e) = conn.await {
                 tracing::debug!(error = %e, "connection closed with an error");
             }
-            drop(permit);
+            drop(slot);
         });
     }
     drop(listener);
