@@ -1297,25 +1297,10 @@ struct SagaView {
     request_id: String,
 }
 
-/// The step a saga in `state` is at (or last reached), in words.
+/// The step a saga in `state` is at (or last reached), in words: read from the saga's own table in the
+/// core (`saga_step_words`), so the page names the step the saga of that kind is really at.
 fn saga_step(kind: SagaKind, state: SagaState) -> &'static str {
-    match (kind, state) {
-        (_, SagaState::Started) => "intent recorded; nothing done in Cognito yet",
-        (_, SagaState::IdentityCreating) => "creating the Cognito user",
-        (_, SagaState::IdentityCreated) => "Cognito user exists; writing the database records",
-        (_, SagaState::Completed) => "done",
-        (_, SagaState::Compensating) => "undoing: deleting the Cognito user it created",
-        (_, SagaState::Compensated) => "undone",
-        (_, SagaState::Aborted) => "abandoned before any change",
-        (SagaKind::Remove, SagaState::IdentityPendingDelete) => "database records removed; deleting the Cognito user",
-        (_, SagaState::IdentityPendingDelete) => "deleting the Cognito user",
-        (SagaKind::Disable, SagaState::IdentityUpdating) => "database marked disabled; disabling the Cognito user",
-        (SagaKind::Enable, SagaState::IdentityUpdating) => {
-            "enabling the Cognito user, then clearing the database's disabled mark"
-        }
-        (_, SagaState::IdentityUpdating) => "updating the Cognito user",
-        (_, SagaState::Stuck) => "stopped: retries exhausted, waiting for an operator or the next recovery pass",
-    }
+    admin_provisioner_core::provisioner::saga_step_words(kind, state)
 }
 
 fn saga_view(s: &SagaRecord, now: DateTime<Utc>) -> SagaView {

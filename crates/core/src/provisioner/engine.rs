@@ -184,6 +184,9 @@ pub type LostFn<D> = for<'a> fn(&'a mut Cx<D>) -> StepFuture<'a, bool>;
 pub struct Step<D: 'static> {
     /// The step's name (crash points `<saga>.before_<name>`, `<saga>.after_<name>`; logs).
     pub name: &'static str,
+    /// What the saga is doing while this step is in progress, in words for people (the console's saga
+    /// page reads it from here: one registry, [`SagaDef::words`]).
+    pub doing: &'static str,
     /// The state logged before the action, when a crash during it must be visible ("may have run").
     pub begins: Option<SagaState>,
     /// The state once the step took effect.
@@ -228,6 +231,8 @@ pub struct SagaDef<D: 'static> {
     pub steps: &'static [Step<D>],
     /// Where `stuck` resumes.
     pub stuck: Direction,
+    /// What compensation does, in words for people (the saga page shows it for `compensating`).
+    pub undoing: &'static str,
 }
 
 /// Fires crash point `<saga>.<what>` (testing builds only; see [`crate::crash`]).
@@ -263,6 +268,28 @@ impl<D: Send + 'static> SagaDef<D> {
 
     /// The table as data: first the intent (`saga.begin`), then each step with the port calls a clean
     /// run makes for it (the engine's log writes around the action included), in order.
+    /// What a saga of this table in `state` is doing (or last did), in words: the step in progress is
+    /// the first whose `begins` is `state`, else the one after the step whose `done` is `state`.
+    pub fn words(&self, state: SagaState) -> &'static str {
+        match state {
+            SagaState::Started => return "intent recorded; nothing changed yet",
+            SagaState::Completed => return "done",
+            SagaState::Compensated => return "undone",
+            SagaState::Aborted => return "abandoned before any change",
+            SagaState::Stuck => return "stopped: retries exhausted, waiting for an operator or the next recovery pass",
+            SagaState::Compensating => return self.undoing,
+            _ => {}
+        }
+        if let Some(step) = self.steps.iter().find(|s| s.begins == Some(state)) {
+            return step.doing;
+        }
+        match self.steps.iter().position(|s| s.done == state) {
+            Some(i) => self.steps.get(i + 1).map_or("finishing", |s| s.doing),
+            // A state this table no longer logs (a row of an earlier version): recovery asks every probe.
+            None => "interrupted in a state of an earlier version; recovery will finish or undo it",
+        }
+    }
+
     pub fn describe(&self) -> Vec<StepInfo> {
         let mut out = vec![StepInfo {
             name: "intent",
@@ -584,5 +611,41 @@ impl<D: Send + 'static> SagaDef<D> {
             }
             Err(_) => saga.state,
         }
+    }
+}
+
+#[cfg(test)]
+mod words_tests {
+    use super::super::saga_step_words;
+    use crate::store::{SagaKind, SagaState};
+
+    #[test]
+    fn a_compensating_saga_is_described_by_its_own_undo() {
+        assert_eq!(
+            saga_step_words(SagaKind::Provision, SagaState::Compensating),
+            "undoing: deleting the Cognito user it created"
+        );
+        // A disable saga being undone re-enables; it deletes nobody.
+        let disable = saga_step_words(SagaKind::Disable, SagaState::Compensating);
+        assert!(disable.contains("enabling the admin again"), "{disable}");
+        assert!(!disable.contains("deleting"), "{disable}");
+    }
+
+    #[test]
+    fn each_state_names_the_step_in_progress_from_the_table() {
+        assert_eq!(
+            saga_step_words(SagaKind::Provision, SagaState::IdentityCreating),
+            "creating the Cognito user"
+        );
+        assert_eq!(
+            saga_step_words(SagaKind::Remove, SagaState::IdentityPendingDelete),
+            "database records removed; deleting the Cognito user"
+        );
+        assert_eq!(
+            saga_step_words(SagaKind::Disable, SagaState::IdentityUpdating),
+            "database marked disabled; disabling the Cognito user"
+        );
+        assert!(saga_step_words(SagaKind::Enable, SagaState::IdentityUpdating).starts_with("enabling the Cognito user"));
+        assert!(saga_step_words(SagaKind::Provision, SagaState::IdentityCreated).contains("earlier version"));
     }
 }

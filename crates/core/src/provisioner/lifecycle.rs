@@ -133,9 +133,11 @@ pub static DISABLE: SagaDef<LifecycleData> = SagaDef {
     kind: SagaKind::Disable,
     name: "disable",
     stuck: Direction::Undo,
+    undoing: "undoing: enabling the admin again in Cognito and the database",
     steps: &[
         Step {
             name: "disable_records",
+            doing: "marking the admin disabled in the database",
             begins: None,
             done: SagaState::IdentityUpdating,
             logged: Logged::InAction,
@@ -148,6 +150,7 @@ pub static DISABLE: SagaDef<LifecycleData> = SagaDef {
         },
         Step {
             name: "disable_user",
+            doing: "database marked disabled; disabling the Cognito user",
             begins: None,
             done: SagaState::Completed,
             logged: Logged::After("completed"),
@@ -170,9 +173,11 @@ pub static ENABLE: SagaDef<LifecycleData> = SagaDef {
     kind: SagaKind::Enable,
     name: "enable",
     stuck: Direction::Undo,
+    undoing: "undoing: disabling the Cognito user again",
     steps: &[
         Step {
             name: "enable_user",
+            doing: "enabling the Cognito user, then clearing the database's disabled mark",
             begins: Some(SagaState::IdentityUpdating),
             done: SagaState::IdentityUpdating,
             logged: Logged::InAction,
@@ -185,6 +190,7 @@ pub static ENABLE: SagaDef<LifecycleData> = SagaDef {
         },
         Step {
             name: "enable_records",
+            doing: "Cognito user enabled; clearing the database's disabled mark",
             begins: None,
             done: SagaState::Completed,
             logged: Logged::InAction,

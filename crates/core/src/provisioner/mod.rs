@@ -67,6 +67,17 @@ pub fn saga_steps(kind: SagaKind) -> Vec<engine::StepInfo> {
     }
 }
 
+/// What a saga of `kind` in `state` is doing, in words for people, read from its table (one registry for
+/// recovery's step names and the console's saga page).
+pub fn saga_step_words(kind: SagaKind, state: SagaState) -> &'static str {
+    match kind {
+        SagaKind::Provision => saga::PROVISION.words(state),
+        SagaKind::Remove => removal::REMOVE.words(state),
+        SagaKind::Disable => lifecycle::DISABLE.words(state),
+        SagaKind::Enable => lifecycle::ENABLE.words(state),
+    }
+}
+
 /// The crash points of a saga kind, derived from its table, in the order a clean run passes them.
 pub fn crash_points(kind: SagaKind) -> Vec<String> {
     match kind {

@@ -93,9 +93,11 @@ pub static REMOVE: SagaDef<RemoveData> = SagaDef {
     kind: SagaKind::Remove,
     name: "remove",
     stuck: Direction::Forward,
+    undoing: "finishing the removal (a removal is not undone once its records are gone)",
     steps: &[
         Step {
             name: "delete_records",
+            doing: "removing the database records",
             begins: None,
             done: SagaState::IdentityPendingDelete,
             logged: Logged::InAction,
@@ -108,6 +110,7 @@ pub static REMOVE: SagaDef<RemoveData> = SagaDef {
         },
         Step {
             name: "delete_user",
+            doing: "database records removed; deleting the Cognito user",
             begins: None,
             done: SagaState::Completed,
             logged: Logged::After("completed"),

@@ -422,9 +422,11 @@ pub static PROVISION: SagaDef<ProvisionData> = SagaDef {
     kind: SagaKind::Provision,
     name: "provision",
     stuck: Direction::Undo,
+    undoing: "undoing: deleting the Cognito user it created",
     steps: &[
         Step {
             name: "create_user",
+            doing: "creating the Cognito user",
             begins: Some(SagaState::IdentityCreating),
             done: SagaState::IdentityCreating,
             logged: Logged::InAction,
@@ -437,6 +439,7 @@ pub static PROVISION: SagaDef<ProvisionData> = SagaDef {
         },
         Step {
             name: "records",
+            doing: "Cognito user exists; writing the database records",
             begins: None,
             done: SagaState::Completed,
             logged: Logged::InAction,
