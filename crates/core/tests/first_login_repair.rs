@@ -91,15 +91,25 @@ async fn a_lost_activation_is_logged_and_repaired_by_the_next_request_with_a_tok
         first_login(&h, "ann@example.com").await
     };
 
-    assert!(tokens.is_ok(), "the password is changed in Cognito: the caller gets tokens");
+    assert!(
+        tokens.is_ok(),
+        "the password is changed in Cognito: the caller gets tokens"
+    );
     let attempts = h.p.settings().max_attempts as usize;
-    assert_eq!(h.plan.fired(store_op::MARK_ACCEPTED), attempts, "the write was retried, then failed");
+    assert_eq!(
+        h.plan.fired(store_op::MARK_ACCEPTED),
+        attempts,
+        "the write was retried, then failed"
+    );
     let log = logs.text();
     let line = log
         .lines()
         .find(|l| l.contains("could not be marked active"))
         .unwrap_or_else(|| panic!("no error line in:\n{log}"));
-    assert!(line.contains("ERROR") && line.contains(&ann.user.id.to_string()), "{line}");
+    assert!(
+        line.contains("ERROR") && line.contains(&ann.user.id.to_string()),
+        "{line}"
+    );
     assert!(!log.contains(NEW_PASSWORD), "no secret in the log");
     let stored = h.raw_store.get_admin(ann.user.id).await.unwrap().unwrap();
     assert_eq!(stored.user.status, UserStatus::Invited, "the activation was lost");
@@ -111,9 +121,17 @@ async fn a_lost_activation_is_logged_and_repaired_by_the_next_request_with_a_tok
     let repaired = h.raw_store.get_admin(ann.user.id).await.unwrap().unwrap();
     assert_eq!(repaired.user.status, UserStatus::Active);
     assert!(repaired.admin_info.accepted_at.is_some());
-    assert_eq!(first_login_audits(&h).await, 1, "audited once, as first_login_completed");
+    assert_eq!(
+        first_login_audits(&h).await,
+        1,
+        "audited once, as first_login_completed"
+    );
     h.p.authorize(&token_of(&ann)).await.unwrap();
-    assert_eq!(first_login_audits(&h).await, 1, "a repaired admin is not activated again");
+    assert_eq!(
+        first_login_audits(&h).await,
+        1,
+        "a repaired admin is not activated again"
+    );
 }
 
 #[tokio::test]
@@ -130,7 +148,10 @@ async fn a_failed_lookup_after_the_password_change_is_logged_not_swallowed() {
     };
 
     assert!(tokens.is_ok());
-    assert!(h.plan.fired(store_op::FIND_ADMIN_BY_COGNITO_USERNAME) > 0, "the fault fired");
+    assert!(
+        h.plan.fired(store_op::FIND_ADMIN_BY_COGNITO_USERNAME) > 0,
+        "the fault fired"
+    );
     let log = logs.text();
     assert!(
         log.lines()
@@ -150,7 +171,11 @@ async fn a_token_of_an_invited_admin_who_never_changed_the_password_is_refused()
 
     assert!(matches!(err, Error::Forbidden), "{err:?}");
     let stored = h.raw_store.get_admin(cid.user.id).await.unwrap().unwrap();
-    assert_eq!(stored.user.status, UserStatus::Invited, "Cognito still says FORCE_CHANGE_PASSWORD");
+    assert_eq!(
+        stored.user.status,
+        UserStatus::Invited,
+        "Cognito still says FORCE_CHANGE_PASSWORD"
+    );
 }
 
 #[tokio::test]

@@ -184,13 +184,19 @@ mod tests {
 
     #[test]
     fn only_a_dead_connection_is_a_connection_loss() {
-        let io = sqlx::Error::Io(std::io::Error::new(std::io::ErrorKind::ConnectionReset, "reset by peer"));
+        let io = sqlx::Error::Io(std::io::Error::new(
+            std::io::ErrorKind::ConnectionReset,
+            "reset by peer",
+        ));
         assert_eq!(connection_loss(&io), Some(ConnectionLoss::Unknown));
         assert_eq!(
             connection_loss(&sqlx::Error::Protocol("unexpected end of file".into())),
             Some(ConnectionLoss::Unknown)
         );
-        assert_eq!(connection_loss(&sqlx::Error::WorkerCrashed), Some(ConnectionLoss::Unknown));
+        assert_eq!(
+            connection_loss(&sqlx::Error::WorkerCrashed),
+            Some(ConnectionLoss::Unknown)
+        );
         // No connection was lost: a retry would wait for the pool again, or the pool is gone for good.
         assert_eq!(connection_loss(&sqlx::Error::PoolTimedOut), None);
         assert_eq!(connection_loss(&sqlx::Error::PoolClosed), None);

@@ -36,8 +36,8 @@ mod types;
 mod url;
 
 pub use crate::events::EventLog;
-pub use crate::reconnect::Reconnecting;
 pub use crate::postgres::{validate_schema, PostgresStore, DEFAULT_SCHEMA};
+pub use crate::reconnect::Reconnecting;
 pub use crate::sqlite::SqliteStore;
 pub use crate::types::truncate_to_micros;
 pub use crate::url::redact_url;

@@ -87,7 +87,11 @@ impl PoolHealth {
     /// the others): test it before use.
     pub(crate) fn needs_ping(&self, idle_for: Duration) -> bool {
         let lost_at = *self.lost_at.lock().unwrap_or_else(|e| e.into_inner());
-        lost_at.is_some_and(|lost| Instant::now().checked_sub(idle_for).is_none_or(|idle_since| idle_since <= lost))
+        lost_at.is_some_and(|lost| {
+            Instant::now()
+                .checked_sub(idle_for)
+                .is_none_or(|idle_since| idle_since <= lost)
+        })
     }
 
     /// The pool's `before_acquire` hook: pings a suspect connection, and rejects it (the pool closes it
@@ -227,12 +231,15 @@ impl<S: AdminStore> AdminStore for Reconnecting<S> {
     }
 
     async fn list_admins(&self) -> Result<Vec<AdminRecord>, StoreError> {
-        self.run("list_admins", Replay::Always, || self.inner.list_admins()).await
+        self.run("list_admins", Replay::Always, || self.inner.list_admins())
+            .await
     }
 
     async fn count_active_admins(&self) -> Result<i64, StoreError> {
-        self.run("count_active_admins", Replay::Always, || self.inner.count_active_admins())
-            .await
+        self.run("count_active_admins", Replay::Always, || {
+            self.inner.count_active_admins()
+        })
+        .await
     }
 
     async fn insert_admin(
@@ -311,12 +318,15 @@ impl<S: AdminStore> AdminStore for Reconnecting<S> {
     }
 
     async fn append_audit(&self, audit: AuditEntry) -> Result<(), StoreError> {
-        self.run("append_audit", Replay::IfRolledBack, || self.inner.append_audit(audit.clone()))
-            .await
+        self.run("append_audit", Replay::IfRolledBack, || {
+            self.inner.append_audit(audit.clone())
+        })
+        .await
     }
 
     async fn list_audit(&self, limit: i64) -> Result<Vec<AuditEvent>, StoreError> {
-        self.run("list_audit", Replay::Always, || self.inner.list_audit(limit)).await
+        self.run("list_audit", Replay::Always, || self.inner.list_audit(limit))
+            .await
     }
 
     async fn list_admins_page(
@@ -384,8 +394,10 @@ impl<S: SagaLog> SagaLog for Reconnecting<S> {
     }
 
     async fn update(&self, id: Uuid, update: SagaUpdate) -> Result<SagaRecord, StoreError> {
-        self.run("saga.update", Replay::IfRolledBack, || self.inner.update(id, update.clone()))
-            .await
+        self.run("saga.update", Replay::IfRolledBack, || {
+            self.inner.update(id, update.clone())
+        })
+        .await
     }
 
     async fn claim_expired(
@@ -438,7 +450,12 @@ impl<S: SagaLog> SagaLog for Reconnecting<S> {
 
 #[async_trait]
 impl<S: ScimTokenStore> ScimTokenStore for Reconnecting<S> {
-    async fn create_scim_token(&self, name: &str, token_sha256: &str, audit: AuditEntry) -> Result<ScimToken, StoreError> {
+    async fn create_scim_token(
+        &self,
+        name: &str,
+        token_sha256: &str,
+        audit: AuditEntry,
+    ) -> Result<ScimToken, StoreError> {
         self.run("create_scim_token", Replay::IfRolledBack, || {
             self.inner.create_scim_token(name, token_sha256, audit.clone())
         })
@@ -457,7 +474,11 @@ impl<S: ScimTokenStore> ScimTokenStore for Reconnecting<S> {
         .await
     }
 
-    async fn authenticate_scim_token(&self, token_sha256: &str, now: DateTime<Utc>) -> Result<Option<String>, StoreError> {
+    async fn authenticate_scim_token(
+        &self,
+        token_sha256: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<String>, StoreError> {
         self.run("authenticate_scim_token", Replay::Always, || {
             self.inner.authenticate_scim_token(token_sha256, now)
         })
@@ -492,8 +513,10 @@ impl<S: ReconcileStore> ReconcileStore for Reconnecting<S> {
     }
 
     async fn release_lease(&self, name: &str, holder: &str) -> Result<(), StoreError> {
-        self.run("release_lease", Replay::Always, || self.inner.release_lease(name, holder))
-            .await
+        self.run("release_lease", Replay::Always, || {
+            self.inner.release_lease(name, holder)
+        })
+        .await
     }
 }
 
@@ -509,7 +532,10 @@ mod tests {
         health.connection_lost();
         assert!(health.needs_ping(Duration::from_secs(60)), "idle before the loss");
         std::thread::sleep(Duration::from_millis(20));
-        assert!(!health.needs_ping(Duration::from_millis(5)), "returned to the pool after the loss");
+        assert!(
+            !health.needs_ping(Duration::from_millis(5)),
+            "returned to the pool after the loss"
+        );
     }
 
     #[test]

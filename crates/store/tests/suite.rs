@@ -82,7 +82,11 @@ impl Raw {
         drop(held);
         // Returning a connection to the pool pings it in a background task: let those finish.
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-        assert!(pool.num_idle() >= n, "{} idle connections, expected {n}", pool.num_idle());
+        assert!(
+            pool.num_idle() >= n,
+            "{} idle connections, expected {n}",
+            pool.num_idle()
+        );
     }
 
     /// PostgreSQL: terminates every session of the store's database (what a restart, a failover or a
@@ -1332,7 +1336,10 @@ async fn concurrent_calls_succeed_while_sessions_are_terminated_repeatedly(db: D
     let terminated = killer.await.unwrap();
 
     assert!(terminated > 0, "sessions were terminated: {terminated}");
-    assert!(calls > 0 && started.elapsed() < std::time::Duration::from_secs(30), "{calls} calls");
+    assert!(
+        calls > 0 && started.elapsed() < std::time::Duration::from_secs(30),
+        "{calls} calls"
+    );
 }
 
 async fn saga_update_with_a_stale_expected_state_is_refused(db: Db) {

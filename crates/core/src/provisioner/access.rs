@@ -50,9 +50,7 @@ impl Provisioner {
             Caller::Authorized(id) => Ok(Actor::Admin(*id)),
             Caller::Scim(name) => Ok(Actor::Scim(name.clone())),
             Caller::Token { sub, username: _ } => {
-                let found = self
-                    .store_read(|| self.admins.find_admin_by_cognito_sub(sub))
-                    .await?;
+                let found = self.store_read(|| self.admins.find_admin_by_cognito_sub(sub)).await?;
                 match found {
                     Some(r) if r.user.cognito_sub != *sub => Err(Error::Forbidden),
                     // A disabled admin is refused at once, whatever their token says.
@@ -129,7 +127,9 @@ impl Provisioner {
             .retry(|| self.idp_call(idp_op::ADMIN_GET_USER, self.idp.admin_get_user(username)))
             .await
         {
-            Ok(user) => Ok(user.sub == record.user.cognito_sub && user.status == IdpUserStatus::Confirmed && user.enabled),
+            Ok(user) => {
+                Ok(user.sub == record.user.cognito_sub && user.status == IdpUserStatus::Confirmed && user.enabled)
+            }
             Err(IdpError::UserNotFound) => Ok(false),
             Err(e) => Err(admin_call_error(e)),
         }

@@ -107,7 +107,10 @@ impl Provisioner {
         let record = match found {
             Ok(Some(record)) => record,
             Ok(None) => {
-                tracing::warn!(request_id, "a Cognito user logged in who is linked to no admin; nothing to mark active");
+                tracing::warn!(
+                    request_id,
+                    "a Cognito user logged in who is linked to no admin; nothing to mark active"
+                );
                 return;
             }
             Err(e) => {
