@@ -339,8 +339,11 @@ async fn a_valid_token_of_a_user_who_is_not_an_admin_is_403_forbidden() {
     assert_eq!(res.code(), "forbidden");
 }
 
+/// The first login happened in Cognito but not through the product (or its activation write was lost):
+/// the token proves the password change, so the first request marks the admin active instead of a 403
+/// (issue 18, finding 8; the reconciler applies the same rule).
 #[tokio::test]
-async fn an_invited_admin_who_has_not_completed_first_login_here_is_403_forbidden() {
+async fn an_invited_admin_who_completed_first_login_elsewhere_is_activated_by_their_first_request() {
     let t = test_app().await;
     t.invite("invitee@example.com").await;
     let temp = t.temp_password("invitee@example.com");
@@ -354,8 +357,11 @@ async fn an_invited_admin_who_has_not_completed_first_login_here_is_403_forbidde
         )
         .await;
 
-    assert_eq!(res.status, StatusCode::FORBIDDEN);
-    assert_eq!(res.code(), "forbidden");
+    assert_eq!(res.status, StatusCode::CREATED, "{:?}", res.text);
+    assert_eq!(
+        admin_line(&t, t.token(), "invitee@example.com").await["status"],
+        "active"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------------

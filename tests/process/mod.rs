@@ -92,6 +92,33 @@ impl Deployment {
         }
     }
 
+    /// The built-in emulator and a fresh PostgreSQL database.
+    pub async fn emulator_postgres() -> Self {
+        use sqlx::{Connection, Executor};
+        let admin = postgres_admin_url();
+        let mut conn = sqlx::PgConnection::connect(&admin)
+            .await
+            .unwrap_or_else(|e| panic!("this test needs PostgreSQL at TEST_POSTGRES_URL={admin}: {e}"));
+        let name = format!("ap_i7e_{}", uuid::Uuid::new_v4().simple());
+        conn.execute(format!("CREATE DATABASE {name}").as_str()).await.unwrap();
+        conn.close().await.ok();
+        let (head, _) = admin.rsplit_once('/').unwrap();
+        Self {
+            dir: tempfile::tempdir().unwrap(),
+            cognito: Cognito::Emulator,
+            database_url: format!("{head}/{name}"),
+            pg_database: Some(name),
+            call_timeout_secs: 2,
+            lease_secs: lease_for(2),
+            extra_env: Vec::new(),
+        }
+    }
+
+    /// The PostgreSQL database of this deployment (`None` on SQLite).
+    pub fn postgres_database(&self) -> Option<&str> {
+        self.pg_database.as_deref()
+    }
+
     /// A fresh moto pool and a fresh PostgreSQL database.
     pub async fn moto_postgres() -> Self {
         use sqlx::{Connection, Executor};

@@ -9,6 +9,9 @@
 //! unique or foreign-key violation, a trigger's refusal, a missing table, a decode error) is
 //! [`StoreError::Other`]: definitive, compensated at once, never retried.
 //! No message built here contains a connection URL, so none can contain a password.
+//!
+//! [`map_err`] also tells the call it runs in (see [`crate::reconnect`]) when an error means the
+//! connection itself is gone ([`connection_loss`]), so that the call can be run again on a fresh one.
 
 use admin_provisioner_core::store::StoreError;
 use sqlx::error::{DatabaseError, ErrorKind};
@@ -73,8 +76,41 @@ pub(crate) fn is_foreign_key_violation(err: &sqlx::Error) -> bool {
         .is_some_and(|db| db.kind() == ErrorKind::ForeignKeyViolation)
 }
 
-/// Maps any `sqlx` error to a [`StoreError`]; see the module docs.
+/// How a connection was lost, as far as the client can tell.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum ConnectionLoss {
+    /// The server ended the session and said so (a PostgreSQL error of class 08, or 57P01 admin
+    /// shutdown, 57P02 crash shutdown, 57P03 cannot connect now): it rolled the session's open
+    /// transaction back, so the failed statement committed nothing.
+    RolledBack,
+    /// The socket broke under the statement (I/O, TLS, a protocol error from a half-read reply, the
+    /// SQLite worker gone): a `COMMIT` (or a single-statement write) in flight may or may not have been
+    /// applied.
+    Unknown,
+}
+
+/// `Some` when `err` means the connection it ran on is dead (see [`ConnectionLoss`]); `None` for every
+/// other error, including a pool timeout or a closed pool (no connection was lost: retrying on a fresh
+/// one would only wait again).
+pub(crate) fn connection_loss(err: &sqlx::Error) -> Option<ConnectionLoss> {
+    match err {
+        sqlx::Error::Database(db) => db
+            .try_downcast_ref::<PgDatabaseError>()
+            .is_some_and(|pg| pg.code().starts_with("08") || matches!(pg.code(), "57P01" | "57P02" | "57P03"))
+            .then_some(ConnectionLoss::RolledBack),
+        sqlx::Error::Io(_) | sqlx::Error::Tls(_) | sqlx::Error::Protocol(_) | sqlx::Error::WorkerCrashed => {
+            Some(ConnectionLoss::Unknown)
+        }
+        _ => None,
+    }
+}
+
+/// Maps any `sqlx` error to a [`StoreError`]; see the module docs. A lost connection is also reported to
+/// the enclosing [`crate::reconnect`] call, if any.
 pub(crate) fn map_err(err: sqlx::Error) -> StoreError {
+    if let Some(loss) = connection_loss(&err) {
+        crate::reconnect::note_connection_loss(loss);
+    }
     if let Some(unique) = unique_violation(&err) {
         match unique {
             Unique::Email => return StoreError::EmailTaken,
@@ -144,6 +180,27 @@ mod tests {
         ] {
             assert!(!is_transient_pg_code(code), "{code} should be definitive");
         }
+    }
+
+    #[test]
+    fn only_a_dead_connection_is_a_connection_loss() {
+        let io = sqlx::Error::Io(std::io::Error::new(
+            std::io::ErrorKind::ConnectionReset,
+            "reset by peer",
+        ));
+        assert_eq!(connection_loss(&io), Some(ConnectionLoss::Unknown));
+        assert_eq!(
+            connection_loss(&sqlx::Error::Protocol("unexpected end of file".into())),
+            Some(ConnectionLoss::Unknown)
+        );
+        assert_eq!(
+            connection_loss(&sqlx::Error::WorkerCrashed),
+            Some(ConnectionLoss::Unknown)
+        );
+        // No connection was lost: a retry would wait for the pool again, or the pool is gone for good.
+        assert_eq!(connection_loss(&sqlx::Error::PoolTimedOut), None);
+        assert_eq!(connection_loss(&sqlx::Error::PoolClosed), None);
+        assert_eq!(connection_loss(&sqlx::Error::RowNotFound), None);
     }
 
     #[test]

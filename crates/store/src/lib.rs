@@ -22,12 +22,14 @@
 //! Timestamps are stored with microsecond precision (sub-microsecond parts are truncated on write); see
 //! [`truncate_to_micros`]. Errors are mapped as described in the `error` module: unique violations to the
 //! domain errors, connection trouble to the transient [`StoreError::Unavailable`], and no message ever
-//! contains a database password ([`redact_url`]).
+//! contains a database password ([`redact_url`]). The store [`connect`] returns survives dead pooled
+//! connections (a restart, a failover, a proxy's idle kill): see [`reconnect`].
 
 mod error;
 pub mod events;
 mod postgres;
 mod reconcile;
+pub mod reconnect;
 mod sql;
 mod sqlite;
 mod types;
@@ -35,6 +37,7 @@ mod url;
 
 pub use crate::events::EventLog;
 pub use crate::postgres::{validate_schema, PostgresStore, DEFAULT_SCHEMA};
+pub use crate::reconnect::Reconnecting;
 pub use crate::sqlite::SqliteStore;
 pub use crate::types::truncate_to_micros;
 pub use crate::url::redact_url;
@@ -101,7 +104,7 @@ pub async fn connect_with_clock(
             let store = SqliteStore::connect(database_url).await?.with_clock(clock);
             let events = store.event_log();
             Ok(Connected {
-                store: Arc::new(store),
+                store: Arc::new(store.reconnecting()),
                 events,
             })
         }
@@ -111,7 +114,7 @@ pub async fn connect_with_clock(
                 .with_clock(clock);
             let events = store.event_log();
             Ok(Connected {
-                store: Arc::new(store),
+                store: Arc::new(store.reconnecting()),
                 events,
             })
         }

@@ -12,6 +12,7 @@
 //! advisory lock); unique violations are told apart by constraint name (see [`crate::error`]). Ids are
 //! `UUID`, times `TIMESTAMPTZ` (microsecond precision).
 
+use crate::reconnect::{PoolHealth, Reconnecting};
 use crate::redact_url;
 use crate::url::{connect_error, connect_timeout, migrate_error, url_error};
 use admin_provisioner_core::clock::{Clock, SystemClock};
@@ -71,6 +72,8 @@ pub struct PostgresStore {
     schema: String,
     /// Stamps rows (`created_at`, `updated_at`, event times) from the orchestrator's clock.
     stamper: Arc<crate::types::Stamper>,
+    /// When a pooled connection was last found dead (see [`crate::reconnect`]).
+    health: Arc<PoolHealth>,
 }
 
 impl PostgresStore {
@@ -109,12 +112,19 @@ impl PostgresStore {
         MIGRATOR.run(&mut first).await.map_err(|e| migrate_error(url, e))?;
         first.close().await.ok();
         let search_path = search_path_sql(schema);
+        let health = Arc::new(PoolHealth::default());
+        let hook_health = health.clone();
         let pool = PgPoolOptions::new()
             .max_connections(MAX_CONNECTIONS)
-            // No ping before each acquire (a round trip per statement on PostgreSQL): a broken connection
-            // fails its statement as a transient error, which the caller retries on a fresh one; sqlx
-            // still tests each connection when it is returned.
+            // No ping before each acquire (a round trip per statement on PostgreSQL): a call whose
+            // connection turns out dead runs again on a fresh one (see `crate::reconnect`), and once one
+            // connection is found dead every connection idle since before is pinged before its next use;
+            // sqlx still tests each connection when it is returned.
             .test_before_acquire(false)
+            .before_acquire(move |conn, meta| {
+                let health = hook_health.clone();
+                Box::pin(async move { Ok(health.check(conn, meta.idle_for).await) })
+            })
             .acquire_timeout(ACQUIRE_TIMEOUT)
             .after_connect(move |conn, _meta| {
                 let sql = search_path.clone();
@@ -129,7 +139,15 @@ impl PostgresStore {
             url: redact_url(url),
             schema: schema.to_string(),
             stamper: Arc::new(crate::types::Stamper::new(Arc::new(SystemClock))),
+            health,
         })
+    }
+
+    /// This store with every port call run again on a fresh connection when its pooled connection
+    /// turns out dead (see [`crate::reconnect`]); what [`crate::connect`] returns.
+    pub fn reconnecting(self) -> Reconnecting<Self> {
+        let health = self.health.clone();
+        Reconnecting::new(self, health)
     }
 
     /// Stamps rows with `clock` instead of the system clock: give it the orchestrator's, so that the

@@ -6,6 +6,7 @@
 //! concurrent writers queue behind each other instead of failing with "database is locked". Ids are
 //! stored as hyphenated text and timestamps as fixed-precision RFC 3339 text (see [`crate::types`]).
 
+use crate::reconnect::{PoolHealth, Reconnecting};
 use crate::redact_url;
 use crate::url::{connect_error, migrate_error, url_error};
 use admin_provisioner_core::clock::{Clock, SystemClock};
@@ -35,6 +36,8 @@ pub struct SqliteStore {
     url: String,
     /// Stamps rows (`created_at`, `updated_at`, event times) from the orchestrator's clock.
     stamper: Arc<crate::types::Stamper>,
+    /// When a pooled connection was last found dead (see [`crate::reconnect`]).
+    health: Arc<PoolHealth>,
 }
 
 impl SqliteStore {
@@ -59,17 +62,23 @@ impl SqliteStore {
         create_private(options.get_filename()).map_err(|e| {
             StoreError::Unavailable(format!("cannot create the database file of {}: {e}", redact_url(url)))
         })?;
+        let health = Arc::new(PoolHealth::default());
+        let hook_health = health.clone();
         let pool = SqlitePoolOptions::new()
             .max_connections(MAX_CONNECTIONS)
-            // No ping before each acquire (a round trip per statement on PostgreSQL): a broken connection
-            // fails its statement as a transient error, which the caller retries on a fresh one; sqlx
-            // still tests each connection when it is returned.
+            // No ping before each acquire: as in the PostgreSQL adapter, a call whose connection turns
+            // out dead runs again on a fresh one, and connections idle since the last loss are pinged
+            // first (see `crate::reconnect`); sqlx still tests each connection when it is returned.
             .test_before_acquire(false)
+            .before_acquire(move |conn, meta| {
+                let health = hook_health.clone();
+                Box::pin(async move { Ok(health.check(conn, meta.idle_for).await) })
+            })
             .acquire_timeout(Duration::from_secs(30))
             .connect_with(options)
             .await
             .map_err(|e| connect_error(url, e))?;
-        Self::migrated(pool, url).await
+        Self::migrated(pool, url, health).await
     }
 
     /// A private, empty in-memory database (one connection, so every query sees the same data), with
@@ -130,17 +139,26 @@ impl SqliteStore {
             .connect_with(options)
             .await
             .map_err(|e| connect_error(url, e))?;
-        Self::migrated(pool, url).await
+        // One connection that is never replaced: nothing to test before reuse.
+        Self::migrated(pool, url, Arc::default()).await
     }
 
-    async fn migrated(pool: SqlitePool, url: &str) -> Result<Self, StoreError> {
+    async fn migrated(pool: SqlitePool, url: &str, health: Arc<PoolHealth>) -> Result<Self, StoreError> {
         MIGRATOR.run(&pool).await.map_err(|e| migrate_error(url, e))?;
         tracing::info!(url = %redact_url(url), "sqlite store ready");
         Ok(Self {
             pool,
             url: redact_url(url),
             stamper: Arc::new(crate::types::Stamper::new(Arc::new(SystemClock))),
+            health,
         })
+    }
+
+    /// This store with every port call run again on a fresh connection when its pooled connection
+    /// turns out dead (see [`crate::reconnect`]); what [`crate::connect`] returns.
+    pub fn reconnecting(self) -> Reconnecting<Self> {
+        let health = self.health.clone();
+        Reconnecting::new(self, health)
     }
 }
 

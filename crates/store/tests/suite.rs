@@ -4,7 +4,9 @@
 //! `sqlite::` (a fresh database file in a temporary folder) and in `postgres::` (a fresh database created
 //! through an admin connection, `TEST_POSTGRES_URL`, default `postgres://postgres@127.0.0.1:5432/postgres`,
 //! and dropped afterwards). The PostgreSQL tests fail, with a message saying why, when the server cannot
-//! be reached: they never skip silently.
+//! be reached: they never skip silently. Each adapter is wrapped as [`admin_provisioner_store::connect`]
+//! returns it (`reconnecting()`), so the suite specifies the store the product runs. A few behaviours
+//! exist only in PostgreSQL (its sessions can be terminated from outside): `postgres_only::`.
 
 use admin_provisioner_core::domain::{Actor, AdminRecord, UserId, UserStatus};
 use admin_provisioner_core::store::Store;
@@ -68,6 +70,43 @@ impl Raw {
         assert_eq!(self.exec(&sql).await.unwrap(), 1);
     }
 
+    /// PostgreSQL: opens `n` connections of the store's pool at once and returns them to it idle.
+    async fn open_idle_connections(&self, n: usize) {
+        let Raw::Postgres(pool) = self else {
+            panic!("only PostgreSQL sessions can be terminated")
+        };
+        let mut held = Vec::new();
+        for _ in 0..n {
+            held.push(pool.acquire().await.unwrap());
+        }
+        drop(held);
+        // Returning a connection to the pool pings it in a background task: let those finish.
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        assert!(
+            pool.num_idle() >= n,
+            "{} idle connections, expected {n}",
+            pool.num_idle()
+        );
+    }
+
+    /// PostgreSQL: terminates every session of the store's database (what a restart, a failover or a
+    /// proxy's idle kill does to the pool), from a connection of its own; returns how many it ended.
+    async fn terminate_every_session(&self) -> i64 {
+        let Raw::Postgres(pool) = self else {
+            panic!("only PostgreSQL sessions can be terminated")
+        };
+        let mut outside = PgConnection::connect_with(&pool.connect_options()).await.unwrap();
+        let terminated: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM (SELECT pg_terminate_backend(pid) AS ended FROM pg_stat_activity \
+             WHERE datname = current_database() AND pid <> pg_backend_pid()) t WHERE ended",
+        )
+        .fetch_one(&mut outside)
+        .await
+        .unwrap();
+        outside.close().await.ok();
+        terminated
+    }
+
     /// Runs a `SELECT COUNT(*) …`.
     async fn count(&self, sql: &str) -> i64 {
         match self {
@@ -88,7 +127,7 @@ where
     let store = SqliteStore::connect(&url).await.unwrap();
     let raw = Raw::Sqlite(store.pool().clone());
     test(Db {
-        store: Arc::new(store),
+        store: Arc::new(store.reconnecting()),
         raw,
     })
     .await;
@@ -104,7 +143,7 @@ where
     let store = PostgresStore::connect(&fresh.url).await.unwrap();
     let raw = Raw::Postgres(store.pool().clone());
     let outcome = tokio::spawn(test(Db {
-        store: Arc::new(store.clone()),
+        store: Arc::new(store.clone().reconnecting()),
         raw,
     }))
     .await;
@@ -186,6 +225,24 @@ macro_rules! store_suite {
             )*
         }
     };
+}
+
+/// Behaviours of PostgreSQL alone: its sessions can be ended from outside (`pg_terminate_backend`).
+mod postgres_only {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn reads_and_writes_succeed_after_every_session_of_the_pool_is_terminated() {
+        super::run_postgres(super::reads_and_writes_succeed_after_every_session_of_the_pool_is_terminated).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_write_first_after_every_session_is_terminated_succeeds() {
+        super::run_postgres(super::a_write_first_after_every_session_is_terminated_succeeds).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_calls_succeed_while_sessions_are_terminated_repeatedly() {
+        super::run_postgres(super::concurrent_calls_succeed_while_sessions_are_terminated_repeatedly).await;
+    }
 }
 
 store_suite!(
@@ -1184,6 +1241,106 @@ async fn a_closed_pool_is_a_transient_unavailable_error(db: Db) {
 
     assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
     assert!(err.is_transient());
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Dead connections (PostgreSQL)
+// ---------------------------------------------------------------------------------------------------------
+
+/// How many pooled connections the dead-connection tests kill: more than the store's attempts per call,
+/// so only replacing every connection of the same age (not just retrying) gets a call through.
+const IDLE_CONNECTIONS: usize = 6;
+
+async fn reads_and_writes_succeed_after_every_session_of_the_pool_is_terminated(db: Db) {
+    let a = insert(&db, "before@example.com").await;
+    db.raw.open_idle_connections(IDLE_CONNECTIONS).await;
+
+    let terminated = db.raw.terminate_every_session().await;
+
+    assert!(
+        terminated >= IDLE_CONNECTIONS as i64,
+        "every pooled session was terminated: {terminated}"
+    );
+    // Reads, then each kind of write, each on whatever connection the pool hands out next.
+    assert_eq!(db.store.get_admin(a.user.id).await.unwrap().unwrap().user.id, a.user.id);
+    assert_eq!(db.store.list_admins().await.unwrap().len(), 1);
+    let b = insert(&db, "after@example.com").await;
+    let accepted = db
+        .store
+        .mark_accepted(b.user.id, t0(), audit(AuditAction::FirstLoginCompleted, "after"))
+        .await
+        .unwrap();
+    assert_eq!(accepted.user.status, UserStatus::Active);
+    let s = db.store.begin(saga("saga-after@example.com")).await.unwrap();
+    let update = SagaUpdate {
+        state: Some(SagaState::IdentityCreating),
+        ..Default::default()
+    };
+    assert_eq!(
+        db.store.update(s.id, update).await.unwrap().state,
+        SagaState::IdentityCreating
+    );
+    db.store
+        .append_audit(audit(AuditAction::ResendInvite, "after"))
+        .await
+        .unwrap();
+    assert_eq!(db.store.list_admins().await.unwrap().len(), 2);
+}
+
+async fn a_write_first_after_every_session_is_terminated_succeeds(db: Db) {
+    let a = insert(&db, "write-first@example.com").await;
+    db.raw.open_idle_connections(IDLE_CONNECTIONS).await;
+
+    let terminated = db.raw.terminate_every_session().await;
+    let accepted = db
+        .store
+        .mark_accepted(a.user.id, t0(), audit(AuditAction::FirstLoginCompleted, "write-first"))
+        .await;
+
+    assert!(terminated >= IDLE_CONNECTIONS as i64, "terminated {terminated}");
+    assert_eq!(accepted.unwrap().user.status, UserStatus::Active);
+    assert_eq!(
+        db.raw
+            .count("SELECT COUNT(*) FROM audit_log WHERE action = 'first_login_completed'")
+            .await,
+        1,
+        "written once"
+    );
+}
+
+async fn concurrent_calls_succeed_while_sessions_are_terminated_repeatedly(db: Db) {
+    let a = insert(&db, "busy@example.com").await;
+    let killer = {
+        let raw = db.raw.clone();
+        tokio::spawn(async move {
+            let mut terminated = 0;
+            for _ in 0..5 {
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                terminated += raw.terminate_every_session().await;
+            }
+            terminated
+        })
+    };
+    let mut calls = 0;
+    let started = std::time::Instant::now();
+    while !killer.is_finished() {
+        let mut reads = tokio::task::JoinSet::new();
+        for _ in 0..8 {
+            let store = db.store.clone();
+            reads.spawn(async move { store.get_admin(a.user.id).await });
+        }
+        while let Some(read) = reads.join_next().await {
+            assert_eq!(read.unwrap().unwrap().unwrap().user.id, a.user.id);
+            calls += 1;
+        }
+    }
+    let terminated = killer.await.unwrap();
+
+    assert!(terminated > 0, "sessions were terminated: {terminated}");
+    assert!(
+        calls > 0 && started.elapsed() < std::time::Duration::from_secs(30),
+        "{calls} calls"
+    );
 }
 
 async fn saga_update_with_a_stale_expected_state_is_refused(db: Db) {

@@ -38,16 +38,36 @@ impl Provisioner {
     /// token's `sub` alone. The username is never used to authorise: Cognito re-uses a username when a
     /// user is deleted and re-created, but never a `sub`, so a re-created user (a new `sub`) inherits
     /// nothing. Errors: [`Error::Forbidden`], [`Error::DatabaseUnavailable`].
+    ///
+    /// A valid token for the linked `sub` of an admin still `invited` (and not disabled) proves the
+    /// password was changed (Cognito issues no token before): the first login's activation write was
+    /// lost. Once Cognito confirms it (one `AdminGetUser`, on this rare path only: the user at the
+    /// admin's username has the token's `sub`, is `CONFIRMED` and enabled), the admin is marked active
+    /// (audited `first_login_completed`, idempotent) and the request authorised. A disabled or removed
+    /// admin is never activated, and a `sub` linked to no admin stays [`Error::Forbidden`].
     pub async fn authorize(&self, caller: &Caller) -> Result<Actor, Error> {
         match caller {
             Caller::Operator => Ok(Actor::Operator),
             Caller::Authorized(id) => Ok(Actor::Admin(*id)),
             Caller::Scim(name) => Ok(Actor::Scim(name.clone())),
             Caller::Token { sub, username: _ } => {
-                let found = self.store_call(self.admins.find_admin_by_cognito_sub(sub)).await?;
+                let found = self.store_read(|| self.admins.find_admin_by_cognito_sub(sub)).await?;
                 match found {
+                    Some(r) if r.user.cognito_sub != *sub => Err(Error::Forbidden),
                     // A disabled admin is refused at once, whatever their token says.
-                    Some(r) if r.user.is_active_admin() && r.user.cognito_sub == *sub => Ok(Actor::Admin(r.user.id)),
+                    Some(r) if r.user.is_active_admin() => Ok(Actor::Admin(r.user.id)),
+                    Some(r) if r.user.status == UserStatus::Invited && !r.user.is_disabled() => {
+                        if !self.password_changed_in_cognito(&r).await? {
+                            return Err(Error::Forbidden);
+                        }
+                        tracing::warn!(user_id = %r.user.id, "a token proves the first login of an admin still recorded as invited; marking them active");
+                        match self.record_first_login(&r, None).await {
+                            // The row as written decides: a disable that landed meanwhile still refuses.
+                            Ok(updated) if updated.user.is_active_admin() => Ok(Actor::Admin(updated.user.id)),
+                            Ok(_) | Err(StoreError::NotFound) => Err(Error::Forbidden),
+                            Err(e) => Err(e.into()),
+                        }
+                    }
                     _ => Err(Error::Forbidden),
                 }
             }
@@ -98,5 +118,21 @@ impl Provisioner {
             .map_err(login_error)?;
         self.mark_accepted_if_needed(username, request_id).await;
         Ok(tokens)
+    }
+
+    /// True when Cognito says `record`'s user (same `sub`) has set a password and is enabled: the
+    /// evidence [`Provisioner::authorize`] needs before repairing a lost activation.
+    async fn password_changed_in_cognito(&self, record: &AdminRecord) -> Result<bool, Error> {
+        let username = &record.user.cognito_username;
+        match self
+            .retry(|| self.idp_call(idp_op::ADMIN_GET_USER, self.idp.admin_get_user(username)))
+            .await
+        {
+            Ok(user) => {
+                Ok(user.sub == record.user.cognito_sub && user.status == IdpUserStatus::Confirmed && user.enabled)
+            }
+            Err(IdpError::UserNotFound) => Ok(false),
+            Err(e) => Err(admin_call_error(e)),
+        }
     }
 }

@@ -43,9 +43,12 @@ impl Provisioner {
                     "success",
                     request_id,
                 );
-                let _ = self
-                    .store_call(self.admins.mark_accepted(record.user.id, now, audit))
-                    .await;
+                if let Err(e) = self
+                    .retry(|| self.store_call(self.admins.mark_accepted(record.user.id, now, audit.clone())))
+                    .await
+                {
+                    tracing::error!(user_id = %record.user.id, error = %e, "Cognito says the password was changed but the admin could not be marked active; their next request with a token will repair it");
+                }
                 return Err(Error::AlreadyActive);
             }
             Err(IdpError::UserNotFound) => return Err(Error::IdentityProviderError(
@@ -84,36 +87,61 @@ impl Provisioner {
         Ok(InviteView::of(&updated, now))
     }
 
+    /// After Cognito accepted a password (a login or the new-password challenge): marks the admin
+    /// linked to `username` active if they are not yet. Never fails the login (the caller already has
+    /// tokens): a lookup or write that still fails after the retries is logged with `tracing::error!`
+    /// (the admin's id when known, never the password or a token), and the admin's next request with a
+    /// token repairs it (see [`Provisioner::authorize`]).
     pub(super) async fn mark_accepted_if_needed(&self, username: &str, request_id: Option<&str>) {
-        let record = match self
-            .store_call(self.admins.find_admin_by_cognito_username(username))
+        let found = match self
+            .store_read(|| self.admins.find_admin_by_cognito_username(username))
             .await
         {
-            Ok(Some(r)) => Some(r),
-            Ok(None) => self
-                .store_call(self.admins.find_admin_by_email(&username.to_lowercase()))
-                .await
-                .ok()
-                .flatten(),
-            Err(_) => None,
+            Ok(Some(r)) => Ok(Some(r)),
+            Ok(None) => {
+                let email = username.to_lowercase();
+                self.store_read(|| self.admins.find_admin_by_email(&email)).await
+            }
+            Err(e) => Err(e),
         };
-        let Some(record) = record else { return };
+        let record = match found {
+            Ok(Some(record)) => record,
+            Ok(None) => {
+                tracing::warn!(
+                    request_id,
+                    "a Cognito user logged in who is linked to no admin; nothing to mark active"
+                );
+                return;
+            }
+            Err(e) => {
+                tracing::error!(request_id, error = %e, "password changed but the admin could not be looked up to be marked active; their next request with a token will repair it");
+                return;
+            }
+        };
         if record.user.status == UserStatus::Active {
             return;
         }
-        let actor = Actor::Admin(record.user.id);
+        if let Err(e) = self.record_first_login(&record, request_id).await {
+            tracing::error!(user_id = %record.user.id, request_id, error = %e, "password changed but the admin could not be marked active; their next request with a token will repair it");
+        }
+    }
+
+    /// Marks `record`'s admin active (`accepted_at`, status `active`), audited as their own
+    /// `first_login_completed`, with the retries of any write. Idempotent in the store: an admin already
+    /// active keeps its first `accepted_at`.
+    pub(super) async fn record_first_login(
+        &self,
+        record: &AdminRecord,
+        request_id: Option<&str>,
+    ) -> Result<AdminRecord, StoreError> {
         let audit = self.audit(
-            &actor,
+            &Actor::Admin(record.user.id),
             AuditAction::FirstLoginCompleted,
             &record.user.email_normalized,
             "success",
             request_id,
         );
-        if let Err(e) = self
-            .retry(|| self.store_call(self.admins.mark_accepted(record.user.id, self.now(), audit.clone())))
+        self.retry(|| self.store_call(self.admins.mark_accepted(record.user.id, self.now(), audit.clone())))
             .await
-        {
-            tracing::error!(user_id = %record.user.id, error = %e, "password changed but the admin could not be marked active; the next login will repair it");
-        }
     }
 }

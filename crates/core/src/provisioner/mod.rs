@@ -524,6 +524,17 @@ impl Provisioner {
         }
     }
 
+    /// A read under the call timeout and [`Provisioner::retry`]: repeating a read is always safe. (The
+    /// store adapter already runs a call again when its connection died; this also covers the other
+    /// transient errors: a pool timeout, a busy database, a timeout.)
+    async fn store_read<T, F, Fut>(&self, mut read: F) -> Result<T, StoreError>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, StoreError>>,
+    {
+        self.retry(|| self.store_call(read())).await
+    }
+
     /// The one retry layer: exponential backoff with jitter, `max_attempts` attempts in all, for the
     /// port's own error type (only its transient errors are retried; the AWS SDK's retry is disabled).
     async fn retry<T, E: Transient, F, Fut>(&self, f: F) -> Result<T, E>
