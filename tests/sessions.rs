@@ -170,7 +170,11 @@ async fn after_console_sign_out_a_copied_session_cookie_and_the_admins_tokens_ar
     );
     for kind in ["id_token", "access_token"] {
         let (status, code) = api_call(&c, &app, api_tokens[kind].as_str().unwrap()).await;
-        assert_eq!((status, code.as_str()), (StatusCode::UNAUTHORIZED, "session_ended"), "{kind}");
+        assert_eq!(
+            (status, code.as_str()),
+            (StatusCode::UNAUTHORIZED, "session_ended"),
+            "{kind}"
+        );
     }
 }
 
@@ -295,7 +299,11 @@ async fn a_token_issued_before_a_disable_stays_refused_after_re_enable_while_a_f
     // Assert: the old tokens are refused for good, the fresh one works.
     for kind in ["id_token", "access_token"] {
         let (status, code) = api_call(&c, &app, before[kind].as_str().unwrap()).await;
-        assert_eq!((status, code.as_str()), (StatusCode::UNAUTHORIZED, "session_ended"), "{kind}");
+        assert_eq!(
+            (status, code.as_str()),
+            (StatusCode::UNAUTHORIZED, "session_ended"),
+            "{kind}"
+        );
     }
     assert_eq!(
         api_call(&c, &app, after["id_token"].as_str().unwrap()).await.0,
