@@ -80,6 +80,10 @@ pub async fn run(out: &mut dyn Write) -> anyhow::Result<()> {
             .as_str()
             .unwrap_or_default()
             .to_string(),
+        issued_at: alice_claims["iat"]
+            .as_i64()
+            .and_then(|t| chrono::DateTime::from_timestamp(t, 0))
+            .unwrap_or_default(),
     };
     writeln!(out, "   The API verified her ID token (RS256, kid, iss, aud, exp) and the database confirmed she is an active admin.")?;
     let bob = p.provision_new_admin(&caller, "bob@example.com", Some("demo")).await?;

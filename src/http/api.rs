@@ -739,7 +739,7 @@ async fn idempotent_provision(
     responses(
         (status = 200, description = "Oldest first; `next` when there is another page", body = AdminList),
         (status = 400, description = "`invalid_request`: bad limit, status, prefix or cursor", body = ErrorBody),
-        (status = 401, description = "`unauthorized`", body = ErrorBody),
+        (status = 401, description = "`unauthorized`; `session_ended`", body = ErrorBody),
         (status = 403, description = "`forbidden`", body = ErrorBody),
     ),
     security(("bearer" = []))
@@ -764,7 +764,7 @@ pub async fn list_admins(
     responses(
         (status = 200, description = "The admin", body = AdminDto),
         (status = 400, description = "`invalid_request`: the id is not a UUID", body = ErrorBody),
-        (status = 401, description = "`unauthorized`", body = ErrorBody),
+        (status = 401, description = "`unauthorized`; `session_ended`", body = ErrorBody),
         (status = 403, description = "`forbidden`", body = ErrorBody),
         (status = 404, description = "`not_found`", body = ErrorBody),
     ),
@@ -786,7 +786,7 @@ pub async fn get_admin(
     responses(
         (status = 200, description = "Sent", body = ResendResponse),
         (status = 400, description = "`invalid_request`", body = ErrorBody),
-        (status = 401, description = "`unauthorized`", body = ErrorBody),
+        (status = 401, description = "`unauthorized`; `session_ended`", body = ErrorBody),
         (status = 403, description = "`forbidden`", body = ErrorBody),
         (status = 404, description = "`not_found`", body = ErrorBody),
         (status = 409, description = "`already_active`", body = ErrorBody),
@@ -818,7 +818,7 @@ pub async fn resend_invite(
     responses(
         (status = 204, description = "Removed"),
         (status = 400, description = "`invalid_request`", body = ErrorBody),
-        (status = 401, description = "`unauthorized`", body = ErrorBody),
+        (status = 401, description = "`unauthorized`; `session_ended`", body = ErrorBody),
         (status = 403, description = "`forbidden`, or `self_action_forbidden`: an admin cannot remove themselves", body = ErrorBody),
         (status = 404, description = "`not_found`", body = ErrorBody),
         (status = 409, description = "`last_admin`", body = ErrorBody),
@@ -848,7 +848,7 @@ pub async fn delete_admin(
     responses(
         (status = 200, description = "Disabled (or already disabled)", body = AdminDto),
         (status = 400, description = "`invalid_request`", body = ErrorBody),
-        (status = 401, description = "`unauthorized`", body = ErrorBody),
+        (status = 401, description = "`unauthorized`; `session_ended`", body = ErrorBody),
         (status = 403, description = "`forbidden`, or `self_action_forbidden`: an admin cannot disable themselves", body = ErrorBody),
         (status = 404, description = "`not_found`", body = ErrorBody),
         (status = 409, description = "`last_admin` or `operation_in_progress`", body = ErrorBody),
@@ -878,7 +878,7 @@ pub async fn disable_admin(
     responses(
         (status = 200, description = "Enabled (or was not disabled)", body = AdminDto),
         (status = 400, description = "`invalid_request`", body = ErrorBody),
-        (status = 401, description = "`unauthorized`", body = ErrorBody),
+        (status = 401, description = "`unauthorized`; `session_ended`", body = ErrorBody),
         (status = 403, description = "`forbidden`", body = ErrorBody),
         (status = 404, description = "`not_found`", body = ErrorBody),
         (status = 409, description = "`operation_in_progress`", body = ErrorBody),
@@ -990,7 +990,7 @@ pub async fn new_password(
     responses(
         (status = 200, description = "Newest first", body = AuditList),
         (status = 400, description = "`invalid_request`", body = ErrorBody),
-        (status = 401, description = "`unauthorized`", body = ErrorBody),
+        (status = 401, description = "`unauthorized`; `session_ended`", body = ErrorBody),
         (status = 403, description = "`forbidden`", body = ErrorBody),
     ),
     security(("bearer" = []))

@@ -2,11 +2,12 @@
 //!
 //! A Bearer token (or the console's session cookie, which holds an ID token) is accepted only if it is an
 //! RS256 JWT whose `kid` names a key of the identity provider's JWKS, whose signature verifies, whose
-//! `iss` is the pool's issuer, whose `exp` has not passed and whose `iat` and `nbf` (when present) are not
-//! later than now plus [`CLOCK_SKEW_LEEWAY_SECS`] (all by the service's clock), and whose `token_use` is
-//! `id` (then `aud` must be the app client id) or `access` (then `client_id` must be). The caller is then
-//! identified by `sub` and the Cognito username, and [`Provisioner::authorize`] checks in the database that
-//! they are an active admin: Cognito proves who the caller is, the database decides what they may do.
+//! `iss` is the pool's issuer, whose `exp` has not passed, which has an `iat`, whose `iat` and `nbf` (when
+//! present) are not later than now plus [`CLOCK_SKEW_LEEWAY_SECS`] (all by the service's clock), and whose
+//! `token_use` is `id` (then `aud` must be the app client id) or `access` (then `client_id` must be). The
+//! caller is then identified by `sub`, the Cognito username and `iat`, and [`Provisioner::authorize`]
+//! checks in the database that they are an active admin whose sessions have not been ended since the token
+//! was issued (sign-out, disable): Cognito proves who the caller is, the database decides what they may do.
 //!
 //! The JWKS is cached; an unknown `kid` triggers at most one download per minute (key rotation is rare, and
 //! a stream of forged `kid`s must not turn into a stream of JWKS downloads). A failed download counts too
@@ -23,6 +24,7 @@ use admin_provisioner_core::{Caller, Error};
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap};
+use chrono::{DateTime, Utc};
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
@@ -132,6 +134,22 @@ pub struct VerifiedToken {
     pub username: String,
     /// `exp`, seconds since the epoch.
     pub expires_at: i64,
+    /// `iat`, seconds since the epoch (required: [`Provisioner::authorize`] refuses a token issued at or
+    /// before its admin's sessions were ended).
+    ///
+    /// [`Provisioner::authorize`]: admin_provisioner_core::Provisioner::authorize
+    pub issued_at: i64,
+}
+
+impl VerifiedToken {
+    /// The caller as the provisioner takes it: `sub`, username and issue time.
+    pub fn caller(&self) -> Caller {
+        Caller::Token {
+            sub: self.sub.clone(),
+            username: self.username.clone(),
+            issued_at: DateTime::from_timestamp(self.issued_at, 0).unwrap_or(DateTime::<Utc>::MIN_UTC),
+        }
+    }
 }
 
 /// Why a token was refused.
@@ -156,7 +174,7 @@ impl From<TokenError> for ApiError {
 struct Claims {
     sub: String,
     exp: i64,
-    iat: Option<i64>,
+    iat: i64,
     nbf: Option<i64>,
     token_use: Option<String>,
     aud: Option<serde_json::Value>,
@@ -190,7 +208,7 @@ pub async fn verify_token(
     validation.validate_nbf = false;
     validation.validate_aud = false; // access tokens have no `aud`; checked below per token_use
     validation.set_issuer(&[settings.issuer.as_str()]);
-    validation.set_required_spec_claims(&["exp", "iss", "sub"]);
+    validation.set_required_spec_claims(&["exp", "iss", "sub", "iat"]);
     let data = jsonwebtoken::decode::<Claims>(token, &key, &validation).map_err(|e| {
         use jsonwebtoken::errors::ErrorKind;
         TokenError::Invalid(match e.kind() {
@@ -204,7 +222,7 @@ pub async fn verify_token(
     if claims.exp <= now {
         return Err(TokenError::Invalid("the token has expired"));
     }
-    if claims.iat.is_some_and(|iat| iat > now + CLOCK_SKEW_LEEWAY_SECS) {
+    if claims.iat > now + CLOCK_SKEW_LEEWAY_SECS {
         return Err(TokenError::Invalid("the token was issued in the future (iat)"));
     }
     if claims.nbf.is_some_and(|nbf| nbf > now + CLOCK_SKEW_LEEWAY_SECS) {
@@ -243,6 +261,7 @@ pub async fn verify_token(
         sub: claims.sub,
         username,
         expires_at: claims.exp,
+        issued_at: claims.iat,
     })
 }
 
@@ -266,13 +285,17 @@ pub fn bearer_token(headers: &HeaderMap) -> Result<&str, ApiError> {
 }
 
 /// An authenticated, active admin (API extractor): a verified Bearer token whose user the database knows
-/// as an active admin. Rejections: 401 `unauthorized` (with `WWW-Authenticate`), 403 `forbidden`.
+/// as an active admin and whose session has not ended. Rejections: 401 `unauthorized` or `session_ended`
+/// (with `WWW-Authenticate`), 403 `forbidden`.
 #[derive(Clone, Debug)]
 pub struct AdminCaller {
     /// The caller as the provisioner takes it.
     pub caller: Caller,
     /// The admin's `User.id` (the idempotency scope and the audit actor).
     pub admin_id: UserId,
+    /// The token's own caller (`sub`, username, `iat`), for a request that must check again later
+    /// whether the admin may still act (a long-poll, before it answers).
+    pub token: Caller,
 }
 
 impl AppState {
@@ -288,17 +311,30 @@ impl AppState {
     /// Verifies a token and checks in the database that its user is an active admin.
     pub async fn admin_from_token(&self, token: &str) -> Result<AdminCaller, ApiError> {
         let verified = self.verify(token).await?;
-        let caller = Caller::Token {
-            sub: verified.sub,
-            username: verified.username,
-        };
-        match self.provisioner().authorize(&caller).await? {
-            // Authorized once per request: the operations take the result instead of looking it up again.
-            Actor::Admin(admin_id) => Ok(AdminCaller {
-                caller: Caller::Authorized(admin_id),
-                admin_id,
-            }),
-            Actor::Operator | Actor::Reconciler | Actor::Scim(_) => Err(Error::Forbidden.into()),
+        let token = verified.caller();
+        let admin_id = self.authorize_token(&token).await?;
+        // Authorized once per request: the operations take the result instead of looking it up again.
+        Ok(AdminCaller {
+            caller: Caller::Authorized(admin_id),
+            admin_id,
+            token,
+        })
+    }
+
+    /// [`Provisioner::authorize`] for a token's caller: the admin's id, or 403 `forbidden`, or 401
+    /// `session_ended` (with `WWW-Authenticate`, like every 401 of a Bearer token).
+    ///
+    /// [`Provisioner::authorize`]: admin_provisioner_core::Provisioner::authorize
+    pub async fn authorize_token(&self, token: &Caller) -> Result<UserId, ApiError> {
+        match self.provisioner().authorize(token).await {
+            Ok(Actor::Admin(admin_id)) => Ok(admin_id),
+            Ok(Actor::Operator | Actor::Reconciler | Actor::Scim(_)) => Err(Error::Forbidden.into()),
+            Err(e @ Error::SessionEnded) => {
+                let mut out = ApiError::from(e);
+                out.www_authenticate = ApiError::unauthorized("the session has ended").www_authenticate;
+                Err(out)
+            }
+            Err(e) => Err(e.into()),
         }
     }
 }

@@ -563,12 +563,15 @@ pub async fn console_user(state: &AppState, headers: &HeaderMap) -> Result<Conso
             return Err(error_page(state, e.status, e.code, &describe(&e)));
         }
     };
-    let caller = Caller::Token {
-        sub: verified.sub,
-        username: verified.username.clone(),
-    };
+    let caller = verified.caller();
     let admin_id = match state.provisioner().authorize(&caller).await {
         Ok(admin_provisioner_core::domain::Actor::Admin(id)) => id,
+        // Signed out (here or on another device) or disabled since this cookie's token was issued.
+        Err(Error::SessionEnded) => {
+            let jar = state.remove_cookie(headers, jar, SESSION_COOKIE, "/");
+            let jar = state.add_flash(headers, jar, Flash::error("Your session has ended. Sign in again."));
+            return Err(with_jar(jar, see_other("/login")));
+        }
         Ok(_) | Err(Error::Forbidden) => {
             let page = NotAdminPage {
                 chrome: Chrome::signed_out(state, "Not an admin", None),
@@ -843,7 +846,12 @@ async fn logout_page(State(state): State<AppState>, headers: HeaderMap) -> Respo
     )
 }
 
-/// `POST /logout`: clears the session; with a session it needs the CSRF token and a same-origin request.
+/// `POST /logout`: ends every session of the admin on the server ([`Provisioner::end_sessions`]: a copy of
+/// this cookie, or a token of the admin's, no longer works), then clears the cookie; with a session it
+/// needs the CSRF token and a same-origin request. A session that no longer verifies, or is already
+/// over, has nothing left to end and is just cleared.
+///
+/// [`Provisioner::end_sessions`]: admin_provisioner_core::Provisioner::end_sessions
 async fn logout_submit(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -853,6 +861,16 @@ async fn logout_submit(
         let csrf = form.map(|Form(f)| f.csrf).unwrap_or_default();
         if !same_origin(&headers) || !state.csrf_ok(&session, &csrf) {
             return csrf_failure(&state);
+        }
+        if let Ok(verified) = state.verify(&session).await {
+            match state.provisioner().end_sessions(&verified.caller()).await {
+                Ok(()) | Err(Error::Forbidden | Error::SessionEnded) => {}
+                // Not ended on the server: say so, and keep the cookie so the button can be pressed again.
+                Err(e) => {
+                    let e = ApiError::from(e);
+                    return error_page(&state, e.status, e.code, &describe(&e));
+                }
+            }
         }
     }
     signed_out(&state, &headers)

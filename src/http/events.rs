@@ -3,7 +3,10 @@
 //!
 //! Promises: events come oldest first with ids greater than `after`; ids are in commit order, so a reader
 //! that passes back `next_after` never misses or repeats an event; with `wait=N` (1..=30 seconds) an
-//! empty answer is delayed until an event is committed or `N` seconds pass; only an active admin may read.
+//! empty answer is delayed until an event is committed or `N` seconds pass; only an active admin may read,
+//! and a long-poll checks its caller again each time it wakes (at least once a second) and before it
+//! answers: once the admin is disabled or removed it ends with 403 `forbidden`, once their sessions are
+//! ended (sign-out, or a disable even if undone) with 401 `session_ended`, never with later events.
 
 use super::api::ErrorBody;
 use super::auth::AdminCaller;
@@ -91,14 +94,14 @@ pub struct EventList {
     responses(
         (status = 200, description = "Oldest first", body = EventList),
         (status = 400, description = "`invalid_request`", body = ErrorBody),
-        (status = 401, description = "`unauthorized`", body = ErrorBody),
-        (status = 403, description = "`forbidden`", body = ErrorBody),
+        (status = 401, description = "`unauthorized`; `session_ended` (also when it ends during a long-poll)", body = ErrorBody),
+        (status = 403, description = "`forbidden` (also when the admin is disabled or removed during a long-poll)", body = ErrorBody),
     ),
     security(("bearer" = []))
 )]
 pub async fn list_events(
     State(state): State<AppState>,
-    _admin: AdminCaller,
+    admin: AdminCaller,
     query: Result<Query<EventsQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<EventList>, ApiError> {
     let Query(q) = query.map_err(|_| {
@@ -133,8 +136,15 @@ pub async fn list_events(
     let feed = &state.app().events;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(wait);
     let mut wake = (wait > 0).then(|| feed.subscribe());
+    let mut woke = false;
     loop {
         let events = feed.log().list_after(after, limit).await.map_err(Error::from)?;
+        if woke {
+            // The caller may have been disabled, removed or signed out while this request waited. Checked
+            // after the read: a change committed before it (its own event among them) is seen here.
+            state.authorize_token(&admin.token).await?;
+        }
+        woke = true;
         let now = tokio::time::Instant::now();
         if !events.is_empty() || now >= deadline {
             let next_after = events.last().map_or(after, |e| e.id);

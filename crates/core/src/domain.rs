@@ -472,6 +472,11 @@ pub struct User {
     /// provisioned over SCIM. Never a secret.
     #[serde(default)]
     pub scim_profile: Option<String>,
+    /// The admin's session epoch: a token issued at or before this instant is refused
+    /// ([`crate::Provisioner::authorize`], `session_ended`). Set by sign-out and by a disable; an enable
+    /// leaves it. Internal: never serialised (not part of the API, events or webhooks).
+    #[serde(skip)]
+    pub sessions_valid_after: Option<DateTime<Utc>>,
 }
 
 /// The `AdminInfo` record: what makes a `User` an admin. 1:1 with `User` by foreign key `user_id`.

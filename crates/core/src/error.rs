@@ -15,6 +15,11 @@ pub enum Error {
     /// The caller is not an active admin in the database (code `forbidden`, 403).
     #[error("only an active admin may do this")]
     Forbidden,
+    /// The caller's token was issued at or before the admin's sessions were ended (sign-out, or a disable,
+    /// even if the admin was enabled again since): sign in again for a new token (code `session_ended`,
+    /// 401).
+    #[error("this session has ended (signed out or disabled since the token was issued); sign in again")]
+    SessionEnded,
     /// An admin with this e-mail exists or is being provisioned (code `admin_exists`, 409).
     #[error("an admin with this e-mail already exists or is being created")]
     AdminExists,
@@ -111,6 +116,7 @@ impl Error {
         match self {
             Error::InvalidEmail(_) => "invalid_email",
             Error::Forbidden => "forbidden",
+            Error::SessionEnded => "session_ended",
             Error::AdminExists | Error::ForeignIdentityExists => "admin_exists",
             Error::UserNameTaken => "user_name_taken",
             Error::NotFound => "not_found",
@@ -176,7 +182,7 @@ impl Error {
     pub fn http_status(&self) -> u16 {
         match self {
             Error::InvalidEmail(_) | Error::PasswordPolicy(_) => 400,
-            Error::InvalidCredentials => 401,
+            Error::InvalidCredentials | Error::SessionEnded => 401,
             Error::Forbidden | Error::SelfAction => 403,
             Error::NotFound => 404,
             Error::AdminExists

@@ -421,6 +421,14 @@ impl AdminStore for FaultyStore {
             self.inner.set_admin_disabled(id, at, audit, saga)
         )
     }
+    async fn end_sessions(&self, id: UserId, at: DateTime<Utc>) -> Result<AdminRecord, StoreError> {
+        inject!(
+            self.plan,
+            store_op::END_SESSIONS,
+            store_err,
+            self.inner.end_sessions(id, at)
+        )
+    }
     async fn set_scim_attributes(
         &self,
         id: UserId,

@@ -28,6 +28,8 @@ pub mod op {
     pub const DELETE_ADMIN: &str = "store.delete_admin";
     /// [`super::AdminStore::set_admin_disabled`].
     pub const SET_ADMIN_DISABLED: &str = "store.set_admin_disabled";
+    /// [`super::AdminStore::end_sessions`].
+    pub const END_SESSIONS: &str = "store.end_sessions";
     /// [`super::AdminStore::append_audit`].
     pub const APPEND_AUDIT: &str = "store.append_audit";
     /// [`super::SagaLog::claim_expired`].
@@ -299,7 +301,9 @@ pub trait AdminStore: Send + Sync + 'static {
     /// Disables (`disabled_at = Some(at)`) or enables (`None`) an admin, with the audit entry and, when
     /// the state changed, the lifecycle event `admin.disabled` / `admin.enabled`; with `saga` also moves
     /// that saga to the given state, all in one transaction. Idempotent (an admin already in the asked
-    /// state is returned unchanged, the saga still advanced). `NotFound` if absent;
+    /// state is returned unchanged, the saga still advanced). Disabling also ends every session of the
+    /// admin in the same write (`sessions_valid_after` = `disabled_at`, never moved back, see
+    /// [`AdminStore::end_sessions`]); enabling leaves the session epoch as it is. `NotFound` if absent;
     /// [`StoreError::LastAdmin`] (nothing written) when disabling the last active admin.
     async fn set_admin_disabled(
         &self,
@@ -308,6 +312,11 @@ pub trait AdminStore: Send + Sync + 'static {
         audit: AuditEntry,
         saga: Option<(Uuid, SagaState)>,
     ) -> Result<AdminRecord, StoreError>;
+
+    /// Ends every session of the admin: sets the session epoch `users.sessions_valid_after` to `at`
+    /// (tokens issued at or before it are refused by the core), unless a later epoch is stored already
+    /// (the epoch never moves back). Returns the records after the write. `NotFound` if absent.
+    async fn end_sessions(&self, id: UserId, at: DateTime<Utc>) -> Result<AdminRecord, StoreError>;
 
     /// Records the SCIM `externalId`, the SCIM `userName` (lower-cased; unique among admins, by a
     /// database index: another admin's → [`StoreError::UserNameTaken`]) and the kept SCIM attributes (JSON) of

@@ -66,6 +66,7 @@ fn token_of(record: &admin_provisioner_core::domain::AdminRecord) -> Caller {
     Caller::Token {
         sub: record.user.cognito_sub.clone(),
         username: record.user.cognito_username.clone(),
+        issued_at: chrono::Utc::now(),
     }
 }
 
@@ -213,6 +214,7 @@ async fn a_token_for_a_sub_linked_to_no_admin_is_refused() {
     let stranger = Caller::Token {
         sub: uuid::Uuid::new_v4().to_string(),
         username: "eve@example.com".into(),
+        issued_at: chrono::Utc::now(),
     };
 
     let err = h.p.authorize(&stranger).await.unwrap_err();

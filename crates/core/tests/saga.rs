@@ -540,6 +540,7 @@ async fn only_active_admins_may_provision() {
     let invited = Caller::Token {
         sub: admin.user.cognito_sub.clone(),
         username: admin.user.cognito_username.clone(),
+        issued_at: h.p.now(),
     };
     let err =
         h.p.provision_new_admin(&invited, "x@example.com", None)
@@ -549,6 +550,7 @@ async fn only_active_admins_may_provision() {
     let stranger = Caller::Token {
         sub: "nobody".into(),
         username: "nobody".into(),
+        issued_at: h.p.now(),
     };
     assert!(matches!(
         h.p.provision_new_admin(&stranger, "x@example.com", None).await,

@@ -296,6 +296,12 @@ impl<S: AdminStore> AdminStore for Reconnecting<S> {
         .await
     }
 
+    // Idempotent: the epoch is set to `at` unless a later one is stored (it never moves back).
+    async fn end_sessions(&self, id: UserId, at: DateTime<Utc>) -> Result<AdminRecord, StoreError> {
+        self.run("end_sessions", Replay::Always, || self.inner.end_sessions(id, at))
+            .await
+    }
+
     async fn set_scim_attributes(
         &self,
         id: UserId,

@@ -15,7 +15,8 @@ macro_rules! select_admin {
     () => {
         "SELECT u.id, u.email, u.email_normalized, u.cognito_username, u.cognito_sub, u.status, \
          u.created_at, u.updated_at, a.invited_by, a.invited_at, a.invite_expires_at, a.invites_sent, \
-         a.last_invite_sent_at, a.invite_delivered, a.accepted_at, u.disabled_at, u.external_id, u.scim_profile \
+         a.last_invite_sent_at, a.invite_delivered, a.accepted_at, u.disabled_at, u.external_id, u.scim_profile, \
+         u.sessions_valid_after \
          FROM users u JOIN admin_info a ON a.user_id = u.id"
     };
 }
@@ -603,13 +604,22 @@ macro_rules! impl_sql_store {
                             }
                         }
                         let now = self.now();
-                        ::sqlx::query("UPDATE users SET disabled_at = $2, updated_at = $3 WHERE id = $1")
-                            .bind(DbId::from(id))
-                            .bind(disabled_at.map(DbTime::new))
-                            .bind(now)
-                            .execute(&mut *tx)
-                            .await
-                            .map_err(map_err)?;
+                        // A disable ends the admin's sessions in the same write (never moving the epoch
+                        // back); an enable leaves the epoch as it is.
+                        let epoch = match disabled_at {
+                            Some(at) => before.user.sessions_valid_after.max(Some(at)),
+                            None => before.user.sessions_valid_after,
+                        };
+                        ::sqlx::query(
+                            "UPDATE users SET disabled_at = $2, updated_at = $3, sessions_valid_after = $4 WHERE id = $1",
+                        )
+                        .bind(DbId::from(id))
+                        .bind(disabled_at.map(DbTime::new))
+                        .bind(now)
+                        .bind(epoch.map(DbTime::new))
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(map_err)?;
                     }
                     insert_audit(&mut tx, &audit).await?;
                     if let Some((saga, state)) = saga {
@@ -624,6 +634,26 @@ macro_rules! impl_sql_store {
                         };
                         insert_event(&mut tx, kind, &record, &audit, self.now()).await?;
                     }
+                    tx.commit().await.map_err(map_err)?;
+                    Ok(record)
+                }
+
+                #[::tracing::instrument(skip_all, fields(db = $backend, user_id = %id))]
+                async fn end_sessions(&self, id: UserId, at: DateTime<Utc>) -> Result<AdminRecord, StoreError> {
+                    let mut tx = self.begin_write().await.map_err(map_err)?;
+                    let before = admin_by_id(&mut tx, id).await?.ok_or(StoreError::NotFound)?;
+                    let at = DbTime::new(at);
+                    if before.user.sessions_valid_after.is_some_and(|e| e >= at.0) {
+                        // A later epoch is already stored (another replica's clock): keep it.
+                        return Ok(before);
+                    }
+                    ::sqlx::query("UPDATE users SET sessions_valid_after = $2 WHERE id = $1")
+                        .bind(DbId::from(id))
+                        .bind(at)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(map_err)?;
+                    let record = admin_by_id(&mut tx, id).await?.ok_or(StoreError::NotFound)?;
                     tx.commit().await.map_err(map_err)?;
                     Ok(record)
                 }

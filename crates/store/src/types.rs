@@ -219,6 +219,7 @@ pub(crate) struct AdminRow {
     disabled_at: Option<DbTime>,
     external_id: Option<String>,
     scim_profile: Option<String>,
+    sessions_valid_after: Option<DbTime>,
 }
 
 impl TryFrom<AdminRow> for AdminRecord {
@@ -239,6 +240,7 @@ impl TryFrom<AdminRow> for AdminRecord {
                 disabled_at: r.disabled_at.map(|t| t.0),
                 external_id: r.external_id,
                 scim_profile: r.scim_profile,
+                sessions_valid_after: r.sessions_valid_after.map(|t| t.0),
             },
             admin_info: AdminInfo {
                 user_id: UserId(r.id.0),

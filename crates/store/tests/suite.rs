@@ -295,7 +295,10 @@ store_suite!(
     admin_pages_walk_every_admin_once_in_order_with_filters,
     unfinished_provision_pages_skip_sagas_whose_admin_is_stored,
     audit_pages_carry_the_actor_email_from_one_join,
-    scim_user_names_are_unique_and_found_by_index_with_external_ids
+    scim_user_names_are_unique_and_found_by_index_with_external_ids,
+    end_sessions_sets_the_epoch_and_never_moves_it_back,
+    disabling_ends_sessions_in_the_same_write_and_enabling_keeps_the_epoch,
+    a_refused_disable_leaves_the_session_epoch_alone
 );
 
 // ---------------------------------------------------------------------------------------------------------
@@ -1658,5 +1661,84 @@ async fn scim_user_names_are_unique_and_found_by_index_with_external_ids(db: Db)
     assert_eq!(
         ids(by(ScimKey::UserName("ann.l@corp.example".into())).await),
         vec![bob.user.id]
+    );
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Session epoch (issue 18)
+// ---------------------------------------------------------------------------------------------------------
+
+async fn end_sessions_sets_the_epoch_and_never_moves_it_back(db: Db) {
+    let a = insert(&db, "epoch@example.com").await;
+    assert_eq!(a.user.sessions_valid_after, None);
+    let later = t0() + Duration::hours(1);
+
+    let ended = db.store.end_sessions(a.user.id, later).await.unwrap();
+    let earlier = db.store.end_sessions(a.user.id, t0()).await.unwrap();
+
+    assert_eq!(ended.user.sessions_valid_after, Some(later));
+    assert_eq!(
+        earlier.user.sessions_valid_after,
+        Some(later),
+        "the epoch never moves back"
+    );
+    let stored = db.store.get_admin(a.user.id).await.unwrap().unwrap();
+    assert_eq!(stored.user.sessions_valid_after, Some(later));
+    assert_eq!(
+        db.store.end_sessions(UserId::new(), t0()).await.unwrap_err(),
+        StoreError::NotFound
+    );
+}
+
+async fn disabling_ends_sessions_in_the_same_write_and_enabling_keeps_the_epoch(db: Db) {
+    let a = insert(&db, "dis@example.com").await;
+    let disabled_at = t0() + Duration::minutes(5);
+
+    let disabled = db
+        .store
+        .set_admin_disabled(
+            a.user.id,
+            Some(disabled_at),
+            audit(AuditAction::DisableAdmin, "dis"),
+            None,
+        )
+        .await
+        .unwrap();
+    let enabled = db
+        .store
+        .set_admin_disabled(a.user.id, None, audit(AuditAction::EnableAdmin, "dis"), None)
+        .await
+        .unwrap();
+
+    assert_eq!(disabled.user.disabled_at, Some(disabled_at));
+    assert_eq!(disabled.user.sessions_valid_after, Some(disabled_at));
+    assert_eq!(enabled.user.disabled_at, None);
+    assert_eq!(
+        enabled.user.sessions_valid_after,
+        Some(disabled_at),
+        "a token issued before the disable stays refused after enable"
+    );
+    assert_eq!(db.store.get_admin(a.user.id).await.unwrap(), Some(enabled));
+}
+
+async fn a_refused_disable_leaves_the_session_epoch_alone(db: Db) {
+    // The only active admin: the disable is refused as a whole (last-admin guard), epoch included.
+    let a = insert(&db, "only@example.com").await;
+    db.store
+        .mark_accepted(a.user.id, t0(), audit(AuditAction::FirstLoginCompleted, "only"))
+        .await
+        .unwrap();
+
+    let err = db
+        .store
+        .set_admin_disabled(a.user.id, Some(t0()), audit(AuditAction::DisableAdmin, "only"), None)
+        .await
+        .unwrap_err();
+
+    assert_eq!(err, StoreError::LastAdmin);
+    let stored = db.store.get_admin(a.user.id).await.unwrap().unwrap();
+    assert_eq!(
+        (stored.user.disabled_at, stored.user.sessions_valid_after),
+        (None, None)
     );
 }

@@ -37,7 +37,10 @@ impl Provisioner {
     /// Resolves a caller to an [`Actor`]: the operator, or an active admin found in the database by the
     /// token's `sub` alone. The username is never used to authorise: Cognito re-uses a username when a
     /// user is deleted and re-created, but never a `sub`, so a re-created user (a new `sub`) inherits
-    /// nothing. Errors: [`Error::Forbidden`], [`Error::DatabaseUnavailable`].
+    /// nothing. A token issued at or before the admin's session epoch (`users.sessions_valid_after`: set
+    /// by sign-out and by a disable, kept by an enable) is refused: its session has ended.
+    /// Errors: [`Error::Forbidden`] (not an active admin), [`Error::SessionEnded`],
+    /// [`Error::DatabaseUnavailable`].
     ///
     /// A valid token for the linked `sub` of an admin still `invited` (and not disabled) proves the
     /// password was changed (Cognito issues no token before): the first login's activation write was
@@ -50,13 +53,28 @@ impl Provisioner {
             Caller::Operator => Ok(Actor::Operator),
             Caller::Authorized(id) => Ok(Actor::Admin(*id)),
             Caller::Scim(name) => Ok(Actor::Scim(name.clone())),
-            Caller::Token { sub, username: _ } => {
+            Caller::Token {
+                sub,
+                username: _,
+                issued_at,
+            } => {
                 let found = self.store_read(|| self.admins.find_admin_by_cognito_sub(sub)).await?;
                 match found {
                     Some(r) if r.user.cognito_sub != *sub => Err(Error::Forbidden),
                     // A disabled admin is refused at once, whatever their token says.
-                    Some(r) if r.user.is_active_admin() => Ok(Actor::Admin(r.user.id)),
+                    Some(r) if r.user.is_active_admin() => {
+                        // `iat` has whole seconds: a token from the epoch's own second is refused too;
+                        // whoever moves the epoch waits into the next second before a new sign-in can
+                        // succeed (`end_sessions`, the enable saga), so a fresh token is never caught.
+                        if r.user.sessions_valid_after.is_some_and(|epoch| *issued_at <= epoch) {
+                            return Err(Error::SessionEnded);
+                        }
+                        Ok(Actor::Admin(r.user.id))
+                    }
                     Some(r) if r.user.status == UserStatus::Invited && !r.user.is_disabled() => {
+                        if r.user.sessions_valid_after.is_some_and(|epoch| *issued_at <= epoch) {
+                            return Err(Error::SessionEnded);
+                        }
                         if !self.password_changed_in_cognito(&r).await? {
                             return Err(Error::Forbidden);
                         }

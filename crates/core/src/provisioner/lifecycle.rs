@@ -13,6 +13,14 @@
 //!   `AdminDisableUser`. (2) `enable_records`: `disabled_at` cleared, audit, `admin.enabled` and the saga
 //!   → `completed`, one transaction (the point of no return).
 //!
+//! * **Sessions** — a disable also ends the admin's sessions in its records write (the session epoch
+//!   `users.sessions_valid_after`, see [`Provisioner::authorize`]); an enable keeps the epoch, so a token
+//!   issued before the latest disable stays refused after re-enable. [`Provisioner::end_sessions`] (console
+//!   sign-out) moves the epoch alone. Token `iat`s have whole seconds and a token from the epoch's own
+//!   second is refused, so whoever moves the epoch waits until the clock has left that second before a new
+//!   sign-in can succeed: sign-out answers only then, and an enable calls `AdminEnableUser` only then (each
+//!   at most one second).
+//!
 //! Recovery (the engine, from the tables): `started` (a disable's intent) → `aborted` (no side effect
 //! yet, none started for a caller who has gone); `identity_updating` → each step's probe says whether its effect exists: found,
 //! the saga goes forward (the remaining steps are idempotent); not found, what was done is undone;
@@ -52,6 +60,34 @@ impl Provisioner {
         self.run_lifecycle(caller, id, &ENABLE, request_id).await
     }
 
+    /// Ends every session of the calling admin at once (console sign-out ends them all, on every device):
+    /// the session epoch is set to now, so every token issued until now is refused by
+    /// [`Provisioner::authorize`] with [`Error::SessionEnded`], whatever its expiry. Answers once the
+    /// service's clock has left the current second (at most one second later), so that a sign-in right
+    /// after gets a token with a later `iat` and is not caught. Store call: `end_sessions` (retried; it
+    /// is idempotent and never moves the epoch back). Errors: [`Error::Forbidden`] (not an active admin:
+    /// nothing to end), [`Error::SessionEnded`] (this token's session is already over),
+    /// [`Error::DatabaseUnavailable`].
+    pub async fn end_sessions(&self, caller: &Caller) -> Result<(), Error> {
+        let Actor::Admin(id) = self.authorize(caller).await? else {
+            return Err(Error::Forbidden);
+        };
+        let at = self.now();
+        self.retry(|| self.store_call(self.admins.end_sessions(id, at))).await?;
+        self.wait_past_second_of(at).await;
+        Ok(())
+    }
+
+    /// Sleeps until the service's clock has entered the whole second after `epoch`'s (at most one second
+    /// of real time; with a clock that is already later, not at all).
+    async fn wait_past_second_of(&self, epoch: DateTime<Utc>) {
+        let next_second_ms = (epoch.timestamp() + 1) * 1000;
+        let remaining_ms = next_second_ms - self.now().timestamp_millis();
+        if remaining_ms > 0 {
+            tokio::time::sleep(Duration::from_millis(remaining_ms.min(1000) as u64)).await;
+        }
+    }
+
     async fn run_lifecycle(
         &self,
         caller: &Caller,
@@ -82,6 +118,13 @@ impl Provisioner {
                 <= 1
         {
             return Err(Error::LastAdmin);
+        }
+        if !disable {
+            // No sign-in may succeed (Cognito refuses a disabled user) within the second of the session
+            // epoch: such a token would be refused (see the module docs).
+            if let Some(epoch) = record.user.sessions_valid_after {
+                self.wait_past_second_of(epoch).await;
+            }
         }
         let saga = self.admin_intent(def.kind, &actor, &record, request_id);
         let data = LifecycleData {

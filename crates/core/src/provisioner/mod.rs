@@ -191,6 +191,9 @@ pub enum Caller {
         sub: String,
         /// The token's Cognito username (`cognito:username` or `username`).
         username: String,
+        /// The token's `iat` (whole seconds, Cognito's clock). A token issued at or before the admin's
+        /// session epoch (sign-out, disable) is refused with [`Error::SessionEnded`].
+        issued_at: DateTime<Utc>,
     },
     /// An admin that [`Provisioner::authorize`] already found active in this request (the HTTP extractor
     /// authorizes once per request; passing this on saves the second lookup).
