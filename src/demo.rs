@@ -110,14 +110,7 @@ pub async fn run(out: &mut dyn Write) -> anyhow::Result<()> {
     for a in p.list_admin_views().await? {
         writeln!(out, "   {:<20} {:<8} (id {})", a.email, a.status.as_str(), a.id)?;
     }
-    for e in p
-        .admin_store()
-        .list_audit(50)
-        .await
-        .map_err(|e| anyhow!(e))?
-        .into_iter()
-        .rev()
-    {
+    for (e, _) in p.audit_page(None, 50).await?.into_iter().rev() {
         writeln!(
             out,
             "   audit: {:<22} {:<20} by {:<36} {}",
