@@ -581,15 +581,26 @@ async fn delete_an_active_admin_is_204_and_removes_them_from_both_systems() {
 }
 
 #[tokio::test]
-async fn delete_the_last_active_admin_is_409_last_admin() {
+async fn delete_of_oneself_is_403_and_the_last_active_admin_stays_for_every_caller() {
     let t = test_app().await;
 
+    // Through the API the last active admin can only be the caller: self-protection answers.
     let res = t
         .delete(&format!("/api/admins/{}", t.admin().id), Some(t.token()))
         .await;
+    assert_eq!(res.status, StatusCode::FORBIDDEN);
+    assert_eq!(res.code(), "self_action_forbidden");
 
-    assert_eq!(res.status, StatusCode::CONFLICT);
-    assert_eq!(res.code(), "last_admin");
+    // The operator (CLI) and SCIM are not the admin: the last-admin guard answers them.
+    let id = admin_provisioner_core::domain::UserId(t.admin().id.parse().unwrap());
+    let err = t
+        .app
+        .provisioner
+        .remove_admin(&admin_provisioner_core::Caller::Operator, id, None)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "last_admin");
+    assert!(t.app.provisioner.get_admin_view(id).await.is_ok());
 }
 
 #[tokio::test]
