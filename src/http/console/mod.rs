@@ -1758,12 +1758,12 @@ const STATIC_FILES: [StaticFile; 2] = [
     StaticFile {
         name: "console.css",
         content_type: "text/css; charset=utf-8",
-        body: include_str!("../../static/console.css"),
+        body: include_str!("../../../static/console.css"),
     },
     StaticFile {
         name: "console.js",
         content_type: "text/javascript; charset=utf-8",
-        body: include_str!("../../static/console.js"),
+        body: include_str!("../../../static/console.js"),
     },
 ];
 
