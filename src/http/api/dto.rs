@@ -1,0 +1,472 @@
+//! Request and response DTOs of the JSON API: the wire format, converted from the core's types; each
+//! derives `ToSchema` for the OpenAPI document.
+
+use crate::http::error::ApiError;
+use admin_provisioner_core::domain::{AdminInfo, InviteStatus, Tokens, User, UserId, UserStatus};
+use admin_provisioner_core::{AdminView, InviteView, ProvisionedAdmin};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+/// Body of `POST /api/admins`.
+#[derive(Deserialize, ToSchema)]
+pub struct CreateAdminRequest {
+    /// The new admin's e-mail address (case-insensitive; trimmed; at most 128 characters).
+    #[schema(example = "ann@example.com", format = Email, min_length = 3, max_length = 128)]
+    pub email: String,
+}
+
+/// Longest username or e-mail accepted by the auth endpoints (Cognito's username limit).
+pub const MAX_USERNAME: usize = 128;
+/// Longest password accepted (Cognito's limit).
+pub const MAX_PASSWORD: usize = 256;
+/// Longest challenge session accepted (Cognito's are about 1 KB; the limit is generous).
+pub const MAX_SESSION: usize = 4096;
+
+/// 400 `invalid_request` unless `value` has `min..=max` characters (never echoes the value).
+pub(super) fn check_len(field: &str, value: &str, min: usize, max: usize) -> Result<(), ApiError> {
+    let n = value.chars().count();
+    if n < min || n > max {
+        return Err(ApiError::invalid_request(format!(
+            "the field `{field}` must be {min} to {max} characters long"
+        )));
+    }
+    Ok(())
+}
+
+/// Body of `POST /api/auth/login`.
+#[derive(Deserialize, ToSchema)]
+pub struct LoginRequest {
+    /// E-mail (or Cognito username).
+    #[schema(min_length = 1, max_length = 128)]
+    pub email: String,
+    /// Password, or the temporary password from the invitation.
+    #[schema(min_length = 1, max_length = 256)]
+    pub password: String,
+}
+
+/// Body of `POST /api/auth/new-password`: `temporary_password` (or the `session` from a login challenge)
+/// and the new password.
+#[derive(Deserialize, ToSchema)]
+pub struct NewPasswordRequest {
+    /// Cognito username (the `username` of the challenge) or e-mail.
+    #[schema(min_length = 1, max_length = 128)]
+    pub username: String,
+    /// The temporary password from the invitation e-mail (this or `session` is required).
+    #[schema(min_length = 1, max_length = 256)]
+    pub temporary_password: Option<String>,
+    /// Instead of `temporary_password`: the `session` of a `NEW_PASSWORD_REQUIRED` login answer.
+    #[schema(min_length = 1, max_length = 4096)]
+    pub session: Option<String>,
+    /// The new password (default policy: at least 8 characters with upper case, lower case, digit, symbol).
+    #[schema(min_length = 8, max_length = 256)]
+    pub new_password: String,
+}
+
+/// An admin's status in the database.
+#[derive(Serialize, ToSchema, Clone, Copy)]
+#[serde(rename_all = "snake_case")]
+pub enum UserStatusDto {
+    /// Invited; the temporary password is not yet replaced.
+    Invited,
+    /// Completed first login.
+    Active,
+}
+
+/// Computed invitation status.
+#[derive(Serialize, ToSchema, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum InviteStatusDto {
+    /// Being provisioned (not yet in both systems).
+    Pending,
+    /// Invited, temporary password still valid.
+    Invited,
+    /// The temporary password expired: resend the invitation.
+    Expired,
+    /// First login completed.
+    Active,
+    /// Disabled in both systems (cannot log in, tokens refused): `POST /api/admins/{id}/enable` restores.
+    Disabled,
+    /// Provisioning failed and needs an operator.
+    Failed,
+}
+
+/// The `User` record.
+#[derive(Serialize, ToSchema)]
+pub struct UserDto {
+    /// `User.id`.
+    pub id: Uuid,
+    /// E-mail as typed.
+    pub email: String,
+    /// Lower-cased e-mail (unique).
+    pub email_normalized: String,
+    /// Linked Cognito `Username`.
+    pub cognito_username: String,
+    /// Linked Cognito `sub`.
+    pub cognito_sub: String,
+    /// Invited or active.
+    pub status: UserStatusDto,
+    /// Creation time.
+    pub created_at: DateTime<Utc>,
+    /// Last change.
+    pub updated_at: DateTime<Utc>,
+    /// When the admin was disabled; null while enabled (`status` keeps what they were before).
+    pub disabled_at: Option<DateTime<Utc>>,
+    /// The identity provider's id for the person (SCIM `externalId`), when provisioned over SCIM.
+    pub external_id: Option<String>,
+}
+
+/// The `AdminInfo` record.
+#[derive(Serialize, ToSchema)]
+pub struct AdminInfoDto {
+    /// Foreign key to `User.id`.
+    pub user_id: Uuid,
+    /// Inviting admin's id; null when the operator invited.
+    pub invited_by: Option<Uuid>,
+    /// First invitation time.
+    pub invited_at: DateTime<Utc>,
+    /// Expiry of the current temporary password.
+    pub invite_expires_at: DateTime<Utc>,
+    /// Invitations sent.
+    pub invites_sent: i32,
+    /// Last invitation time.
+    pub last_invite_sent_at: DateTime<Utc>,
+    /// False when Cognito could not deliver the last invitation.
+    pub invite_delivered: bool,
+    /// When first login was completed.
+    pub accepted_at: Option<DateTime<Utc>>,
+}
+
+/// Invitation state.
+#[derive(Serialize, ToSchema)]
+pub struct InviteDto {
+    /// Computed status.
+    pub status: InviteStatusDto,
+    /// When the current temporary password expires.
+    pub expires_at: Option<DateTime<Utc>>,
+    /// Invitations sent.
+    pub invites_sent: i32,
+    /// When the last one was sent.
+    pub last_sent_at: Option<DateTime<Utc>>,
+    /// False when Cognito could not deliver the last one.
+    pub delivered: bool,
+}
+
+/// `201` answer of `POST /api/admins`.
+#[derive(Serialize, ToSchema)]
+pub struct ProvisionedResponse {
+    /// The `User` row.
+    pub user: UserDto,
+    /// The `AdminInfo` row.
+    pub admin_info: AdminInfoDto,
+    /// Invitation state.
+    pub invite: InviteDto,
+}
+
+/// One admin (or unfinished provisioning).
+#[derive(Serialize, ToSchema)]
+pub struct AdminDto {
+    /// `User.id` (planned id for a pending line).
+    pub id: Uuid,
+    /// E-mail.
+    pub email: String,
+    /// Computed status.
+    pub status: InviteStatusDto,
+    /// The `User` row, once written.
+    pub user: Option<UserDto>,
+    /// The `AdminInfo` row, once written.
+    pub admin_info: Option<AdminInfoDto>,
+    /// Invitation details, once written.
+    pub invite: Option<InviteDto>,
+    /// The unfinished saga, for `pending` and `failed` lines.
+    pub saga_id: Option<Uuid>,
+    /// Why a `failed` line failed.
+    pub last_error: Option<String>,
+}
+
+/// `GET /api/admins`: one page.
+#[derive(Serialize, ToSchema)]
+pub struct AdminList {
+    /// Oldest first: stored admins, then unfinished provisionings (`pending`, `failed`).
+    pub admins: Vec<AdminDto>,
+    /// Opaque cursor of the next page (pass it back as `?cursor=`); absent on the last page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next: Option<String>,
+}
+
+/// `GET /api/admins` query.
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct AdminListParams {
+    /// Page size, 1–200 (default 50).
+    #[param(minimum = 1, maximum = 200)]
+    pub limit: Option<u32>,
+    /// The `next` of the previous page.
+    pub cursor: Option<String>,
+    /// Only admins with this status: `pending`, `invited`, `expired`, `active`, `disabled` or `failed`.
+    pub status: Option<String>,
+    /// Only admins whose e-mail starts with this (case-insensitive).
+    pub email_prefix: Option<String>,
+}
+
+impl AdminListParams {
+    /// The validated query; `400 invalid_request` with a human message otherwise.
+    pub fn to_query(&self) -> Result<admin_provisioner_core::pages::AdminListQuery, ApiError> {
+        use admin_provisioner_core::pages::{AdminCursor, AdminListQuery, MAX_LIMIT, MAX_PREFIX_LEN};
+        let limit = self.limit.unwrap_or(admin_provisioner_core::pages::DEFAULT_LIMIT);
+        if !(1..=MAX_LIMIT).contains(&limit) {
+            return Err(ApiError::invalid_request(format!(
+                "limit must be a number from 1 to {MAX_LIMIT}"
+            )));
+        }
+        let status = match self.status.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+            None => None,
+            Some("pending") => Some(InviteStatus::Pending),
+            Some("invited") => Some(InviteStatus::Invited),
+            Some("expired") => Some(InviteStatus::Expired),
+            Some("active") => Some(InviteStatus::Active),
+            Some("disabled") => Some(InviteStatus::Disabled),
+            Some("failed") => Some(InviteStatus::Failed),
+            Some(_) => {
+                return Err(ApiError::invalid_request(
+                    "status must be one of pending, invited, expired, active, disabled, failed",
+                ))
+            }
+        };
+        let email_prefix = self
+            .email_prefix
+            .as_deref()
+            .map(|p| p.trim().to_lowercase())
+            .filter(|p| !p.is_empty());
+        if email_prefix
+            .as_ref()
+            .is_some_and(|p| p.chars().count() > MAX_PREFIX_LEN)
+        {
+            return Err(ApiError::invalid_request(format!(
+                "email_prefix must be at most {MAX_PREFIX_LEN} characters"
+            )));
+        }
+        let cursor = match self.cursor.as_deref().filter(|c| !c.is_empty()) {
+            None => None,
+            Some(c) => Some(AdminCursor::decode(c).map_err(|e| ApiError::invalid_request(e.to_string()))?),
+        };
+        Ok(AdminListQuery {
+            status,
+            email_prefix,
+            cursor,
+            limit,
+        })
+    }
+}
+
+/// `POST /api/admins/{id}/resend-invite`.
+#[derive(Serialize, ToSchema)]
+pub struct ResendResponse {
+    /// The new invitation state.
+    pub invite: InviteDto,
+}
+
+/// Tokens after a successful login or password change.
+#[derive(Serialize, ToSchema)]
+pub struct TokensResponse {
+    /// Cognito ID token (JWT).
+    pub id_token: String,
+    /// Cognito access token (JWT).
+    pub access_token: String,
+    /// Refresh token.
+    pub refresh_token: String,
+    /// Lifetime of the ID and access tokens, seconds.
+    pub expires_in: i64,
+}
+
+/// First login: a new password must be chosen (within 3 minutes, with `session`).
+#[derive(Serialize, ToSchema)]
+pub struct ChallengeResponse {
+    /// Always `NEW_PASSWORD_REQUIRED`.
+    #[schema(example = "NEW_PASSWORD_REQUIRED")]
+    pub challenge: String,
+    /// Challenge session for `POST /api/auth/new-password`.
+    pub session: String,
+    /// Username to answer with.
+    pub username: String,
+}
+
+/// `POST /api/auth/login` answer: tokens, or the new-password challenge.
+#[derive(Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum LoginResponse {
+    /// Logged in.
+    Tokens(TokensResponse),
+    /// A new password is required.
+    Challenge(ChallengeResponse),
+}
+
+/// One audit event.
+#[derive(Serialize, ToSchema)]
+pub struct AuditEventDto {
+    /// Monotonic id.
+    pub id: i64,
+    /// When.
+    pub at: DateTime<Utc>,
+    /// Acting admin's id, or `operator`.
+    pub actor: String,
+    /// Acting admin's e-mail, when still known.
+    pub actor_email: Option<String>,
+    /// `create_admin`, `bootstrap_admin`, `resend_invite`, `delete_admin`, `first_login_completed`.
+    pub action: String,
+    /// Target admin's e-mail.
+    pub target: String,
+    /// `success`, or `failure: <code>`.
+    pub outcome: String,
+    /// Request id of the HTTP request (or CLI run).
+    pub request_id: Option<String>,
+}
+
+/// `GET /api/audit`: one page.
+#[derive(Serialize, ToSchema)]
+pub struct AuditList {
+    /// Newest first.
+    pub events: Vec<AuditEventDto>,
+    /// Opaque cursor of the next (older) page (pass it back as `?cursor=`); absent on the last page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next: Option<String>,
+}
+
+/// `GET /api/audit` query.
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct AuditQuery {
+    /// Page size (1–1000, default 100).
+    #[param(minimum = 1, maximum = 1000)]
+    pub limit: Option<i64>,
+    /// The `next` of the previous page.
+    pub cursor: Option<String>,
+}
+
+/// The error envelope.
+#[derive(Serialize, ToSchema)]
+pub struct ErrorBody {
+    /// The error.
+    pub error: ErrorDetail,
+}
+
+/// Inside the error envelope.
+#[derive(Serialize, ToSchema)]
+pub struct ErrorDetail {
+    /// Stable snake_case code.
+    #[schema(example = "invalid_email")]
+    pub code: String,
+    /// For people.
+    pub message: String,
+    /// Same as the `x-request-id` header and the log line.
+    pub request_id: String,
+}
+
+/// `GET /healthz`.
+#[derive(Serialize, ToSchema)]
+pub struct HealthResponse {
+    /// Always `ok`.
+    pub status: String,
+}
+
+/// `GET /readyz`.
+#[derive(Serialize, ToSchema)]
+pub struct ReadyResponse {
+    /// `ready` or `not_ready`.
+    pub status: String,
+    /// `ok` or `unavailable`.
+    pub database: String,
+    /// `ok` or `unavailable`.
+    pub identity_provider: String,
+}
+
+fn user_dto(u: User) -> UserDto {
+    UserDto {
+        id: u.id.0,
+        email: u.email,
+        email_normalized: u.email_normalized,
+        cognito_username: u.cognito_username,
+        cognito_sub: u.cognito_sub,
+        status: match u.status {
+            UserStatus::Invited => UserStatusDto::Invited,
+            UserStatus::Active => UserStatusDto::Active,
+        },
+        created_at: u.created_at,
+        updated_at: u.updated_at,
+        disabled_at: u.disabled_at,
+        external_id: u.external_id,
+    }
+}
+
+fn admin_info_dto(a: AdminInfo) -> AdminInfoDto {
+    AdminInfoDto {
+        user_id: a.user_id.0,
+        invited_by: a.invited_by.map(|i| i.0),
+        invited_at: a.invited_at,
+        invite_expires_at: a.invite_expires_at,
+        invites_sent: a.invites_sent,
+        last_invite_sent_at: a.last_invite_sent_at,
+        invite_delivered: a.invite_delivered,
+        accepted_at: a.accepted_at,
+    }
+}
+
+/// The wire form of an [`InviteStatus`].
+pub fn status_dto(s: InviteStatus) -> InviteStatusDto {
+    match s {
+        InviteStatus::Pending => InviteStatusDto::Pending,
+        InviteStatus::Invited => InviteStatusDto::Invited,
+        InviteStatus::Expired => InviteStatusDto::Expired,
+        InviteStatus::Active => InviteStatusDto::Active,
+        InviteStatus::Disabled => InviteStatusDto::Disabled,
+        InviteStatus::Failed => InviteStatusDto::Failed,
+    }
+}
+
+pub(super) fn invite_dto(i: InviteView) -> InviteDto {
+    InviteDto {
+        status: status_dto(i.status),
+        expires_at: i.expires_at,
+        invites_sent: i.invites_sent,
+        last_sent_at: i.last_sent_at,
+        delivered: i.delivered,
+    }
+}
+
+pub(super) fn provisioned_dto(p: ProvisionedAdmin) -> ProvisionedResponse {
+    ProvisionedResponse {
+        user: user_dto(p.user),
+        admin_info: admin_info_dto(p.admin_info),
+        invite: invite_dto(p.invite),
+    }
+}
+
+pub(super) fn admin_dto(a: AdminView) -> AdminDto {
+    AdminDto {
+        id: a.id.0,
+        email: a.email,
+        status: status_dto(a.status),
+        user: a.user.map(user_dto),
+        admin_info: a.admin_info.map(admin_info_dto),
+        invite: a.invite.map(invite_dto),
+        saga_id: a.saga_id,
+        last_error: a.last_error,
+    }
+}
+
+pub(super) fn tokens_dto(t: &Tokens) -> TokensResponse {
+    TokensResponse {
+        id_token: t.id_token.expose().to_string(),
+        access_token: t.access_token.expose().to_string(),
+        refresh_token: t.refresh_token.expose().to_string(),
+        expires_in: t.expires_in,
+    }
+}
+
+/// Parses an admin id from the path: 400 `invalid_request` unless it is a UUID.
+pub fn parse_admin_id(raw: &str) -> Result<UserId, ApiError> {
+    Uuid::parse_str(raw)
+        .map(UserId)
+        .map_err(|_| ApiError::invalid_request("the admin id must be a UUID"))
+}
