@@ -1,7 +1,8 @@
 //! `admin-provisioner import FILE.csv` as an operator runs it: validation with line numbers, re-run safety,
 //! throttling under a simulated Cognito quota, and a clean stop on SIGINT.
 
-use admin_provisioner_core::store::{AdminStore, SagaLog};
+use admin_provisioner_core::store::ports::*;
+use admin_provisioner_core::store::SagaLog;
 use admin_provisioner_emulator::mailbox::Mailbox;
 use admin_provisioner_store::SqliteStore;
 use serde_json::Value;

@@ -331,10 +331,11 @@ impl FaultyStore {
 }
 
 #[async_trait]
-impl AdminStore for FaultyStore {
+impl AdminReads for FaultyStore {
     async fn ping(&self) -> Result<(), StoreError> {
         self.inner.ping().await
     }
+
     async fn find_admin_by_email(&self, e: &str) -> Result<Option<AdminRecord>, StoreError> {
         inject!(
             self.plan,
@@ -343,9 +344,11 @@ impl AdminStore for FaultyStore {
             self.inner.find_admin_by_email(e)
         )
     }
+
     async fn get_admin(&self, id: UserId) -> Result<Option<AdminRecord>, StoreError> {
         inject!(self.plan, store_op::GET_ADMIN, store_err, self.inner.get_admin(id))
     }
+
     async fn find_admin_by_cognito_username(&self, u: &str) -> Result<Option<AdminRecord>, StoreError> {
         inject!(
             self.plan,
@@ -354,15 +357,41 @@ impl AdminStore for FaultyStore {
             self.inner.find_admin_by_cognito_username(u)
         )
     }
+
     async fn find_admin_by_cognito_sub(&self, s: &str) -> Result<Option<AdminRecord>, StoreError> {
         self.inner.find_admin_by_cognito_sub(s).await
     }
+
     async fn list_admins(&self) -> Result<Vec<AdminRecord>, StoreError> {
         self.inner.list_admins().await
     }
+
     async fn count_active_admins(&self) -> Result<i64, StoreError> {
         self.inner.count_active_admins().await
     }
+
+    async fn find_admins_by_scim_key(&self, key: &crate::store::ScimKey) -> Result<Vec<AdminRecord>, StoreError> {
+        self.inner.find_admins_by_scim_key(key).await
+    }
+
+    // The listing methods forward to the real adapter: fault tests list admins through the code
+    // production runs (no in-memory fallback).
+    async fn list_admins_page(
+        &self,
+        filter: &crate::pages::StoredAdminFilter,
+        after: Option<(DateTime<Utc>, UserId)>,
+        limit: i64,
+    ) -> Result<Vec<AdminRecord>, StoreError> {
+        self.inner.list_admins_page(filter, after, limit).await
+    }
+
+    async fn count_admins_by_status(&self, now: DateTime<Utc>) -> Result<(i64, i64, i64), StoreError> {
+        self.inner.count_admins_by_status(now).await
+    }
+}
+
+#[async_trait]
+impl AdminWrites for FaultyStore {
     async fn insert_admin(
         &self,
         a: NewAdmin,
@@ -376,6 +405,7 @@ impl AdminStore for FaultyStore {
             self.inner.insert_admin(a, audit, saga)
         )
     }
+
     async fn mark_accepted(&self, id: UserId, at: DateTime<Utc>, audit: AuditEntry) -> Result<AdminRecord, StoreError> {
         inject!(
             self.plan,
@@ -384,6 +414,7 @@ impl AdminStore for FaultyStore {
             self.inner.mark_accepted(id, at, audit)
         )
     }
+
     async fn record_invite_sent(
         &self,
         id: UserId,
@@ -399,6 +430,7 @@ impl AdminStore for FaultyStore {
             self.inner.record_invite_sent(id, sent_at, expires_at, delivered, audit)
         )
     }
+
     async fn delete_admin(&self, id: UserId, audit: AuditEntry, saga: Option<Uuid>) -> Result<(), StoreError> {
         inject!(
             self.plan,
@@ -407,6 +439,7 @@ impl AdminStore for FaultyStore {
             self.inner.delete_admin(id, audit, saga)
         )
     }
+
     async fn set_admin_disabled(
         &self,
         id: UserId,
@@ -421,6 +454,7 @@ impl AdminStore for FaultyStore {
             self.inner.set_admin_disabled(id, at, audit, saga)
         )
     }
+
     async fn end_sessions(&self, id: UserId, at: DateTime<Utc>) -> Result<AdminRecord, StoreError> {
         inject!(
             self.plan,
@@ -429,6 +463,7 @@ impl AdminStore for FaultyStore {
             self.inner.end_sessions(id, at)
         )
     }
+
     async fn set_scim_attributes(
         &self,
         id: UserId,
@@ -440,9 +475,10 @@ impl AdminStore for FaultyStore {
             .set_scim_attributes(id, external_id, user_name, profile)
             .await
     }
-    async fn find_admins_by_scim_key(&self, key: &crate::store::ScimKey) -> Result<Vec<AdminRecord>, StoreError> {
-        self.inner.find_admins_by_scim_key(key).await
-    }
+}
+
+#[async_trait]
+impl AuditLog for FaultyStore {
     async fn append_audit(&self, audit: AuditEntry) -> Result<(), StoreError> {
         inject!(
             self.plan,
@@ -451,22 +487,11 @@ impl AdminStore for FaultyStore {
             self.inner.append_audit(audit)
         )
     }
+
     async fn list_audit(&self, limit: i64) -> Result<Vec<AuditEvent>, StoreError> {
         self.inner.list_audit(limit).await
     }
-    // The listing methods forward to the real adapter: fault tests list admins through the code
-    // production runs (no in-memory fallback).
-    async fn list_admins_page(
-        &self,
-        filter: &crate::pages::StoredAdminFilter,
-        after: Option<(DateTime<Utc>, UserId)>,
-        limit: i64,
-    ) -> Result<Vec<AdminRecord>, StoreError> {
-        self.inner.list_admins_page(filter, after, limit).await
-    }
-    async fn count_admins_by_status(&self, now: DateTime<Utc>) -> Result<(i64, i64, i64), StoreError> {
-        self.inner.count_admins_by_status(now).await
-    }
+
     async fn list_audit_page(
         &self,
         before_id: Option<i64>,
@@ -474,12 +499,18 @@ impl AdminStore for FaultyStore {
     ) -> Result<Vec<(AuditEvent, Option<String>)>, StoreError> {
         self.inner.list_audit_page(before_id, limit).await
     }
+}
+
+#[async_trait]
+impl IdempotencyKeys for FaultyStore {
     async fn idempotency_begin(&self, scope: &str, key: &str, hash: &str) -> Result<IdempotencyBegin, StoreError> {
         self.inner.idempotency_begin(scope, key, hash).await
     }
+
     async fn idempotency_complete(&self, scope: &str, key: &str, r: StoredResponse) -> Result<(), StoreError> {
         self.inner.idempotency_complete(scope, key, r).await
     }
+
     async fn idempotency_abandon(&self, scope: &str, key: &str) -> Result<(), StoreError> {
         self.inner.idempotency_abandon(scope, key).await
     }

@@ -243,9 +243,9 @@ pub enum ScimKey {
     ExternalId(String),
 }
 
-/// The admin store: `User` + `AdminInfo` rows, the audit log and idempotency keys.
+/// Reads of `User` + `AdminInfo` rows (and a reachability check).
 #[async_trait]
-pub trait AdminStore: Send + Sync + 'static {
+pub trait AdminReads: Send + Sync + 'static {
     /// Cheap reachability check.
     async fn ping(&self) -> Result<(), StoreError>;
 
@@ -267,6 +267,27 @@ pub trait AdminStore: Send + Sync + 'static {
     /// How many admins have completed first login.
     async fn count_active_admins(&self) -> Result<i64, StoreError>;
 
+    /// The admins a SCIM equality filter can match, by an indexed lookup (at most a handful of rows,
+    /// whatever the table holds): see [`ScimKey`].
+    async fn find_admins_by_scim_key(&self, key: &ScimKey) -> Result<Vec<AdminRecord>, StoreError>;
+
+    /// At most `limit` stored admins passing `filter`, oldest first by `(created_at, id)`, starting after
+    /// `after` (a keyset page: one range scan, memory bounded by `limit`).
+    async fn list_admins_page(
+        &self,
+        filter: &StoredAdminFilter,
+        after: Option<(DateTime<Utc>, UserId)>,
+        limit: i64,
+    ) -> Result<Vec<AdminRecord>, StoreError>;
+
+    /// How many stored admins are `(active, invited, expired)` at `now` (one aggregate query).
+    async fn count_admins_by_status(&self, now: DateTime<Utc>) -> Result<(i64, i64, i64), StoreError>;
+}
+
+/// Writes of `User` + `AdminInfo` rows, each one transaction with its audit entry (and, where named,
+/// its saga's log write and its event).
+#[async_trait]
+pub trait AdminWrites: Send + Sync + 'static {
     /// Writes `User` + `AdminInfo` + the audit entry, and when `complete_saga` is given marks that saga
     /// `completed` and logs the linked Cognito user (username, sub, delivery flag) as the saga's own, all
     /// in one transaction. Idempotent: if a user with the same id and Cognito username
@@ -328,28 +349,16 @@ pub trait AdminStore: Send + Sync + 'static {
         user_name: Option<String>,
         scim_profile: Option<String>,
     ) -> Result<AdminRecord, StoreError>;
+}
 
-    /// The admins a SCIM equality filter can match, by an indexed lookup (at most a handful of rows,
-    /// whatever the table holds): see [`ScimKey`].
-    async fn find_admins_by_scim_key(&self, key: &ScimKey) -> Result<Vec<AdminRecord>, StoreError>;
-
+/// The audit log.
+#[async_trait]
+pub trait AuditLog: Send + Sync + 'static {
     /// Appends an audit event on its own (used for failed attempts).
     async fn append_audit(&self, audit: AuditEntry) -> Result<(), StoreError>;
 
     /// Audit events, newest first.
     async fn list_audit(&self, limit: i64) -> Result<Vec<AuditEvent>, StoreError>;
-
-    /// At most `limit` stored admins passing `filter`, oldest first by `(created_at, id)`, starting after
-    /// `after` (a keyset page: one range scan, memory bounded by `limit`).
-    async fn list_admins_page(
-        &self,
-        filter: &StoredAdminFilter,
-        after: Option<(DateTime<Utc>, UserId)>,
-        limit: i64,
-    ) -> Result<Vec<AdminRecord>, StoreError>;
-
-    /// How many stored admins are `(active, invited, expired)` at `now` (one aggregate query).
-    async fn count_admins_by_status(&self, now: DateTime<Utc>) -> Result<(i64, i64, i64), StoreError>;
 
     /// At most `limit` audit events older than `before_id` (all when `None`), newest first, each with the
     /// acting admin's e-mail when the actor is an admin that still exists (one query with a join).
@@ -358,7 +367,11 @@ pub trait AdminStore: Send + Sync + 'static {
         before_id: Option<i64>,
         limit: i64,
     ) -> Result<Vec<(AuditEvent, Option<String>)>, StoreError>;
+}
 
+/// Idempotency keys of the HTTP API's creates.
+#[async_trait]
+pub trait IdempotencyKeys: Send + Sync + 'static {
     /// Claims an idempotency key for `scope` (the caller). See [`IdempotencyBegin`].
     async fn idempotency_begin(
         &self,
@@ -373,6 +386,18 @@ pub trait AdminStore: Send + Sync + 'static {
     /// Releases a claimed key without a response (the request failed before any side effect).
     async fn idempotency_abandon(&self, scope: &str, key: &str) -> Result<(), StoreError>;
 }
+
+/// The store's narrow ports, for a `use …::store::ports::*` where a concrete adapter's methods are called.
+pub mod ports {
+    pub use super::{AdminReads, AdminStore, AdminWrites, AuditLog, IdempotencyKeys, SagaLog, ScimTokenStore};
+}
+
+/// The admin store: the four narrow ports above, joined (lldap's shape: each adapter implements the
+/// narrow traits; code that needs them all takes an `AdminStore`). Implemented for every type that
+/// implements the four.
+pub trait AdminStore: AdminReads + AdminWrites + AuditLog + IdempotencyKeys {}
+
+impl<T: AdminReads + AdminWrites + AuditLog + IdempotencyKeys + ?Sized> AdminStore for T {}
 
 /// What a saga does.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -37,8 +37,8 @@ use admin_provisioner_core::domain::{AdminRecord, UserId};
 use admin_provisioner_core::pages::{StoredAdminFilter, UnfinishedFilter};
 use admin_provisioner_core::reconcile::ReconcileStore;
 use admin_provisioner_core::store::{
-    AdminStore, AuditEntry, AuditEvent, IdempotencyBegin, NewAdmin, SagaLog, SagaRecord, SagaState, SagaUpdate,
-    ScimKey, ScimToken, ScimTokenStore, StoreError, StoredResponse,
+    AdminReads, AdminStore, AdminWrites, AuditEntry, AuditEvent, AuditLog, IdempotencyBegin, IdempotencyKeys, NewAdmin,
+    SagaLog, SagaRecord, SagaState, SagaUpdate, ScimKey, ScimToken, ScimTokenStore, StoreError, StoredResponse,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -200,7 +200,7 @@ impl<S> Reconnecting<S> {
 }
 
 #[async_trait]
-impl<S: AdminStore> AdminStore for Reconnecting<S> {
+impl<S: AdminStore> AdminReads for Reconnecting<S> {
     async fn ping(&self) -> Result<(), StoreError> {
         self.run("ping", Replay::Always, || self.inner.ping()).await
     }
@@ -242,6 +242,35 @@ impl<S: AdminStore> AdminStore for Reconnecting<S> {
         .await
     }
 
+    async fn find_admins_by_scim_key(&self, key: &ScimKey) -> Result<Vec<AdminRecord>, StoreError> {
+        self.run("find_admins_by_scim_key", Replay::Always, || {
+            self.inner.find_admins_by_scim_key(key)
+        })
+        .await
+    }
+
+    async fn list_admins_page(
+        &self,
+        filter: &StoredAdminFilter,
+        after: Option<(DateTime<Utc>, UserId)>,
+        limit: i64,
+    ) -> Result<Vec<AdminRecord>, StoreError> {
+        self.run("list_admins_page", Replay::Always, || {
+            self.inner.list_admins_page(filter, after, limit)
+        })
+        .await
+    }
+
+    async fn count_admins_by_status(&self, now: DateTime<Utc>) -> Result<(i64, i64, i64), StoreError> {
+        self.run("count_admins_by_status", Replay::Always, || {
+            self.inner.count_admins_by_status(now)
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl<S: AdminStore> AdminWrites for Reconnecting<S> {
     async fn insert_admin(
         &self,
         admin: NewAdmin,
@@ -315,14 +344,10 @@ impl<S: AdminStore> AdminStore for Reconnecting<S> {
         })
         .await
     }
+}
 
-    async fn find_admins_by_scim_key(&self, key: &ScimKey) -> Result<Vec<AdminRecord>, StoreError> {
-        self.run("find_admins_by_scim_key", Replay::Always, || {
-            self.inner.find_admins_by_scim_key(key)
-        })
-        .await
-    }
-
+#[async_trait]
+impl<S: AdminStore> AuditLog for Reconnecting<S> {
     async fn append_audit(&self, audit: AuditEntry) -> Result<(), StoreError> {
         self.run("append_audit", Replay::IfRolledBack, || {
             self.inner.append_audit(audit.clone())
@@ -335,25 +360,6 @@ impl<S: AdminStore> AdminStore for Reconnecting<S> {
             .await
     }
 
-    async fn list_admins_page(
-        &self,
-        filter: &StoredAdminFilter,
-        after: Option<(DateTime<Utc>, UserId)>,
-        limit: i64,
-    ) -> Result<Vec<AdminRecord>, StoreError> {
-        self.run("list_admins_page", Replay::Always, || {
-            self.inner.list_admins_page(filter, after, limit)
-        })
-        .await
-    }
-
-    async fn count_admins_by_status(&self, now: DateTime<Utc>) -> Result<(i64, i64, i64), StoreError> {
-        self.run("count_admins_by_status", Replay::Always, || {
-            self.inner.count_admins_by_status(now)
-        })
-        .await
-    }
-
     async fn list_audit_page(
         &self,
         before_id: Option<i64>,
@@ -364,7 +370,10 @@ impl<S: AdminStore> AdminStore for Reconnecting<S> {
         })
         .await
     }
+}
 
+#[async_trait]
+impl<S: AdminStore> IdempotencyKeys for Reconnecting<S> {
     async fn idempotency_begin(
         &self,
         scope: &str,

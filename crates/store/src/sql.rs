@@ -92,7 +92,7 @@ macro_rules! impl_sql_store {
         const _: () = {
             use ::admin_provisioner_core::domain::{AdminRecord, UserId};
             use ::admin_provisioner_core::store::{
-                AdminStore, AuditEntry, AuditEvent, IdempotencyBegin, NewAdmin, SagaLog, SagaRecord, SagaState,
+                AdminReads, AdminWrites, AuditEntry, AuditEvent, AuditLog, IdempotencyBegin, IdempotencyKeys, NewAdmin, SagaLog, SagaRecord, SagaState,
                 SagaUpdate, StoreError, StoredResponse,
             };
             use ::chrono::{DateTime, Utc};
@@ -347,7 +347,7 @@ macro_rules! impl_sql_store {
             }
 
             #[::async_trait::async_trait]
-            impl AdminStore for $store {
+            impl AdminReads for $store {
                 #[::tracing::instrument(skip_all, fields(db = $backend))]
                 async fn ping(&self) -> Result<(), StoreError> {
                     ::sqlx::query("SELECT 1")
@@ -429,6 +429,53 @@ macro_rules! impl_sql_store {
                     .map_err(map_err)
                 }
 
+                #[::tracing::instrument(skip_all, fields(db = $backend, limit = limit))]
+                async fn list_admins_page(
+                    &self,
+                    filter: &::admin_provisioner_core::pages::StoredAdminFilter,
+                    after: Option<(DateTime<Utc>, UserId)>,
+                    limit: i64,
+                ) -> Result<Vec<AdminRecord>, StoreError> {
+                    use ::admin_provisioner_core::domain::InviteStatus;
+                    let sql = $crate::sql::admin_page_sql(filter, after.is_some());
+                    let mut q = ::sqlx::query_as::<_, AdminRow>(&sql);
+                    if let Some(prefix) = &filter.email_prefix {
+                        q = q.bind($crate::sql::like_prefix(prefix));
+                    }
+                    if matches!(filter.status, Some(InviteStatus::Invited | InviteStatus::Expired)) {
+                        q = q.bind(DbTime::new(filter.now));
+                    }
+                    if let Some((t, id)) = after {
+                        q = q.bind(DbTime::new(t)).bind(DbTime::new(t)).bind(DbId::from(id));
+                    }
+                    q.bind(limit.max(0))
+                        .fetch_all(self.pool())
+                        .await
+                        .map_err(map_err)?
+                        .into_iter()
+                        .map(AdminRecord::try_from)
+                        .collect()
+                }
+
+                #[::tracing::instrument(skip_all, fields(db = $backend))]
+                async fn count_admins_by_status(&self, now: DateTime<Utc>) -> Result<(i64, i64, i64), StoreError> {
+                    let (active, invited, expired): (Option<i64>, Option<i64>, Option<i64>) = ::sqlx::query_as(
+                        "SELECT \
+                         SUM(CASE WHEN u.disabled_at IS NULL AND (u.status = 'active' OR a.accepted_at IS NOT NULL) THEN 1 ELSE 0 END), \
+                         SUM(CASE WHEN u.disabled_at IS NULL AND u.status <> 'active' AND a.accepted_at IS NULL AND a.invite_expires_at > $1 THEN 1 ELSE 0 END), \
+                         SUM(CASE WHEN u.disabled_at IS NULL AND u.status <> 'active' AND a.accepted_at IS NULL AND a.invite_expires_at <= $1 THEN 1 ELSE 0 END) \
+                         FROM users u JOIN admin_info a ON a.user_id = u.id",
+                    )
+                    .bind(DbTime::new(now))
+                    .fetch_one(self.pool())
+                    .await
+                    .map_err(map_err)?;
+                    Ok((active.unwrap_or(0), invited.unwrap_or(0), expired.unwrap_or(0)))
+                }
+            }
+
+            #[::async_trait::async_trait]
+            impl AdminWrites for $store {
                 #[::tracing::instrument(skip_all, fields(db = $backend, user_id = %admin.id, saga_id = ?complete_saga))]
                 async fn insert_admin(
                     &self,
@@ -686,7 +733,10 @@ macro_rules! impl_sql_store {
                     tx.commit().await.map_err(map_err)?;
                     Ok(record)
                 }
+            }
 
+            #[::async_trait::async_trait]
+            impl AuditLog for $store {
                 #[::tracing::instrument(skip_all, fields(db = $backend, action = audit.action.as_str()))]
                 async fn append_audit(&self, audit: AuditEntry) -> Result<(), StoreError> {
                     let mut conn = self.pool().acquire().await.map_err(map_err)?;
@@ -706,50 +756,6 @@ macro_rules! impl_sql_store {
                     .into_iter()
                     .map(AuditEvent::try_from)
                     .collect()
-                }
-
-                #[::tracing::instrument(skip_all, fields(db = $backend, limit = limit))]
-                async fn list_admins_page(
-                    &self,
-                    filter: &::admin_provisioner_core::pages::StoredAdminFilter,
-                    after: Option<(DateTime<Utc>, UserId)>,
-                    limit: i64,
-                ) -> Result<Vec<AdminRecord>, StoreError> {
-                    use ::admin_provisioner_core::domain::InviteStatus;
-                    let sql = $crate::sql::admin_page_sql(filter, after.is_some());
-                    let mut q = ::sqlx::query_as::<_, AdminRow>(&sql);
-                    if let Some(prefix) = &filter.email_prefix {
-                        q = q.bind($crate::sql::like_prefix(prefix));
-                    }
-                    if matches!(filter.status, Some(InviteStatus::Invited | InviteStatus::Expired)) {
-                        q = q.bind(DbTime::new(filter.now));
-                    }
-                    if let Some((t, id)) = after {
-                        q = q.bind(DbTime::new(t)).bind(DbTime::new(t)).bind(DbId::from(id));
-                    }
-                    q.bind(limit.max(0))
-                        .fetch_all(self.pool())
-                        .await
-                        .map_err(map_err)?
-                        .into_iter()
-                        .map(AdminRecord::try_from)
-                        .collect()
-                }
-
-                #[::tracing::instrument(skip_all, fields(db = $backend))]
-                async fn count_admins_by_status(&self, now: DateTime<Utc>) -> Result<(i64, i64, i64), StoreError> {
-                    let (active, invited, expired): (Option<i64>, Option<i64>, Option<i64>) = ::sqlx::query_as(
-                        "SELECT \
-                         SUM(CASE WHEN u.disabled_at IS NULL AND (u.status = 'active' OR a.accepted_at IS NOT NULL) THEN 1 ELSE 0 END), \
-                         SUM(CASE WHEN u.disabled_at IS NULL AND u.status <> 'active' AND a.accepted_at IS NULL AND a.invite_expires_at > $1 THEN 1 ELSE 0 END), \
-                         SUM(CASE WHEN u.disabled_at IS NULL AND u.status <> 'active' AND a.accepted_at IS NULL AND a.invite_expires_at <= $1 THEN 1 ELSE 0 END) \
-                         FROM users u JOIN admin_info a ON a.user_id = u.id",
-                    )
-                    .bind(DbTime::new(now))
-                    .fetch_one(self.pool())
-                    .await
-                    .map_err(map_err)?;
-                    Ok((active.unwrap_or(0), invited.unwrap_or(0), expired.unwrap_or(0)))
                 }
 
                 #[::tracing::instrument(skip_all, fields(db = $backend, limit = limit))]
@@ -779,7 +785,10 @@ macro_rules! impl_sql_store {
                     .map(|r| Ok((AuditEvent::try_from(r.event)?, r.actor_email)))
                     .collect()
                 }
+            }
 
+            #[::async_trait::async_trait]
+            impl IdempotencyKeys for $store {
                 #[::tracing::instrument(skip_all, fields(db = $backend, scope = scope))]
                 async fn idempotency_begin(
                     &self,

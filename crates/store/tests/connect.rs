@@ -1,7 +1,8 @@
 //! Connecting: adapter choice by URL scheme, durable SQLite files, and one-line errors without secrets.
 
 use admin_provisioner_core::domain::{Actor, UserId};
-use admin_provisioner_core::store::{AdminStore, AuditAction, AuditEntry, NewAdmin, StoreError};
+use admin_provisioner_core::store::ports::*;
+use admin_provisioner_core::store::{AuditAction, AuditEntry, NewAdmin, StoreError};
 use admin_provisioner_store::{connect, PostgresStore, SqliteStore};
 use chrono::{Duration, Utc};
 use uuid::Uuid;

@@ -5,8 +5,9 @@
 //! server cannot be reached.
 
 use admin_provisioner_core::domain::{Actor, UserId};
+use admin_provisioner_core::store::ports::*;
 use admin_provisioner_core::store::{
-    AdminStore, AuditAction, AuditEntry, NewAdmin, SagaKind, SagaLog, SagaRecord, SagaState, SagaUpdate, StoreError,
+    AuditAction, AuditEntry, NewAdmin, SagaKind, SagaLog, SagaRecord, SagaState, SagaUpdate, StoreError,
 };
 use admin_provisioner_store::{truncate_to_micros, PostgresStore};
 use chrono::{Duration, Utc};
