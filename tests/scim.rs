@@ -495,6 +495,28 @@ async fn the_last_active_admin_cannot_be_disabled() {
     assert_eq!(res.status, StatusCode::CONFLICT, "{}", res.text);
     assert_eq!(res.json()["detail"].as_str().unwrap(), Error::LastAdmin.to_string());
     assert_eq!(both(&t, ADMIN_EMAIL).await, ((true, false), (true, true)));
+
+    // A change of attributes together with the refused disable: nothing half-written.
+    let res = t
+        .call(scim(
+            Method::PATCH,
+            &format!("/scim/v2/Users/{}", t.admin().id),
+            &token,
+            Some(json!({"schemas": [PATCH_OP], "Operations": [
+                {"op": "replace", "path": "externalId", "value": "ext-new"},
+                {"op": "replace", "path": "active", "value": false}]})),
+        ))
+        .await;
+    assert_eq!(res.status, StatusCode::CONFLICT, "{}", res.text);
+    let res = t
+        .call(scim(
+            Method::GET,
+            &format!("/scim/v2/Users/{}", t.admin().id),
+            &token,
+            None,
+        ))
+        .await;
+    assert!(res.json().get("externalId").is_none(), "{}", res.text);
 }
 
 #[tokio::test]

@@ -447,14 +447,17 @@ async fn apply(
     let changed = attributes.external_id != record.user.external_id
         || Some(&attributes.profile) != record.user.scim_profile.as_ref();
     let mut record = record;
-    if changed {
-        // Uniqueness first, so that a refused change leaves `active` untouched too.
-        record = provisioner
-            .set_scim_attributes(&client.caller(), id, attributes, &email_values(&doc))
+    let emails = email_values(&doc);
+    let active = doc.get("active").and_then(Value::as_bool).unwrap_or(true);
+    let switch = active == record.user.is_disabled();
+    // Uniqueness first (read-only), then `active` (its saga may refuse: the last admin), then the
+    // attributes: a refusal at either step leaves the User as it was.
+    if changed && switch {
+        provisioner
+            .check_scim_attributes(&client.caller(), id, &attributes, &emails)
             .await?;
     }
-    let active = doc.get("active").and_then(Value::as_bool).unwrap_or(true);
-    if active == record.user.is_disabled() {
+    if switch {
         record = if active {
             provisioner.enable_admin(&client.caller(), id, Some(request_id)).await?
         } else {
@@ -462,6 +465,11 @@ async fn apply(
                 .disable_admin(&client.caller(), id, Some(request_id))
                 .await?
         };
+    }
+    if changed {
+        record = provisioner
+            .set_scim_attributes(&client.caller(), id, attributes, &emails)
+            .await?;
     }
     Ok(record)
 }

@@ -73,6 +73,28 @@ impl Provisioner {
             .await?)
     }
 
+    /// The uniqueness checks of [`Provisioner::set_scim_attributes`] alone, writing nothing: a SCIM
+    /// change that also switches `active` checks first, runs the disable or enable saga, then writes the
+    /// attributes, so a refusal at either step leaves the User as it was.
+    ///
+    /// Errors: [`Error::Forbidden`], [`Error::NotFound`], [`Error::UserNameTaken`].
+    pub async fn check_scim_attributes(
+        &self,
+        caller: &Caller,
+        id: UserId,
+        attributes: &ScimAttributes,
+        other_emails: &[String],
+    ) -> Result<(), Error> {
+        let record = self.get_admin_record(caller, id).await?;
+        self.check_scim_unique(
+            &attributes.user_name,
+            other_emails,
+            Some(id),
+            Some(&record.user.email_normalized),
+        )
+        .await
+    }
+
     /// One admin's records, for a caller allowed to read them.
     ///
     /// Errors: [`Error::Forbidden`], [`Error::NotFound`], [`Error::DatabaseUnavailable`].
