@@ -45,22 +45,35 @@ print(json.load(urllib.request.urlopen(req))["id_token"])
 PY
 )"
 
-set +e
 # --exclude-path-regex: the /scim/v2 endpoints take a SCIM token, which this admin token is not (refused by
 # design); scim2-tester and tests/scim.rs cover them.
 # --request-timeout: above GET /api/events' longest long-poll (wait=30 s), which is an answer, not a hang.
-"$ST" --config-file "$ROOT/scripts/schemathesis.toml" run "http://127.0.0.1:$PORT/openapi.json" \
-  --header "Authorization: Bearer $TOKEN" \
-  --exclude-path-regex '^/scim/' \
-  --checks all \
-  --max-examples "$EXAMPLES" \
-  --seed "$SEED" \
-  --workers 2 \
-  --request-timeout 35 \
-  --suppress-health-check all \
-  --warnings off \
-  --output-sanitize true
+run_schemathesis() {
+  "$ST" --config-file "$ROOT/scripts/schemathesis.toml" run "http://127.0.0.1:$PORT/openapi.json" \
+    --header "Authorization: Bearer $TOKEN" \
+    --exclude-path-regex '^/scim/' \
+    --checks all \
+    --max-examples "$EXAMPLES" \
+    --seed "$SEED" \
+    --workers 2 \
+    --request-timeout 35 \
+    --suppress-health-check all \
+    --warnings off \
+    --output-sanitize true 2>&1 | tee "$WORK/st.log"
+  return "${PIPESTATUS[0]}"
+}
+set +e
+run_schemathesis
 STATUS=$?
+# CPython 3.11's parser is not thread-safe with two workers: hypothesis describing a lambda can die with
+# "SystemError: AST constructor recursion depth mismatch" inside schemathesis itself (a tool error, seen
+# once in three runs, no request involved). Only then, and only when no check failed, run once more.
+if [ "$STATUS" -ne 0 ] && grep -q "AST constructor recursion depth mismatch" "$WORK/st.log" \
+  && ! grep -qE "^_+ .* _+$" <(sed -n '/= FAILURES =/,$p' "$WORK/st.log"); then
+  echo "schemathesis hit CPython's AST recursion-depth bug (a tool error, not a finding): running it once more" >&2
+  run_schemathesis
+  STATUS=$?
+fi
 set -e
 if [ "$STATUS" -ne 0 ]; then
   echo "schemathesis failed; server log:" >&2
