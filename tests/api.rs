@@ -423,6 +423,7 @@ async fn list_shows_an_unfinished_provisioning_as_pending() {
             owner: None,
             lease_expires_at: None,
             scim: None,
+            role: None,
         })
         .await
         .unwrap();

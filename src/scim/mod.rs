@@ -267,6 +267,10 @@ fn attributes(r: &AdminRecord) -> Map<String, Value> {
     }
     doc.insert("active".into(), json!(!r.user.is_disabled()));
     doc.insert(
+        "roles".into(),
+        json!([{"value": r.admin_info.role.as_str(), "primary": true}]),
+    );
+    doc.insert(
         "emails".into(),
         profile
             .get("emails")
@@ -450,11 +454,20 @@ async fn apply(
     let emails = email_values(&doc);
     let active = doc.get("active").and_then(Value::as_bool).unwrap_or(true);
     let switch = active == record.user.is_disabled();
+    // A document without `roles` keeps the admin's role.
+    let role = patch::role_of(&doc)?.unwrap_or(record.admin_info.role);
     // Uniqueness first (read-only), then `active` (its saga may refuse: the last admin), then the
     // attributes: a refusal at either step leaves the User as it was.
     if changed && switch {
         provisioner
             .check_scim_attributes(&client.caller(), id, &attributes, &emails)
+            .await?;
+    }
+    // The role first: the permission table refuses most often here (a SCIM token acts as an admin:
+    // owners are not its to change), and a refusal then leaves the User as it was.
+    if role != record.admin_info.role {
+        record = provisioner
+            .change_role(&client.caller(), id, role, Some(request_id))
             .await?;
     }
     if switch {
@@ -496,6 +509,7 @@ async fn create_user(
             email.as_str(),
             scim_attributes(&doc),
             &email_values(&doc),
+            patch::role_of(&doc)?.unwrap_or_default(),
             Some(&request_id),
         )
         .await?;
@@ -883,6 +897,20 @@ fn user_schema_doc(base: &str) -> Value {
                 "The admin's e-mail address (when it is not one, the primary emails value is the admin's e-mail). Unique, case-insensitive."),
             attr("active", "boolean", true, false, "readWrite", "none",
                 "false disables the admin in Cognito and the database; true enables them again. Cannot be removed (absent on create means true)."),
+            {
+                "name": "roles", "type": "complex", "multiValued": true,
+                "description": "The admin's role (RFC 7643 section 4.1.2): one entry whose value is owner, admin or viewer (default admin). A SCIM token acts as an admin: it never gives, changes or removes owner.",
+                "required": false, "mutability": "readWrite", "returned": "default", "uniqueness": "none",
+                "caseExact": false,
+                "subAttributes": [
+                    {
+                        "name": "value", "type": "string", "multiValued": false, "description": "owner, admin or viewer.",
+                        "required": true, "caseExact": false, "mutability": "readWrite", "returned": "default",
+                        "uniqueness": "none", "canonicalValues": ["owner", "admin", "viewer"],
+                    },
+                    sub("primary", "boolean", false, "The role in force (an admin has one)."),
+                ],
+            },
             {
                 "name": "emails", "type": "complex", "multiValued": true,
                 "description": "E-mail addresses, as the identity provider sends them; the primary (else first) one is the admin's e-mail when userName is not an address.",

@@ -14,6 +14,7 @@
 //! ignored (the product does not keep it), so an identity provider's default attribute mapping works.
 
 use super::{ScimError, USER_SCHEMA};
+use admin_provisioner_core::domain::Role;
 use serde_json::{json, Map, Value};
 
 /// Most `emails` a User may have (Okta and Entra ID send one to three); more is `400 invalidValue`.
@@ -40,7 +41,50 @@ pub fn canonical(name: &str) -> Option<&'static str> {
         "externalid" => Some("externalId"),
         "active" => Some("active"),
         "emails" => Some("emails"),
+        "roles" => Some("roles"),
         _ => None,
+    }
+}
+
+/// The role a User document asks for: its `roles` attribute (RFC 7643 §4.1.2, a multi-valued
+/// attribute whose `value` is `owner`, `admin` or `viewer`): the primary entry, else the only one.
+/// `None` when the document has no `roles`. `400 invalidValue` for an unknown role, an entry without a
+/// string value, or several entries none of which is primary.
+pub fn role_of(doc: &Map<String, Value>) -> Result<Option<Role>, ScimError> {
+    let Some(v) = doc.get("roles") else {
+        return Ok(None);
+    };
+    let bad = |detail: String| ScimError::bad("invalidValue", detail);
+    let items = match v {
+        Value::Array(items) => items.clone(),
+        Value::Null => return Ok(None),
+        one @ Value::Object(_) => vec![one.clone()],
+        _ => {
+            return Err(bad(
+                "roles must be an array of objects with a value (owner, admin or viewer)".into(),
+            ))
+        }
+    };
+    if items.is_empty() {
+        return Ok(None);
+    }
+    let value = |item: &Value| -> Result<Role, ScimError> {
+        let raw = item
+            .get("value")
+            .and_then(Value::as_str)
+            .ok_or_else(|| bad("each of roles is an object with a string value".into()))?;
+        Role::parse(raw).ok_or_else(|| bad(format!("unknown role {raw:?}: a role is owner, admin or viewer")))
+    };
+    let primary: Vec<&Value> = items
+        .iter()
+        .filter(|i| i.get("primary").and_then(Value::as_bool) == Some(true))
+        .collect();
+    match (primary.as_slice(), items.as_slice()) {
+        ([one], _) => value(one).map(Some),
+        ([], [one]) => value(one).map(Some),
+        _ => Err(bad(
+            "an admin has one role: send one entry in roles, or mark one of them primary".into(),
+        )),
     }
 }
 
@@ -68,6 +112,13 @@ pub fn normalize(doc: &mut Map<String, Value>) -> Result<(), ScimError> {
             _ => return Err(ScimError::bad("invalidValue", "active must be true or false")),
         };
         doc.insert("active".into(), json!(b));
+    }
+    if let Some(v) = doc.get("roles") {
+        if v.is_null() {
+            doc.remove("roles");
+        } else {
+            role_of(doc)?;
+        }
     }
     match doc.get_mut("emails") {
         None => {}

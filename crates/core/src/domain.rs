@@ -479,6 +479,54 @@ pub struct User {
     pub sessions_valid_after: Option<DateTime<Utc>>,
 }
 
+/// An admin's role: what they may do, by the one permission table in the core
+/// (`provisioner/policy.rs`). Stored on `admin_info.role`.
+///
+/// * `owner`: everything, including creating, promoting, demoting, disabling and removing owners.
+/// * `admin`: every write on admins and viewers; never on an owner, never to or from `owner`.
+/// * `viewer`: read only (lists, an admin, audit, events); every write is refused (`403 forbidden`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Read only.
+    Viewer,
+    /// Manages admins and viewers.
+    #[default]
+    Admin,
+    /// Manages everyone, owners included.
+    Owner,
+}
+
+impl Role {
+    /// Every role, least privileged first.
+    pub const ALL: [Role; 3] = [Role::Viewer, Role::Admin, Role::Owner];
+
+    /// The stored and wire form: `owner`, `admin`, `viewer`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Role::Owner => "owner",
+            Role::Admin => "admin",
+            Role::Viewer => "viewer",
+        }
+    }
+
+    /// Parses the stored and wire form (trimmed, case-insensitive).
+    pub fn parse(s: &str) -> Option<Self> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "owner" => Some(Role::Owner),
+            "admin" => Some(Role::Admin),
+            "viewer" => Some(Role::Viewer),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// The `AdminInfo` record: what makes a `User` an admin. 1:1 with `User` by foreign key `user_id`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct AdminInfo {
@@ -499,6 +547,9 @@ pub struct AdminInfo {
     pub invite_delivered: bool,
     /// When the admin replaced the temporary password (first login completed).
     pub accepted_at: Option<DateTime<Utc>>,
+    /// What the admin may do.
+    #[serde(default)]
+    pub role: Role,
 }
 
 /// A `User` with its `AdminInfo`.

@@ -55,6 +55,18 @@ pub enum Error {
     /// Removing or disabling this admin would leave no active admin (code `last_admin`, 409).
     #[error("this is the last active admin; create and activate another admin first")]
     LastAdmin,
+    /// Demoting, disabling or removing this admin would leave no active owner (code `last_owner`, 409).
+    #[error("this is the last active owner; make another active admin an owner first")]
+    LastOwner,
+    /// The actor's role does not allow this operation (code `forbidden`, 403): a viewer writing, or an
+    /// admin acting on an owner or giving the owner role. See `provisioner/policy.rs`.
+    #[error("your role ({role}) does not allow this: {why}")]
+    RoleForbidden {
+        /// The actor's role.
+        role: crate::domain::Role,
+        /// What is refused, in words.
+        why: &'static str,
+    },
     /// An admin tried to disable or remove their own account (code `self_action_forbidden`, 403): another
     /// admin has to do it. The same rule on every surface (`provisioner/policy.rs`).
     #[error("you cannot disable or remove your own account; ask another admin to do it")]
@@ -123,6 +135,8 @@ impl Error {
             Error::AlreadyActive => "already_active",
             Error::ResendCooldown { .. } => "resend_cooldown",
             Error::LastAdmin => "last_admin",
+            Error::LastOwner => "last_owner",
+            Error::RoleForbidden { .. } => "forbidden",
             Error::SelfAction => "self_action_forbidden",
             Error::TooManyActions { .. } => "rate_limited",
             Error::ProvisioningInProgress => "provisioning_in_progress",
@@ -183,13 +197,14 @@ impl Error {
         match self {
             Error::InvalidEmail(_) | Error::PasswordPolicy(_) => 400,
             Error::InvalidCredentials | Error::SessionEnded => 401,
-            Error::Forbidden | Error::SelfAction => 403,
+            Error::Forbidden | Error::SelfAction | Error::RoleForbidden { .. } => 403,
             Error::NotFound => 404,
             Error::AdminExists
             | Error::UserNameTaken
             | Error::ForeignIdentityExists
             | Error::AlreadyActive
             | Error::LastAdmin
+            | Error::LastOwner
             | Error::ProvisioningInProgress
             | Error::OperationInProgress
             | Error::AlreadyBootstrapped
@@ -210,6 +225,7 @@ impl From<StoreError> for Error {
             StoreError::UserNameTaken => Error::UserNameTaken,
             StoreError::NotFound => Error::NotFound,
             StoreError::LastAdmin => Error::LastAdmin,
+            StoreError::LastOwner => Error::LastOwner,
             StoreError::TokenNameTaken => Error::TokenNameTaken,
             e if e.is_transient() => Error::DatabaseUnavailable(e.to_string()),
             // A definitive refusal (or a lost compare-and-set): "try again" would be a lie.

@@ -455,6 +455,21 @@ impl AdminWrites for FaultyStore {
         )
     }
 
+    async fn set_admin_role(
+        &self,
+        id: UserId,
+        role: crate::domain::Role,
+        audit: AuditEntry,
+        saga: Option<(Uuid, SagaState)>,
+    ) -> Result<AdminRecord, StoreError> {
+        inject!(
+            self.plan,
+            store_op::SET_ADMIN_ROLE,
+            store_err,
+            self.inner.set_admin_role(id, role, audit, saga)
+        )
+    }
+
     async fn end_sessions(&self, id: UserId, at: DateTime<Utc>) -> Result<AdminRecord, StoreError> {
         inject!(
             self.plan,

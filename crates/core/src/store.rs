@@ -5,7 +5,7 @@
 //! saga's completion in a single transaction. Every write that changes an admin takes the
 //! [`AuditEntry`] to append in the same transaction: the audit log cannot disagree with the state.
 
-use crate::domain::{Actor, AdminRecord, UserId};
+use crate::domain::{Actor, AdminRecord, Role, UserId};
 use crate::pages::{StoredAdminFilter, UnfinishedFilter};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -28,6 +28,8 @@ pub mod op {
     pub const DELETE_ADMIN: &str = "store.delete_admin";
     /// [`super::AdminStore::set_admin_disabled`].
     pub const SET_ADMIN_DISABLED: &str = "store.set_admin_disabled";
+    /// [`super::AdminStore::set_admin_role`].
+    pub const SET_ADMIN_ROLE: &str = "store.set_admin_role";
     /// [`super::AdminStore::end_sessions`].
     pub const END_SESSIONS: &str = "store.end_sessions";
     /// [`super::AdminStore::append_audit`].
@@ -59,6 +61,10 @@ pub enum StoreError {
     /// Deleting this admin would leave no active admin (checked inside the delete's transaction).
     #[error("this is the last active admin")]
     LastAdmin,
+    /// Demoting, disabling or removing this admin would leave no active owner (checked inside the
+    /// change's transaction, under the same lock as [`StoreError::LastAdmin`]).
+    #[error("this is the last active owner")]
+    LastOwner,
     /// A saga update was refused: the saga is not in the expected state (another process moved it), or
     /// it is already finished and finished sagas never change. Carries the current state.
     #[error("the saga is now {0}; the update was not applied")]
@@ -123,6 +129,8 @@ pub enum AuditAction {
     CreateScimToken,
     /// A SCIM token was revoked.
     RevokeScimToken,
+    /// An admin's role was changed.
+    ChangeRole,
 }
 
 impl AuditAction {
@@ -140,6 +148,7 @@ impl AuditAction {
             AuditAction::EnableAdmin => "enable_admin",
             AuditAction::CreateScimToken => "create_scim_token",
             AuditAction::RevokeScimToken => "revoke_scim_token",
+            AuditAction::ChangeRole => "change_role",
         }
     }
     /// Parses the stored text form.
@@ -156,6 +165,7 @@ impl AuditAction {
             "enable_admin" => AuditAction::EnableAdmin,
             "create_scim_token" => AuditAction::CreateScimToken,
             "revoke_scim_token" => AuditAction::RevokeScimToken,
+            "change_role" => AuditAction::ChangeRole,
             _ => return None,
         })
     }
@@ -209,6 +219,8 @@ pub struct NewAdmin {
     pub invite_expires_at: DateTime<Utc>,
     /// False when Cognito reported CodeDeliveryFailure.
     pub invite_delivered: bool,
+    /// The new admin's role.
+    pub role: Role,
 }
 
 /// A stored idempotent response.
@@ -334,6 +346,19 @@ pub trait AdminWrites: Send + Sync + 'static {
         saga: Option<(Uuid, SagaState)>,
     ) -> Result<AdminRecord, StoreError>;
 
+    /// Sets the admin's role, with the audit entry and, when the role changed, the event
+    /// `admin.role_changed`; with `saga` also moves that saga to the given state, all in one transaction.
+    /// Idempotent (an admin already in the role is returned unchanged, the saga still advanced).
+    /// `NotFound` if absent; [`StoreError::LastOwner`] (nothing written) when demoting the last active
+    /// owner (checked under the same lock as the last-admin guard).
+    async fn set_admin_role(
+        &self,
+        id: UserId,
+        role: Role,
+        audit: AuditEntry,
+        saga: Option<(Uuid, SagaState)>,
+    ) -> Result<AdminRecord, StoreError>;
+
     /// Ends every session of the admin: sets the session epoch `users.sessions_valid_after` to `at`
     /// (tokens issued at or before it are refused by the core), unless a later epoch is stored already
     /// (the epoch never moves back). Returns the records after the write. `NotFound` if absent.
@@ -411,6 +436,8 @@ pub enum SagaKind {
     Disable,
     /// Enable a disabled admin: Cognito `AdminEnableUser`, then clear `disabled_at`.
     Enable,
+    /// Change an admin's role (`admin_info.role`).
+    ChangeRole,
 }
 
 impl SagaKind {
@@ -421,6 +448,7 @@ impl SagaKind {
             SagaKind::Remove => "remove",
             SagaKind::Disable => "disable",
             SagaKind::Enable => "enable",
+            SagaKind::ChangeRole => "change_role",
         }
     }
     /// Parses the stored text form.
@@ -430,6 +458,7 @@ impl SagaKind {
             "remove" => Some(SagaKind::Remove),
             "disable" => Some(SagaKind::Disable),
             "enable" => Some(SagaKind::Enable),
+            "change_role" => Some(SagaKind::ChangeRole),
             _ => None,
         }
     }
@@ -546,6 +575,10 @@ pub struct SagaRecord {
     /// `userName` is claimed by the intent (while the saga is not terminal, no other saga may hold it).
     #[serde(default)]
     pub scim: Option<ScimAttributes>,
+    /// The role the saga gives: a provisioning's new admin's (`None`: `admin`, as before roles), a
+    /// role change's new role.
+    #[serde(default)]
+    pub role: Option<Role>,
 }
 
 /// The SCIM attributes of an admin that the product keeps (database only).

@@ -41,6 +41,7 @@ async fn create_admin_database_records_twice_writes_once() {
         invite_delivered: true,
         request_id: None,
         saga_id: None,
+        role: Default::default(),
     };
     let a =
         h.p.create_admin_database_records(&email, &identity.user.username, &identity.user.sub, &plan)
@@ -79,6 +80,7 @@ async fn saga_begin_and_update_twice_give_the_same_row() {
         owner: None,
         lease_expires_at: None,
         scim: None,
+        role: None,
     };
     let a = h.p.saga_log().begin(saga.clone()).await.unwrap();
     let b = h.p.saga_log().begin(saga.clone()).await.unwrap();

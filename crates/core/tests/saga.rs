@@ -589,6 +589,7 @@ async fn records_of_an_already_compensated_saga_are_refused() {
                 invited_at: h.p.now(),
                 invite_expires_at: h.p.now(),
                 invite_delivered: true,
+                role: Default::default(),
             },
             admin_provisioner_core::store::AuditEntry {
                 actor: admin_provisioner_core::domain::Actor::Operator,

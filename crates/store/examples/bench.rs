@@ -349,6 +349,7 @@ async fn one_raw_provisioning(store: &dyn RawStore, email: &str) -> bool {
         owner: Some("bench".to_string()),
         lease_expires_at: Some(now + chrono::Duration::seconds(60)),
         scim: None,
+        role: None,
     };
     let Ok(saga) = store.begin(saga).await else {
         return false;
@@ -364,6 +365,7 @@ async fn one_raw_provisioning(store: &dyn RawStore, email: &str) -> bool {
         invited_at: now,
         invite_expires_at: now + chrono::Duration::days(7),
         invite_delivered: true,
+        role: Default::default(),
     };
     let audit = AuditEntry {
         actor: Actor::Operator,

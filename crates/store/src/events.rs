@@ -42,8 +42,12 @@ pub const ADMIN_PROVISIONING_FAILED: &str = "admin.provisioning_failed";
 /// admin); written with [`EventLog::append`].
 pub const ADMIN_DRIFT_DETECTED: &str = "admin.drift_detected";
 
+/// `admin.role_changed`: the admin's role changed (`data.previous_role` → `data.role`), written in the
+/// role change's transaction.
+pub const ADMIN_ROLE_CHANGED: &str = "admin.role_changed";
+
 /// Every event type the product writes through the store's transactions.
-pub const EVENT_TYPES: [&str; 7] = [
+pub const EVENT_TYPES: [&str; 8] = [
     ADMIN_INVITED,
     ADMIN_INVITE_RESENT,
     ADMIN_ACTIVATED,
@@ -51,6 +55,7 @@ pub const EVENT_TYPES: [&str; 7] = [
     ADMIN_DISABLED,
     ADMIN_ENABLED,
     ADMIN_PROVISIONING_FAILED,
+    ADMIN_ROLE_CHANGED,
 ];
 
 /// The `data` of an admin event: the admin's records after the change (before it, for `admin.removed`),
@@ -61,6 +66,7 @@ pub(crate) fn admin_event_data(record: &AdminRecord, audit: &AuditEntry) -> Stri
         admin_id: String,
         email: &'a str,
         status: &'a str,
+        role: &'a str,
         actor: String,
         request_id: Option<&'a str>,
         at: DateTime<Utc>,
@@ -75,6 +81,7 @@ pub(crate) fn admin_event_data(record: &AdminRecord, audit: &AuditEntry) -> Stri
         } else {
             record.user.status.as_str()
         },
+        role: record.admin_info.role.as_str(),
         actor: audit.actor.audit_name(),
         request_id: audit.request_id.as_deref(),
         at: audit.at,
@@ -82,6 +89,20 @@ pub(crate) fn admin_event_data(record: &AdminRecord, audit: &AuditEntry) -> Stri
         admin_info: &record.admin_info,
     })
     .unwrap_or_else(|_| "{}".to_string())
+}
+
+/// The `data` of `admin.role_changed`: [`admin_event_data`] with `previous_role`.
+pub(crate) fn role_changed_data(
+    record: &AdminRecord,
+    audit: &AuditEntry,
+    previous: admin_provisioner_core::domain::Role,
+) -> String {
+    let mut data: serde_json::Value =
+        serde_json::from_str(&admin_event_data(record, audit)).unwrap_or_else(|_| serde_json::json!({}));
+    if let Some(map) = data.as_object_mut() {
+        map.insert("previous_role".into(), previous.as_str().into());
+    }
+    data.to_string()
 }
 
 /// A stored lifecycle event.

@@ -326,6 +326,19 @@ impl<S: AdminStore> AdminWrites for Reconnecting<S> {
     }
 
     // Idempotent: the epoch is set to `at` unless a later one is stored (it never moves back).
+    async fn set_admin_role(
+        &self,
+        id: UserId,
+        role: admin_provisioner_core::domain::Role,
+        audit: AuditEntry,
+        saga: Option<(Uuid, SagaState)>,
+    ) -> Result<AdminRecord, StoreError> {
+        self.run("set_admin_role", Replay::IfRolledBack, || {
+            self.inner.set_admin_role(id, role, audit.clone(), saga)
+        })
+        .await
+    }
+
     async fn end_sessions(&self, id: UserId, at: DateTime<Utc>) -> Result<AdminRecord, StoreError> {
         self.run("end_sessions", Replay::Always, || self.inner.end_sessions(id, at))
             .await

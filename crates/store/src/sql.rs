@@ -16,7 +16,7 @@ macro_rules! select_admin {
         "SELECT u.id, u.email, u.email_normalized, u.cognito_username, u.cognito_sub, u.status, \
          u.created_at, u.updated_at, a.invited_by, a.invited_at, a.invite_expires_at, a.invites_sent, \
          a.last_invite_sent_at, a.invite_delivered, a.accepted_at, u.disabled_at, u.external_id, u.scim_profile, \
-         u.sessions_valid_after \
+         u.sessions_valid_after, a.role \
          FROM users u JOIN admin_info a ON a.user_id = u.id"
     };
 }
@@ -26,7 +26,7 @@ macro_rules! saga_columns {
     () => {
         "id, kind, actor, email, email_normalized, user_id, cognito_username, cognito_sub, \
          identity_created_by_saga, invite_delivered, state, attempts, last_error, request_id, \
-         started_at, updated_at, owner, lease_expires_at, scim_user_name, scim_external_id, scim_profile"
+         started_at, updated_at, owner, lease_expires_at, scim_user_name, scim_external_id, scim_profile, role"
     };
 }
 
@@ -125,6 +125,30 @@ macro_rules! impl_sql_store {
                     .map_err(map_err)?
                     .map(AdminRecord::try_from)
                     .transpose()
+            }
+
+            /// The last-owner guard (issue 21): refuses with [`StoreError::LastOwner`] a change that takes
+            /// admin `id` out of the active owners (demote, disable, remove) when they are the last one.
+            /// Called inside the change's transaction, under `lock_admin_set` (the last-admin guard's
+            /// lock), so two owners acting on each other at the same instant cannot both pass.
+            async fn guard_last_owner(conn: &mut Conn, id: UserId) -> Result<(), StoreError> {
+                const ACTIVE_OWNERS: &str = "FROM users u JOIN admin_info a ON a.user_id = u.id \
+                     WHERE a.role = 'owner' AND u.status = 'active' AND u.disabled_at IS NULL";
+                let is_active_owner: i64 = ::sqlx::query_scalar(&format!("SELECT COUNT(*) {ACTIVE_OWNERS} AND u.id = $1"))
+                    .bind(DbId::from(id))
+                    .fetch_one(&mut *conn)
+                    .await
+                    .map_err(map_err)?;
+                if is_active_owner > 0 {
+                    let owners: i64 = ::sqlx::query_scalar(&format!("SELECT COUNT(*) {ACTIVE_OWNERS}"))
+                        .fetch_one(&mut *conn)
+                        .await
+                        .map_err(map_err)?;
+                    if owners <= 1 {
+                        return Err(StoreError::LastOwner);
+                    }
+                }
+                Ok(())
             }
 
             async fn insert_audit(conn: &mut Conn, audit: &AuditEntry) -> Result<(), StoreError> {
@@ -301,14 +325,15 @@ macro_rules! impl_sql_store {
                 let invited_at = DbTime::new(admin.invited_at);
                 ::sqlx::query(
                     "INSERT INTO admin_info (user_id, invited_by, invited_at, invite_expires_at, invites_sent, \
-                         last_invite_sent_at, invite_delivered, accepted_at) \
-                         VALUES ($1, $2, $3, $4, 1, $3, $5, NULL)",
+                         last_invite_sent_at, invite_delivered, accepted_at, role) \
+                         VALUES ($1, $2, $3, $4, 1, $3, $5, NULL, $6)",
                 )
                 .bind(DbId::from(admin.id))
                 .bind(admin.invited_by.map(DbId::from))
                 .bind(invited_at)
                 .bind(DbTime::new(admin.invite_expires_at))
                 .bind(admin.invite_delivered)
+                .bind(admin.role.as_str())
                 .execute(&mut *tx)
                 .await
                 .map_err(|e| {
@@ -597,6 +622,7 @@ macro_rules! impl_sql_store {
                             return Err(StoreError::LastAdmin);
                         }
                     }
+                    guard_last_owner(&mut tx, id).await?;
                     // The records as they were, for the `admin.removed` event.
                     let removed = admin_by_id(&mut tx, id).await?;
                     let info = ::sqlx::query("DELETE FROM admin_info WHERE user_id = $1")
@@ -650,6 +676,9 @@ macro_rules! impl_sql_store {
                                 return Err(StoreError::LastAdmin);
                             }
                         }
+                        if disabled_at.is_some() {
+                            guard_last_owner(&mut tx, id).await?;
+                        }
                         let now = self.now();
                         // A disable ends the admin's sessions in the same write (never moving the epoch
                         // back); an enable leaves the epoch as it is.
@@ -680,6 +709,59 @@ macro_rules! impl_sql_store {
                             $crate::events::ADMIN_ENABLED
                         };
                         insert_event(&mut tx, kind, &record, &audit, self.now()).await?;
+                    }
+                    tx.commit().await.map_err(map_err)?;
+                    Ok(record)
+                }
+
+                #[::tracing::instrument(skip_all, fields(db = $backend, user_id = %id, role = role.as_str()))]
+                async fn set_admin_role(
+                    &self,
+                    id: UserId,
+                    role: ::admin_provisioner_core::domain::Role,
+                    audit: AuditEntry,
+                    saga: Option<(Uuid, SagaState)>,
+                ) -> Result<AdminRecord, StoreError> {
+                    let mut tx = self.begin_write().await.map_err(map_err)?;
+                    self.lock_admin_set(&mut tx).await.map_err(map_err)?;
+                    let before = admin_by_id(&mut tx, id).await?.ok_or(StoreError::NotFound)?;
+                    let previous = before.admin_info.role;
+                    let changed = previous != role;
+                    if changed {
+                        if previous == ::admin_provisioner_core::domain::Role::Owner {
+                            guard_last_owner(&mut tx, id).await?;
+                        }
+                        let now = self.now();
+                        ::sqlx::query("UPDATE admin_info SET role = $2 WHERE user_id = $1")
+                            .bind(DbId::from(id))
+                            .bind(role.as_str())
+                            .execute(&mut *tx)
+                            .await
+                            .map_err(map_err)?;
+                        ::sqlx::query("UPDATE users SET updated_at = $2 WHERE id = $1")
+                            .bind(DbId::from(id))
+                            .bind(now)
+                            .execute(&mut *tx)
+                            .await
+                            .map_err(map_err)?;
+                    }
+                    insert_audit(&mut tx, &audit).await?;
+                    if let Some((saga, state)) = saga {
+                        advance_saga(&mut tx, saga, state, self.now()).await?;
+                    }
+                    let record = admin_by_id(&mut tx, id).await?.ok_or(StoreError::NotFound)?;
+                    if changed {
+                        ::sqlx::query(
+                            "INSERT INTO events (type, admin_id, email, data, occurred_at) VALUES ($1, $2, $3, $4, $5)",
+                        )
+                        .bind($crate::events::ADMIN_ROLE_CHANGED)
+                        .bind(DbId::from(record.user.id))
+                        .bind(&record.user.email_normalized)
+                        .bind($crate::events::role_changed_data(&record, &audit, previous))
+                        .bind(self.now())
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(map_err)?;
                     }
                     tx.commit().await.map_err(map_err)?;
                     Ok(record)
@@ -1027,7 +1109,7 @@ macro_rules! impl_sql_store {
                     let inserted = ::sqlx::query_as::<_, SagaRow>(concat!(
                         "INSERT INTO sagas (",
                         $crate::sql::saga_columns!(),
-                        ") SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21 \
+                        ") SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22 \
                          WHERE $19 IS NULL OR NOT EXISTS \
                              (SELECT 1 FROM users u WHERE u.scim_user_name = $19 OR u.email_normalized = $19) \
                          ON CONFLICT (id) DO NOTHING RETURNING ",
@@ -1054,6 +1136,7 @@ macro_rules! impl_sql_store {
                     .bind(saga.scim.as_ref().map(|a| a.user_name.clone()))
                     .bind(saga.scim.as_ref().and_then(|a| a.external_id.clone()))
                     .bind(saga.scim.as_ref().map(|a| a.profile.clone()))
+                    .bind(saga.role.map(|r| r.as_str()))
                     .fetch_optional(self.pool())
                     .await
                     .map_err(map_err)?;

@@ -9,7 +9,7 @@
 //! back therefore equals the value written only if the latter had no sub-microsecond part; the store's
 //! methods return what was read back, never the caller's untruncated input.
 
-use admin_provisioner_core::domain::{Actor, AdminInfo, AdminRecord, User, UserId, UserStatus};
+use admin_provisioner_core::domain::{Actor, AdminInfo, AdminRecord, Role, User, UserId, UserStatus};
 use admin_provisioner_core::store::{
     AuditAction, AuditEntry, AuditEvent, SagaKind, SagaRecord, SagaState, ScimAttributes, StoreError, StoredResponse,
 };
@@ -220,6 +220,7 @@ pub(crate) struct AdminRow {
     external_id: Option<String>,
     scim_profile: Option<String>,
     sessions_valid_after: Option<DbTime>,
+    role: String,
 }
 
 impl TryFrom<AdminRow> for AdminRecord {
@@ -227,6 +228,7 @@ impl TryFrom<AdminRow> for AdminRecord {
 
     fn try_from(r: AdminRow) -> Result<Self, StoreError> {
         let status = UserStatus::parse(&r.status).ok_or_else(|| corrupt("user status", &r.status))?;
+        let role = Role::parse(&r.role).ok_or_else(|| corrupt("role", &r.role))?;
         Ok(AdminRecord {
             user: User {
                 id: UserId(r.id.0),
@@ -251,6 +253,7 @@ impl TryFrom<AdminRow> for AdminRecord {
                 last_invite_sent_at: r.last_invite_sent_at.0,
                 invite_delivered: r.invite_delivered,
                 accepted_at: r.accepted_at.map(|t| t.0),
+                role,
             },
         })
     }
@@ -280,6 +283,7 @@ pub(crate) struct SagaRow {
     scim_user_name: Option<String>,
     scim_external_id: Option<String>,
     scim_profile: Option<String>,
+    role: Option<String>,
 }
 
 impl TryFrom<SagaRow> for SagaRecord {
@@ -310,6 +314,10 @@ impl TryFrom<SagaRow> for SagaRecord {
                 user_name,
                 profile: r.scim_profile.unwrap_or_else(|| "{}".to_string()),
             }),
+            role: match r.role {
+                Some(role) => Some(Role::parse(&role).ok_or_else(|| corrupt("role", &role))?),
+                None => None,
+            },
         })
     }
 }

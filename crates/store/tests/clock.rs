@@ -32,6 +32,7 @@ fn new_admin(email: &str, at: DateTime<Utc>) -> NewAdmin {
         invited_at: at,
         invite_expires_at: at + Duration::days(7),
         invite_delivered: true,
+        role: Default::default(),
     }
 }
 
@@ -67,6 +68,7 @@ fn saga(kind: SagaKind, email: &str, user_id: UserId, at: DateTime<Utc>) -> Saga
         owner: None,
         lease_expires_at: None,
         scim: None,
+        role: None,
     }
 }
 

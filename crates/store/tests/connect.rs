@@ -19,6 +19,7 @@ fn new_admin(email: &str) -> NewAdmin {
         invited_at: now,
         invite_expires_at: now + Duration::days(7),
         invite_delivered: true,
+        role: Default::default(),
     }
 }
 

@@ -124,6 +124,7 @@ fn new_admin(email: &str) -> NewAdmin {
         invited_at: now,
         invite_expires_at: now + Duration::days(7),
         invite_delivered: true,
+        role: Default::default(),
     }
 }
 
@@ -160,6 +161,7 @@ fn saga(email: &str) -> SagaRecord {
         owner: None,
         lease_expires_at: None,
         scim: None,
+        role: None,
     }
 }
 

@@ -46,6 +46,7 @@ fn abandoned(i: usize) -> SagaRecord {
         owner: Some("dead-process:1:run".into()),
         lease_expires_at: Some(t + Duration::seconds(60)),
         scim: None,
+        role: None,
     }
 }
 

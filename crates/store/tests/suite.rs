@@ -8,7 +8,7 @@
 //! returns it (`reconnecting()`), so the suite specifies the store the product runs. A few behaviours
 //! exist only in PostgreSQL (its sessions can be terminated from outside): `postgres_only::`.
 
-use admin_provisioner_core::domain::{Actor, AdminRecord, UserId, UserStatus};
+use admin_provisioner_core::domain::{Actor, AdminRecord, Role, UserId, UserStatus};
 use admin_provisioner_core::store::Store;
 use admin_provisioner_core::store::{
     AuditAction, AuditEntry, IdempotencyBegin, NewAdmin, SagaKind, SagaRecord, SagaState, SagaUpdate, StoreError,
@@ -105,6 +105,14 @@ impl Raw {
         .unwrap();
         outside.close().await.ok();
         terminated
+    }
+
+    /// Runs a `SELECT` of one text value.
+    async fn text(&self, sql: &str) -> String {
+        match self {
+            Raw::Sqlite(pool) => sqlx::query_scalar(sql).fetch_one(pool).await.unwrap(),
+            Raw::Postgres(pool) => sqlx::query_scalar(sql).fetch_one(pool).await.unwrap(),
+        }
     }
 
     /// Runs a `SELECT COUNT(*) …`.
@@ -247,6 +255,8 @@ mod postgres_only {
 
 store_suite!(
     ping_succeeds,
+    a_role_is_stored_changed_with_its_event_and_the_last_active_owner_is_kept,
+    two_owners_demoting_disabling_and_removing_each_other_at_once_leave_one_owner,
     insert_admin_round_trips_every_field,
     lookups_find_the_admin_by_email_username_and_sub,
     email_uniqueness_is_case_insensitive,
@@ -323,6 +333,7 @@ fn new_admin(email: &str) -> NewAdmin {
         invited_at: t0(),
         invite_expires_at: t0() + Duration::days(7),
         invite_delivered: true,
+        role: Default::default(),
     }
 }
 
@@ -358,6 +369,7 @@ fn saga(email: &str) -> SagaRecord {
         owner: None,
         lease_expires_at: None,
         scim: None,
+        role: None,
     }
 }
 
@@ -1388,6 +1400,179 @@ async fn activate(db: &Db, email: &str) -> AdminRecord {
         .mark_accepted(a.user.id, t0(), audit(AuditAction::FirstLoginCompleted, email))
         .await
         .unwrap()
+}
+
+/// An active admin with `role`.
+async fn with_role(db: &Db, email: &str, role: Role) -> AdminRecord {
+    let a = activate(db, email).await;
+    db.store
+        .set_admin_role(a.user.id, role, audit(AuditAction::ChangeRole, email), None)
+        .await
+        .unwrap()
+}
+
+async fn a_role_is_stored_changed_with_its_event_and_the_last_active_owner_is_kept(db: Db) {
+    let mut viewer = new_admin("viewer@example.com");
+    viewer.role = Role::Viewer;
+    let viewer = db
+        .store
+        .insert_admin(viewer, audit(AuditAction::CreateAdmin, "viewer@example.com"), None)
+        .await
+        .unwrap();
+    assert_eq!(viewer.admin_info.role, Role::Viewer);
+    let owner = with_role(&db, "owner@example.com", Role::Owner).await;
+    let other = activate(&db, "other@example.com").await;
+    assert_eq!(other.admin_info.role, Role::Admin);
+    assert_eq!(owner.admin_info.role, Role::Owner);
+    let events = |db: &Db| {
+        let raw = db.raw.clone();
+        async move {
+            raw.count("SELECT COUNT(*) FROM events WHERE type = 'admin.role_changed'")
+                .await
+        }
+    };
+    assert_eq!(events(&db).await, 1);
+    // The same role again: unchanged, no event.
+    db.store
+        .set_admin_role(
+            owner.user.id,
+            Role::Owner,
+            audit(AuditAction::ChangeRole, "owner"),
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(events(&db).await, 1);
+    // The last active owner: not demoted, disabled or removed; nothing written.
+    let before = audit_count(&db).await;
+    let demote = db
+        .store
+        .set_admin_role(
+            owner.user.id,
+            Role::Admin,
+            audit(AuditAction::ChangeRole, "owner"),
+            None,
+        )
+        .await;
+    assert_eq!(demote.unwrap_err(), StoreError::LastOwner);
+    let disable = db
+        .store
+        .set_admin_disabled(
+            owner.user.id,
+            Some(t0()),
+            audit(AuditAction::DisableAdmin, "owner"),
+            None,
+        )
+        .await;
+    assert_eq!(disable.unwrap_err(), StoreError::LastOwner);
+    let delete = db
+        .store
+        .delete_admin(owner.user.id, audit(AuditAction::DeleteAdmin, "owner"), None)
+        .await;
+    assert_eq!(delete.unwrap_err(), StoreError::LastOwner);
+    assert_eq!(audit_count(&db).await, before);
+    let stored = db.store.get_admin(owner.user.id).await.unwrap().unwrap();
+    assert_eq!(stored.admin_info.role, Role::Owner);
+    assert!(!stored.user.is_disabled());
+    // With a second active owner the first may go.
+    db.store
+        .set_admin_role(
+            other.user.id,
+            Role::Owner,
+            audit(AuditAction::ChangeRole, "other"),
+            None,
+        )
+        .await
+        .unwrap();
+    let demoted = db
+        .store
+        .set_admin_role(
+            owner.user.id,
+            Role::Viewer,
+            audit(AuditAction::ChangeRole, "owner"),
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(demoted.admin_info.role, Role::Viewer);
+    assert_eq!(events(&db).await, 3);
+    let data = db
+        .raw
+        .text("SELECT data FROM events WHERE type = 'admin.role_changed' ORDER BY id DESC LIMIT 1")
+        .await;
+    let data: serde_json::Value = serde_json::from_str(&data).unwrap();
+    assert_eq!(data["role"], "viewer");
+    assert_eq!(data["previous_role"], "owner");
+    // An invited owner is no active owner: demoting them is not guarded.
+    let mut invited = new_admin("invited-owner@example.com");
+    invited.role = Role::Owner;
+    let invited = db
+        .store
+        .insert_admin(invited, audit(AuditAction::CreateAdmin, "invited-owner"), None)
+        .await
+        .unwrap();
+    db.store
+        .set_admin_role(
+            invited.user.id,
+            Role::Admin,
+            audit(AuditAction::ChangeRole, "invited"),
+            None,
+        )
+        .await
+        .unwrap();
+    let missing = db
+        .store
+        .set_admin_role(UserId::new(), Role::Admin, audit(AuditAction::ChangeRole, "x"), None)
+        .await;
+    assert_eq!(missing.unwrap_err(), StoreError::NotFound);
+}
+
+/// The last-owner guard under simultaneous writes: two active owners (and an admin, so the last-admin
+/// guard never answers first) each take the other out of the owners at the same instant: by a demotion,
+/// a disable or a removal. 20 rounds: every round exactly one active owner remains, and the loser got
+/// `LastOwner` with nothing written.
+async fn two_owners_demoting_disabling_and_removing_each_other_at_once_leave_one_owner(db: Db) {
+    let _admin = activate(&db, "keeper@example.com").await;
+    for round in 0..20 {
+        let a = with_role(&db, &format!("a{round}@example.com"), Role::Owner).await;
+        let b = with_role(&db, &format!("b{round}@example.com"), Role::Owner).await;
+        let store = db.store.clone();
+        let take_out = move |id: UserId, how: usize| {
+            let store = store.clone();
+            async move {
+                let entry = audit(AuditAction::ChangeRole, "race");
+                match how {
+                    0 => store.set_admin_role(id, Role::Admin, entry, None).await.map(|_| ()),
+                    1 => store.set_admin_disabled(id, Some(t0()), entry, None).await.map(|_| ()),
+                    _ => store.delete_admin(id, entry, None).await,
+                }
+            }
+        };
+        let (ra, rb) = tokio::join!(
+            tokio::spawn(take_out(b.user.id, round % 3)),
+            tokio::spawn(take_out(a.user.id, (round + 1) % 3)),
+        );
+        let results = [ra.unwrap(), rb.unwrap()];
+        let refused = results
+            .iter()
+            .filter(|r| matches!(r, Err(StoreError::LastOwner)))
+            .count();
+        assert_eq!(refused, 1, "round {round}: {results:?}");
+        assert!(results.iter().any(Result::is_ok), "round {round}: {results:?}");
+        let owners = db
+            .raw
+            .count(
+                "SELECT COUNT(*) FROM users u JOIN admin_info a ON a.user_id = u.id \
+                 WHERE a.role = 'owner' AND u.status = 'active' AND u.disabled_at IS NULL",
+            )
+            .await;
+        assert_eq!(owners, 1, "round {round}");
+        // The survivor steps down for the next round's pair.
+        db.raw
+            .exec("UPDATE admin_info SET role = 'admin' WHERE role = 'owner'")
+            .await
+            .unwrap();
+    }
 }
 
 async fn the_last_active_admin_cannot_be_deleted(db: Db) {

@@ -68,6 +68,7 @@ fn saga_view(s: &SagaRecord, now: DateTime<Utc>) -> SagaView {
             SagaKind::Remove => "remove",
             SagaKind::Disable => "disable",
             SagaKind::Enable => "enable",
+            SagaKind::ChangeRole => "change_role",
         },
         step: saga_step(s.kind, s.state),
         state: s.state.as_str(),

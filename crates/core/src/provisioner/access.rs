@@ -7,15 +7,22 @@ impl Provisioner {
     // Further operations used by the CLI and the HTTP API
     // ----------------------------------------------------------------------------------------------
 
-    /// Creates the very first admin (operator only). Refused with [`Error::AlreadyBootstrapped`] once any
+    /// Creates the very first admin (operator only), an `owner`. Refused with [`Error::AlreadyBootstrapped`] once any
     /// admin exists. Same saga as [`Provisioner::provision_new_admin`], audited as `bootstrap_admin`.
     pub async fn bootstrap_admin(&self, email: &str, request_id: Option<&str>) -> Result<ProvisionedAdmin, Error> {
         let email = AdminEmail::parse(email)?;
         if !self.store_call(self.admins.list_admins()).await?.is_empty() {
             return Err(Error::AlreadyBootstrapped);
         }
-        self.run_provision_saga(Actor::Operator, email, AuditAction::BootstrapAdmin, None, request_id)
-            .await
+        self.run_provision_saga(
+            Actor::Operator,
+            email,
+            Role::Owner,
+            AuditAction::BootstrapAdmin,
+            None,
+            request_id,
+        )
+        .await
     }
 
     /// [`Provisioner::resend_admin_invite`] by admin id.
@@ -26,11 +33,11 @@ impl Provisioner {
         request_id: Option<&str>,
     ) -> Result<InviteView, Error> {
         let actor = self.authorize(caller).await?;
-        self.permit(&actor, AdminAction::Resend, Some(id))?;
         let record = self
             .store_call(self.admins.get_admin(id))
             .await?
             .ok_or(Error::NotFound)?;
+        self.permit(&actor, AdminAction::Resend, Some(&record), None).await?;
         self.resend_for(actor, record, request_id).await
     }
 

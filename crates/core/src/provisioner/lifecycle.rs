@@ -37,6 +37,7 @@ impl Provisioner {
     ///
     /// Idempotent: an admin already disabled is returned unchanged. Errors: [`Error::Forbidden`],
     /// [`Error::NotFound`], [`Error::LastAdmin`] (the last active admin cannot be disabled),
+    /// [`Error::LastOwner`] (nor the last active owner), [`Error::RoleForbidden`], [`Error::SelfAction`],
     /// [`Error::OperationInProgress`] (another saga holds this admin), identity-provider and database
     /// errors after the saga undid its work, [`Error::SagaStuck`] when the undo itself could not finish.
     pub async fn disable_admin(
@@ -102,11 +103,11 @@ impl Provisioner {
         } else {
             AdminAction::Enable
         };
-        self.permit(&actor, action, Some(id))?;
         let record = self
             .retry(|| self.store_call(self.admins.get_admin(id)))
             .await?
             .ok_or(Error::NotFound)?;
+        self.permit(&actor, action, Some(&record), None).await?;
         if record.user.is_disabled() == disable {
             return Ok(record);
         }
@@ -294,6 +295,7 @@ async fn write_disabled(
     match wrote {
         Ok(record) => Ok(record),
         Err(StoreError::LastAdmin) => Err(StepError::Refused(Error::LastAdmin)),
+        Err(StoreError::LastOwner) => Err(StepError::Refused(Error::LastOwner)),
         Err(StoreError::NotFound) => Err(StepError::Refused(Error::NotFound)),
         Err(e) => match p.store_call(p.admins.get_admin(saga.user_id)).await {
             Ok(Some(r)) if r.user.is_disabled() == disable => Ok(r),

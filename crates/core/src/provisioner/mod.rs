@@ -47,9 +47,10 @@ mod lifecycle;
 mod operations;
 mod ownership;
 mod policy;
-pub use policy::AdminAction;
+pub use policy::{decide, AdminAction, Rule, Target};
 mod reads;
 mod removal;
+mod roles;
 mod saga;
 mod scim;
 pub use saga::RetryOutcome;
@@ -64,6 +65,7 @@ pub fn saga_steps(kind: SagaKind) -> Vec<engine::StepInfo> {
         SagaKind::Remove => removal::REMOVE.describe(),
         SagaKind::Disable => lifecycle::DISABLE.describe(),
         SagaKind::Enable => lifecycle::ENABLE.describe(),
+        SagaKind::ChangeRole => roles::CHANGE_ROLE.describe(),
     }
 }
 
@@ -75,6 +77,7 @@ pub fn saga_step_words(kind: SagaKind, state: SagaState) -> &'static str {
         SagaKind::Remove => removal::REMOVE.words(state),
         SagaKind::Disable => lifecycle::DISABLE.words(state),
         SagaKind::Enable => lifecycle::ENABLE.words(state),
+        SagaKind::ChangeRole => roles::CHANGE_ROLE.words(state),
     }
 }
 
@@ -85,6 +88,7 @@ pub fn crash_points(kind: SagaKind) -> Vec<String> {
         SagaKind::Remove => removal::REMOVE.crash_points(),
         SagaKind::Disable => lifecycle::DISABLE.crash_points(),
         SagaKind::Enable => lifecycle::ENABLE.crash_points(),
+        SagaKind::ChangeRole => roles::CHANGE_ROLE.crash_points(),
     }
 }
 
@@ -575,6 +579,8 @@ pub struct RecordPlan {
     pub request_id: Option<String>,
     /// The saga to complete in the same transaction.
     pub saga_id: Option<Uuid>,
+    /// The new admin's role.
+    pub role: Role,
 }
 
 /// What is at a saga's Cognito username.

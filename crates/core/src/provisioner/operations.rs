@@ -120,6 +120,7 @@ impl Provisioner {
             invited_at: now,
             invite_expires_at: now + chrono::Duration::days(self.settings.invite_validity_days as i64),
             invite_delivered: plan.invite_delivered,
+            role: plan.role,
         };
         let audit = self.audit(
             &plan.actor,
@@ -153,11 +154,25 @@ impl Provisioner {
     /// [`Error::Forbidden`], [`Error::AdminExists`], [`Error::ForeignIdentityExists`],
     /// [`Error::RateLimited`], [`Error::IdentityProviderUnavailable`], [`Error::IdentityProviderError`],
     /// [`Error::DatabaseUnavailable`], [`Error::SagaStuck`].
-    #[tracing::instrument(skip_all, fields(email_domain))]
     pub async fn provision_new_admin(
         &self,
         caller: &Caller,
         email: &str,
+        request_id: Option<&str>,
+    ) -> Result<ProvisionedAdmin, Error> {
+        self.provision_admin_with_role(caller, email, Role::Admin, request_id)
+            .await
+    }
+
+    /// [`Provisioner::provision_new_admin`] giving the new admin `role` (the permission table decides
+    /// who may give which: only an owner creates an owner, a viewer creates nobody). The role travels in
+    /// the saga's intent, so a provisioning finished by recovery gives it too.
+    #[tracing::instrument(skip_all, fields(email_domain, role = role.as_str()))]
+    pub async fn provision_admin_with_role(
+        &self,
+        caller: &Caller,
+        email: &str,
+        role: Role,
         request_id: Option<&str>,
     ) -> Result<ProvisionedAdmin, Error> {
         let email = AdminEmail::parse(email)?;
@@ -165,8 +180,8 @@ impl Provisioner {
             tracing::Span::current().record("email_domain", d);
         }
         let actor = self.authorize(caller).await?;
-        self.permit(&actor, AdminAction::Create, None)?;
-        self.run_provision_saga(actor, email, AuditAction::CreateAdmin, None, request_id)
+        self.permit(&actor, AdminAction::Create, None, Some(role)).await?;
+        self.run_provision_saga(actor, email, role, AuditAction::CreateAdmin, None, request_id)
             .await
     }
 
@@ -234,7 +249,7 @@ impl Provisioner {
             .store_call(self.admins.find_admin_by_email(email.normalized()))
             .await?
             .ok_or(Error::NotFound)?;
-        self.permit(&actor, AdminAction::Resend, Some(record.user.id))?;
+        self.permit(&actor, AdminAction::Resend, Some(&record), None).await?;
         self.resend_for(actor, record, request_id).await
     }
 }

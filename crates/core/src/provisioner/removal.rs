@@ -6,20 +6,29 @@ use super::*;
 impl Provisioner {
     /// Removes an admin from both systems (revoking the invitation if it was never accepted).
     ///
-    /// Refuses to remove the last active admin ([`Error::LastAdmin`]). Saga: record the intent; delete
+    /// Refuses to remove the last active admin ([`Error::LastAdmin`]) and the last active owner
+    /// ([`Error::LastOwner`], checked in the records' transaction); the permission table decides who may
+    /// remove whom ([`Error::RoleForbidden`], [`Error::SelfAction`]). Saga: record the intent; delete
     /// `AdminInfo` + `User` (+ audit) in one transaction; `AdminDeleteUser` (a missing user counts as
     /// deleted), retried; mark the saga completed. If Cognito cannot be reached the saga stays
     /// `identity_pending_delete`, is marked `stuck` and is retried by recovery: the database no longer
     /// grants the user anything meanwhile.
     pub async fn remove_admin(&self, caller: &Caller, id: UserId, request_id: Option<&str>) -> Result<(), Error> {
         let actor = self.authorize(caller).await?;
-        self.permit(&actor, AdminAction::Remove, Some(id))?;
         let record = match self.retry(|| self.store_call(self.admins.get_admin(id))).await? {
-            Some(r) => r,
-            None => match self.revoke_unfinished(&actor, id, request_id).await? {
-                Some(r) => r,
-                None => return Ok(()),
-            },
+            Some(r) => {
+                self.permit(&actor, AdminAction::Remove, Some(&r), None).await?;
+                r
+            }
+            None => {
+                // An unfinished provisioning: the role its saga gives is the target's.
+                let gives = self.unfinished_provision_of(id).await?.and_then(|s| s.role);
+                self.permit(&actor, AdminAction::Remove, None, gives).await?;
+                match self.revoke_unfinished(&actor, id, request_id).await? {
+                    Some(r) => r,
+                    None => return Ok(()),
+                }
+            }
         };
         if record.user.status == UserStatus::Active
             && self

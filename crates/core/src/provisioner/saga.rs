@@ -3,6 +3,7 @@
 use super::engine::*;
 use super::lifecycle::{LifecycleData, DISABLE, ENABLE};
 use super::removal::{RemoveData, REMOVE};
+use super::roles::{RoleData, CHANGE_ROLE};
 use super::*;
 
 /// How many sagas one claim of a recovery pass takes at a time (so replicas share a backlog).
@@ -103,12 +104,15 @@ impl Provisioner {
         &self,
         actor: Actor,
         email: AdminEmail,
+        role: Role,
         action: AuditAction,
         scim: Option<ScimAttributes>,
         request_id: Option<&str>,
     ) -> Result<ProvisionedAdmin, Error> {
         let started = Instant::now();
-        let result = self.provision_inner(&actor, &email, action, scim, request_id).await;
+        let result = self
+            .provision_inner(&actor, &email, role, action, scim, request_id)
+            .await;
         let outcome = match &result {
             Ok(_) => "created",
             Err(Error::SagaStuck { .. }) => "stuck",
@@ -137,6 +141,7 @@ impl Provisioner {
         &self,
         actor: &Actor,
         email: &AdminEmail,
+        role: Role,
         action: AuditAction,
         scim: Option<ScimAttributes>,
         request_id: Option<&str>,
@@ -160,6 +165,7 @@ impl Provisioner {
         // A SCIM create: the intent claims the userName (a unique index among unfinished sagas) and
         // carries the attributes that the records' transaction writes.
         intent.scim = scim;
+        intent.role = Some(role);
         let saga_id = intent.id;
         let data = ProvisionData {
             actor: actor.clone(),
@@ -212,6 +218,7 @@ impl Provisioner {
             owner: Some(self.new_owner()),
             lease_expires_at: Some(now + self.settings.lease_chrono()),
             scim: None,
+            role: None,
         }
     }
 
@@ -402,6 +409,7 @@ impl Provisioner {
             SagaKind::Remove => REMOVE.recover(self, saga, RemoveData::recovering(saga)).await,
             SagaKind::Disable => DISABLE.recover(self, saga, LifecycleData::recovering(saga)).await,
             SagaKind::Enable => ENABLE.recover(self, saga, LifecycleData::recovering(saga)).await,
+            SagaKind::ChangeRole => CHANGE_ROLE.recover(self, saga, RoleData::recovering(saga)).await,
         }
     }
 }
@@ -602,6 +610,8 @@ fn write_records(cx: &mut Cx<ProvisionData>) -> StepFuture<'_, Result<SagaUpdate
             invite_delivered: d.invite_delivered,
             request_id: d.request_id.clone(),
             saga_id: Some(saga.id),
+            // A provisioning logged before roles existed gives `admin`.
+            role: saga.role.unwrap_or_default(),
         };
         let (admin, audit) = p.record_rows(&d.email, &user.username, &user.sub, &plan);
         let mut record = match p

@@ -21,6 +21,7 @@ impl Provisioner {
     /// * `email` — the admin's address (the `userName` when it is one, else the primary `emails` value).
     /// * `attributes` — `externalId`, the `userName` key and the kept profile.
     /// * `other_emails` — the `emails` values, each checked to be no other admin's.
+    /// * `role` — the new admin's role (SCIM `roles`; a SCIM token acts as an `admin`: never `owner`).
     ///
     /// Errors: as [`Provisioner::provision_new_admin`], plus [`Error::UserNameTaken`].
     pub async fn provision_scim_user(
@@ -29,15 +30,23 @@ impl Provisioner {
         email: &str,
         attributes: ScimAttributes,
         other_emails: &[String],
+        role: Role,
         request_id: Option<&str>,
     ) -> Result<ProvisionedAdmin, Error> {
         let email = AdminEmail::parse(email)?;
         let actor = self.authorize(caller).await?;
-        self.permit(&actor, AdminAction::Create, None)?;
+        self.permit(&actor, AdminAction::Create, None, Some(role)).await?;
         self.check_scim_unique(&attributes.user_name, other_emails, None, Some(email.normalized()))
             .await?;
-        self.run_provision_saga(actor, email, AuditAction::CreateAdmin, Some(attributes), request_id)
-            .await
+        self.run_provision_saga(
+            actor,
+            email,
+            role,
+            AuditAction::CreateAdmin,
+            Some(attributes),
+            request_id,
+        )
+        .await
     }
 
     /// Replaces the SCIM attributes of admin `id` (database only: they are not Cognito's), after the
@@ -52,8 +61,10 @@ impl Provisioner {
         attributes: ScimAttributes,
         other_emails: &[String],
     ) -> Result<AdminRecord, Error> {
-        self.authorize(caller).await?;
+        let actor = self.authorize(caller).await?;
         let record = self.get_admin_record(caller, id).await?;
+        self.permit(&actor, AdminAction::SetScimAttributes, Some(&record), None)
+            .await?;
         self.check_scim_unique(
             &attributes.user_name,
             other_emails,
