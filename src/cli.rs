@@ -7,7 +7,7 @@
 
 use crate::app::App;
 use crate::config::Config;
-use admin_provisioner_core::domain::AdminEmail;
+use admin_provisioner_core::domain::{AdminEmail, Role};
 use admin_provisioner_core::{Caller, ProvisionedAdmin};
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -37,6 +37,9 @@ enum Command {
         /// The new admin's e-mail address.
         #[arg(long)]
         email: String,
+        /// The new admin's role: owner, admin or viewer.
+        #[arg(long, default_value = "admin", value_parser = parse_role)]
+        role: Role,
     },
     /// Re-sends an admin's invitation with a new temporary password.
     ResendInvite {
@@ -181,12 +184,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             print_admin("bootstrapped", &admin, &app);
             Ok(())
         }
-        Command::Provision { email } => {
+        Command::Provision { email, role } => {
             AdminEmail::parse(&email)?;
             let app = build(cli.config).await?;
             let admin = app
                 .provisioner
-                .provision_new_admin(&Caller::Operator, &email, Some(&run_id))
+                .provision_admin_with_role(&Caller::Operator, &email, role, Some(&run_id))
                 .await?;
             print_admin("provisioned", &admin, &app);
             Ok(())
@@ -448,4 +451,9 @@ async fn doctor(config: Config) -> anyhow::Result<()> {
         anyhow::bail!("{n} blocking problem(s) in the Cognito configuration (see above)");
     }
     Ok(())
+}
+
+/// `--role`: owner, admin or viewer.
+fn parse_role(raw: &str) -> Result<Role, String> {
+    Role::parse(raw).ok_or_else(|| format!("unknown role {raw:?}: a role is owner, admin or viewer"))
 }

@@ -1,7 +1,9 @@
 //! `admin-provisioner import FILE.csv`: bulk provisioning at Cognito's quota, safe to re-run and to stop.
 //!
 //! 1. **Validate everything first.** The file is read with the `csv` crate (quoted fields, embedded commas
-//!    and line breaks); its header row must have an `email` column (any case; other columns are ignored).
+//!    and line breaks); its header row must have an `email` column (any case) and may have a `role` column
+//!    (`owner`, `admin` or `viewer`; empty: `admin`; an unknown role is an invalid row, code `invalid_role`);
+//!    other columns are ignored.
 //!    Every row is parsed as an [`AdminEmail`] and checked for duplicates within the file. Every bad row is
 //!    reported with its line number and reason before anything is provisioned, and nothing is provisioned
 //!    for it.
@@ -22,7 +24,7 @@
 //! the import was interrupted.
 
 use crate::app::App;
-use admin_provisioner_core::domain::AdminEmail;
+use admin_provisioner_core::domain::{AdminEmail, Role};
 use admin_provisioner_core::{Caller, Error};
 use anyhow::{bail, Context};
 use serde::Serialize;
@@ -139,10 +141,11 @@ pub struct Report {
 struct Row {
     index: usize,
     email: String,
+    role: Role,
 }
 
-/// The rows to provision: (index into the reports, e-mail as written).
-pub type GoodRows = Vec<(usize, String)>;
+/// The rows to provision: (index into the reports, e-mail as written, role).
+pub type GoodRows = Vec<(usize, String, Role)>;
 
 /// Reads and validates the file: every row's report (invalid ones settled) and the rows to provision.
 pub fn read_rows(path: &Path) -> anyhow::Result<(Vec<RowReport>, GoodRows)> {
@@ -165,6 +168,8 @@ pub fn read_rows(path: &Path) -> anyhow::Result<(Vec<RowReport>, GoodRows)> {
             headers.iter().collect::<Vec<_>>().join(", ")
         );
     };
+    // The optional `role` column: owner, admin or viewer (empty: admin).
+    let role_column = headers.iter().position(|h| h.eq_ignore_ascii_case("role"));
     let mut reports = Vec::new();
     let mut good = Vec::new();
     let mut first_line_of: HashMap<String, u64> = HashMap::new();
@@ -196,8 +201,24 @@ pub fn read_rows(path: &Path) -> anyhow::Result<(Vec<RowReport>, GoodRows)> {
             user_id: None,
             throttled: 0,
         };
+        let raw_role = role_column.and_then(|c| record.get(c)).unwrap_or("");
+        let role = if raw_role.is_empty() {
+            Some(Role::Admin)
+        } else {
+            Role::parse(raw_role)
+        };
         if email.is_empty() {
             report.reason = Some("the email field is empty".into());
+        } else if role.is_none() {
+            report.reason = Some(format!(
+                "unknown role {:?}: a role is owner, admin or viewer (empty: admin)",
+                raw_role
+                    .chars()
+                    .filter(|c| !c.is_control())
+                    .take(32)
+                    .collect::<String>()
+            ));
+            report.code = Some("invalid_role".into());
         } else {
             match AdminEmail::parse(&email) {
                 Err(e) => report.reason = Some(e.to_string()),
@@ -208,7 +229,7 @@ pub fn read_rows(path: &Path) -> anyhow::Result<(Vec<RowReport>, GoodRows)> {
                     }
                     None => {
                         first_line_of.insert(parsed.normalized().to_string(), line);
-                        good.push((reports.len(), email.clone()));
+                        good.push((reports.len(), email.clone(), role.unwrap_or_default()));
                         report.outcome = Outcome::NotStarted;
                         report.code = None;
                     }
@@ -361,7 +382,10 @@ pub async fn run_import(app: &App, options: &ImportOptions, stop: Arc<AtomicBool
         .await
         .context("recovering unfinished sagas before the import")?;
 
-    let rows: Vec<Row> = good.into_iter().map(|(index, email)| Row { index, email }).collect();
+    let rows: Vec<Row> = good
+        .into_iter()
+        .map(|(index, email, role)| Row { index, email, role })
+        .collect();
     let limiter = Arc::new(Limiter::new(options.rate));
     let progress = Arc::new(Progress::new(rows.len() as u64));
     let throttled_total = Arc::new(AtomicU64::new(0));
@@ -476,7 +500,7 @@ async fn import_row(
         limiter.wait().await;
         let result = app
             .provisioner
-            .provision_new_admin(&Caller::Operator, &row.email, Some(run_id))
+            .provision_admin_with_role(&Caller::Operator, &row.email, row.role, Some(run_id))
             .await;
         match result {
             Ok(admin) => {

@@ -1,12 +1,13 @@
 //! `/api/admins`: provision (with `Idempotency-Key`), list, get, re-invite, remove, disable and enable.
 
 use super::{
-    admin_dto, invite_dto, parse_admin_id, provisioned_dto, AdminDto, AdminList, AdminListParams, CreateAdminRequest,
-    ErrorBody, ProvisionedResponse, ResendResponse,
+    admin_dto, invite_dto, parse_admin_id, provisioned_dto, AdminDto, AdminList, AdminListParams, ChangeAdminRequest,
+    CreateAdminRequest, ErrorBody, ProvisionedResponse, ResendResponse,
 };
 use crate::http::auth::AdminCaller;
 use crate::http::error::{parse_json, ApiError, REQUEST_ID};
 use crate::http::{AppState, RequestId};
+use admin_provisioner_core::domain::Role;
 use admin_provisioner_core::store::{IdempotencyBegin, StoredResponse};
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
@@ -30,7 +31,7 @@ pub const IDEMPOTENT_REPLAYED: &str = "idempotent-replayed";
         (status = 201, description = "Created in both systems; the invitation e-mail was sent", body = ProvisionedResponse),
         (status = 400, description = "`invalid_email` or `invalid_request`", body = ErrorBody),
         (status = 401, description = "`unauthorized`: missing, invalid or expired token", body = ErrorBody),
-        (status = 403, description = "`forbidden`: not an active admin", body = ErrorBody),
+        (status = 403, description = "`forbidden`: not an active admin, or the caller's role may not create this role (a viewer creates nobody; only an owner creates an owner)", body = ErrorBody),
         (status = 409, description = "`admin_exists`, or `idempotency_in_progress`", body = ErrorBody),
         (status = 422, description = "`idempotency_key_reused` with a different body", body = ErrorBody),
         (status = 429, description = "`rate_limited` by Cognito", body = ErrorBody),
@@ -54,14 +55,15 @@ pub async fn create_admin(
         Ok(k) => k,
         Err(e) => return e.into_response(),
     };
+    let role = request.role.map(Role::from).unwrap_or_default();
     // Run to completion even if the client goes away: the saga and the idempotency record must not be
     // abandoned half-way by a dropped connection.
     let work = REQUEST_ID.scope(request_id.clone(), async move {
         match key {
-            None => provision_answer(&state, &admin, &request.email, &request_id)
+            None => provision_answer(&state, &admin, &request.email, role, &request_id)
                 .await
                 .into_response(),
-            Some(key) => idempotent_provision(&state, &admin, &request.email, &request_id, &key, &body).await,
+            Some(key) => idempotent_provision(&state, &admin, &request.email, role, &request_id, &key, &body).await,
         }
     });
     match tokio::spawn(work).await {
@@ -98,10 +100,10 @@ fn with_location(status: StatusCode, body: serde_json::Value) -> Response {
     res
 }
 
-async fn provision_answer(state: &AppState, admin: &AdminCaller, email: &str, request_id: &str) -> Answer {
+async fn provision_answer(state: &AppState, admin: &AdminCaller, email: &str, role: Role, request_id: &str) -> Answer {
     match state
         .provisioner()
-        .provision_new_admin(&admin.caller, email, Some(request_id))
+        .provision_admin_with_role(&admin.caller, email, role, Some(request_id))
         .await
     {
         Ok(p) => Answer {
@@ -178,6 +180,7 @@ async fn idempotent_provision(
     state: &AppState,
     admin: &AdminCaller,
     email: &str,
+    role: Role,
     request_id: &str,
     key: &str,
     body: &[u8],
@@ -210,7 +213,7 @@ async fn idempotent_provision(
             res
         }
         Ok(IdempotencyBegin::Started) => {
-            let answer = provision_answer(state, admin, email, request_id).await;
+            let answer = provision_answer(state, admin, email, role, request_id).await;
             let s = answer.status.as_u16();
             // Definitive answers are remembered; throttling and server-side failures may succeed later.
             let definitive = s == 201 || ((400..500).contains(&s) && s != 429);
@@ -367,6 +370,40 @@ pub async fn disable_admin(
     state
         .provisioner()
         .disable_admin(&admin.caller, id, Some(&request_id))
+        .await?;
+    Ok(Json(admin_dto(state.provisioner().get_admin_view(id).await?)))
+}
+
+/// Change an admin's role (the `change_role` saga; event `admin.role_changed`). Idempotent: the same
+/// role again changes nothing.
+#[utoipa::path(
+    patch, path = "/api/admins/{id}", tag = "admins",
+    params(("id" = Uuid, Path, description = "`User.id`")),
+    request_body = ChangeAdminRequest,
+    responses(
+        (status = 200, description = "The admin with the new role", body = AdminDto),
+        (status = 400, description = "`invalid_request`: not a UUID, or a body without a known role", body = ErrorBody),
+        (status = 401, description = "`unauthorized`; `session_ended`", body = ErrorBody),
+        (status = 403, description = "`forbidden`: the caller's role may not (a viewer changes nothing; only an owner promotes to, demotes from or changes an owner); `self_action_forbidden`: one's own role", body = ErrorBody),
+        (status = 404, description = "`not_found`", body = ErrorBody),
+        (status = 409, description = "`last_owner`: the last active owner cannot be demoted; `operation_in_progress`", body = ErrorBody),
+        (status = 429, description = "`rate_limited`: the caller's budget of changes per minute is spent (`Retry-After`)", body = ErrorBody),
+        (status = 503, description = "`database_unavailable`", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn change_admin(
+    State(state): State<AppState>,
+    admin: AdminCaller,
+    RequestId(request_id): RequestId,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Json<AdminDto>, ApiError> {
+    let id = parse_admin_id(&id)?;
+    let request: ChangeAdminRequest = parse_json(&body)?;
+    state
+        .provisioner()
+        .change_role(&admin.caller, id, request.role.into(), Some(&request_id))
         .await?;
     Ok(Json(admin_dto(state.provisioner().get_admin_view(id).await?)))
 }

@@ -2,7 +2,7 @@
 //! derives `ToSchema` for the OpenAPI document.
 
 use crate::http::error::ApiError;
-use admin_provisioner_core::domain::{AdminInfo, InviteStatus, Tokens, User, UserId, UserStatus};
+use admin_provisioner_core::domain::{AdminInfo, InviteStatus, Role, Tokens, User, UserId, UserStatus};
 use admin_provisioner_core::{AdminView, InviteView, ProvisionedAdmin};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -15,6 +15,51 @@ pub struct CreateAdminRequest {
     /// The new admin's e-mail address (case-insensitive; trimmed; at most 128 characters).
     #[schema(example = "ann@example.com", format = Email, min_length = 3, max_length = 128)]
     pub email: String,
+    /// The new admin's role (default `admin`). Only an owner may create an owner; a viewer creates
+    /// nobody.
+    #[serde(default)]
+    pub role: Option<RoleDto>,
+}
+
+/// Body of `PATCH /api/admins/{id}`.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ChangeAdminRequest {
+    /// The admin's new role.
+    pub role: RoleDto,
+}
+
+/// An admin's role: `owner` (everything, owners included), `admin` (admins and viewers, never owners
+/// nor the owner role), `viewer` (read only).
+#[derive(Serialize, Deserialize, ToSchema, Clone, Copy, PartialEq, Eq, Debug)]
+#[serde(rename_all = "snake_case")]
+pub enum RoleDto {
+    /// Everything, including creating, promoting, demoting, disabling and removing owners.
+    Owner,
+    /// Create, resend, disable, enable, remove and change the role of admins and viewers.
+    Admin,
+    /// Read only.
+    Viewer,
+}
+
+impl From<Role> for RoleDto {
+    fn from(r: Role) -> Self {
+        match r {
+            Role::Owner => RoleDto::Owner,
+            Role::Admin => RoleDto::Admin,
+            Role::Viewer => RoleDto::Viewer,
+        }
+    }
+}
+
+impl From<RoleDto> for Role {
+    fn from(r: RoleDto) -> Self {
+        match r {
+            RoleDto::Owner => Role::Owner,
+            RoleDto::Admin => Role::Admin,
+            RoleDto::Viewer => Role::Viewer,
+        }
+    }
 }
 
 /// Longest username or e-mail accepted by the auth endpoints (Cognito's username limit).
@@ -136,6 +181,8 @@ pub struct AdminInfoDto {
     pub invite_delivered: bool,
     /// When first login was completed.
     pub accepted_at: Option<DateTime<Utc>>,
+    /// The admin's role.
+    pub role: RoleDto,
 }
 
 /// Invitation state.
@@ -173,6 +220,8 @@ pub struct AdminDto {
     pub email: String,
     /// Computed status.
     pub status: InviteStatusDto,
+    /// The admin's role (for a pending line, the role its provisioning gives).
+    pub role: RoleDto,
     /// The `User` row, once written.
     pub user: Option<UserDto>,
     /// The `AdminInfo` row, once written.
@@ -409,6 +458,7 @@ fn admin_info_dto(a: AdminInfo) -> AdminInfoDto {
         last_invite_sent_at: a.last_invite_sent_at,
         invite_delivered: a.invite_delivered,
         accepted_at: a.accepted_at,
+        role: a.role.into(),
     }
 }
 
@@ -447,6 +497,7 @@ pub(super) fn admin_dto(a: AdminView) -> AdminDto {
         id: a.id.0,
         email: a.email,
         status: status_dto(a.status),
+        role: a.role.into(),
         user: a.user.map(user_dto),
         admin_info: a.admin_info.map(admin_info_dto),
         invite: a.invite.map(invite_dto),

@@ -32,7 +32,10 @@ pub use ops::*;
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/api/admins", post(create_admin).get(list_admins))
-        .route("/api/admins/{id}", get(get_admin).delete(delete_admin))
+        .route(
+            "/api/admins/{id}",
+            get(get_admin).delete(delete_admin).patch(change_admin),
+        )
         .route("/api/admins/{id}/resend-invite", post(resend_invite))
         .route("/api/admins/{id}/disable", post(disable_admin))
         .route("/api/admins/{id}/enable", post(enable_admin))
@@ -59,18 +62,18 @@ pub fn routes() -> Router<AppState> {
                        Errors are `{\"error\":{\"code\",\"message\",\"request_id\"}}`; every response carries `x-request-id`."
     ),
     paths(
-        create_admin, list_admins, get_admin, resend_invite, delete_admin, disable_admin, enable_admin,
+        create_admin, list_admins, get_admin, change_admin, resend_invite, delete_admin, disable_admin, enable_admin,
         login, new_password, audit, healthz, readyz, metrics, openapi_json
     ),
     components(schemas(
-        CreateAdminRequest, LoginRequest, NewPasswordRequest, ProvisionedResponse, UserDto, AdminInfoDto,
+        CreateAdminRequest, ChangeAdminRequest, RoleDto, LoginRequest, NewPasswordRequest, ProvisionedResponse, UserDto, AdminInfoDto,
         InviteDto, InviteStatusDto, UserStatusDto, AdminDto, AdminList, ResendResponse, TokensResponse,
         ChallengeResponse, LoginResponse, AuditEventDto, AuditList, ErrorBody, ErrorDetail, HealthResponse,
         ReadyResponse
     )),
     modifiers(&BearerAuth, &EdgeResponses, &ScimPaths),
     tags(
-        (name = "admins", description = "Provision, list, re-invite and remove admins (active admins only)"),
+        (name = "admins", description = "Provision, list, re-invite, change the role of and remove admins (active admins; writes need the role the permission table names: a viewer only reads, only an owner acts on owners)"),
         (name = "auth", description = "Login and the first-login password change"),
         (name = "audit", description = "Who did what"),
         (name = "operations", description = "Health, readiness, metrics, this document"),

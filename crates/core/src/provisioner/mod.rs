@@ -257,6 +257,8 @@ pub struct AdminView {
     pub email: String,
     /// Computed status.
     pub status: InviteStatus,
+    /// The admin's role (for an unfinished provisioning, the role it gives).
+    pub role: Role,
     /// The `User` row, when written.
     pub user: Option<User>,
     /// The `AdminInfo` row, when written.
@@ -276,6 +278,7 @@ impl AdminView {
             id: r.user.id,
             email: r.user.email.clone(),
             status: InviteStatus::of(&r, now),
+            role: r.admin_info.role,
             invite: Some(InviteView::of(&r, now)),
             user: Some(r.user),
             admin_info: Some(r.admin_info),
@@ -294,6 +297,7 @@ impl AdminView {
             } else {
                 InviteStatus::Pending
             },
+            role: s.role.unwrap_or_default(),
             user: None,
             admin_info: None,
             invite: None,
