@@ -19,6 +19,7 @@ pub mod store;
 
 pub use error::Error;
 
+pub use provisioner::{decide, AdminAction, Rule, Target};
 pub use provisioner::{
     AdminView, Caller, CreatedIdentity, InviteView, LoginOutcome, Observer, ProvisionedAdmin, Provisioner,
     ProvisionerSettings, RecordPlan, RecoveryReport, RetryOutcome,

@@ -8,9 +8,9 @@ use super::{
 use crate::http::api::parse_admin_id;
 use crate::http::error::ApiError;
 use crate::http::{AppState, RequestId};
-use admin_provisioner_core::domain::InviteStatus;
 use admin_provisioner_core::domain::UserId;
-use admin_provisioner_core::{AdminView, Error};
+use admin_provisioner_core::domain::{Actor, InviteStatus, Role};
+use admin_provisioner_core::{decide, AdminAction, AdminView, Error, Target};
 use askama::Template;
 use axum::extract::rejection::FormRejection;
 use axum::extract::{Form, Path, State};
@@ -81,9 +81,38 @@ struct AdminRow {
     can_enable: bool,
     remove: Option<RemoveButton>,
     saga: Option<SagaLink>,
+    role: &'static str,
+    /// The roles the signed-in admin may give this admin (empty: no change-role form).
+    role_choices: Vec<RoleOption>,
 }
 
-fn admin_row(a: &AdminView, me: &str, now: DateTime<Utc>) -> AdminRow {
+/// One choice of a role select.
+struct RoleOption {
+    value: &'static str,
+    selected: bool,
+}
+
+/// The signed-in admin, as the permission table sees them: the console shows only what it allows (the
+/// core refuses the rest anyway).
+#[derive(Clone, Copy)]
+struct Viewer {
+    id: UserId,
+    role: Role,
+}
+
+impl Viewer {
+    fn may(&self, action: AdminAction, target: Option<Target>, gives: Option<Role>) -> bool {
+        decide(self.role, Some(self.id), action, target, gives).is_ok()
+    }
+}
+
+fn admin_row(a: &AdminView, me: &str, now: DateTime<Utc>, viewer: Viewer) -> AdminRow {
+    // A pending line has no records yet: the permission table sees it as a create of its role.
+    let target = a.user.as_ref().map(|_| Target { id: a.id, role: a.role });
+    let may = |action| match target {
+        Some(t) => viewer.may(action, Some(t), None),
+        None => viewer.may(action, None, Some(a.role)),
+    };
     let expiry = match (&a.invite, a.status) {
         (_, InviteStatus::Active) => None,
         (Some(i), _) => i.expires_at.map(|t| TimeView {
@@ -94,6 +123,7 @@ fn admin_row(a: &AdminView, me: &str, now: DateTime<Utc>) -> AdminRow {
         (None, _) => None,
     };
     let remove = match a.status {
+        _ if !may(AdminAction::Remove) => None,
         InviteStatus::Invited | InviteStatus::Expired => Some(RemoveButton {
             label: "Revoke",
             confirm: format!(
@@ -136,15 +166,29 @@ fn admin_row(a: &AdminView, me: &str, now: DateTime<Utc>) -> AdminRow {
             .as_ref()
             .map_or_else(|| "—".to_string(), |i| i.invites_sent.to_string()),
         undelivered: a.invite.as_ref().is_some_and(|i| !i.delivered),
-        can_resend: matches!(a.status, InviteStatus::Invited | InviteStatus::Expired),
+        can_resend: may(AdminAction::Resend) && matches!(a.status, InviteStatus::Invited | InviteStatus::Expired),
         can_disable: !you
+            && may(AdminAction::Disable)
             && matches!(
                 a.status,
                 InviteStatus::Active | InviteStatus::Invited | InviteStatus::Expired
             ),
-        can_enable: a.status == InviteStatus::Disabled,
+        can_enable: may(AdminAction::Enable) && a.status == InviteStatus::Disabled,
         remove,
         saga,
+        role: a.role.as_str(),
+        role_choices: match target {
+            Some(t) if a.user.is_some() && may(AdminAction::ChangeRole) => Role::ALL
+                .into_iter()
+                .rev()
+                .filter(|r| *r == a.role || viewer.may(AdminAction::ChangeRole, Some(t), Some(*r)))
+                .map(|r| RoleOption {
+                    value: r.as_str(),
+                    selected: r == a.role,
+                })
+                .collect(),
+            _ => Vec::new(),
+        },
     }
 }
 
@@ -182,6 +226,9 @@ struct AdminsPage {
     status_options: Vec<StatusOption>,
     rows: Vec<AdminRow>,
     next_href: Option<String>,
+    my_role: &'static str,
+    /// The roles the signed-in admin may create (empty: no create form).
+    create_roles: Vec<RoleOption>,
 }
 
 /// The "next page" link of the admin list, keeping the filters.
@@ -220,6 +267,16 @@ pub(super) async fn console_page(
         Err(e) => return error_page(&state, e.status, e.code, &describe(&e)),
     };
     let now = state.provisioner().now();
+    let viewer = match state.provisioner().role_of(&Actor::Admin(user.admin_id)).await {
+        Ok(role) => Viewer {
+            id: user.admin_id,
+            role,
+        },
+        Err(e) => {
+            let e = ApiError::from(e);
+            return error_page(&state, e.status, e.code, &describe(&e));
+        }
+    };
     let listed = async {
         let page = state.provisioner().list_admin_page(&query).await?;
         let counts = state.provisioner().admin_status_counts().await?;
@@ -250,8 +307,22 @@ pub(super) async fn console_page(
         days: state.provisioner().settings().invite_validity_days,
         q: params.q.clone().unwrap_or_default(),
         status_options,
-        rows: listing.admins.iter().map(|a| admin_row(a, &user.email, now)).collect(),
+        rows: listing
+            .admins
+            .iter()
+            .map(|a| admin_row(a, &user.email, now, viewer))
+            .collect(),
         next_href: next_href(&params, listing.next.map(|c| c.encode())),
+        my_role: viewer.role.as_str(),
+        create_roles: Role::ALL
+            .into_iter()
+            .rev()
+            .filter(|r| viewer.may(AdminAction::Create, None, Some(*r)))
+            .map(|r| RoleOption {
+                value: r.as_str(),
+                selected: r == Role::Admin,
+            })
+            .collect(),
     };
     with_jar(jar, render(StatusCode::OK, &page))
 }
@@ -263,6 +334,18 @@ pub(super) struct CreateForm {
     csrf: String,
     #[serde(default)]
     email: String,
+    /// `owner`, `admin` or `viewer`; absent: `admin`.
+    #[serde(default)]
+    role: String,
+}
+
+/// The "Change role" form of one admin.
+#[derive(Deserialize, Default)]
+pub(super) struct RoleForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    role: String,
 }
 
 /// A `303` back to the admin list with `flash` to show there.
@@ -287,9 +370,23 @@ pub(super) async fn create_submit(
         Ok(u) => u,
         Err(res) => return res,
     };
+    let role = if form.role.trim().is_empty() {
+        Role::Admin
+    } else {
+        match Role::parse(&form.role) {
+            Some(r) => r,
+            None => {
+                return back_to_console(
+                    &state,
+                    &headers,
+                    Flash::error("Unknown role: a role is owner, admin or viewer.".to_string()),
+                )
+            }
+        }
+    };
     let flash = match state
         .provisioner()
-        .provision_new_admin(&user.caller, &form.email, Some(&request_id))
+        .provision_admin_with_role(&user.caller, &form.email, role, Some(&request_id))
         .await
     {
         Ok(p) => {
@@ -400,6 +497,41 @@ pub(super) async fn disable_submit(
         Ok(_) => Flash::ok(format!(
             "{email} was disabled in Cognito and the database: they can no longer sign in, and their tokens are refused."
         )),
+        Err(e) => Flash::error(describe_error(&e)),
+    };
+    back_to_console(&state, &headers, flash)
+}
+
+/// `POST /console/admins/{id}/role`: the same operation as `PATCH /api/admins/{id}` (the role-change
+/// saga); who may give which role is the core's permission table (`provisioner/policy.rs`).
+pub(super) async fn role_submit(
+    State(state): State<AppState>,
+    RequestId(request_id): RequestId,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    form: Result<Form<RoleForm>, FormRejection>,
+) -> Response {
+    let form = form.map(|Form(f)| f).unwrap_or_default();
+    let csrf = Ok(Form(CsrfForm {
+        csrf: form.csrf.clone(),
+    }));
+    let (user, id, email) = match admin_action(&state, &headers, &id, csrf).await {
+        Ok(parts) => parts,
+        Err(res) => return res,
+    };
+    let Some(role) = Role::parse(&form.role) else {
+        return back_to_console(
+            &state,
+            &headers,
+            Flash::error("Unknown role: a role is owner, admin or viewer.".to_string()),
+        );
+    };
+    let flash = match state
+        .provisioner()
+        .change_role(&user.caller, id, role, Some(&request_id))
+        .await
+    {
+        Ok(_) => Flash::ok(format!("{email} is now {}.", role.as_str())),
         Err(e) => Flash::error(describe_error(&e)),
     };
     back_to_console(&state, &headers, flash)

@@ -87,6 +87,7 @@ pub fn routes() -> Router<AppState> {
         .route("/console/admins/{id}/remove", post(remove_submit))
         .route("/console/admins/{id}/disable", post(disable_submit))
         .route("/console/admins/{id}/enable", post(enable_submit))
+        .route("/console/admins/{id}/role", post(role_submit))
         .route(
             "/console/scim-tokens",
             get(scim_tokens_page).post(scim_token_create_submit),

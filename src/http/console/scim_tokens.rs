@@ -113,6 +113,18 @@ pub(super) async fn scim_token_create_submit(
         return back_to(&state, &headers, SCIM_TOKENS, Flash::error(describe(&e)));
     }
     let actor = admin_provisioner_core::domain::Actor::Admin(user.admin_id);
+    if let Err(e) = state
+        .provisioner()
+        .permit(
+            &actor,
+            admin_provisioner_core::AdminAction::ManageScimTokens,
+            None,
+            None,
+        )
+        .await
+    {
+        return back_to(&state, &headers, SCIM_TOKENS, Flash::error(describe_error(&e)));
+    }
     match crate::scim::tokens::create(state.app().store.as_ref(), &actor, name, Some(&request_id)).await {
         Ok((stored, token)) => {
             let page = ScimTokenCreatedPage {
@@ -155,6 +167,18 @@ pub(super) async fn scim_token_revoke_submit(
         );
     }
     let actor = admin_provisioner_core::domain::Actor::Admin(user.admin_id);
+    if let Err(e) = state
+        .provisioner()
+        .permit(
+            &actor,
+            admin_provisioner_core::AdminAction::ManageScimTokens,
+            None,
+            None,
+        )
+        .await
+    {
+        return back_to(&state, &headers, SCIM_TOKENS, Flash::error(describe_error(&e)));
+    }
     let flash = match crate::scim::tokens::revoke(state.app().store.as_ref(), &actor, &name, Some(&request_id)).await {
         Ok(_) => Flash::ok(format!(
             "SCIM token {name} was revoked: requests with it are refused from now on."

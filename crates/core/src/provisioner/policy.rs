@@ -84,41 +84,18 @@ impl AdminAction {
 
     /// **The permission table**: one line per operation. Reads (lists, an admin, audit, events) are open
     /// to every role and are not in it.
+    #[rustfmt::skip]
     pub const fn rule(self) -> Rule {
         use Role::*;
         match self {
-            AdminAction::Create => Rule {
-                others: Some(Admin),
-                own: None,
-            },
-            AdminAction::Resend => Rule {
-                others: Some(Admin),
-                own: Some(Admin),
-            },
-            AdminAction::Disable => Rule {
-                others: Some(Admin),
-                own: None,
-            },
-            AdminAction::Enable => Rule {
-                others: Some(Admin),
-                own: None,
-            },
-            AdminAction::Remove => Rule {
-                others: Some(Admin),
-                own: None,
-            },
-            AdminAction::ChangeRole => Rule {
-                others: Some(Admin),
-                own: None,
-            },
-            AdminAction::ManageScimTokens => Rule {
-                others: Some(Admin),
-                own: None,
-            },
-            AdminAction::SetScimAttributes => Rule {
-                others: Some(Admin),
-                own: Some(Admin),
-            },
+            AdminAction::Create            => Rule { others: Some(Admin), own: None },
+            AdminAction::Resend            => Rule { others: Some(Admin), own: Some(Admin) },
+            AdminAction::Disable           => Rule { others: Some(Admin), own: None },
+            AdminAction::Enable            => Rule { others: Some(Admin), own: None },
+            AdminAction::Remove            => Rule { others: Some(Admin), own: None },
+            AdminAction::ChangeRole        => Rule { others: Some(Admin), own: None },
+            AdminAction::ManageScimTokens  => Rule { others: Some(Admin), own: None },
+            AdminAction::SetScimAttributes => Rule { others: Some(Admin), own: Some(Admin) },
         }
     }
 
