@@ -14,8 +14,8 @@
 
 mod common;
 
-use admin_provisioner::scim::tokens;
 use admin_provisioner_core::domain::{Actor, AdminRecord, Role, UserId};
+use admin_provisioner_core::scim_tokens as tokens;
 use admin_provisioner_core::Caller;
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};

@@ -19,7 +19,8 @@
 //!   `409 last_owner`: checked by the store inside the change's transaction, under the lock of the
 //!   last-admin guard, so two owners acting on each other at the same instant cannot both pass.
 //! * **One budget per actor.** Every mutating operation on admins (create, resend, disable, enable,
-//!   remove, change role) spends one unit of the actor's budget of `admin_actions_per_minute`
+//!   remove, change role) and on SCIM tokens (issue, revoke) spends one unit of the actor's budget of
+//!   `admin_actions_per_minute`
 //!   (`ADMIN_RATE_LIMIT_PER_MINUTE`); an admin and a SCIM token are actors alike. Past it the answer is
 //!   [`Error::TooManyActions`] (`429 rate_limited`, `Retry-After`). Each create and resend mails an
 //!   invitation, and Cognito's default sender allows about 50 e-mails a day, so an unlimited door would
@@ -52,8 +53,10 @@ pub enum AdminAction {
     Remove,
     /// Change an admin's role.
     ChangeRole,
-    /// Issue or revoke a SCIM token (no admin target).
-    ManageScimTokens,
+    /// Issue a SCIM token (a new actor that can create admins; no admin target).
+    CreateScimToken,
+    /// Revoke a SCIM token.
+    RevokeScimToken,
     /// Replace an admin's SCIM attributes (`externalId`, `userName`, `emails`).
     SetScimAttributes,
 }
@@ -71,14 +74,15 @@ pub struct Rule {
 
 impl AdminAction {
     /// Every operation, for tests and documentation.
-    pub const ALL: [AdminAction; 8] = [
+    pub const ALL: [AdminAction; 9] = [
         AdminAction::Create,
         AdminAction::Resend,
         AdminAction::Disable,
         AdminAction::Enable,
         AdminAction::Remove,
         AdminAction::ChangeRole,
-        AdminAction::ManageScimTokens,
+        AdminAction::CreateScimToken,
+        AdminAction::RevokeScimToken,
         AdminAction::SetScimAttributes,
     ];
 
@@ -94,7 +98,8 @@ impl AdminAction {
             AdminAction::Enable            => Rule { others: Some(Admin), own: None },
             AdminAction::Remove            => Rule { others: Some(Admin), own: None },
             AdminAction::ChangeRole        => Rule { others: Some(Admin), own: None },
-            AdminAction::ManageScimTokens  => Rule { others: Some(Admin), own: None },
+            AdminAction::CreateScimToken   => Rule { others: Some(Admin), own: None },
+            AdminAction::RevokeScimToken   => Rule { others: Some(Admin), own: None },
             AdminAction::SetScimAttributes => Rule { others: Some(Admin), own: Some(Admin) },
         }
     }
@@ -102,7 +107,7 @@ impl AdminAction {
     /// Whether the operation spends the actor's budget (the ones that change an admin in Cognito or send
     /// mail do; database-only bookkeeping does not).
     pub fn limited(self) -> bool {
-        !matches!(self, AdminAction::ManageScimTokens | AdminAction::SetScimAttributes)
+        !matches!(self, AdminAction::SetScimAttributes)
     }
 
     /// The operation in words, for messages (`"disable an admin"`).
@@ -114,7 +119,8 @@ impl AdminAction {
             AdminAction::Enable => "enable an admin",
             AdminAction::Remove => "remove an admin",
             AdminAction::ChangeRole => "change a role",
-            AdminAction::ManageScimTokens => "issue or revoke SCIM tokens",
+            AdminAction::CreateScimToken => "issue a SCIM token",
+            AdminAction::RevokeScimToken => "revoke a SCIM token",
             AdminAction::SetScimAttributes => "change SCIM attributes",
         }
     }
