@@ -1,4 +1,4 @@
-//! The command line: `serve`, `bootstrap-admin`, `provision`, `resend-invite`, `import`, `doctor`, `demo`,
+//! The command line: `serve`, `emulator`, `bootstrap-admin`, `provision`, `resend-invite`, `import`, `doctor`, `demo`,
 //! `sagas`, `reconcile` (which exits 2 when drift remains).
 //!
 //! Every command exits 0 on success and non-zero with a one-line reason on stderr otherwise. The operator
@@ -26,6 +26,9 @@ pub struct Cli {
 enum Command {
     /// Runs the HTTP API and web console (and recovers unfinished sagas in the background).
     Serve,
+    /// Runs the built-in Cognito emulator alone on Cognito's wire protocol at `COGNITO_EMULATOR_ADDR`
+    /// (same state file and mailbox as `serve`), for an application's own AWS SDK.
+    Emulator,
     /// Creates the very first admin (operator only; refused once an admin exists).
     BootstrapAdmin {
         /// The new admin's e-mail address.
@@ -125,7 +128,7 @@ enum SagasAction {
 pub async fn main() -> ExitCode {
     let cli = Cli::parse();
     // Commands other than `serve` print their result and at most a one-line error: only errors are logged.
-    let default_level = if matches!(cli.command, Command::Serve) {
+    let default_level = if matches!(cli.command, Command::Serve | Command::Emulator) {
         "info"
     } else {
         "error"
@@ -158,6 +161,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Demo => crate::demo::run(&mut std::io::stdout()).await,
         Command::Serve => crate::serve::run(cli.config).await,
+        Command::Emulator => crate::serve::run_emulator(cli.config).await,
         Command::Doctor => doctor(cli.config).await,
         Command::Reconcile { repair, json } => {
             let app = build(cli.config).await?;
