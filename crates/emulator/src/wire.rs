@@ -569,7 +569,6 @@ async fn get_user(emu: &CognitoEmulator, req: &Value) -> Result<Value, WireError
     Ok(json!({
         "Username": user.username,
         "UserAttributes": attributes(&user),
-        "MFAOptions": [],
     }))
 }
 
