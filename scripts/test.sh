@@ -83,6 +83,18 @@ fi
 export WEBHOOK_TEST_PYTHON="$ROOT/.venv/bin/python3"
 "$WEBHOOK_TEST_PYTHON" -c 'import standardwebhooks'
 
+step "Cognito clients no one here wrote (tests/emulator_wire.rs): the AWS CLI in .venv, the Node SDK"
+# Pinned: the AWS CLI (boto3 comes with moto); awscli 1.46.3 runs on the botocore moto's boto3 pins.
+AWSCLI_REQUIREMENT='awscli==1.46.3'
+if [ "$(installed_version awscli)" != "${AWSCLI_REQUIREMENT##*==}" ]; then
+  .venv/bin/pip install --quiet --disable-pip-version-check "$AWSCLI_REQUIREMENT"
+fi
+.venv/bin/aws --version
+# Pinned in tests/node-cognito/package.json and its package-lock.json:
+# @aws-sdk/client-cognito-identity-provider and aws-jwt-verify.
+command -v npm >/dev/null || { echo "error: Node.js with npm (>= 18) is needed for tests/emulator_wire.rs" >&2; exit 1; }
+(cd tests/node-cognito && npm ci --no-audit --no-fund --silent)
+
 step "Chromium and ChromeDriver"
 scripts/install-browser.sh
 

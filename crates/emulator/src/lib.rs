@@ -26,6 +26,10 @@
 //!   `RESEND` sets a new one and restarts that period.
 //! * **Real tokens**: RS256 ID and access tokens with Cognito's claims, verifiable with
 //!   [`CognitoEmulator::jwks_json`]; the signing key is generated once per state and keeps its `kid`.
+//!   Each password sign-in starts a sign-in session with a refresh token (`REFRESH_TOKEN_AUTH`), ended by
+//!   a global sign-out (see the `account` module).
+//! * **Cognito's wire protocol** ([`wire`]): the same model behind `POST /` with `X-Amz-Target`, for any
+//!   AWS SDK, the AWS CLI and standard JWT verifiers.
 //! * **Persistence shared between processes**: users, challenge sessions and the signing key live in
 //!   SQLite ([`EmulatorState::File`], WAL mode). Every call reads and writes the database — nothing is
 //!   cached — so a server and a CLI run on the same file see the same users, and state survives restarts.
