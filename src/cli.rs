@@ -346,7 +346,7 @@ async fn sagas_list(config: Config, stuck: bool, unfinished: bool, json: bool) -
 async fn scim_token(config: Config, action: ScimTokenAction, run_id: &str) -> anyhow::Result<()> {
     use admin_provisioner_core::domain::Actor;
     if let ScimTokenAction::Create { name } | ScimTokenAction::Revoke { name } = &action {
-        crate::scim::tokens::validate_name(name)?;
+        admin_provisioner_core::scim_tokens::validate_name(name)?;
     }
     let options = admin_provisioner_store::ConnectOptions {
         schema: config.database_schema.clone(),
@@ -357,12 +357,14 @@ async fn scim_token(config: Config, action: ScimTokenAction, run_id: &str) -> an
         .store;
     match action {
         ScimTokenAction::Create { name } => {
-            let (_, token) = crate::scim::tokens::create(store.as_ref(), &Actor::Operator, &name, Some(run_id)).await?;
+            let (_, token) =
+                admin_provisioner_core::scim_tokens::create(store.as_ref(), &Actor::Operator, &name, Some(run_id))
+                    .await?;
             eprintln!("SCIM token {name} created; it is shown this once (only its SHA-256 is stored):");
             println!("{}", token.expose());
         }
         ScimTokenAction::List => {
-            let tokens = store.list_scim_tokens().await?;
+            let tokens = admin_provisioner_core::scim_tokens::list(store.as_ref()).await?;
             if tokens.is_empty() {
                 println!("no SCIM tokens");
             }
@@ -381,7 +383,7 @@ async fn scim_token(config: Config, action: ScimTokenAction, run_id: &str) -> an
             }
         }
         ScimTokenAction::Revoke { name } => {
-            crate::scim::tokens::revoke(store.as_ref(), &Actor::Operator, &name, Some(run_id)).await?;
+            admin_provisioner_core::scim_tokens::revoke(store.as_ref(), &Actor::Operator, &name, Some(run_id)).await?;
             println!("SCIM token {name} revoked");
         }
     }

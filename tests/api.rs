@@ -958,6 +958,7 @@ async fn a_create_whose_idempotency_key_is_still_in_progress_is_409() {
     let t = test_app().await;
     let body = json!({"email": "busy@example.com"});
     let hash = http::api::request_hash(body.to_string().as_bytes());
+    // The first request's claim, as if it were still running.
     t.app
         .provisioner
         .admin_store()
