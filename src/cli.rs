@@ -1,5 +1,5 @@
-//! The command line: `serve`, `emulator`, `bootstrap-admin`, `provision`, `resend-invite`, `import`, `doctor`, `demo`,
-//! `sagas`, `reconcile` (which exits 2 when drift remains).
+//! The command line: `serve`, `emulator`, `bootstrap-admin`, `provision`, `resend-invite`, `import`, `doctor`,
+//! `demo`, `sagas`, `reconcile` (which exits 2 when drift remains), `openapi`.
 //!
 //! Every command exits 0 on success and non-zero with a one-line reason on stderr otherwise. The operator
 //! commands act as `operator` in the audit log. Logs go to stderr (`RUST_LOG` filters them); results go
@@ -66,6 +66,9 @@ enum Command {
     Doctor,
     /// Walks the whole flow on a fresh temporary database and emulator, printing each numbered step.
     Demo,
+    /// Prints the HTTP API's OpenAPI document (what `serve` answers at `/openapi.json`), pretty-printed,
+    /// without connecting anywhere.
+    Openapi,
     /// Reports drift between Cognito and the database (exit 0 nothing to do, 2 drift remains, 1 error).
     Reconcile {
         /// Apply the safe repairs (delete the product's own never-used ghosts; mark active admins whose
@@ -160,6 +163,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let run_id = format!("cli-{}", uuid::Uuid::new_v4());
     match cli.command {
         Command::Demo => crate::demo::run(&mut std::io::stdout()).await,
+        Command::Openapi => {
+            use std::io::Write;
+            let doc = serde_json::to_string_pretty(&crate::http::api::openapi_document())?;
+            // Written, not `println!`: a closed pipe (`| head`) is a one-line error, not a panic.
+            writeln!(std::io::stdout().lock(), "{doc}")?;
+            Ok(())
+        }
         Command::Serve => crate::serve::run(cli.config).await,
         Command::Emulator => crate::serve::run_emulator(cli.config).await,
         Command::Doctor => doctor(cli.config).await,
