@@ -93,7 +93,7 @@ fi
 .venv/bin/aws --version
 # Pinned in tests/node-cognito/package.json and its package-lock.json:
 # @aws-sdk/client-cognito-identity-provider and aws-jwt-verify.
-command -v npm >/dev/null || { echo "error: Node.js with npm (>= 18) is needed for tests/emulator_wire.rs" >&2; exit 1; }
+scripts/install-node.sh
 (cd tests/node-cognito && npm ci --no-audit --no-fund --silent)
 
 step "Chromium and ChromeDriver"
