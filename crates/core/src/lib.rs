@@ -15,6 +15,7 @@ pub mod identity;
 pub mod pages;
 pub mod provisioner;
 pub mod reconcile;
+pub mod scim_tokens;
 pub mod store;
 
 pub use error::Error;
