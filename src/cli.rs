@@ -1,5 +1,5 @@
-//! The command line: `serve`, `bootstrap-admin`, `provision`, `resend-invite`, `import`, `doctor`, `demo`,
-//! `sagas`, `reconcile` (which exits 2 when drift remains).
+//! The command line: `serve`, `emulator`, `bootstrap-admin`, `provision`, `resend-invite`, `import`, `doctor`,
+//! `demo`, `sagas`, `reconcile` (which exits 2 when drift remains), `openapi`.
 //!
 //! Every command exits 0 on success and non-zero with a one-line reason on stderr otherwise. The operator
 //! commands act as `operator` in the audit log. Logs go to stderr (`RUST_LOG` filters them); results go
@@ -26,6 +26,9 @@ pub struct Cli {
 enum Command {
     /// Runs the HTTP API and web console (and recovers unfinished sagas in the background).
     Serve,
+    /// Runs the built-in Cognito emulator alone on Cognito's wire protocol at `COGNITO_EMULATOR_ADDR`
+    /// (same state file and mailbox as `serve`), for an application's own AWS SDK.
+    Emulator,
     /// Creates the very first admin (operator only; refused once an admin exists).
     BootstrapAdmin {
         /// The new admin's e-mail address.
@@ -66,6 +69,9 @@ enum Command {
     Doctor,
     /// Walks the whole flow on a fresh temporary database and emulator, printing each numbered step.
     Demo,
+    /// Prints the HTTP API's OpenAPI document (what `serve` answers at `/openapi.json`), pretty-printed,
+    /// without connecting anywhere.
+    Openapi,
     /// Reports drift between Cognito and the database (exit 0 nothing to do, 2 drift remains, 1 error).
     Reconcile {
         /// Apply the safe repairs (delete the product's own never-used ghosts; mark active admins whose
@@ -128,7 +134,7 @@ enum SagasAction {
 pub async fn main() -> ExitCode {
     let cli = Cli::parse();
     // Commands other than `serve` print their result and at most a one-line error: only errors are logged.
-    let default_level = if matches!(cli.command, Command::Serve) {
+    let default_level = if matches!(cli.command, Command::Serve | Command::Emulator) {
         "info"
     } else {
         "error"
@@ -160,7 +166,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let run_id = format!("cli-{}", uuid::Uuid::new_v4());
     match cli.command {
         Command::Demo => crate::demo::run(&mut std::io::stdout()).await,
+        Command::Openapi => {
+            use std::io::Write;
+            let doc = serde_json::to_string_pretty(&crate::http::api::openapi_document())?;
+            // Written, not `println!`: a closed pipe (`| head`) is a one-line error, not a panic.
+            writeln!(std::io::stdout().lock(), "{doc}")?;
+            Ok(())
+        }
         Command::Serve => crate::serve::run(cli.config).await,
+        Command::Emulator => crate::serve::run_emulator(cli.config).await,
         Command::Doctor => doctor(cli.config).await,
         Command::Reconcile { repair, json } => {
             let app = build(cli.config).await?;

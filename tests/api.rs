@@ -1319,6 +1319,33 @@ async fn openapi_lists_every_path_and_method_of_the_contract() {
 }
 
 #[tokio::test]
+async fn the_openapi_command_prints_the_served_document_without_connecting_anywhere() {
+    let t = bare_app().await;
+    let served = t.get("/openapi.json", None).await.json();
+    let dir = tempfile::tempdir().unwrap();
+
+    // No database, Cognito or mailbox settings that could work: the command must not need them.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_admin-provisioner"))
+        .arg("openapi")
+        .current_dir(dir.path())
+        .env("DATABASE_URL", "postgres://nobody@127.0.0.1:1/none")
+        .env("COGNITO_USER_POOL_ID", "us-east-1_unreachable")
+        .env("AWS_ENDPOINT_URL_COGNITO_IDENTITY_PROVIDER", "http://127.0.0.1:1")
+        .output()
+        .unwrap();
+
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let printed: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(printed, served, "`openapi` and GET /openapi.json differ");
+    assert!(printed["paths"]["/api/admins"]["post"].is_object());
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        0,
+        "`openapi` wrote files in its working folder"
+    );
+}
+
+#[tokio::test]
 async fn the_emulator_jwks_is_served_and_verifies_the_tokens() {
     let t = test_app().await;
 

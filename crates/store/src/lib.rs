@@ -28,7 +28,6 @@
 mod error;
 pub mod events;
 mod postgres;
-mod reconcile;
 pub mod reconnect;
 mod sql;
 mod sqlite;

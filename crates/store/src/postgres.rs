@@ -12,14 +12,16 @@
 //! advisory lock); unique violations are told apart by constraint name (see [`crate::error`]). Ids are
 //! `UUID`, times `TIMESTAMPTZ` (microsecond precision).
 
-use crate::reconnect::{PoolHealth, Reconnecting};
+use crate::reconnect::PoolHealth;
 use crate::redact_url;
+use crate::sql::{Backend, DbValue, FromDbRow, SqlStore};
 use crate::url::{connect_error, connect_timeout, migrate_error, url_error};
-use admin_provisioner_core::clock::{Clock, SystemClock};
+use admin_provisioner_core::clock::SystemClock;
 use admin_provisioner_core::store::StoreError;
+use sqlx::error::BoxDynError;
 use sqlx::migrate::Migrator;
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
-use sqlx::{Connection, Executor, PgConnection, Postgres, Transaction};
+use sqlx::postgres::{PgArguments, PgConnectOptions, PgPool, PgPoolOptions, PgQueryResult, PgRow};
+use sqlx::{Arguments, Connection, Executor, FromRow, PgConnection, Postgres, Transaction};
 use std::fmt;
 use std::str::FromStr;
 use std::sync::Arc;
@@ -63,20 +65,9 @@ static MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
 
 /// An [`AdminStore`](admin_provisioner_core::store::AdminStore) and
 /// [`SagaLog`](admin_provisioner_core::store::SagaLog) over PostgreSQL. Cheap to clone (shares one pool).
-#[derive(Clone)]
-pub struct PostgresStore {
-    pool: PgPool,
-    /// The connection URL with any password masked, for messages.
-    url: String,
-    /// The schema every connection's `search_path` names.
-    schema: String,
-    /// Stamps rows (`created_at`, `updated_at`, event times) from the orchestrator's clock.
-    stamper: Arc<crate::types::Stamper>,
-    /// When a pooled connection was last found dead (see [`crate::reconnect`]).
-    health: Arc<PoolHealth>,
-}
+pub type PostgresStore = SqlStore<Postgres>;
 
-impl PostgresStore {
+impl SqlStore<Postgres> {
     /// Connects to `url` (`postgres://user:password@host:port/database?…`, or `postgresql://…`) with the
     /// product in schema [`DEFAULT_SCHEMA`]; see [`PostgresStore::connect_in_schema`].
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
@@ -141,31 +132,6 @@ impl PostgresStore {
             stamper: Arc::new(crate::types::Stamper::new(Arc::new(SystemClock))),
             health,
         })
-    }
-
-    /// This store with every port call run again on a fresh connection when its pooled connection
-    /// turns out dead (see [`crate::reconnect`]); what [`crate::connect`] returns.
-    pub fn reconnecting(self) -> Reconnecting<Self> {
-        let health = self.health.clone();
-        Reconnecting::new(self, health)
-    }
-
-    /// Stamps rows with `clock` instead of the system clock: give it the orchestrator's, so that the
-    /// times recovery compares (saga and lease times, record times) come from one clock.
-    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
-        self.stamper = Arc::new(crate::types::Stamper::new(clock));
-        self
-    }
-
-    /// Now, by the store's clock, as the database stores it (strictly increasing per store).
-    pub(crate) fn now(&self) -> crate::types::DbTime {
-        self.stamper.now()
-    }
-
-    /// The underlying pool, for callers that need raw SQL (tests, diagnostics). Its connections have
-    /// `search_path` set to [`PostgresStore::schema`].
-    pub fn pool(&self) -> &PgPool {
-        &self.pool
     }
 
     /// The schema the product's tables live in.
@@ -235,28 +201,9 @@ impl PostgresStore {
             .await
             .map_err(crate::error::map_err)
     }
-
-    /// Starts a write transaction (READ COMMITTED; the unique indexes arbitrate races).
-    async fn begin_write(&self) -> Result<Transaction<'static, Postgres>, sqlx::Error> {
-        self.pool.begin().await
-    }
-
-    /// The row-lock clause of the saga claim: rows another claimer holds are skipped, not waited for.
-    fn row_lock_clause(&self) -> &'static str {
-        " FOR UPDATE SKIP LOCKED"
-    }
-
-    /// Serialises transactions that change the set of active admins (a transaction-scoped advisory
-    /// lock), so two concurrent removals cannot both see "one other active admin left".
-    async fn lock_admin_set(&self, tx: &mut Transaction<'static, Postgres>) -> Result<(), sqlx::Error> {
-        sqlx::query("SELECT pg_advisory_xact_lock(hashtext('admin-provisioner:active-admins'))")
-            .execute(&mut **tx)
-            .await
-            .map(|_| ())
-    }
 }
 
-impl fmt::Debug for PostgresStore {
+impl fmt::Debug for SqlStore<Postgres> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("PostgresStore")
             .field("url", &self.url)
@@ -512,10 +459,48 @@ pub async fn adopt_public_layout(conn: &mut PgConnection, schema: &str) -> Resul
     Ok(())
 }
 
-crate::sql::impl_sql_store!(
-    PostgresStore,
-    sqlx::Postgres,
-    "postgres",
-    // Actors that are not admins (`operator`, `reconciler`, …) are no uuid: cast only what looks like one.
-    "u.id = CAST(CASE WHEN l.actor ~ '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$' THEN l.actor END AS uuid)"
-);
+impl Backend for Postgres {
+    const TRACE_NAME: &'static str = "postgres";
+    /// Actors that are not admins (`operator`, `reconciler`, …) are no uuid: cast only what looks like one.
+    const ACTOR_IS_USER: &'static str = "u.id = CAST(CASE WHEN l.actor ~ '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$' THEN l.actor END AS uuid)";
+    /// The saga claim skips rows another claimer holds instead of waiting for them.
+    const ROW_LOCK: &'static str = " FOR UPDATE SKIP LOCKED";
+    /// `COLLATE "C"`, served by the index `users_cognito_username_c_idx`.
+    const BYTE_COLLATE: &'static str = " COLLATE \"C\"";
+
+    /// The schema every connection's `search_path` names.
+    type Schema = String;
+
+    fn exec<'c>(conn: &'c mut PgConnection) -> impl Executor<'c, Database = Self> {
+        conn
+    }
+
+    fn pool_exec<'p>(pool: &'p PgPool) -> impl Executor<'p, Database = Self> {
+        pool
+    }
+
+    /// Starts a write transaction (READ COMMITTED; the unique indexes arbitrate races).
+    async fn begin_write(pool: &PgPool) -> Result<Transaction<'static, Postgres>, sqlx::Error> {
+        pool.begin().await
+    }
+
+    /// A transaction-scoped advisory lock.
+    async fn lock_admin_set(conn: &mut PgConnection) -> Result<(), sqlx::Error> {
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtext('admin-provisioner:active-admins'))")
+            .execute(conn)
+            .await
+            .map(|_| ())
+    }
+
+    fn bind<'q, T: DbValue<'q>>(arguments: &mut PgArguments, value: T) -> Result<(), BoxDynError> {
+        arguments.add(value)
+    }
+
+    fn decode<R: FromDbRow>(row: &PgRow) -> Result<R, sqlx::Error> {
+        <R as FromRow<PgRow>>::from_row(row)
+    }
+
+    fn rows_affected(result: &PgQueryResult) -> u64 {
+        result.rows_affected()
+    }
+}

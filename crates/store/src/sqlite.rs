@@ -6,14 +6,19 @@
 //! concurrent writers queue behind each other instead of failing with "database is locked". Ids are
 //! stored as hyphenated text and timestamps as fixed-precision RFC 3339 text (see [`crate::types`]).
 
-use crate::reconnect::{PoolHealth, Reconnecting};
+use crate::reconnect::PoolHealth;
 use crate::redact_url;
+use crate::sql::{Backend, DbValue, FromDbRow, SqlStore};
 use crate::url::{connect_error, migrate_error, url_error};
-use admin_provisioner_core::clock::{Clock, SystemClock};
+use admin_provisioner_core::clock::SystemClock;
 use admin_provisioner_core::store::StoreError;
+use sqlx::error::BoxDynError;
 use sqlx::migrate::Migrator;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Sqlite, Transaction};
+use sqlx::sqlite::{
+    SqliteArguments, SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
+    SqliteQueryResult, SqliteRow, SqliteSynchronous,
+};
+use sqlx::{Arguments, Executor, FromRow, Sqlite, Transaction};
 use std::fmt;
 use std::str::FromStr;
 use std::sync::Arc;
@@ -29,18 +34,9 @@ static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
 
 /// An [`AdminStore`](admin_provisioner_core::store::AdminStore) and
 /// [`SagaLog`](admin_provisioner_core::store::SagaLog) over SQLite. Cheap to clone (shares one pool).
-#[derive(Clone)]
-pub struct SqliteStore {
-    pool: SqlitePool,
-    /// The connection URL with any password masked, for messages.
-    url: String,
-    /// Stamps rows (`created_at`, `updated_at`, event times) from the orchestrator's clock.
-    stamper: Arc<crate::types::Stamper>,
-    /// When a pooled connection was last found dead (see [`crate::reconnect`]).
-    health: Arc<PoolHealth>,
-}
+pub type SqliteStore = SqlStore<Sqlite>;
 
-impl SqliteStore {
+impl SqlStore<Sqlite> {
     /// Opens (creating it if missing) the database at `url` (`sqlite://path/to/file.db`, `sqlite:file.db`,
     /// or `sqlite::memory:` which behaves like [`SqliteStore::in_memory`]) and runs the migrations.
     ///
@@ -89,42 +85,9 @@ impl SqliteStore {
         Self::open_in_memory(options, url).await
     }
 
-    /// Stamps rows with `clock` instead of the system clock: give it the orchestrator's, so that the
-    /// times recovery compares (saga and lease times, record times) come from one clock.
-    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
-        self.stamper = Arc::new(crate::types::Stamper::new(clock));
-        self
-    }
-
-    /// Now, by the store's clock, as the database stores it (strictly increasing per store).
-    pub(crate) fn now(&self) -> crate::types::DbTime {
-        self.stamper.now()
-    }
-
-    /// The underlying pool, for callers that need raw SQL (tests, diagnostics).
-    pub fn pool(&self) -> &SqlitePool {
-        &self.pool
-    }
-
     /// The lifecycle events and webhook queue over the same pool (the same database, even in memory).
     pub fn event_log(&self) -> crate::EventLog {
         crate::EventLog::Sqlite(self.pool.clone())
-    }
-
-    /// Starts a write transaction holding SQLite's write lock from the first statement, so that a
-    /// read-then-write transaction cannot fail with `SQLITE_BUSY` when another writer commits first.
-    async fn begin_write(&self) -> Result<Transaction<'static, Sqlite>, sqlx::Error> {
-        self.pool.begin_with("BEGIN IMMEDIATE").await
-    }
-
-    /// No row locks in SQLite: the claim's `BEGIN IMMEDIATE` already makes it the only writer.
-    fn row_lock_clause(&self) -> &'static str {
-        ""
-    }
-
-    /// Nothing to do: `BEGIN IMMEDIATE` already serialises every write transaction.
-    async fn lock_admin_set(&self, _tx: &mut Transaction<'static, Sqlite>) -> Result<(), sqlx::Error> {
-        Ok(())
     }
 
     async fn open_in_memory(options: SqliteConnectOptions, url: &str) -> Result<Self, StoreError> {
@@ -149,20 +112,14 @@ impl SqliteStore {
         Ok(Self {
             pool,
             url: redact_url(url),
+            schema: (),
             stamper: Arc::new(crate::types::Stamper::new(Arc::new(SystemClock))),
             health,
         })
     }
-
-    /// This store with every port call run again on a fresh connection when its pooled connection
-    /// turns out dead (see [`crate::reconnect`]); what [`crate::connect`] returns.
-    pub fn reconnecting(self) -> Reconnecting<Self> {
-        let health = self.health.clone();
-        Reconnecting::new(self, health)
-    }
 }
 
-impl fmt::Debug for SqliteStore {
+impl fmt::Debug for SqlStore<Sqlite> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SqliteStore")
             .field("url", &self.url)
@@ -192,4 +149,44 @@ fn is_memory_url(url: &str) -> bool {
     url.contains(":memory:") || url.contains("mode=memory")
 }
 
-crate::sql::impl_sql_store!(SqliteStore, sqlx::Sqlite, "sqlite", "u.id = l.actor");
+impl Backend for Sqlite {
+    const TRACE_NAME: &'static str = "sqlite";
+    const ACTOR_IS_USER: &'static str = "u.id = l.actor";
+    /// No row locks in SQLite: the claim's `BEGIN IMMEDIATE` already makes it the only writer.
+    const ROW_LOCK: &'static str = "";
+    /// SQLite's default `BINARY` collation already compares by bytes.
+    const BYTE_COLLATE: &'static str = "";
+
+    type Schema = ();
+
+    fn exec<'c>(conn: &'c mut SqliteConnection) -> impl Executor<'c, Database = Self> {
+        conn
+    }
+
+    fn pool_exec<'p>(pool: &'p SqlitePool) -> impl Executor<'p, Database = Self> {
+        pool
+    }
+
+    /// Starts a write transaction holding SQLite's write lock from the first statement, so that a
+    /// read-then-write transaction cannot fail with `SQLITE_BUSY` when another writer commits first.
+    async fn begin_write(pool: &SqlitePool) -> Result<Transaction<'static, Sqlite>, sqlx::Error> {
+        pool.begin_with("BEGIN IMMEDIATE").await
+    }
+
+    /// Nothing to do: `BEGIN IMMEDIATE` already serialises every write transaction.
+    async fn lock_admin_set(_conn: &mut SqliteConnection) -> Result<(), sqlx::Error> {
+        Ok(())
+    }
+
+    fn bind<'q, T: DbValue<'q>>(arguments: &mut SqliteArguments<'q>, value: T) -> Result<(), BoxDynError> {
+        arguments.add(value)
+    }
+
+    fn decode<R: FromDbRow>(row: &SqliteRow) -> Result<R, sqlx::Error> {
+        <R as FromRow<SqliteRow>>::from_row(row)
+    }
+
+    fn rows_affected(result: &SqliteQueryResult) -> u64 {
+        result.rows_affected()
+    }
+}

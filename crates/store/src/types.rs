@@ -198,7 +198,7 @@ fn corrupt(what: &str, value: &str) -> StoreError {
     StoreError::Other(format!("corrupt row: unknown {what} {value:?}"))
 }
 
-/// One row of `users JOIN admin_info`, in the column order of `select_admin!` (`crate::sql`).
+/// One row of `users JOIN admin_info`, in the column order of `SELECT_ADMIN` (`crate::sql`).
 #[derive(sqlx::FromRow)]
 pub(crate) struct AdminRow {
     id: DbId,
@@ -259,7 +259,7 @@ impl TryFrom<AdminRow> for AdminRecord {
     }
 }
 
-/// One row of `sagas`, in the column order of `saga_columns!` (`crate::sql`).
+/// One row of `sagas`, in the column order of `SAGA_COLUMNS` (`crate::sql`).
 #[derive(sqlx::FromRow)]
 pub(crate) struct SagaRow {
     id: DbId,
