@@ -41,7 +41,11 @@ export interface paths {
         delete: operations["delete_admin"];
         options?: never;
         head?: never;
-        patch?: never;
+        /**
+         * Change an admin's role (the `change_role` saga; event `admin.role_changed`). Idempotent: the same
+         *     role again changes nothing.
+         */
+        patch: operations["change_admin"];
         trace?: never;
     };
     "/api/admins/{id}/disable": {
@@ -782,6 +786,8 @@ export interface components {
             invite?: null | components["schemas"]["InviteDto"];
             /** @description Why a `failed` line failed. */
             last_error?: string | null;
+            /** @description The admin's role (for a pending line, the role its provisioning gives). */
+            role: components["schemas"]["RoleDto"];
             /**
              * Format: uuid
              * @description The unfinished saga, for `pending` and `failed` lines.
@@ -825,6 +831,8 @@ export interface components {
              * @description Last invitation time.
              */
             last_invite_sent_at: string;
+            /** @description The admin's role. */
+            role: components["schemas"]["RoleDto"];
             /**
              * Format: uuid
              * @description Foreign key to `User.id`.
@@ -882,6 +890,11 @@ export interface components {
             /** @description Username to answer with. */
             username: string;
         };
+        /** @description Body of `PATCH /api/admins/{id}`. */
+        ChangeAdminRequest: {
+            /** @description The admin's new role. */
+            role: components["schemas"]["RoleDto"];
+        };
         /** @description Body of `POST /api/admins`. */
         CreateAdminRequest: {
             /**
@@ -890,6 +903,7 @@ export interface components {
              * @example ann@example.com
              */
             email: string;
+            role?: null | components["schemas"]["RoleDto"];
         };
         /** @description The error envelope. */
         ErrorBody: {
@@ -1030,6 +1044,12 @@ export interface components {
             /** @description The new invitation state. */
             invite: components["schemas"]["InviteDto"];
         };
+        /**
+         * @description An admin's role: `owner` (everything, owners included), `admin` (admins and viewers, never owners
+         *     nor the owner role), `viewer` (read only).
+         * @enum {string}
+         */
+        RoleDto: "owner" | "admin" | "viewer";
         ScimError: {
             detail?: string;
             schemas: "urn:ietf:params:scim:api:messages:2.0:Error"[];
@@ -1291,7 +1311,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description `forbidden`: not an active admin */
+            /** @description `forbidden`: not an active admin, or the caller's role may not create this role (a viewer creates nobody; only an owner creates an owner) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -1625,6 +1645,159 @@ export interface operations {
             };
             /** @description `internal`: quote the request id to an operator */
             500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    change_admin: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description `User.id` */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ChangeAdminRequest"];
+            };
+        };
+        responses: {
+            /** @description The admin with the new role */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AdminDto"];
+                };
+            };
+            /** @description `invalid_request`: not a UUID, or a body without a known role */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `unauthorized`; `session_ended` */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `forbidden`: the caller's role may not (a viewer changes nothing; only an owner promotes to, demotes from or changes an owner); `self_action_forbidden`: one's own role */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `not_found` */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `request_timeout`: the request took too long to arrive or to answer */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `last_owner`: the last active owner cannot be demoted; `operation_in_progress` */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `payload_too_large`: the body is larger than 64 KiB */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `uri_too_long`: the request target is longer than 8 KiB */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `unsupported_media_type`: the body is not `application/json` */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `misdirected_request`: the `Host` is not in `ALLOWED_HOSTS` */
+            421: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `rate_limited`: the caller's budget of changes per minute is spent (`Retry-After`) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `headers_too_large`: the request headers are larger than 32 KiB */
+            431: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `internal`: quote the request id to an operator */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `database_unavailable` */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
