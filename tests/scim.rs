@@ -494,7 +494,11 @@ async fn the_last_active_admin_cannot_be_disabled() {
         ))
         .await;
     assert_eq!(res.status, StatusCode::FORBIDDEN, "{}", res.text);
-    assert!(res.json()["detail"].as_str().unwrap().contains("only an owner"), "{}", res.text);
+    assert!(
+        res.json()["detail"].as_str().unwrap().contains("only an owner"),
+        "{}",
+        res.text
+    );
     assert_eq!(both(&t, ADMIN_EMAIL).await, ((true, false), (true, true)));
 
     // A change of attributes together with the refused disable: nothing half-written.
