@@ -80,6 +80,8 @@ impl App {
                     ec.clock = clock.clone();
                     ec.simulation =
                         admin_provisioner_emulator::simulation::Simulation::from_env().map_err(|e| anyhow!(e))?;
+                    ec.mfa = admin_provisioner_emulator::MfaConfiguration::parse(&config.cognito_emulator_mfa)
+                        .map_err(|e| anyhow!(e))?;
                     if let Some(client) = &config.cognito_client_id {
                         ec.client_id = client.clone();
                     }
@@ -115,6 +117,8 @@ impl App {
             resend_cooldown: Duration::from_secs(config.resend_cooldown_secs),
             lease_ttl: Duration::from_secs(config.saga_lease_secs),
             admin_actions_per_minute: config.admin_rate_limit_per_minute,
+            require_mfa: config.require_mfa,
+            mfa_issuer: config.mfa_issuer.clone(),
             ..ProvisionerSettings::default()
         });
         // A step that could outlive its lease would let recovery race a saga that is still working.

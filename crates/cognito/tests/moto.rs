@@ -120,7 +120,7 @@ async fn first_login(pool: &MotoPool) {
         .unwrap()
     {
         AuthOutcome::NewPasswordRequired { session, username } => (session, username),
-        AuthOutcome::Tokens(_) => panic!("a new user must change the temporary password first"),
+        _ => panic!("a new user must change the temporary password first"),
     };
     // AWS returns USER_ID_FOR_SRP (the username); moto returns USERNAME. Both are the user's username here.
     assert_eq!(challenge_user, user.username);

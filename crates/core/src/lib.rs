@@ -16,10 +16,11 @@ pub mod pages;
 pub mod provisioner;
 pub mod reconcile;
 pub mod store;
+pub mod totp;
 
 pub use error::Error;
 
 pub use provisioner::{
-    AdminView, Caller, CreatedIdentity, InviteView, LoginOutcome, Observer, ProvisionedAdmin, Provisioner,
+    AdminView, Caller, CreatedIdentity, InviteView, LoginOutcome, MfaEnrolment, Observer, ProvisionedAdmin, Provisioner,
     ProvisionerSettings, RecordPlan, RecoveryReport, RetryOutcome,
 };

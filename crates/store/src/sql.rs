@@ -16,7 +16,7 @@ macro_rules! select_admin {
         "SELECT u.id, u.email, u.email_normalized, u.cognito_username, u.cognito_sub, u.status, \
          u.created_at, u.updated_at, a.invited_by, a.invited_at, a.invite_expires_at, a.invites_sent, \
          a.last_invite_sent_at, a.invite_delivered, a.accepted_at, u.disabled_at, u.external_id, u.scim_profile, \
-         u.sessions_valid_after \
+         u.sessions_valid_after, u.mfa_enrolled_at \
          FROM users u JOIN admin_info a ON a.user_id = u.id"
     };
 }
@@ -681,6 +681,24 @@ macro_rules! impl_sql_store {
                         };
                         insert_event(&mut tx, kind, &record, &audit, self.now()).await?;
                     }
+                    tx.commit().await.map_err(map_err)?;
+                    Ok(record)
+                }
+
+                #[::tracing::instrument(skip_all, fields(db = $backend, user_id = %id))]
+                async fn set_mfa_enrolled(&self, id: UserId, at: Option<DateTime<Utc>>) -> Result<AdminRecord, StoreError> {
+                    let mut tx = self.begin_write().await.map_err(map_err)?;
+                    let before = admin_by_id(&mut tx, id).await?.ok_or(StoreError::NotFound)?;
+                    if at.is_some() && before.user.mfa_enrolled_at.is_some() {
+                        return Ok(before);
+                    }
+                    ::sqlx::query("UPDATE users SET mfa_enrolled_at = $2 WHERE id = $1")
+                        .bind(DbId::from(id))
+                        .bind(at.map(DbTime::new))
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(map_err)?;
+                    let record = admin_by_id(&mut tx, id).await?.ok_or(StoreError::NotFound)?;
                     tx.commit().await.map_err(map_err)?;
                     Ok(record)
                 }
