@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test of admin-provisioner. Installs and starts what the tests need, so it passes on a fresh
 # machine: moto (AWS Cognito emulator, in a virtualenv), Chromium + ChromeDriver (browser test), and
-# PostgreSQL (store suite and the saga matrix on PostgreSQL). Then: fmt, clippy, all test suites.
+# PostgreSQL (store suite and the saga matrix on PostgreSQL), Node.js (the TypeScript client). Then: fmt,
+# clippy, all test suites.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT="$PWD"
@@ -83,6 +84,18 @@ fi
 export WEBHOOK_TEST_PYTHON="$ROOT/.venv/bin/python3"
 "$WEBHOOK_TEST_PYTHON" -c 'import standardwebhooks'
 
+step "Cognito clients no one here wrote (tests/emulator_wire.rs): the AWS CLI in .venv, the Node SDK"
+# Pinned: the AWS CLI (boto3 comes with moto); awscli 1.46.3 runs on the botocore moto's boto3 pins.
+AWSCLI_REQUIREMENT='awscli==1.46.3'
+if [ "$(installed_version awscli)" != "${AWSCLI_REQUIREMENT##*==}" ]; then
+  .venv/bin/pip install --quiet --disable-pip-version-check "$AWSCLI_REQUIREMENT"
+fi
+.venv/bin/aws --version
+# Pinned in tests/node-cognito/package.json and its package-lock.json:
+# @aws-sdk/client-cognito-identity-provider and aws-jwt-verify.
+scripts/install-node.sh
+(cd tests/node-cognito && npm ci --no-audit --no-fund --silent)
+
 step "Chromium and ChromeDriver"
 scripts/install-browser.sh
 
@@ -141,3 +154,17 @@ scripts/schemathesis.sh "$ROOT/target/debug/admin-provisioner"
 
 step "scim2-tester against a live server's /scim/v2 (SCIM 2.0 conformance; no failure allowed)"
 scripts/scim2-tester.sh "$ROOT/target/debug/admin-provisioner"
+
+step "TypeScript client (clients/typescript): npm ci, build, regeneration check, tests against a live server"
+scripts/install-node.sh
+(
+  cd clients/typescript
+  export ADMIN_PROVISIONER_BIN="$ROOT/target/debug/admin-provisioner"
+  # Pinned by package-lock.json; no audit or funding calls.
+  npm ci --no-audit --no-fund
+  npm run build
+  # Fails when the server's OpenAPI document changed and the client was not regenerated
+  # (fix: `npm run generate` in clients/typescript, then commit openapi.json and src/generated/schema.ts).
+  npm run check-generated
+  npm test
+)

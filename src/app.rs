@@ -74,20 +74,7 @@ impl App {
         let (idp, emulator): (Arc<dyn IdentityProvider>, Option<Arc<CognitoEmulator>>) =
             match &config.cognito_user_pool_id {
                 None => {
-                    let mut ec = EmulatorConfig::file(&config.emulator_state, &config.mailbox_dir);
-                    ec.region = config.aws_region.clone();
-                    ec.invite_validity_days = config.invite_validity_days;
-                    ec.clock = clock.clone();
-                    ec.simulation =
-                        admin_provisioner_emulator::simulation::Simulation::from_env().map_err(|e| anyhow!(e))?;
-                    ec.mfa = admin_provisioner_emulator::MfaConfiguration::parse(&config.cognito_emulator_mfa)
-                        .map_err(|e| anyhow!(e))?;
-                    if let Some(client) = &config.cognito_client_id {
-                        ec.client_id = client.clone();
-                    }
-                    if let Some(iss) = &config.cognito_issuer {
-                        ec.issuer = Some(iss.clone());
-                    }
+                    let ec = emulator_config(&config, clock.clone())?;
                     let emu = Arc::new(CognitoEmulator::open(ec).await.with_context(|| {
                         format!(
                             "cannot open the Cognito emulator state at {}",
@@ -171,6 +158,23 @@ pub fn cognito_config(config: &Config) -> anyhow::Result<admin_provisioner_cogni
         call_timeout: Duration::from_secs(config.call_timeout_secs),
         connect_timeout: Duration::from_secs(3),
     })
+}
+
+/// The built-in emulator's configuration from ours: state file, mailbox, region, app client, issuer
+/// ([`Config::emulator_issuer`]) and simulated quotas (shared by `serve`, the CLI and `emulator`).
+pub fn emulator_config(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<EmulatorConfig> {
+    let mut ec = EmulatorConfig::file(&config.emulator_state, &config.mailbox_dir);
+    ec.region = config.aws_region.clone();
+    ec.invite_validity_days = config.invite_validity_days;
+    ec.clock = clock;
+    ec.simulation = admin_provisioner_emulator::simulation::Simulation::from_env().map_err(|e| anyhow!(e))?;
+    if let Some(client) = &config.cognito_client_id {
+        ec.client_id = client.clone();
+    }
+    ec.issuer = config.emulator_issuer();
+    ec.mfa =
+        admin_provisioner_emulator::MfaConfiguration::parse(&config.cognito_emulator_mfa).map_err(|e| anyhow!(e))?;
+    Ok(ec)
 }
 
 /// An emulator configuration that keeps nothing on disk except the mailbox (for `demo` and tests).

@@ -1,5 +1,5 @@
-//! The command line: `serve`, `bootstrap-admin`, `provision`, `resend-invite`, `import`, `doctor`, `demo`,
-//! `sagas`, `reconcile` (which exits 2 when drift remains).
+//! The command line: `serve`, `emulator`, `bootstrap-admin`, `provision`, `resend-invite`, `import`, `doctor`,
+//! `demo`, `sagas`, `reconcile` (which exits 2 when drift remains), `openapi`.
 //!
 //! Every command exits 0 on success and non-zero with a one-line reason on stderr otherwise. The operator
 //! commands act as `operator` in the audit log. Logs go to stderr (`RUST_LOG` filters them); results go
@@ -26,6 +26,9 @@ pub struct Cli {
 enum Command {
     /// Runs the HTTP API and web console (and recovers unfinished sagas in the background).
     Serve,
+    /// Runs the built-in Cognito emulator alone on Cognito's wire protocol at `COGNITO_EMULATOR_ADDR`
+    /// (same state file and mailbox as `serve`), for an application's own AWS SDK.
+    Emulator,
     /// Creates the very first admin (operator only; refused once an admin exists).
     BootstrapAdmin {
         /// The new admin's e-mail address.
@@ -63,6 +66,9 @@ enum Command {
     Doctor,
     /// Walks the whole flow on a fresh temporary database and emulator, printing each numbered step.
     Demo,
+    /// Prints the HTTP API's OpenAPI document (what `serve` answers at `/openapi.json`), pretty-printed,
+    /// without connecting anywhere.
+    Openapi,
     /// Reports drift between Cognito and the database (exit 0 nothing to do, 2 drift remains, 1 error).
     Reconcile {
         /// Apply the safe repairs (delete the product's own never-used ghosts; mark active admins whose
@@ -125,7 +131,7 @@ enum SagasAction {
 pub async fn main() -> ExitCode {
     let cli = Cli::parse();
     // Commands other than `serve` print their result and at most a one-line error: only errors are logged.
-    let default_level = if matches!(cli.command, Command::Serve) {
+    let default_level = if matches!(cli.command, Command::Serve | Command::Emulator) {
         "info"
     } else {
         "error"
@@ -157,7 +163,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let run_id = format!("cli-{}", uuid::Uuid::new_v4());
     match cli.command {
         Command::Demo => crate::demo::run(&mut std::io::stdout()).await,
+        Command::Openapi => {
+            use std::io::Write;
+            let doc = serde_json::to_string_pretty(&crate::http::api::openapi_document())?;
+            // Written, not `println!`: a closed pipe (`| head`) is a one-line error, not a panic.
+            writeln!(std::io::stdout().lock(), "{doc}")?;
+            Ok(())
+        }
         Command::Serve => crate::serve::run(cli.config).await,
+        Command::Emulator => crate::serve::run_emulator(cli.config).await,
         Command::Doctor => doctor(cli.config).await,
         Command::Reconcile { repair, json } => {
             let app = build(cli.config).await?;
@@ -336,7 +350,7 @@ async fn sagas_list(config: Config, stuck: bool, unfinished: bool, json: bool) -
 async fn scim_token(config: Config, action: ScimTokenAction, run_id: &str) -> anyhow::Result<()> {
     use admin_provisioner_core::domain::Actor;
     if let ScimTokenAction::Create { name } | ScimTokenAction::Revoke { name } = &action {
-        crate::scim::tokens::validate_name(name)?;
+        admin_provisioner_core::scim_tokens::validate_name(name)?;
     }
     let options = admin_provisioner_store::ConnectOptions {
         schema: config.database_schema.clone(),
@@ -347,12 +361,14 @@ async fn scim_token(config: Config, action: ScimTokenAction, run_id: &str) -> an
         .store;
     match action {
         ScimTokenAction::Create { name } => {
-            let (_, token) = crate::scim::tokens::create(store.as_ref(), &Actor::Operator, &name, Some(run_id)).await?;
+            let (_, token) =
+                admin_provisioner_core::scim_tokens::create(store.as_ref(), &Actor::Operator, &name, Some(run_id))
+                    .await?;
             eprintln!("SCIM token {name} created; it is shown this once (only its SHA-256 is stored):");
             println!("{}", token.expose());
         }
         ScimTokenAction::List => {
-            let tokens = store.list_scim_tokens().await?;
+            let tokens = admin_provisioner_core::scim_tokens::list(store.as_ref()).await?;
             if tokens.is_empty() {
                 println!("no SCIM tokens");
             }
@@ -371,7 +387,7 @@ async fn scim_token(config: Config, action: ScimTokenAction, run_id: &str) -> an
             }
         }
         ScimTokenAction::Revoke { name } => {
-            crate::scim::tokens::revoke(store.as_ref(), &Actor::Operator, &name, Some(run_id)).await?;
+            admin_provisioner_core::scim_tokens::revoke(store.as_ref(), &Actor::Operator, &name, Some(run_id)).await?;
             println!("SCIM token {name} revoked");
         }
     }

@@ -86,6 +86,14 @@ pub struct Config {
     )]
     pub emulator_state: PathBuf,
 
+    /// Built-in emulator only: where `serve` (and `admin-provisioner emulator`) answer Cognito's JSON wire
+    /// protocol, so an application's AWS SDK, the AWS CLI and JWT verifiers can use the emulator; `host:port`
+    /// or `off`. Unset = `127.0.0.1:9229` (cognito-local's port; `serve` goes on without it, with a warning,
+    /// when that port is taken). Tokens then carry `iss = http://<this address>/<pool id>` unless
+    /// `COGNITO_ISSUER` says otherwise. A non-loopback address needs `EMULATOR_ALLOW_REMOTE=true`.
+    #[arg(long, env = "COGNITO_EMULATOR_ADDR", global = true)]
+    pub cognito_emulator_addr: Option<String>,
+
     /// Seconds between two invitations to the same admin.
     #[arg(long, env = "RESEND_COOLDOWN_SECS", default_value_t = 60, global = true)]
     pub resend_cooldown_secs: u64,
@@ -200,6 +208,7 @@ impl Config {
             invite_validity_days: 7,
             mailbox_dir: dir.join("mailbox"),
             emulator_state: dir.join("cognito-emulator.db"),
+            cognito_emulator_addr: Some("off".into()),
             resend_cooldown_secs: 60,
             call_timeout_secs: 10,
             allowed_hosts: Vec::new(),
@@ -225,6 +234,30 @@ impl Config {
     /// True when the built-in emulator is used.
     pub fn uses_emulator(&self) -> bool {
         self.cognito_user_pool_id.is_none()
+    }
+
+    /// The emulator's wire address (`COGNITO_EMULATOR_ADDR`, default `127.0.0.1:9229`), or `None` when it
+    /// is `off` or real Cognito is used.
+    pub fn emulator_wire_addr(&self) -> Option<String> {
+        if !self.uses_emulator() {
+            return None;
+        }
+        match self.cognito_emulator_addr.as_deref().map(str::trim) {
+            None | Some("") => Some(admin_provisioner_emulator::wire::DEFAULT_ADDR.to_string()),
+            Some(a) if a.eq_ignore_ascii_case("off") => None,
+            Some(a) => Some(a.to_string()),
+        }
+    }
+
+    /// The issuer of the built-in emulator's tokens: `COGNITO_ISSUER`, else `http://<wire address>/<pool
+    /// id>` while the wire endpoint is on (its `.well-known` documents are beside it), else `None`
+    /// (Cognito's AWS-style URL).
+    pub fn emulator_issuer(&self) -> Option<String> {
+        if let Some(iss) = &self.cognito_issuer {
+            return Some(iss.clone());
+        }
+        self.emulator_wire_addr()
+            .map(|addr| format!("http://{addr}/{}", admin_provisioner_emulator::DEFAULT_POOL_ID))
     }
 
     /// The `Host` names the server answers (lower-cased; an entry without a port matches any port), or

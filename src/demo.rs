@@ -179,7 +179,9 @@ async fn first_login(
             step(out, format!("{email} scans the QR code of {} with an authenticator app (AssociateSoftwareToken gave a 160-bit TOTP secret; the product keeps no copy).", enrolment.otpauth_uri.expose().split('?').next().unwrap_or("otpauth://")))?;
             let now = u64::try_from(p.now().timestamp()).unwrap_or(0);
             let code = admin_provisioner_core::totp::code_at(enrolment.secret_code.expose(), now)?;
-            let next = enrolment.session.ok_or_else(|| anyhow!("MFA_SETUP without a session"))?;
+            let next = enrolment
+                .session
+                .ok_or_else(|| anyhow!("MFA_SETUP without a session"))?;
             match p
                 .verify_mfa_in_challenge(&username, &next, &Secret::new(code), Some("demo"))
                 .await?

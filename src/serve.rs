@@ -90,10 +90,94 @@ pub fn raise_open_files_limit(config: &Config) -> Option<u64> {
     }
 }
 
+/// Binds the built-in emulator's wire endpoint (`COGNITO_EMULATOR_ADDR`), before the app is built: its
+/// address is part of the tokens' issuer, so a configured port 0 is replaced in `config` by the port bound.
+/// `None` when the endpoint is off or real Cognito is used. A non-loopback address is refused unless
+/// `EMULATOR_ALLOW_REMOTE`. With `lenient` (`serve` with `COGNITO_EMULATOR_ADDR` unset), a default port
+/// already taken only costs a warning; otherwise it is an error.
+pub async fn bind_emulator_wire(config: &mut Config, lenient: bool) -> anyhow::Result<Option<tokio::net::TcpListener>> {
+    let Some(addr) = config.emulator_wire_addr() else {
+        return Ok(None);
+    };
+    let addrs: Vec<std::net::SocketAddr> = tokio::net::lookup_host(&addr)
+        .await
+        .map_err(|e| anyhow::anyhow!("COGNITO_EMULATOR_ADDR {addr} is not an address: {e}"))?
+        .collect();
+    for a in &addrs {
+        admin_provisioner_emulator::wire::check_addr(a, config.emulator_allow_remote).map_err(anyhow::Error::msg)?;
+    }
+    let lenient = lenient && config.cognito_emulator_addr.is_none();
+    let listener = match listen(&addr).await {
+        Ok(listener) => listener,
+        Err(e) if lenient && e.kind() == std::io::ErrorKind::AddrInUse => {
+            tracing::warn!(addr = %addr, "the Cognito emulator's wire endpoint is off: its port is taken (set COGNITO_EMULATOR_ADDR to another host:port, or off)");
+            eprintln!("WARNING: {addr} is taken: the Cognito emulator's wire endpoint is off (set COGNITO_EMULATOR_ADDR)");
+            return Ok(None);
+        }
+        Err(e) => anyhow::bail!(
+            "cannot listen on COGNITO_EMULATOR_ADDR {addr}: {e} (set COGNITO_EMULATOR_ADDR to another host:port, or off)"
+        ),
+    };
+    let bound = listener.local_addr()?;
+    if addr.rsplit_once(':').is_some_and(|(_, port)| port == "0") {
+        config.cognito_emulator_addr = Some(bound.to_string());
+    }
+    if !bound.ip().is_loopback() {
+        tracing::warn!(addr = %bound, "EMULATOR_ALLOW_REMOTE: the Cognito emulator (tokens for every user) is reachable from other machines");
+    }
+    Ok(Some(listener))
+}
+
+/// Prints (and logs) where the emulator's wire endpoint answers, with its pool and app client.
+fn announce_wire(listener: &tokio::net::TcpListener, emu: &admin_provisioner_emulator::CognitoEmulator) {
+    let endpoint = listener.local_addr().map(|a| format!("http://{a}")).unwrap_or_default();
+    println!("  cognito:  {endpoint} (Cognito's JSON protocol: AWS_ENDPOINT_URL_COGNITO_IDENTITY_PROVIDER={endpoint})");
+    println!(
+        "            user pool {}, app client {}",
+        emu.pool_id(),
+        emu.client_id()
+    );
+    println!(
+        "            issuer {} (JWKS at {}/.well-known/jwks.json)",
+        emu.issuer(),
+        emu.issuer()
+    );
+    tracing::info!(endpoint = %endpoint, pool_id = %emu.pool_id(), client_id = %emu.client_id(), issuer = %emu.issuer(), "Cognito emulator wire endpoint listening");
+}
+
+/// `admin-provisioner emulator`: the built-in emulator alone on its wire endpoint (same state file and
+/// mailbox as `serve`), until SIGTERM or Ctrl-C.
+pub async fn run_emulator(mut config: Config) -> anyhow::Result<()> {
+    if !config.uses_emulator() {
+        anyhow::bail!(
+            "COGNITO_USER_POOL_ID is set: `emulator` serves the built-in emulator, which that setting replaces"
+        );
+    }
+    let listener = bind_emulator_wire(&mut config, false)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("COGNITO_EMULATOR_ADDR is off: the emulator has nowhere to listen"))?;
+    let ec = crate::app::emulator_config(&config, std::sync::Arc::new(admin_provisioner_core::clock::SystemClock))?;
+    let emu = admin_provisioner_emulator::CognitoEmulator::open(ec)
+        .await
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "cannot open the Cognito emulator state at {}: {e:#}",
+                config.emulator_state.display()
+            )
+        })?;
+    println!("Cognito emulator (state {})", config.emulator_state.display());
+    announce_wire(&listener, &emu);
+    println!("  mailbox:  {}", config.mailbox_dir.display());
+    admin_provisioner_emulator::wire::serve(emu, listener, shutdown_signal())
+        .await
+        .map_err(|e| anyhow::anyhow!("the emulator's wire endpoint failed: {e}"))
+}
+
 /// Builds the app, binds `BIND_ADDR`, serves until SIGTERM or Ctrl-C, then drains in-flight requests
 /// (bounded by `SHUTDOWN_GRACE_SECS`).
-pub async fn run(config: Config) -> anyhow::Result<()> {
+pub async fn run(mut config: Config) -> anyhow::Result<()> {
     check_bind_addr(&config).await?;
+    let wire = bind_emulator_wire(&mut config, true).await?;
     check_cookie_key(&config)?;
     raise_open_files_limit(&config);
     let observer = crate::http::metrics_observer();
@@ -130,6 +214,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             "  mailbox:  {} (also http://{addr}/console/mailbox)",
             app.config.mailbox_dir.display()
         );
+        if let (Some(listener), Some(emu)) = (&wire, &app.emulator) {
+            announce_wire(listener, emu);
+        }
         println!("first admin: admin-provisioner bootstrap-admin --email you@example.com, then open the mailbox for the temporary password");
     } else {
         println!(
@@ -167,9 +254,23 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         }
         None => None,
     };
+    let wire = match (wire, &app.emulator) {
+        (Some(listener), Some(emu)) => {
+            let emu = (**emu).clone();
+            Some(tokio::spawn(async move {
+                if let Err(e) = admin_provisioner_emulator::wire::serve(emu, listener, std::future::pending()).await {
+                    tracing::error!(error = %e, "the Cognito emulator's wire endpoint stopped");
+                }
+            }))
+        }
+        _ => None,
+    };
     let reconciler = crate::reconcile::spawn_background(&app, Duration::from_secs(app.config.reconcile_interval_secs));
     let result = crate::http::serve(app, listener, shutdown_signal()).await;
     recovery.abort();
+    if let Some(wire) = wire {
+        wire.abort();
+    }
     if let Some(delivery) = delivery {
         // An attempt cut short here is retried when its lease expires (by this or another replica).
         delivery.abort();

@@ -958,6 +958,7 @@ async fn a_create_whose_idempotency_key_is_still_in_progress_is_409() {
     let t = test_app().await;
     let body = json!({"email": "busy@example.com"});
     let hash = http::api::request_hash(body.to_string().as_bytes());
+    // The first request's claim, as if it were still running.
     t.app
         .provisioner
         .admin_store()
@@ -1328,6 +1329,33 @@ async fn openapi_lists_every_path_and_method_of_the_contract() {
             "{path} {method}: {op}"
         );
     }
+}
+
+#[tokio::test]
+async fn the_openapi_command_prints_the_served_document_without_connecting_anywhere() {
+    let t = bare_app().await;
+    let served = t.get("/openapi.json", None).await.json();
+    let dir = tempfile::tempdir().unwrap();
+
+    // No database, Cognito or mailbox settings that could work: the command must not need them.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_admin-provisioner"))
+        .arg("openapi")
+        .current_dir(dir.path())
+        .env("DATABASE_URL", "postgres://nobody@127.0.0.1:1/none")
+        .env("COGNITO_USER_POOL_ID", "us-east-1_unreachable")
+        .env("AWS_ENDPOINT_URL_COGNITO_IDENTITY_PROVIDER", "http://127.0.0.1:1")
+        .output()
+        .unwrap();
+
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let printed: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(printed, served, "`openapi` and GET /openapi.json differ");
+    assert!(printed["paths"]["/api/admins"]["post"].is_object());
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        0,
+        "`openapi` wrote files in its working folder"
+    );
 }
 
 #[tokio::test]

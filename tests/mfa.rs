@@ -58,7 +58,10 @@ async fn first_login_to_mfa_setup(t: &TestApp, email: &str) -> (String, String, 
     .await;
     assert_eq!(res.status, StatusCode::OK, "{}", res.text);
     let ch = res.json();
-    assert_eq!(ch["challenge"], "MFA_SETUP", "a new password on an MFA=ON pool leads to MFA_SETUP: {ch}");
+    assert_eq!(
+        ch["challenge"], "MFA_SETUP",
+        "a new password on an MFA=ON pool leads to MFA_SETUP: {ch}"
+    );
     assert!(ch.get("id_token").is_none());
     let res = respond(
         t,
@@ -71,7 +74,10 @@ async fn first_login_to_mfa_setup(t: &TestApp, email: &str) -> (String, String, 
     let uri = setup["otpauth_uri"].as_str().unwrap();
     assert!(uri.starts_with("otpauth://totp/admin-provisioner:"), "{uri}");
     assert!(uri.contains(&format!("secret={secret}")), "{uri}");
-    assert_ne!(setup["session"], ch["session"], "each MFA_SETUP step hands out a new session");
+    assert_ne!(
+        setup["session"], ch["session"],
+        "each MFA_SETUP step hands out a new session"
+    );
     (
         setup["session"].as_str().unwrap().to_string(),
         setup["username"].as_str().unwrap().to_string(),
@@ -91,7 +97,11 @@ async fn mfa_on_first_login_enrols_then_every_sign_in_asks_for_a_code_once() {
     let (session, username, secret) = first_login_to_mfa_setup(&t, ADMIN_EMAIL).await;
 
     // A wrong code: 401 invalid_mfa_code, nothing enrolled.
-    let wrong = if code(&t, &secret) == "000000" { "111111" } else { "000000" };
+    let wrong = if code(&t, &secret) == "000000" {
+        "111111"
+    } else {
+        "000000"
+    };
     let res = respond(
         &t,
         json!({"challenge": "MFA_SETUP", "username": username, "session": session, "code": wrong}),
@@ -122,13 +132,15 @@ async fn mfa_on_first_login_enrols_then_every_sign_in_asks_for_a_code_once() {
 
     // Next sign-in: SOFTWARE_TOKEN_MFA. The code used at setup is refused (a code works once).
     let res = t
-        .post("/api/auth/login", None, json!({"email": ADMIN_EMAIL, "password": NEW_PASSWORD}))
+        .post(
+            "/api/auth/login",
+            None,
+            json!({"email": ADMIN_EMAIL, "password": NEW_PASSWORD}),
+        )
         .await;
     let ch = res.json();
     assert_eq!(ch["challenge"], "SOFTWARE_TOKEN_MFA", "{ch}");
-    let answer = |code: &str| {
-        json!({"challenge": "SOFTWARE_TOKEN_MFA", "username": ch["username"], "session": ch["session"], "code": code})
-    };
+    let answer = |code: &str| json!({"challenge": "SOFTWARE_TOKEN_MFA", "username": ch["username"], "session": ch["session"], "code": code});
     let res = respond(&t, answer(&setup_code)).await;
     assert_eq!(res.status, StatusCode::UNAUTHORIZED, "{}", res.text);
     assert_eq!(res.code(), "invalid_mfa_code", "a replayed code is refused");
@@ -144,7 +156,11 @@ async fn mfa_on_first_login_enrols_then_every_sign_in_asks_for_a_code_once() {
 
     // Replay of the code that just signed in, on a new challenge: refused.
     let res = t
-        .post("/api/auth/login", None, json!({"email": ADMIN_EMAIL, "password": NEW_PASSWORD}))
+        .post(
+            "/api/auth/login",
+            None,
+            json!({"email": ADMIN_EMAIL, "password": NEW_PASSWORD}),
+        )
         .await;
     let ch2 = res.json();
     assert_eq!(ch2["challenge"], "SOFTWARE_TOKEN_MFA", "{ch2}");
@@ -178,9 +194,17 @@ async fn an_expired_mfa_challenge_session_is_invalid_credentials() {
     .await;
     assert_eq!(res.code(), "invalid_credentials", "{}", res.text);
     // An unknown challenge name or a missing answer: 400.
-    let res = respond(&t, json!({"challenge": "SMS_MFA", "username": username, "session": "s"})).await;
+    let res = respond(
+        &t,
+        json!({"challenge": "SMS_MFA", "username": username, "session": "s"}),
+    )
+    .await;
     assert_eq!(res.status, StatusCode::BAD_REQUEST, "{}", res.text);
-    let res = respond(&t, json!({"challenge": "SOFTWARE_TOKEN_MFA", "username": username, "session": "s"})).await;
+    let res = respond(
+        &t,
+        json!({"challenge": "SOFTWARE_TOKEN_MFA", "username": username, "session": "s"}),
+    )
+    .await;
     assert_eq!(res.status, StatusCode::BAD_REQUEST, "{}", res.text);
 }
 
@@ -204,13 +228,19 @@ async fn require_mfa_refuses_everything_but_enrolment_until_an_authenticator_is_
     // Enrolment needs the access token (AssociateSoftwareToken); the ID token is refused.
     let res = t.post("/api/auth/mfa/setup", Some(&admin.id_token), json!({})).await;
     assert_eq!(res.status, StatusCode::UNAUTHORIZED, "{}", res.text);
-    let res = t.post("/api/auth/mfa/setup", Some(&admin.access_token), json!({})).await;
+    let res = t
+        .post("/api/auth/mfa/setup", Some(&admin.access_token), json!({}))
+        .await;
     assert_eq!(res.status, StatusCode::OK, "{}", res.text);
     let secret = res.json()["secret_code"].as_str().unwrap().to_string();
     assert!(res.json()["otpauth_uri"].as_str().unwrap().contains(&secret));
 
     let res = t
-        .post("/api/auth/mfa/verify", Some(&admin.access_token), json!({"code": "000000"}))
+        .post(
+            "/api/auth/mfa/verify",
+            Some(&admin.access_token),
+            json!({"code": "000000"}),
+        )
         .await;
     if code(&t, &secret) != "000000" {
         assert_eq!(res.code(), "invalid_mfa_code", "{}", res.text);
@@ -230,7 +260,11 @@ async fn require_mfa_refuses_everything_but_enrolment_until_an_authenticator_is_
     // The pool is OPTIONAL: with the preference set, sign-in now asks for a code.
     next_step(&t);
     let res = t
-        .post("/api/auth/login", None, json!({"email": ADMIN_EMAIL, "password": NEW_PASSWORD}))
+        .post(
+            "/api/auth/login",
+            None,
+            json!({"email": ADMIN_EMAIL, "password": NEW_PASSWORD}),
+        )
         .await;
     let ch = res.json();
     assert_eq!(ch["challenge"], "SOFTWARE_TOKEN_MFA", "{ch}");
@@ -247,7 +281,11 @@ async fn require_mfa_refuses_everything_but_enrolment_until_an_authenticator_is_
 async fn without_mfa_the_sign_in_is_unchanged() {
     let t = test_app().await;
     let res = t
-        .post("/api/auth/login", None, json!({"email": ADMIN_EMAIL, "password": NEW_PASSWORD}))
+        .post(
+            "/api/auth/login",
+            None,
+            json!({"email": ADMIN_EMAIL, "password": NEW_PASSWORD}),
+        )
         .await;
     assert!(res.json()["id_token"].is_string(), "{}", res.text);
     assert_eq!(mfa_enrolled_at(&t, ADMIN_EMAIL).await, None);

@@ -10,10 +10,10 @@
 
 mod common;
 
-use admin_provisioner::scim::tokens;
 use admin_provisioner_core::domain::Actor;
 use admin_provisioner_core::faults::FaultMode;
 use admin_provisioner_core::identity::op as idp_op;
+use admin_provisioner_core::scim_tokens as tokens;
 use admin_provisioner_core::store::{op as store_op, AuditAction};
 use admin_provisioner_core::Error;
 use axum::body::Body;
@@ -997,4 +997,38 @@ async fn renamed_user_names_are_unique_and_every_filter_pages_through_all_admins
     assert_eq!(sw["startIndex"], 2);
     assert_eq!(sw["itemsPerPage"], 2);
     assert_eq!(sw["Resources"][0]["id"], ids[1].as_str());
+}
+
+/// Issuing SCIM tokens spends the signed-in admin's budget of changes (`ADMIN_RATE_LIMIT_PER_MINUTE`), in
+/// the core like every other change: past it the console says when to come back and no token is stored.
+#[tokio::test]
+async fn console_token_creation_past_the_admins_budget_is_refused_and_stores_nothing() {
+    let t = test_app_with(|c| c.admin_rate_limit_per_minute = 2).await;
+    let (cookie, csrf) = console_sign_in(&t).await;
+    for name in ["one", "two", "three"] {
+        let res = t
+            .call(console_form(
+                "/console/scim-tokens",
+                &cookie,
+                &[("csrf", &csrf), ("name", name)],
+            ))
+            .await;
+        if name == "three" {
+            let page = follow(&t, &res, &cookie).await;
+            assert!(page.text.contains("many changes to admins"), "{}", page.text);
+        } else {
+            assert_eq!(res.status, StatusCode::OK, "{}", res.text);
+        }
+    }
+    let names: Vec<String> = t
+        .app
+        .store
+        .list_scim_tokens()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| t.name)
+        .collect();
+    assert_eq!(names.len(), 2, "{names:?}");
+    assert!(!names.contains(&"three".to_string()));
 }

@@ -249,7 +249,7 @@ fn healthz_answers_while_a_burst_of_deep_filters_is_in_flight() {
 
 async fn scim_app() -> (common::TestApp, String) {
     let t = common::test_app().await;
-    let (_, token) = admin_provisioner::scim::tokens::create(
+    let (_, token) = admin_provisioner_core::scim_tokens::create(
         t.app.store.as_ref(),
         &admin_provisioner_core::domain::Actor::Operator,
         "bounds",

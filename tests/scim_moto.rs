@@ -9,10 +9,10 @@
 
 mod common;
 
-use admin_provisioner::scim::tokens;
 use admin_provisioner_cognito::testing::{MotoPool, MotoServer, PoolOptions};
 use admin_provisioner_core::domain::Actor;
 use admin_provisioner_core::identity::IdentityProvider;
+use admin_provisioner_core::scim_tokens as tokens;
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
 use common::*;

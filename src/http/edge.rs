@@ -73,7 +73,7 @@ impl Edge {
                 .trusted_proxy_header
                 .as_deref()
                 .and_then(|h| header::HeaderName::from_bytes(h.trim().as_bytes()).ok()),
-            limits: RateLimits::new(config.auth_rate_limit_per_minute, config.admin_rate_limit_per_minute),
+            limits: RateLimits::new(config.auth_rate_limit_per_minute),
             body_read_timeout: Duration::from_secs(config.body_read_timeout_secs.max(1)),
         }
     }
@@ -124,7 +124,6 @@ impl axum::extract::FromRequestParts<AppState> for ClientAddr {
 pub struct RateLimits {
     auth_by_email: Option<DefaultKeyedRateLimiter<String>>,
     auth_by_client: Option<DefaultKeyedRateLimiter<String>>,
-    admin_by_caller: Option<DefaultKeyedRateLimiter<String>>,
 }
 
 /// Keys kept before stale ones are dropped (bounded memory under a flood of distinct e-mails).
@@ -135,13 +134,13 @@ fn keyed(per_minute: u32) -> Option<DefaultKeyedRateLimiter<String>> {
 }
 
 impl RateLimits {
-    /// Limits of `auth_per_minute` login/new-password attempts per e-mail and per client address, and
-    /// `admin_per_minute` creations/resends per calling admin (0 = unlimited).
-    pub fn new(auth_per_minute: u32, admin_per_minute: u32) -> Self {
+    /// Limits of `auth_per_minute` login/new-password attempts per e-mail and per client address (0 =
+    /// unlimited). Mutating operations on admins and SCIM tokens are limited per actor by the core
+    /// (`Provisioner::permit`), the same on every surface.
+    pub fn new(auth_per_minute: u32) -> Self {
         Self {
             auth_by_email: keyed(auth_per_minute),
             auth_by_client: keyed(auth_per_minute),
-            admin_by_caller: keyed(admin_per_minute),
         }
     }
 
@@ -178,11 +177,6 @@ impl RateLimits {
             user_key.to_lowercase()
         };
         Self::check(&self.auth_by_email, user_key)
-    }
-
-    /// One creation or resend by the admin `caller` (their `User.id`).
-    pub fn admin_action(&self, caller: &str) -> Result<(), ApiError> {
-        Self::check(&self.admin_by_caller, caller.to_string())
     }
 }
 
@@ -544,7 +538,7 @@ mod tests {
 
     #[test]
     fn the_sixth_attempt_within_a_minute_is_rate_limited_with_retry_after() {
-        let limits = RateLimits::new(5, 5);
+        let limits = RateLimits::new(5);
         let ip: IpAddr = "192.0.2.1".parse().unwrap();
         for i in 0..5 {
             limits.auth_attempt(&format!("user{i}@example.com"), Some(ip)).unwrap();
@@ -561,7 +555,7 @@ mod tests {
 
     #[test]
     fn case_and_spacing_variants_of_one_email_share_its_budget() {
-        let limits = RateLimits::new(2, 2);
+        let limits = RateLimits::new(2);
         let a: IpAddr = "192.0.2.1".parse().unwrap();
         let b: IpAddr = "192.0.2.2".parse().unwrap();
         let c: IpAddr = "192.0.2.3".parse().unwrap();

@@ -22,7 +22,6 @@
 
 pub mod filter;
 pub mod patch;
-pub mod tokens;
 
 use crate::http::{AppState, RequestId};
 use admin_provisioner_core::domain::{scim_user_name_key, AdminEmail, AdminRecord, UserId};
@@ -223,7 +222,7 @@ impl FromRequestParts<AppState> for ScimClient {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         let unauthorized = |why: &str| ScimError::new(StatusCode::UNAUTHORIZED, None, why.to_string());
         let token = crate::http::auth::bearer_token(&parts.headers).map_err(|e| unauthorized(&e.message))?;
-        match tokens::authenticate(state.app().store.as_ref(), token).await? {
+        match state.provisioner().authenticate_scim_token(token).await? {
             Some(name) => Ok(ScimClient { name }),
             None => Err(unauthorized("the SCIM token is unknown or revoked")),
         }

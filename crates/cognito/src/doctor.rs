@@ -183,9 +183,7 @@ pub async fn check(provider: &CognitoIdentityProvider, invite_validity_days: u32
             .send()
             .await
         {
-            Ok(out) => out
-                .software_token_mfa_configuration()
-                .is_some_and(|c| c.enabled()),
+            Ok(out) => out.software_token_mfa_configuration().is_some_and(|c| c.enabled()),
             Err(e) => anyhow::bail!(
                 "GetUserPoolMfaConfig failed: {} (the doctor needs cognito-idp:GetUserPoolMfaConfig)",
                 crate::map_sdk_error("GetUserPoolMfaConfig", &e, &[])

@@ -1,8 +1,10 @@
 //! One behavioural suite for the identity-provider port, run against every adapter: the built-in emulator
-//! (`admin-provisioner-emulator`) and the AWS adapter against a local moto server (never AWS).
+//! (`admin-provisioner-emulator`), the AWS adapter against a local moto server (never AWS), and the AWS
+//! adapter against the built-in emulator over Cognito's wire protocol (`wire_…`: the emulator's HTTP
+//! endpoint on a free port, reached by the AWS SDK exactly as a real pool would be).
 //!
 //! Each behaviour is a generic async function taking a [`Backend`]; the [`suite!`] macro instantiates it
-//! once per backend (`emulator_…` and `moto_…`). Every emulator test opens its own in-memory emulator with
+//! once per backend (`emulator_…`, `moto_…` and `wire_…`). Every emulator test opens its own in-memory emulator with
 //! a temporary mailbox; every moto test creates its own pool on the shared `moto_server`.
 //!
 //! The expected behaviour is real Cognito's (see `shared/docs/cognito-facts.md`). Where moto differs from
@@ -59,7 +61,8 @@ struct Backend {
     idp: Arc<dyn IdentityProvider>,
     /// The app client id the backend was set up with (`aud` of ID tokens, `client_id` of access tokens).
     client_id: String,
-    /// The issuer real Cognito would put in tokens of this pool.
+    /// The issuer real Cognito would put in tokens of this pool (for the wire endpoint: its own
+    /// `http://<address>/<pool id>`, as cognito-local's).
     cognito_issuer: String,
     temp: TempSource,
     /// The temporary mailbox folder, or the handle on the shared moto server.
@@ -80,6 +83,54 @@ async fn emulator() -> Backend {
         idp: Arc::new(emu),
         client_id,
         cognito_issuer,
+        temp: TempSource::Mailbox(mailbox_dir),
+        _keep: Box::new(dir),
+    }
+}
+
+/// A fresh in-memory emulator served on Cognito's wire protocol at a free loopback port, and the AWS
+/// adapter pointed at it (dummy credentials, as with moto). Tokens carry the endpoint's issuer,
+/// `http://127.0.0.1:<port>/<pool id>`, whose JWKS the adapter fetches from the emulator itself.
+async fn wire() -> Backend {
+    use admin_provisioner_cognito::{CognitoConfig, CognitoIdentityProvider};
+    use aws_sdk_cognitoidentityprovider::config::{BehaviorVersion, Credentials, Region};
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let mailbox_dir = dir.path().join("mailbox");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("a free port");
+    let endpoint = format!("http://{}", listener.local_addr().unwrap());
+    let mut config = EmulatorConfig::in_memory(&mailbox_dir);
+    let issuer = format!("{endpoint}/{}", config.pool_id);
+    config.issuer = Some(issuer.clone());
+    let (pool_id, client_id, region) = (config.pool_id.clone(), config.client_id.clone(), config.region.clone());
+    let emu = CognitoEmulator::open(config).await.expect("opening the emulator");
+    tokio::spawn(admin_provisioner_emulator::wire::serve(
+        emu,
+        listener,
+        std::future::pending(),
+    ));
+    let sdk = aws_sdk_cognitoidentityprovider::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new(region.clone()))
+        .endpoint_url(&endpoint)
+        .credentials_provider(Credentials::new("test", "test", None, None, "wire"))
+        .retry_config(aws_sdk_cognitoidentityprovider::config::retry::RetryConfig::disabled())
+        .build();
+    let adapter_config = CognitoConfig {
+        user_pool_id: pool_id,
+        client_id: client_id.clone(),
+        region,
+        endpoint_url: Some(endpoint),
+        issuer: Some(issuer.clone()),
+        ..CognitoConfig::default()
+    };
+    let provider =
+        CognitoIdentityProvider::from_client(aws_sdk_cognitoidentityprovider::Client::from_conf(sdk), adapter_config);
+    Backend {
+        name: "wire",
+        kind: Kind::Emulator,
+        idp: Arc::new(provider),
+        client_id,
+        cognito_issuer: issuer,
         temp: TempSource::Mailbox(mailbox_dir),
         _keep: Box::new(dir),
     }
@@ -601,10 +652,16 @@ async fn resend_to_a_confirmed_user_is_unsupported_user_state(b: Backend) {
 
 // ------------------------------------------------------------------------------------ instantiation
 
-/// `behaviour { emulator_test: emulator_fixture, moto_test: moto_fixture }` → two `#[tokio::test]`s.
+/// `behaviour { emulator_test: emulator_fixture, moto_test: moto_fixture, wire_test: wire_fixture }` → three
+/// `#[tokio::test]`s.
 macro_rules! suite {
-    ($( $behaviour:ident { $emu_test:ident : $emu_fixture:expr, $moto_test:ident : $moto_fixture:expr $(,)? } )*) => {
+    ($( $behaviour:ident { $emu_test:ident : $emu_fixture:expr, $moto_test:ident : $moto_fixture:expr, $wire_test:ident : $wire_fixture:expr $(,)? } )*) => {
         $(
+            #[tokio::test]
+            async fn $wire_test() {
+                $behaviour($wire_fixture.await).await
+            }
+
             #[tokio::test]
             async fn $emu_test() {
                 $behaviour($emu_fixture.await).await
@@ -622,54 +679,67 @@ suite! {
     create_returns_cognito_shape {
         emulator_create_returns_cognito_shape: emulator(),
         moto_create_returns_cognito_shape: moto(),
+        wire_create_returns_cognito_shape: wire(),
     }
     duplicate_create_is_username_exists {
         emulator_duplicate_create_is_username_exists: emulator(),
         moto_duplicate_create_is_username_exists: moto(),
+        wire_duplicate_create_is_username_exists: wire(),
     }
     get_returns_the_same_sub_and_missing_is_user_not_found {
         emulator_get_returns_the_same_sub_and_missing_is_user_not_found: emulator(),
         moto_get_returns_the_same_sub_and_missing_is_user_not_found: moto(),
+        wire_get_returns_the_same_sub_and_missing_is_user_not_found: wire(),
     }
     delete_removes_the_user_and_missing_is_user_not_found {
         emulator_delete_removes_the_user_and_missing_is_user_not_found: emulator(),
         moto_delete_removes_the_user_and_missing_is_user_not_found: moto(),
+        wire_delete_removes_the_user_and_missing_is_user_not_found: wire(),
     }
     list_users_finds_the_created_user {
         emulator_list_users_finds_the_created_user: emulator(),
         moto_list_users_finds_the_created_user: moto(),
+        wire_list_users_finds_the_created_user: wire(),
     }
     login_with_the_temporary_password_requires_a_new_password {
         emulator_login_with_the_temporary_password_requires_a_new_password: emulator(),
         moto_login_with_the_temporary_password_requires_a_new_password: moto(),
+        wire_login_with_the_temporary_password_requires_a_new_password: wire(),
     }
     wrong_password_is_not_authorized {
         emulator_wrong_password_is_not_authorized: emulator(),
         moto_wrong_password_is_not_authorized: moto(),
+        wire_wrong_password_is_not_authorized: wire(),
     }
     new_password_breaking_the_policy_is_invalid_password {
         emulator_new_password_breaking_the_policy_is_invalid_password: emulator(),
         moto_new_password_breaking_the_policy_is_invalid_password: moto(),
+        wire_new_password_breaking_the_policy_is_invalid_password: wire(),
     }
     new_password_confirms_the_user_and_logs_in {
         emulator_new_password_confirms_the_user_and_logs_in: emulator(),
         moto_new_password_confirms_the_user_and_logs_in: moto(),
+        wire_new_password_confirms_the_user_and_logs_in: wire(),
     }
     tokens_verify_against_the_jwks {
         emulator_tokens_verify_against_the_jwks: emulator(),
         moto_tokens_verify_against_the_jwks: moto(),
+        wire_tokens_verify_against_the_jwks: wire(),
     }
     // Moto: RESEND in an e-mail-as-username pool (see the behaviour's comment and the facts sheet).
     resend_gives_a_new_temporary_password {
         emulator_resend_gives_a_new_temporary_password: emulator(),
         moto_resend_gives_a_new_temporary_password: moto_email_as_username(),
+        wire_resend_gives_a_new_temporary_password: wire(),
     }
     resend_to_a_missing_user_is_user_not_found {
         emulator_resend_to_a_missing_user_is_user_not_found: emulator(),
         moto_resend_to_a_missing_user_is_user_not_found: moto(),
+        wire_resend_to_a_missing_user_is_user_not_found: wire(),
     }
     resend_to_a_confirmed_user_is_unsupported_user_state {
         emulator_resend_to_a_confirmed_user_is_unsupported_user_state: emulator(),
         moto_resend_to_a_confirmed_user_is_unsupported_user_state: moto(),
+        wire_resend_to_a_confirmed_user_is_unsupported_user_state: wire(),
     }
 }

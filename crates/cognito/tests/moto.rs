@@ -386,10 +386,7 @@ async fn mfa_on_pool_walks_new_password_mfa_setup_then_software_token_mfa() {
         .unwrap();
     // The doctor accepts MFA=ON with software tokens.
     let findings = doctor::check(&pool.provider, 7).await.unwrap();
-    assert!(
-        !findings.iter().any(|f| f.code.starts_with("mfa")),
-        "{findings:?}"
-    );
+    assert!(!findings.iter().any(|f| f.code.starts_with("mfa")), "{findings:?}");
     let idp = &pool.provider;
     idp.admin_create_user(invite("mia@example.com")).await.unwrap();
     let now_code = |secret: &Secret| {
@@ -397,7 +394,11 @@ async fn mfa_on_pool_walks_new_password_mfa_setup_then_software_token_mfa() {
         Secret::new(admin_provisioner_core::totp::code_at(secret.expose(), now).unwrap())
     };
 
-    let (session, user) = match idp.initiate_auth("mia@example.com", &Password::new(TEMP)).await.unwrap() {
+    let (session, user) = match idp
+        .initiate_auth("mia@example.com", &Password::new(TEMP))
+        .await
+        .unwrap()
+    {
         AuthOutcome::NewPasswordRequired { session, username } => (session, username),
         other => panic!("expected NEW_PASSWORD_REQUIRED, got {:?}", other.challenge_name()),
     };
@@ -409,11 +410,10 @@ async fn mfa_on_pool_walks_new_password_mfa_setup_then_software_token_mfa() {
         AuthOutcome::MfaSetup { session, .. } => session,
         other => panic!("expected MFA_SETUP, got {:?}", other.challenge_name()),
     };
-    let assoc = idp
-        .associate_software_token(&MfaAuth::Session(session))
-        .await
-        .unwrap();
-    let session = assoc.session.expect("AssociateSoftwareToken with a session answers one");
+    let assoc = idp.associate_software_token(&MfaAuth::Session(session)).await.unwrap();
+    let session = assoc
+        .session
+        .expect("AssociateSoftwareToken with a session answers one");
     let wrong = idp
         .verify_software_token(&MfaAuth::Session(session.clone()), &Secret::new("000000"))
         .await;
@@ -440,7 +440,11 @@ async fn mfa_on_pool_walks_new_password_mfa_setup_then_software_token_mfa() {
         other => panic!("expected SOFTWARE_TOKEN_MFA, got {:?}", other.challenge_name()),
     };
     let wrong = idp
-        .respond_to_auth_challenge(&user, &session, &ChallengeAnswer::SoftwareTokenMfa(Secret::new("000000")))
+        .respond_to_auth_challenge(
+            &user,
+            &session,
+            &ChallengeAnswer::SoftwareTokenMfa(Secret::new("000000")),
+        )
         .await;
     if now_code(&assoc.secret_code).expose() != "000000" {
         assert!(matches!(wrong, Err(IdpError::CodeMismatch(_))), "{wrong:?}");
@@ -477,7 +481,8 @@ async fn mfa_on_pool_walks_new_password_mfa_setup_then_software_token_mfa() {
     idp.set_user_mfa_preference(&tokens.access_token, true).await.unwrap();
     // A made-up access token is refused.
     assert!(matches!(
-        idp.associate_software_token(&MfaAuth::AccessToken(Secret::new("nope"))).await,
+        idp.associate_software_token(&MfaAuth::AccessToken(Secret::new("nope")))
+            .await,
         Err(IdpError::NotAuthorized(_))
     ));
 }

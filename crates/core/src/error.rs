@@ -66,9 +66,19 @@ pub enum Error {
         /// Seconds until the next operation is allowed.
         retry_after_secs: u64,
     },
+    /// A SCIM token name that is not 1–64 lower-case letters, digits, `-` and `_` (code
+    /// `invalid_token_name`, 400).
+    #[error("invalid SCIM token name: {0}")]
+    InvalidTokenName(String),
     /// A SCIM token with this name exists already (code `token_name_taken`, 409).
     #[error("a SCIM token with this name already exists (names of revoked tokens are not reused)")]
     TokenNameTaken,
+    /// This `Idempotency-Key` was used before with a different request (code `idempotency_key_reused`, 422).
+    #[error("this Idempotency-Key was already used with a different request body")]
+    IdempotencyKeyReused,
+    /// The first request with this `Idempotency-Key` is still running (code `idempotency_in_progress`, 409).
+    #[error("a request with this Idempotency-Key is still being processed; retry shortly")]
+    IdempotencyInProgress,
     /// The first admin already exists (code `already_bootstrapped`, 409).
     #[error("an admin already exists; use provision (as an admin) instead of bootstrap-admin")]
     AlreadyBootstrapped,
@@ -136,6 +146,9 @@ impl Error {
             Error::ProvisioningInProgress => "provisioning_in_progress",
             Error::OperationInProgress => "operation_in_progress",
             Error::AlreadyBootstrapped => "already_bootstrapped",
+            Error::IdempotencyKeyReused => "idempotency_key_reused",
+            Error::IdempotencyInProgress => "idempotency_in_progress",
+            Error::InvalidTokenName(_) => "invalid_token_name",
             Error::TokenNameTaken => "token_name_taken",
             Error::InvalidCredentials => "invalid_credentials",
             Error::PasswordPolicy(_) => "password_policy",
@@ -191,10 +204,11 @@ impl Error {
     /// The HTTP status for this error.
     pub fn http_status(&self) -> u16 {
         match self {
-            Error::InvalidEmail(_) | Error::PasswordPolicy(_) => 400,
+            Error::InvalidEmail(_) | Error::PasswordPolicy(_) | Error::InvalidTokenName(_) => 400,
             Error::InvalidCredentials | Error::SessionEnded | Error::InvalidMfaCode => 401,
             Error::Forbidden | Error::SelfAction | Error::MfaEnrollmentRequired => 403,
             Error::NotFound => 404,
+            Error::IdempotencyKeyReused => 422,
             Error::AdminExists
             | Error::UserNameTaken
             | Error::ForeignIdentityExists
@@ -203,6 +217,7 @@ impl Error {
             | Error::ProvisioningInProgress
             | Error::OperationInProgress
             | Error::AlreadyBootstrapped
+            | Error::IdempotencyInProgress
             | Error::TokenNameTaken
             | Error::NoChallenge => 409,
             Error::ResendCooldown { .. } | Error::RateLimited | Error::TooManyActions { .. } => 429,

@@ -372,7 +372,11 @@ pub trait IdentityProvider: Send + Sync + 'static {
 
     /// `SetUserMFAPreference` with the user's access token: software-token MFA enabled and preferred, or
     /// disabled.
-    async fn set_user_mfa_preference(&self, access_token: &Secret, software_token_enabled: bool) -> Result<(), IdpError>;
+    async fn set_user_mfa_preference(
+        &self,
+        access_token: &Secret,
+        software_token_enabled: bool,
+    ) -> Result<(), IdpError>;
 
     /// The JSON Web Key Set (`{"keys":[…]}`) that verifies this provider's tokens.
     async fn jwks(&self) -> Result<serde_json::Value, IdpError>;

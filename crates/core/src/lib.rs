@@ -15,12 +15,13 @@ pub mod identity;
 pub mod pages;
 pub mod provisioner;
 pub mod reconcile;
+pub mod scim_tokens;
 pub mod store;
 pub mod totp;
 
 pub use error::Error;
 
 pub use provisioner::{
-    AdminView, Caller, CreatedIdentity, InviteView, LoginOutcome, MfaEnrolment, Observer, ProvisionedAdmin, Provisioner,
-    ProvisionerSettings, RecordPlan, RecoveryReport, RetryOutcome,
+    AdminView, Caller, CreatedIdentity, InviteView, LoginOutcome, MfaEnrolment, Observer, ProvisionedAdmin,
+    Provisioner, ProvisionerSettings, RecordPlan, RecoveryReport, RetryOutcome,
 };

@@ -108,11 +108,17 @@ mod tests {
     #[test]
     fn uri_carries_issuer_account_and_secret() {
         let uri = otpauth_uri(RFC_KEY, "admin-provisioner", "ann@example.com").unwrap();
-        assert!(uri.starts_with("otpauth://totp/admin-provisioner:ann%40example.com?"), "{uri}");
+        assert!(
+            uri.starts_with("otpauth://totp/admin-provisioner:ann%40example.com?"),
+            "{uri}"
+        );
         assert!(uri.contains(&format!("secret={RFC_KEY}")), "{uri}");
         assert!(uri.contains("issuer=admin-provisioner"), "{uri}");
         assert!(otpauth_uri("not base32 !!", "i", "a").is_err());
         // moto's fixed (short, lower-case) secret still works.
-        assert_eq!(code_at("asdfasdfasdf", 59).unwrap(), code_at("ASDFASDFASDF", 59).unwrap());
+        assert_eq!(
+            code_at("asdfasdfasdf", 59).unwrap(),
+            code_at("ASDFASDFASDF", 59).unwrap()
+        );
     }
 }

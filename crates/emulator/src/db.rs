@@ -59,6 +59,17 @@ const SCHEMA: &[&str] = &[
         challenge     TEXT NOT NULL,
         expires_at_us INTEGER NOT NULL
     )",
+    // Sign-in sessions: one per password sign-in, named by the `origin_jti` its tokens carry; holds the
+    // refresh token's hash. Deleting the row (global sign-out) revokes the refresh token and, for the
+    // emulator's own access-token calls, the access tokens of that session.
+    "CREATE TABLE IF NOT EXISTS emu_signins (
+        origin_jti     TEXT PRIMARY KEY NOT NULL,
+        refresh_hash   TEXT NOT NULL UNIQUE,
+        username_key   TEXT NOT NULL REFERENCES emu_users(username_key) ON DELETE CASCADE,
+        auth_time      INTEGER NOT NULL,
+        expires_at_us  INTEGER NOT NULL
+    )",
+    "CREATE INDEX IF NOT EXISTS emu_signins_by_user ON emu_signins(username_key)",
 ];
 
 /// Creates the tables if they are missing.

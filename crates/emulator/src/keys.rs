@@ -54,11 +54,7 @@ impl SigningKey {
             "e": URL_SAFE_NO_PAD.encode(public.e().to_bytes_be()),
         });
         let encoding = EncodingKey::from_rsa_pem(pem.as_bytes()).context("loading the RSA signing key for JWTs")?;
-        let decoding = DecodingKey::from_rsa_components(
-            &URL_SAFE_NO_PAD.encode(public.n().to_bytes_be()),
-            &URL_SAFE_NO_PAD.encode(public.e().to_bytes_be()),
-        )
-        .context("loading the RSA public key for JWTs")?;
+        let decoding = DecodingKey::from_rsa_raw_components(&public.n().to_bytes_be(), &public.e().to_bytes_be());
         Ok(Self {
             kid,
             encoding,
@@ -72,14 +68,14 @@ impl SigningKey {
         json!({ "keys": [self.jwk.clone()] })
     }
 
-    /// Verifies the signature of an RS256 JWT this key signed and returns its claims. Expiry is the
-    /// caller's to check (on the emulator's clock); no audience check.
+    /// Verifies the signature of a token this key signed (RS256) and returns its claims; the caller checks
+    /// `exp` (by the emulator's clock), `iss` and `token_use`.
     pub(crate) fn verify(&self, token: &str) -> Result<Value, jsonwebtoken::errors::Error> {
         let mut validation = Validation::new(Algorithm::RS256);
         validation.validate_aud = false;
         validation.validate_exp = false;
-        validation.required_spec_claims.clear();
-        Ok(jsonwebtoken::decode::<Value>(token, &self.decoding, &validation)?.claims)
+        validation.set_required_spec_claims(&["exp", "iss", "sub"]);
+        jsonwebtoken::decode::<Value>(token, &self.decoding, &validation).map(|t| t.claims)
     }
 
     /// Signs `claims` as an RS256 JWT carrying this key's `kid`.

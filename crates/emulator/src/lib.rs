@@ -26,6 +26,10 @@
 //!   `RESEND` sets a new one and restarts that period.
 //! * **Real tokens**: RS256 ID and access tokens with Cognito's claims, verifiable with
 //!   [`CognitoEmulator::jwks_json`]; the signing key is generated once per state and keeps its `kid`.
+//!   Each password sign-in starts a sign-in session with a refresh token (`REFRESH_TOKEN_AUTH`), ended by
+//!   a global sign-out (see the `account` module).
+//! * **Cognito's wire protocol** ([`wire`]): the same model behind `POST /` with `X-Amz-Target`, for any
+//!   AWS SDK, the AWS CLI and standard JWT verifiers.
 //! * **Persistence shared between processes**: users, challenge sessions and the signing key live in
 //!   SQLite ([`EmulatorState::File`], WAL mode). Every call reads and writes the database — nothing is
 //!   cached — so a server and a CLI run on the same file see the same users, and state survives restarts.
@@ -45,9 +49,11 @@
 pub mod mailbox;
 mod mfa;
 pub mod simulation;
+pub mod wire;
 
 pub use mfa::{MfaConfiguration, MFA_ENV};
 
+mod account;
 mod db;
 mod keys;
 mod policy;
@@ -578,11 +584,32 @@ impl CognitoEmulator {
         Ok(row.to_idp())
     }
 
-    /// Signs a fresh ID + access token pair for `user`.
-    fn issue_tokens(&self, user: &UserRow, now: DateTime<Utc>) -> Result<Tokens, IdpError> {
+    /// Starts a sign-in session for `user`: a new `origin_jti`, a refresh token recorded (hashed) in the
+    /// state, and a fresh ID + access token pair.
+    async fn issue_tokens(&self, user: &UserRow, now: DateTime<Utc>) -> Result<Tokens, IdpError> {
+        let origin_jti = Uuid::new_v4().to_string();
+        let refresh = db::random_secret(96);
+        self.record_sign_in(user, &origin_jti, &refresh, now).await?;
+        let (id_token, access_token) = self.sign_tokens(user, now, now.timestamp(), &origin_jti)?;
+        Ok(Tokens {
+            id_token: Secret::new(id_token),
+            access_token: Secret::new(access_token),
+            refresh_token: Secret::new(refresh),
+            expires_in: TOKEN_VALIDITY_SECONDS,
+        })
+    }
+
+    /// Signs an ID + access token pair for `user` in the sign-in session `origin_jti` (first signed in at
+    /// `auth_time`, epoch seconds).
+    fn sign_tokens(
+        &self,
+        user: &UserRow,
+        now: DateTime<Utc>,
+        auth_time: i64,
+        origin_jti: &str,
+    ) -> Result<(String, String), IdpError> {
         let iat = now.timestamp();
         let exp = iat + TOKEN_VALIDITY_SECONDS;
-        let origin_jti = Uuid::new_v4().to_string();
         let id_claims = json!({
             "sub": user.sub,
             "email": user.email,
@@ -590,7 +617,7 @@ impl CognitoEmulator {
             "iss": self.inner.issuer,
             "aud": self.inner.client_id,
             "token_use": "id",
-            "auth_time": iat,
+            "auth_time": auth_time,
             "iat": iat,
             "exp": exp,
             "jti": Uuid::new_v4().to_string(),
@@ -603,7 +630,7 @@ impl CognitoEmulator {
             "client_id": self.inner.client_id,
             "token_use": "access",
             "scope": "aws.cognito.signin.user.admin",
-            "auth_time": iat,
+            "auth_time": auth_time,
             "iat": iat,
             "exp": exp,
             "jti": Uuid::new_v4().to_string(),
@@ -617,12 +644,7 @@ impl CognitoEmulator {
                 transient: false,
             })
         };
-        Ok(Tokens {
-            id_token: Secret::new(sign(&id_claims)?),
-            access_token: Secret::new(sign(&access_claims)?),
-            refresh_token: Secret::new(db::random_secret(96)),
-            expires_in: TOKEN_VALIDITY_SECONDS,
-        })
+        Ok((sign(&id_claims)?, sign(&access_claims)?))
     }
 }
 

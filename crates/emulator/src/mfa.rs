@@ -97,7 +97,7 @@ impl CognitoEmulator {
         };
         let Some(challenge) = challenge else {
             tracing::info!(sub = %user.sub, "login succeeded");
-            return Ok(AuthOutcome::Tokens(self.issue_tokens(user, now)?));
+            return Ok(AuthOutcome::Tokens(self.issue_tokens(user, now).await?));
         };
         let session = self.new_challenge(&user.username, challenge, now).await?;
         tracing::info!(challenge, "MFA challenge issued");
@@ -184,7 +184,11 @@ impl CognitoEmulator {
     /// `UserNotFound` for a missing user.
     #[tracing::instrument(skip_all, fields(op = "AdminSetUserMFAPreference", enabled))]
     pub async fn set_software_token_enabled(&self, username: &str, enabled: bool) -> Result<(), IdpError> {
-        if find_user(&self.inner.pool, username).await.map_err(unavailable)?.is_none() {
+        if find_user(&self.inner.pool, username)
+            .await
+            .map_err(unavailable)?
+            .is_none()
+        {
             return Err(IdpError::UserNotFound);
         }
         let key = username_key(username);
@@ -233,7 +237,7 @@ impl CognitoEmulator {
             .await
             .map_err(unavailable)?;
         tracing::info!(sub = %user.sub, "MFA set up; login succeeded");
-        Ok(AuthOutcome::Tokens(self.issue_tokens(&user, now)?))
+        Ok(AuthOutcome::Tokens(self.issue_tokens(&user, now).await?))
     }
 
     /// `RespondToAuthChallenge` with `SOFTWARE_TOKEN_MFA`. A wrong code leaves the session usable until it
@@ -245,7 +249,9 @@ impl CognitoEmulator {
         code: &Secret,
     ) -> Result<AuthOutcome, IdpError> {
         let now = self.now();
-        let user = self.challenge_user(username, session, &[SOFTWARE_TOKEN_MFA], now).await?;
+        let user = self
+            .challenge_user(username, session, &[SOFTWARE_TOKEN_MFA], now)
+            .await?;
         let key = username_key(&user.username);
         let Some(MfaRow {
             secret: Some(secret),
@@ -276,7 +282,7 @@ impl CognitoEmulator {
         }
         let user = self.take_challenge(username, session, SOFTWARE_TOKEN_MFA, now).await?;
         tracing::info!(sub = %user.sub, "MFA code accepted; login succeeded");
-        Ok(AuthOutcome::Tokens(self.issue_tokens(&user, now)?))
+        Ok(AuthOutcome::Tokens(self.issue_tokens(&user, now).await?))
     }
 
     async fn mfa_row(&self, username: &str) -> Result<Option<MfaRow>, IdpError> {

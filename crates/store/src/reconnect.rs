@@ -327,8 +327,10 @@ impl<S: AdminStore> AdminWrites for Reconnecting<S> {
 
     // Idempotent: the epoch is set to `at` unless a later one is stored (it never moves back).
     async fn set_mfa_enrolled(&self, id: UserId, at: Option<DateTime<Utc>>) -> Result<AdminRecord, StoreError> {
-        self.run("set_mfa_enrolled", Replay::Always, || self.inner.set_mfa_enrolled(id, at))
-            .await
+        self.run("set_mfa_enrolled", Replay::Always, || {
+            self.inner.set_mfa_enrolled(id, at)
+        })
+        .await
     }
     async fn end_sessions(&self, id: UserId, at: DateTime<Utc>) -> Result<AdminRecord, StoreError> {
         self.run("end_sessions", Replay::Always, || self.inner.end_sessions(id, at))

@@ -7,13 +7,13 @@ use super::{
 use crate::http::auth::AdminCaller;
 use crate::http::error::{parse_json, ApiError, REQUEST_ID};
 use crate::http::{AppState, RequestId};
-use admin_provisioner_core::store::{IdempotencyBegin, StoredResponse};
+use admin_provisioner_core::provisioner::idempotency::Idempotent;
+use admin_provisioner_core::store::StoredResponse;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use sha2::{Digest, Sha256};
 
 /// The header that makes `POST /api/admins` safe to retry.
 pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
@@ -133,46 +133,7 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
     Ok(Some(key.to_string()))
 }
 
-/// SHA-256 (hex) of the body's canonical JSON (object keys sorted, no insignificant whitespace), so the
-/// same request with keys in another order or other spacing counts as the same request.
-pub fn request_hash(body: &[u8]) -> String {
-    fn canonical(v: &serde_json::Value, out: &mut String) {
-        match v {
-            serde_json::Value::Object(map) => {
-                let mut keys: Vec<&String> = map.keys().collect();
-                keys.sort();
-                out.push('{');
-                for (i, k) in keys.iter().enumerate() {
-                    if i > 0 {
-                        out.push(',');
-                    }
-                    out.push_str(&serde_json::Value::String((*k).clone()).to_string());
-                    out.push(':');
-                    canonical(&map[k.as_str()], out);
-                }
-                out.push('}');
-            }
-            serde_json::Value::Array(items) => {
-                out.push('[');
-                for (i, item) in items.iter().enumerate() {
-                    if i > 0 {
-                        out.push(',');
-                    }
-                    canonical(item, out);
-                }
-                out.push(']');
-            }
-            other => out.push_str(&other.to_string()),
-        }
-    }
-    let mut text = String::new();
-    match serde_json::from_slice::<serde_json::Value>(body) {
-        Ok(v) => canonical(&v, &mut text),
-        Err(_) => text = String::from_utf8_lossy(body).into_owned(),
-    }
-    let digest = Sha256::digest(text.as_bytes());
-    hex::encode(digest)
-}
+pub use admin_provisioner_core::provisioner::idempotency::request_hash;
 
 async fn idempotent_provision(
     state: &AppState,
@@ -182,50 +143,34 @@ async fn idempotent_provision(
     key: &str,
     body: &[u8],
 ) -> Response {
-    let core = state.provisioner();
     let scope = admin.admin_id.to_string();
-    let hash = request_hash(body);
-    match core.idempotency_begin(&scope, key, &hash).await {
+    // The fresh answer keeps its headers (`Location`, `Retry-After`); the core keeps its status and body.
+    let mut fresh: Option<Answer> = None;
+    let outcome = state
+        .provisioner()
+        .run_idempotently(&scope, key, &request_hash(body), || async {
+            let answer = provision_answer(state, admin, email, request_id).await;
+            let stored = StoredResponse {
+                status: answer.status.as_u16(),
+                body: answer.body.to_string(),
+            };
+            fresh = Some(answer);
+            stored
+        })
+        .await;
+    match outcome {
         Err(e) => ApiError::from(e).into_response(),
-        Ok(IdempotencyBegin::Existing { request_hash, .. }) if request_hash != hash => ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "idempotency_key_reused",
-            "this Idempotency-Key was already used with a different request body",
-        )
-        .into_response(),
-        Ok(IdempotencyBegin::Existing { response: None, .. }) => ApiError::new(
-            StatusCode::CONFLICT,
-            "idempotency_in_progress",
-            "a request with this Idempotency-Key is still being processed; retry shortly",
-        )
-        .into_response(),
-        Ok(IdempotencyBegin::Existing {
-            response: Some(stored), ..
-        }) => {
+        Ok(Idempotent::Fresh(_)) => match fresh {
+            Some(answer) => answer.into_response(),
+            None => ApiError::internal("the idempotent answer was lost").into_response(),
+        },
+        Ok(Idempotent::Replayed(stored)) => {
             let status = StatusCode::from_u16(stored.status).unwrap_or(StatusCode::OK);
             let body: serde_json::Value = serde_json::from_str(&stored.body).unwrap_or_default();
             let mut res = with_location(status, body);
             res.headers_mut()
                 .insert(IDEMPOTENT_REPLAYED, HeaderValue::from_static("true"));
             res
-        }
-        Ok(IdempotencyBegin::Started) => {
-            let answer = provision_answer(state, admin, email, request_id).await;
-            let s = answer.status.as_u16();
-            // Definitive answers are remembered; throttling and server-side failures may succeed later.
-            let definitive = s == 201 || ((400..500).contains(&s) && s != 429);
-            if definitive {
-                let stored = StoredResponse {
-                    status: s,
-                    body: answer.body.to_string(),
-                };
-                if let Err(e) = core.idempotency_complete(&scope, key, stored).await {
-                    tracing::error!(error = %e, "could not store the idempotent response");
-                }
-            } else if let Err(e) = core.idempotency_abandon(&scope, key).await {
-                tracing::error!(error = %e, "could not release the idempotency key");
-            }
-            answer.into_response()
         }
     }
 }

@@ -20,7 +20,9 @@ use axum::Json;
 fn check_code(code: &str) -> Result<Secret, ApiError> {
     let code = code.trim();
     if code.len() != 6 || !code.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(ApiError::invalid_request("`code` must be the six digits the authenticator app shows"));
+        return Err(ApiError::invalid_request(
+            "`code` must be the six digits the authenticator app shows",
+        ));
     }
     Ok(Secret::new(code))
 }

@@ -75,7 +75,13 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
 #[utoipa::path(get, path = "/openapi.json", tag = "operations",
     responses((status = 200, description = "OpenAPI 3.1 document", body = Object)))]
 pub async fn openapi_json() -> Json<utoipa::openapi::OpenApi> {
-    Json(ApiDoc::openapi().merge_from(crate::http::events::EventsDoc::openapi()))
+    Json(openapi_document())
+}
+
+/// The whole OpenAPI document (the API, the events route and SCIM): what `GET /openapi.json` serves and
+/// `admin-provisioner openapi` prints (the TypeScript client in `clients/typescript` is generated from it).
+pub fn openapi_document() -> utoipa::openapi::OpenApi {
+    ApiDoc::openapi().merge_from(crate::http::events::EventsDoc::openapi())
 }
 
 /// The built-in emulator's signing keys (emulator mode only; 404 otherwise).

@@ -278,7 +278,10 @@ pub(super) async fn mfa_submit(
     let session = Secret::new(ch.s.clone());
     let p = state.provisioner();
     let result = match ch.c.as_str() {
-        challenge::MFA_SETUP => p.verify_mfa_in_challenge(&ch.u, &session, &code, Some(&request_id)).await,
+        challenge::MFA_SETUP => {
+            p.verify_mfa_in_challenge(&ch.u, &session, &code, Some(&request_id))
+                .await
+        }
         challenge::SOFTWARE_TOKEN_MFA => {
             let answer = ChallengeAnswer::SoftwareTokenMfa(code);
             p.respond_to_challenge(&ch.u, &session, &answer, Some(&request_id))
@@ -301,7 +304,10 @@ pub(super) async fn mfa_submit(
                 }
                 other => describe(&ApiError::from(other)),
             };
-            with_jar(jar, login_html(&state, StatusCode::UNAUTHORIZED, &ch.e, Some(Flash::error(msg))))
+            with_jar(
+                jar,
+                login_html(&state, StatusCode::UNAUTHORIZED, &ch.e, Some(Flash::error(msg))),
+            )
         }
     }
 }

@@ -303,6 +303,7 @@ fn describe_error(e: &Error) -> String {
             format!("You made many changes to admins in a short time. Wait {retry_after_secs} seconds and try again.")
         }
         Error::RateLimited => "Cognito is limiting requests right now. Wait a moment and try again.".into(),
+        Error::InvalidTokenName(why) => format!("That is an invalid SCIM token name: {why}."),
         other => describe(&ApiError::from(other.clone())),
     }
 }

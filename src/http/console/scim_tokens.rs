@@ -52,10 +52,10 @@ pub(super) async fn scim_tokens_page(State(state): State<AppState>, headers: Hea
         Err(res) => return res,
     };
     let (flash, jar) = take_flash(&state, &headers, state.cookie_jar(&headers));
-    let tokens = match state.app().store.list_scim_tokens().await {
+    let tokens = match state.provisioner().scim_tokens(&user.caller).await {
         Ok(t) => t,
         Err(e) => {
-            let e = ApiError::from(Error::from(e));
+            let e = ApiError::from(e);
             return error_page(&state, e.status, e.code, &describe(&e));
         }
     };
@@ -106,14 +106,11 @@ pub(super) async fn scim_token_create_submit(
         Err(res) => return res,
     };
     let name = form.name.trim();
-    if let Err(e) = crate::scim::tokens::validate_name(name) {
-        return back_to(&state, &headers, SCIM_TOKENS, Flash::error(format!("{e}.")));
-    }
-    if let Err(e) = state.edge().limits.admin_action(&user.admin_id.to_string()) {
-        return back_to(&state, &headers, SCIM_TOKENS, Flash::error(describe(&e)));
-    }
-    let actor = admin_provisioner_core::domain::Actor::Admin(user.admin_id);
-    match crate::scim::tokens::create(state.app().store.as_ref(), &actor, name, Some(&request_id)).await {
+    match state
+        .provisioner()
+        .create_scim_token(&user.caller, name, Some(&request_id))
+        .await
+    {
         Ok((stored, token)) => {
             let page = ScimTokenCreatedPage {
                 chrome: Chrome::signed_in(
@@ -146,16 +143,11 @@ pub(super) async fn scim_token_revoke_submit(
         Ok(u) => u,
         Err(res) => return res,
     };
-    if crate::scim::tokens::validate_name(&name).is_err() {
-        return back_to(
-            &state,
-            &headers,
-            SCIM_TOKENS,
-            Flash::error("There is no SCIM token with this name."),
-        );
-    }
-    let actor = admin_provisioner_core::domain::Actor::Admin(user.admin_id);
-    let flash = match crate::scim::tokens::revoke(state.app().store.as_ref(), &actor, &name, Some(&request_id)).await {
+    let flash = match state
+        .provisioner()
+        .revoke_scim_token(&user.caller, &name, Some(&request_id))
+        .await
+    {
         Ok(_) => Flash::ok(format!(
             "SCIM token {name} was revoked: requests with it are refused from now on."
         )),

@@ -171,8 +171,7 @@ impl Provisioner {
         let association = self
             .idp_call(
                 idp_op::ASSOCIATE_SOFTWARE_TOKEN,
-                self.idp
-                    .associate_software_token(&MfaAuth::Session(session.clone())),
+                self.idp.associate_software_token(&MfaAuth::Session(session.clone())),
             )
             .await
             .map_err(challenge_error)?;
@@ -191,8 +190,7 @@ impl Provisioner {
         let next = self
             .idp_call(
                 idp_op::VERIFY_SOFTWARE_TOKEN,
-                self.idp
-                    .verify_software_token(&MfaAuth::Session(session.clone()), code),
+                self.idp.verify_software_token(&MfaAuth::Session(session.clone()), code),
             )
             .await
             .map_err(challenge_error)?
@@ -234,9 +232,12 @@ impl Provisioner {
     ) -> Result<(), Error> {
         let actor = self.authorize_with(caller, false).await?;
         let auth = MfaAuth::AccessToken(access_token.clone());
-        self.idp_call(idp_op::VERIFY_SOFTWARE_TOKEN, self.idp.verify_software_token(&auth, code))
-            .await
-            .map_err(challenge_error)?;
+        self.idp_call(
+            idp_op::VERIFY_SOFTWARE_TOKEN,
+            self.idp.verify_software_token(&auth, code),
+        )
+        .await
+        .map_err(challenge_error)?;
         self.retry(|| {
             self.idp_call(
                 idp_op::SET_USER_MFA_PREFERENCE,
@@ -256,12 +257,8 @@ impl Provisioner {
         association: crate::identity::SoftwareTokenAssociation,
         account: &str,
     ) -> Result<MfaEnrolment, Error> {
-        let uri = crate::totp::otpauth_uri(
-            association.secret_code.expose(),
-            &self.settings.mfa_issuer,
-            account,
-        )
-        .map_err(|e| Error::IdentityProviderError(e.to_string()))?;
+        let uri = crate::totp::otpauth_uri(association.secret_code.expose(), &self.settings.mfa_issuer, account)
+            .map_err(|e| Error::IdentityProviderError(e.to_string()))?;
         Ok(MfaEnrolment {
             secret_code: association.secret_code,
             otpauth_uri: Secret::new(uri),

@@ -43,6 +43,7 @@ pub use ownership::Ownership;
 
 mod access;
 pub mod engine;
+pub mod idempotency;
 mod invite;
 mod lifecycle;
 mod operations;
@@ -53,6 +54,7 @@ mod reads;
 mod removal;
 mod saga;
 mod scim;
+mod tokens;
 pub use saga::RetryOutcome;
 mod views;
 
@@ -349,6 +351,7 @@ pub struct Provisioner {
     idp: Arc<dyn IdentityProvider>,
     admins: Arc<dyn AdminStore>,
     sagas: Arc<dyn SagaLog>,
+    tokens: Arc<dyn ScimTokenStore>,
     clock: Arc<dyn Clock>,
     settings: ProvisionerSettings,
     observer: Arc<dyn Observer>,
@@ -379,11 +382,13 @@ impl Provisioner {
     ) -> Self {
         // Trait upcasting: one SQL adapter serves both ports.
         let admins: Arc<dyn AdminStore> = store.clone();
-        let sagas: Arc<dyn SagaLog> = store;
+        let sagas: Arc<dyn SagaLog> = store.clone();
+        let tokens: Arc<dyn ScimTokenStore> = store;
         Self {
             idp,
             admins,
             sagas,
+            tokens,
             clock,
             observer: Arc::new(NoObserver),
             process: process_name().into(),

@@ -5,7 +5,7 @@
 //!   ([`Error::SelfAction`], code `self_action_forbidden`, 403): another admin has to do it, so an
 //!   account cannot be locked out by a mistyped click or a stolen session deleting its own trail.
 //! * **One budget per actor.** Every mutating operation on admins (create, resend, disable, enable,
-//!   remove) spends one unit of the actor's budget of `admin_actions_per_minute`
+//!   remove) and on SCIM tokens (issue, revoke) spends one unit of the actor's budget of `admin_actions_per_minute`
 //!   (`ADMIN_RATE_LIMIT_PER_MINUTE`); an admin and a SCIM token are actors alike. Past it the answer is
 //!   [`Error::TooManyActions`] (`429 rate_limited`, `Retry-After`). Each create and resend mails an
 //!   invitation, and Cognito's default sender allows about 50 e-mails a day, so an unlimited door would
@@ -36,6 +36,10 @@ pub enum AdminAction {
     Enable,
     /// Remove an admin (or revoke an unfinished invitation).
     Remove,
+    /// Issue a SCIM token (a new actor that can create admins).
+    CreateScimToken,
+    /// Revoke a SCIM token.
+    RevokeScimToken,
 }
 
 impl AdminAction {

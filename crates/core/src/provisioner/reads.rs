@@ -44,7 +44,7 @@ impl Provisioner {
 
     /// Claims an idempotency key of `scope` (the calling admin) for a request whose body hashes to
     /// `request_hash`. See [`IdempotencyBegin`].
-    pub async fn idempotency_begin(
+    pub(crate) async fn idempotency_begin(
         &self,
         scope: &str,
         key: &str,
@@ -56,14 +56,19 @@ impl Provisioner {
     }
 
     /// Remembers the definitive answer of a claimed key.
-    pub async fn idempotency_complete(&self, scope: &str, key: &str, response: StoredResponse) -> Result<(), Error> {
+    pub(crate) async fn idempotency_complete(
+        &self,
+        scope: &str,
+        key: &str,
+        response: StoredResponse,
+    ) -> Result<(), Error> {
         Ok(self
             .retry(|| self.store_call(self.admins.idempotency_complete(scope, key, response.clone())))
             .await?)
     }
 
     /// Releases a claimed key whose answer may change on a retry (throttling, server-side failures).
-    pub async fn idempotency_abandon(&self, scope: &str, key: &str) -> Result<(), Error> {
+    pub(crate) async fn idempotency_abandon(&self, scope: &str, key: &str) -> Result<(), Error> {
         Ok(self
             .retry(|| self.store_call(self.admins.idempotency_abandon(scope, key)))
             .await?)

@@ -5,10 +5,15 @@
 //! random source, so a plain SHA-256 (no salt, no slow hash) is enough to store it: nobody can guess a
 //! preimage, and the lookup by hash is one indexed query per request. The token authenticates the SCIM
 //! endpoints (`/scim/v2/*`) and nothing else; every change it makes is audited as `scim:<name>`.
+//!
+//! Every surface reaches tokens through here: the console and the JSON API through the
+//! [`Provisioner`](crate::Provisioner)'s methods (`create_scim_token`, `revoke_scim_token`, `scim_tokens`,
+//! `authenticate_scim_token`), which add the caller's authorisation and the per-actor budget; the CLI
+//! (the operator, on the server, with only a database) through these functions directly.
 
-use admin_provisioner_core::domain::{Actor, Secret};
-use admin_provisioner_core::store::{AuditAction, AuditEntry, ScimToken, Store};
-use admin_provisioner_core::Error;
+use crate::domain::{Actor, Secret};
+use crate::store::{AuditAction, AuditEntry, ScimToken, ScimTokenStore};
+use crate::Error;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use rand::RngCore;
@@ -20,22 +25,19 @@ pub const TOKEN_PREFIX: &str = "scim_";
 /// The longest token name.
 pub const MAX_NAME_LEN: usize = 64;
 
-/// Why a token name was refused.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid SCIM token name: {0}")]
-pub struct InvalidName(pub String);
-
 /// Checks a token name: 1–64 characters of lower-case ASCII letters, digits, `-` and `_` (it becomes the
-/// audit actor `scim:<name>`, so it must be plain).
-pub fn validate_name(name: &str) -> Result<(), InvalidName> {
+/// audit actor `scim:<name>`, so it must be plain). [`Error::InvalidTokenName`] otherwise.
+pub fn validate_name(name: &str) -> Result<(), Error> {
     if name.is_empty() || name.len() > MAX_NAME_LEN {
-        return Err(InvalidName(format!("the name must be 1 to {MAX_NAME_LEN} characters")));
+        return Err(Error::InvalidTokenName(format!(
+            "the name must be 1 to {MAX_NAME_LEN} characters"
+        )));
     }
     if !name
         .bytes()
         .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
     {
-        return Err(InvalidName(
+        return Err(Error::InvalidTokenName(
             "use only lower-case letters, digits, '-' and '_' (for example okta or entra-id)".into(),
         ));
     }
@@ -55,14 +57,15 @@ fn generate() -> Secret {
 }
 
 /// Issues token `name` for `actor`: stores its hash (audited `create_scim_token`) and returns the token,
-/// which is never stored or shown again. Errors: [`Error::TokenNameTaken`], database errors; an invalid
-/// name is the caller's to refuse first ([`validate_name`]).
+/// which is never stored or shown again. Errors: [`Error::InvalidTokenName`], [`Error::TokenNameTaken`],
+/// database errors.
 pub async fn create(
-    store: &dyn Store,
+    store: &dyn ScimTokenStore,
     actor: &Actor,
     name: &str,
     request_id: Option<&str>,
 ) -> Result<(ScimToken, Secret), Error> {
+    validate_name(name)?;
     let token = generate();
     let audit = audit(actor, AuditAction::CreateScimToken, name, request_id);
     let stored = store.create_scim_token(name, &hash(token.expose()), audit).await?;
@@ -70,19 +73,27 @@ pub async fn create(
 }
 
 /// Revokes token `name` (audited `revoke_scim_token`); requests with it are refused from now on.
-/// [`Error::NotFound`] for an unknown name.
+/// [`Error::NotFound`] for an unknown name (a name no token could have is unknown too).
 pub async fn revoke(
-    store: &dyn Store,
+    store: &dyn ScimTokenStore,
     actor: &Actor,
     name: &str,
     request_id: Option<&str>,
 ) -> Result<ScimToken, Error> {
+    if validate_name(name).is_err() {
+        return Err(Error::NotFound);
+    }
     let audit = audit(actor, AuditAction::RevokeScimToken, name, request_id);
     Ok(store.revoke_scim_token(name, audit).await?)
 }
 
+/// Every token, revoked ones included (names, dates; never a hash).
+pub async fn list(store: &dyn ScimTokenStore) -> Result<Vec<ScimToken>, Error> {
+    Ok(store.list_scim_tokens().await?)
+}
+
 /// The name of the unrevoked token `token` is, if any.
-pub async fn authenticate(store: &dyn Store, token: &str) -> Result<Option<String>, Error> {
+pub async fn authenticate(store: &dyn ScimTokenStore, token: &str) -> Result<Option<String>, Error> {
     if !token.starts_with(TOKEN_PREFIX) {
         return Ok(None);
     }
