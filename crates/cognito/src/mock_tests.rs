@@ -697,7 +697,7 @@ async fn initiate_auth_without_secret_sends_no_secret_hash_and_maps_tokens() {
 async fn initiate_auth_reports_other_challenges_as_unsupported() {
     let rule = mock!(Client::initiate_auth).then_output(|| {
         InitiateAuthOutput::builder()
-            .challenge_name(ChallengeNameType::SoftwareTokenMfa)
+            .challenge_name(ChallengeNameType::SmsMfa)
             .session("s")
             .build()
     });
