@@ -104,6 +104,8 @@ impl App {
             resend_cooldown: Duration::from_secs(config.resend_cooldown_secs),
             lease_ttl: Duration::from_secs(config.saga_lease_secs),
             admin_actions_per_minute: config.admin_rate_limit_per_minute,
+            require_mfa: config.require_mfa,
+            mfa_issuer: config.mfa_issuer.clone(),
             ..ProvisionerSettings::default()
         });
         // A step that could outlive its lease would let recovery race a saga that is still working.
@@ -170,6 +172,8 @@ pub fn emulator_config(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result
         ec.client_id = client.clone();
     }
     ec.issuer = config.emulator_issuer();
+    ec.mfa =
+        admin_provisioner_emulator::MfaConfiguration::parse(&config.cognito_emulator_mfa).map_err(|e| anyhow!(e))?;
     Ok(ec)
 }
 

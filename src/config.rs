@@ -119,6 +119,21 @@ pub struct Config {
     #[arg(long, env = "EMULATOR_ALLOW_REMOTE", default_value_t = false, global = true)]
     pub emulator_allow_remote: bool,
 
+    /// Built-in emulator only: the pool's `MfaConfiguration`, `off` (default), `optional` or `on`
+    /// (software-token MFA, RFC 6238 TOTP).
+    #[arg(long, env = "COGNITO_EMULATOR_MFA", default_value = "off", global = true)]
+    pub cognito_emulator_mfa: String,
+
+    /// Every admin must enrol an authenticator: until they do, every request but the enrolment answers
+    /// 403 `mfa_enrollment_required`. For pools with `MfaConfiguration=OPTIONAL` (`ON` enforces MFA at
+    /// sign-in by itself).
+    #[arg(long, env = "REQUIRE_MFA", default_value_t = false, global = true)]
+    pub require_mfa: bool,
+
+    /// The issuer label authenticator apps show next to the account.
+    #[arg(long, env = "MFA_ISSUER", default_value = "admin-provisioner", global = true)]
+    pub mfa_issuer: String,
+
     /// Login and new-password attempts allowed per e-mail and per client address per minute (burst; one
     /// more becomes available every `60 / n` seconds). 0 disables the limit.
     #[arg(long, env = "AUTH_RATE_LIMIT_PER_MINUTE", default_value_t = 10, global = true)]
@@ -199,6 +214,9 @@ impl Config {
             allowed_hosts: Vec::new(),
             trusted_proxy_header: None,
             emulator_allow_remote: false,
+            cognito_emulator_mfa: "off".into(),
+            require_mfa: false,
+            mfa_issuer: "admin-provisioner".into(),
             auth_rate_limit_per_minute: 10,
             admin_rate_limit_per_minute: 30,
             header_read_timeout_secs: 10,

@@ -6,7 +6,7 @@
 
 use crate::app::{App, Hooks};
 use crate::config::Config;
-use admin_provisioner_core::domain::{Password, Tokens};
+use admin_provisioner_core::domain::{Password, Secret, Tokens};
 
 use admin_provisioner_core::{Caller, LoginOutcome, Provisioner};
 use admin_provisioner_emulator::mailbox::Mailbox;
@@ -156,7 +156,7 @@ async fn first_login(
     let outcome = p.login(email, &Password::new(temp), Some("demo")).await?;
     let (session, username) = match outcome {
         LoginOutcome::NewPasswordRequired { session, username } => (session, username),
-        LoginOutcome::Tokens(_) => return Err(anyhow!("expected NEW_PASSWORD_REQUIRED")),
+        _ => return Err(anyhow!("expected NEW_PASSWORD_REQUIRED")),
     };
     writeln!(out, "   Cognito InitiateAuth(USER_PASSWORD_AUTH) answers ChallengeName=NEW_PASSWORD_REQUIRED with a session valid for 3 minutes.")?;
     writeln!(out, "   Trying a weak password first:")?;
@@ -168,10 +168,34 @@ async fn first_login(
         Ok(_) => return Err(anyhow!("a weak password was accepted")),
     }
     step(out, format!("{email} is forced to choose a new password that meets the policy (8+ characters, upper, lower, digit, symbol)."))?;
-    let tokens = p
+    let outcome = p
         .complete_new_password(&username, &session, &Password::new(new_password), Some("demo"))
         .await?;
-    writeln!(out, "   Cognito RespondToAuthChallenge(NEW_PASSWORD_REQUIRED) succeeds: the user is CONFIRMED and receives ID, access and refresh tokens (expire in {} s).", tokens.expires_in)?;
+    let tokens = match outcome {
+        LoginOutcome::Tokens(tokens) => tokens,
+        LoginOutcome::MfaSetup { session, username } => {
+            writeln!(out, "   Cognito RespondToAuthChallenge(NEW_PASSWORD_REQUIRED) sets the password; the pool has MFA on, so it answers ChallengeName=MFA_SETUP.")?;
+            let enrolment = p.begin_mfa_in_challenge(&username, &session).await?;
+            step(out, format!("{email} scans the QR code of {} with an authenticator app (AssociateSoftwareToken gave a 160-bit TOTP secret; the product keeps no copy).", enrolment.otpauth_uri.expose().split('?').next().unwrap_or("otpauth://")))?;
+            let now = u64::try_from(p.now().timestamp()).unwrap_or(0);
+            let code = admin_provisioner_core::totp::code_at(enrolment.secret_code.expose(), now)?;
+            let next = enrolment
+                .session
+                .ok_or_else(|| anyhow!("MFA_SETUP without a session"))?;
+            match p
+                .verify_mfa_in_challenge(&username, &next, &Secret::new(code), Some("demo"))
+                .await?
+            {
+                LoginOutcome::Tokens(tokens) => {
+                    writeln!(out, "   VerifySoftwareToken accepts the app's first code; RespondToAuthChallenge(MFA_SETUP) completes the sign-in. Every later sign-in asks for a code (SOFTWARE_TOKEN_MFA).")?;
+                    tokens
+                }
+                other => return Err(anyhow!("unexpected challenge {:?}", other.challenge_name())),
+            }
+        }
+        other => return Err(anyhow!("unexpected challenge {:?}", other.challenge_name())),
+    };
+    writeln!(out, "   Cognito RespondToAuthChallenge succeeds: the user is CONFIRMED and receives ID, access and refresh tokens (expire in {} s).", tokens.expires_in)?;
     writeln!(
         out,
         "   Database: User.status = active, AdminInfo.accepted_at set, audit event first_login_completed."

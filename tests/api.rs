@@ -39,7 +39,7 @@ async fn tweaked_token(t: &TestApp, tweak: impl FnOnce(&mut EmulatorConfig)) -> 
         .unwrap()
     {
         AuthOutcome::Tokens(tokens) => tokens.id_token.expose().to_string(),
-        AuthOutcome::NewPasswordRequired { .. } => panic!("the admin is already active"),
+        _ => panic!("the admin is already active"),
     }
 }
 
@@ -50,7 +50,7 @@ async fn cognito_first_login(emu: &CognitoEmulator, email: &str, temp: &str) -> 
             .respond_to_new_password_challenge(&username, &session, &Password::new(NEW_PASSWORD))
             .await
             .unwrap(),
-        AuthOutcome::Tokens(_) => panic!("expected NEW_PASSWORD_REQUIRED"),
+        _ => panic!("expected NEW_PASSWORD_REQUIRED"),
     }
 }
 
@@ -1176,15 +1176,29 @@ impl IdentityProvider for Unreachable {
     async fn initiate_auth(&self, username: &str, password: &Password) -> Result<AuthOutcome, IdpError> {
         self.0.initiate_auth(username, password).await
     }
-    async fn respond_to_new_password_challenge(
+    async fn respond_to_auth_challenge(
         &self,
         username: &str,
         session: &Secret,
-        new_password: &Password,
-    ) -> Result<Tokens, IdpError> {
-        self.0
-            .respond_to_new_password_challenge(username, session, new_password)
-            .await
+        answer: &admin_provisioner_core::identity::ChallengeAnswer,
+    ) -> Result<AuthOutcome, IdpError> {
+        self.0.respond_to_auth_challenge(username, session, answer).await
+    }
+    async fn associate_software_token(
+        &self,
+        auth: &admin_provisioner_core::identity::MfaAuth,
+    ) -> Result<admin_provisioner_core::identity::SoftwareTokenAssociation, IdpError> {
+        self.0.associate_software_token(auth).await
+    }
+    async fn verify_software_token(
+        &self,
+        auth: &admin_provisioner_core::identity::MfaAuth,
+        code: &Secret,
+    ) -> Result<Option<Secret>, IdpError> {
+        self.0.verify_software_token(auth, code).await
+    }
+    async fn set_user_mfa_preference(&self, access_token: &Secret, enabled: bool) -> Result<(), IdpError> {
+        self.0.set_user_mfa_preference(access_token, enabled).await
     }
     async fn jwks(&self) -> Result<Value, IdpError> {
         self.0.jwks().await

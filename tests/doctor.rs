@@ -147,7 +147,7 @@ async fn moto_first_login(pool: &MotoPool, username: &str) -> (IdpUser, Tokens) 
             .respond_to_new_password_challenge(&username, &session, &Password::new("Correct-Horse-7"))
             .await
             .unwrap(),
-        AuthOutcome::Tokens(_) => panic!("a new user must be asked for a new password"),
+        _ => panic!("a new user must be asked for a new password"),
     };
     (user, tokens)
 }

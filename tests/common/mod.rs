@@ -141,6 +141,7 @@ pub async fn bare_app_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
         // The per-actor budget of mutating operations is configuration (`ADMIN_RATE_LIMIT_PER_MINUTE`).
         settings: Some(ProvisionerSettings {
             admin_actions_per_minute: config.admin_rate_limit_per_minute,
+            require_mfa: config.require_mfa,
             ..fast_settings()
         }),
         observer: Some(metrics.clone()),

@@ -17,7 +17,8 @@
 //! | `client_secret_mismatch` | blocking | the configured secret is not the app client's |
 //! | `temporary_password_validity_mismatch` | blocking | `TemporaryPasswordValidityDays` ≠ `INVITE_VALIDITY_DAYS` |
 //! | `invite_template_missing_placeholder` | blocking | the invitation e-mail lacks `{username}` or `{####}` |
-//! | `mfa_required` | blocking | `MfaConfiguration=ON`: first login ends in an MFA challenge the product does not answer |
+//! | `mfa_sms_only` | blocking | `MfaConfiguration=ON` without software-token (TOTP) MFA: sign-in would end in an SMS challenge the product does not answer |
+//! | `mfa_software_token_disabled` | warning | `MfaConfiguration=OPTIONAL` without software-token MFA: admins cannot enrol an authenticator (`REQUIRE_MFA` would lock them out) |
 //! | `phone_number_usernames` | blocking | usernames must be phone numbers; the product uses e-mail addresses |
 //! | `usernames_case_sensitive` | warning | `Ann@x.com` and `ann@x.com` can be two Cognito users |
 //! | `custom_message_lambda` | warning | a CustomMessage trigger may rewrite the invitation |
@@ -172,7 +173,41 @@ pub async fn check(provider: &CognitoIdentityProvider, invite_validity_days: u32
     };
 
     findings.extend(evaluate(&pool, client.as_ref(), config, invite_validity_days));
+    let mfa = pool.mfa_configuration();
+    if matches!(mfa, Some(UserPoolMfaType::On | UserPoolMfaType::Optional)) {
+        // DescribeUserPool does not say which factors are enabled; GetUserPoolMfaConfig does.
+        let software_token = match provider
+            .client()
+            .get_user_pool_mfa_config()
+            .user_pool_id(&config.user_pool_id)
+            .send()
+            .await
+        {
+            Ok(out) => out.software_token_mfa_configuration().is_some_and(|c| c.enabled()),
+            Err(e) => anyhow::bail!(
+                "GetUserPoolMfaConfig failed: {} (the doctor needs cognito-idp:GetUserPoolMfaConfig)",
+                crate::map_sdk_error("GetUserPoolMfaConfig", &e, &[])
+            ),
+        };
+        findings.extend(evaluate_mfa(mfa, software_token));
+    }
     Ok(findings)
+}
+
+/// The MFA checks: the product answers software-token (TOTP) challenges only. `MfaConfiguration=ON`
+/// works when software-token MFA is enabled; with SMS alone it cannot sign anyone in.
+pub fn evaluate_mfa(mfa: Option<&UserPoolMfaType>, software_token_enabled: bool) -> Vec<Finding> {
+    match (mfa, software_token_enabled) {
+        (Some(UserPoolMfaType::On), false) => vec![Finding::blocking(
+            "mfa_sms_only",
+            "the pool requires MFA (MfaConfiguration=ON) but software-token (TOTP) MFA is not enabled: every sign-in would end in an SMS challenge this product does not answer; enable it (SetUserPoolMfaConfig SoftwareTokenMfaConfiguration={Enabled=true}) or set MFA to OPTIONAL or OFF",
+        )],
+        (Some(UserPoolMfaType::Optional), false) => vec![Finding::warning(
+            "mfa_software_token_disabled",
+            "the pool's MFA is OPTIONAL but software-token (TOTP) MFA is not enabled: admins cannot enrol an authenticator, so REQUIRE_MFA=true would lock them out; enable it (SetUserPoolMfaConfig SoftwareTokenMfaConfiguration={Enabled=true})",
+        )],
+        _ => vec![],
+    }
 }
 
 /// The checks themselves, on already fetched settings (`client` is `None` when it could not be found).
@@ -257,13 +292,6 @@ pub fn evaluate(
                 ),
             ));
         }
-    }
-
-    if pool.mfa_configuration() == Some(&UserPoolMfaType::On) {
-        findings.push(Finding::blocking(
-            "mfa_required",
-            "the pool requires MFA (MfaConfiguration=ON): first login ends in an MFA challenge this product does not answer; use OFF or OPTIONAL",
-        ));
     }
 
     let username_attrs = pool.username_attributes();

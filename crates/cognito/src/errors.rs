@@ -88,6 +88,8 @@ pub(crate) fn map_code(op: &str, code: Option<&str>, message: Option<&str>, stat
         "CodeDeliveryFailure" => IdpError::CodeDeliveryFailure(msg_or("the message could not be delivered")),
         "CodeMismatch" => IdpError::CodeMismatch(msg_or("code mismatch")),
         "ExpiredCode" => IdpError::CodeMismatch(msg_or("the code has expired")),
+        // VerifySoftwareToken's answer to a wrong code.
+        "EnableSoftwareTokenMFA" => IdpError::CodeMismatch(msg_or("the code does not match the software token")),
         "PasswordHistoryPolicyViolation" => IdpError::PasswordHistoryPolicyViolation,
         "TooManyRequests" | "LimitExceeded" | "Throttling" | "RequestLimitExceeded" => IdpError::TooManyRequests,
         "ResourceNotFound" => IdpError::ResourceNotFound(msg_or("the user pool or app client does not exist")),

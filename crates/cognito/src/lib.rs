@@ -10,7 +10,10 @@
 //! | `admin_delete_user` | `AdminDeleteUser` |
 //! | `list_users` | `ListUsers` (`Limit` ≤ 60, `PaginationToken`) |
 //! | `initiate_auth` | `InitiateAuth` with `USER_PASSWORD_AUTH` (+ `SECRET_HASH` when the client has a secret) |
-//! | `respond_to_new_password_challenge` | `RespondToAuthChallenge` with `NEW_PASSWORD_REQUIRED` |
+//! | `respond_to_auth_challenge` | `RespondToAuthChallenge` with `NEW_PASSWORD_REQUIRED`, `MFA_SETUP` or `SOFTWARE_TOKEN_MFA` |
+//! | `associate_software_token` | `AssociateSoftwareToken` (`AccessToken` or `Session`) |
+//! | `verify_software_token` | `VerifySoftwareToken` (`AccessToken` or `Session`, `UserCode`) |
+//! | `set_user_mfa_preference` | `SetUserMFAPreference` (`SoftwareTokenMfaSettings`) |
 //! | `jwks` | HTTP `GET` of the JWKS URL |
 //! | `ping` | `ListUsers` with `Limit=1` (a permission the product needs anyway) |
 //!
@@ -27,14 +30,14 @@
 
 use admin_provisioner_core::domain::{Password, Secret, Tokens};
 use admin_provisioner_core::identity::{
-    op, AuthOutcome, CreateUserRequest, IdentityProvider, IdpError, IdpUser, IdpUserStatus, MessageAction,
-    TokenSettings, UserPage,
+    op, AuthOutcome, ChallengeAnswer, CreateUserRequest, IdentityProvider, IdpError, IdpUser, IdpUserStatus,
+    MessageAction, MfaAuth, SoftwareTokenAssociation, TokenSettings, UserPage,
 };
 use async_trait::async_trait;
 use aws_config::BehaviorVersion;
 use aws_sdk_cognitoidentityprovider::types::{
     AttributeType, AuthFlowType, AuthenticationResultType, ChallengeNameType, DeliveryMediumType, MessageActionType,
-    UserStatusType,
+    SoftwareTokenMfaSettingsType, UserStatusType,
 };
 use aws_sdk_cognitoidentityprovider::Client;
 use chrono::{DateTime, Utc};
@@ -342,6 +345,59 @@ fn tokens(op_name: &str, result: &AuthenticationResultType) -> Result<Tokens, Id
     })
 }
 
+fn malformed(message: &str) -> IdpError {
+    IdpError::Other {
+        code: "MalformedResponse".into(),
+        message: message.into(),
+        transient: false,
+    }
+}
+
+/// Tokens or the next challenge, from an `InitiateAuth` or `RespondToAuthChallenge` answer.
+fn auth_outcome(
+    op_name: &str,
+    auth: Option<&AuthenticationResultType>,
+    challenge: Option<&ChallengeNameType>,
+    params: Option<&std::collections::HashMap<String, String>>,
+    session: Option<&str>,
+    username: &str,
+) -> Result<AuthOutcome, IdpError> {
+    if let Some(auth) = auth {
+        return tokens(op_name, auth).map(AuthOutcome::Tokens);
+    }
+    let Some(challenge) = challenge else {
+        return Err(malformed(&format!(
+            "{op_name}: neither AuthenticationResult nor ChallengeName in the response"
+        )));
+    };
+    // AWS sends USER_ID_FOR_SRP; moto sends USERNAME only.
+    let challenge_user = params
+        .and_then(|p| p.get("USER_ID_FOR_SRP").or_else(|| p.get("USERNAME")))
+        .map(String::as_str)
+        .unwrap_or(username)
+        .to_string();
+    let session = || {
+        session
+            .map(Secret::new)
+            .ok_or_else(|| malformed(&format!("{op_name}: {} without a Session", challenge.as_str())))
+    };
+    match challenge {
+        ChallengeNameType::NewPasswordRequired => Ok(AuthOutcome::NewPasswordRequired {
+            session: session()?,
+            username: challenge_user,
+        }),
+        ChallengeNameType::MfaSetup => Ok(AuthOutcome::MfaSetup {
+            session: session()?,
+            username: challenge_user,
+        }),
+        ChallengeNameType::SoftwareTokenMfa => Ok(AuthOutcome::SoftwareTokenMfa {
+            session: session()?,
+            username: challenge_user,
+        }),
+        other => Err(unexpected_challenge(op_name, other)),
+    }
+}
+
 fn unexpected_challenge(op_name: &str, challenge: &ChallengeNameType) -> IdpError {
     IdpError::Other {
         code: "UnsupportedChallenge".into(),
@@ -551,79 +607,127 @@ impl IdentityProvider for CognitoIdentityProvider {
             secrets.push(s.expose());
         }
         let result = match call.send().await {
-            Ok(out) => {
-                if let Some(auth) = out.authentication_result() {
-                    tokens(op::INITIATE_AUTH, auth).map(AuthOutcome::Tokens)
-                } else {
-                    match out.challenge_name() {
-                        Some(ChallengeNameType::NewPasswordRequired) => {
-                            let params = out.challenge_parameters();
-                            // AWS sends USER_ID_FOR_SRP; moto sends USERNAME only.
-                            let challenge_user = params
-                                .and_then(|p| p.get("USER_ID_FOR_SRP").or_else(|| p.get("USERNAME")))
-                                .map(String::as_str)
-                                .unwrap_or(username);
-                            match out.session() {
-                                Some(session) => Ok(AuthOutcome::NewPasswordRequired {
-                                    session: Secret::new(session),
-                                    username: challenge_user.to_string(),
-                                }),
-                                None => Err(IdpError::Other {
-                                    code: "MalformedResponse".into(),
-                                    message: "InitiateAuth: NEW_PASSWORD_REQUIRED without a Session".into(),
-                                    transient: false,
-                                }),
-                            }
-                        }
-                        Some(other) => Err(unexpected_challenge(op::INITIATE_AUTH, other)),
-                        None => Err(IdpError::Other {
-                            code: "MalformedResponse".into(),
-                            message: "InitiateAuth: neither AuthenticationResult nor ChallengeName in the response"
-                                .into(),
-                            transient: false,
-                        }),
-                    }
-                }
-            }
+            Ok(out) => auth_outcome(
+                op::INITIATE_AUTH,
+                out.authentication_result(),
+                out.challenge_name(),
+                out.challenge_parameters(),
+                out.session(),
+                username,
+            ),
             Err(e) => Err(map_sdk_error(op::INITIATE_AUTH, &e, &secrets)),
         };
         logged(result)
     }
 
     #[tracing::instrument(skip_all, fields(op = op::RESPOND_TO_AUTH_CHALLENGE, username = %admin_provisioner_core::domain::loggable_username(username)))]
-    async fn respond_to_new_password_challenge(
+    async fn respond_to_auth_challenge(
         &self,
         username: &str,
         session: &Secret,
-        new_password: &Password,
-    ) -> Result<Tokens, IdpError> {
+        answer: &ChallengeAnswer,
+    ) -> Result<AuthOutcome, IdpError> {
         let hash = self.secret_hash_for(username);
+        let mut secrets = vec![session.expose()];
         let mut call = self
             .client
             .respond_to_auth_challenge()
             .client_id(&self.config.client_id)
-            .challenge_name(ChallengeNameType::NewPasswordRequired)
             .session(session.expose())
-            .challenge_responses("USERNAME", username)
-            .challenge_responses("NEW_PASSWORD", new_password.expose());
+            .challenge_responses("USERNAME", username);
+        call = match answer {
+            ChallengeAnswer::NewPassword(new_password) => {
+                secrets.push(new_password.expose());
+                call.challenge_name(ChallengeNameType::NewPasswordRequired)
+                    .challenge_responses("NEW_PASSWORD", new_password.expose())
+            }
+            ChallengeAnswer::MfaSetup => call.challenge_name(ChallengeNameType::MfaSetup),
+            ChallengeAnswer::SoftwareTokenMfa(code) => {
+                secrets.push(code.expose());
+                call.challenge_name(ChallengeNameType::SoftwareTokenMfa)
+                    .challenge_responses("SOFTWARE_TOKEN_MFA_CODE", code.expose())
+            }
+        };
         if let Some(h) = &hash {
             call = call.challenge_responses("SECRET_HASH", h);
         }
-        let mut secrets = vec![new_password.expose(), session.expose()];
         if let Some(s) = &self.config.client_secret {
             secrets.push(s.expose());
         }
         let result = match call.send().await {
-            Ok(out) => match (out.authentication_result(), out.challenge_name()) {
-                (Some(auth), _) => tokens(op::RESPOND_TO_AUTH_CHALLENGE, auth),
-                (None, Some(challenge)) => Err(unexpected_challenge(op::RESPOND_TO_AUTH_CHALLENGE, challenge)),
-                (None, None) => Err(IdpError::Other {
-                    code: "MalformedResponse".into(),
-                    message: "RespondToAuthChallenge: no AuthenticationResult in the response".into(),
-                    transient: false,
-                }),
-            },
+            Ok(out) => auth_outcome(
+                op::RESPOND_TO_AUTH_CHALLENGE,
+                out.authentication_result(),
+                out.challenge_name(),
+                out.challenge_parameters(),
+                out.session(),
+                username,
+            ),
             Err(e) => Err(map_sdk_error(op::RESPOND_TO_AUTH_CHALLENGE, &e, &secrets)),
+        };
+        logged(result)
+    }
+
+    #[tracing::instrument(skip_all, fields(op = op::ASSOCIATE_SOFTWARE_TOKEN))]
+    async fn associate_software_token(&self, auth: &MfaAuth) -> Result<SoftwareTokenAssociation, IdpError> {
+        let call = self.client.associate_software_token();
+        let (call, secrets) = match auth {
+            MfaAuth::AccessToken(t) => (call.access_token(t.expose()), vec![t.expose()]),
+            MfaAuth::Session(s) => (call.session(s.expose()), vec![s.expose()]),
+        };
+        let result = match call.send().await {
+            Ok(out) => match out.secret_code() {
+                Some(code) => Ok(SoftwareTokenAssociation {
+                    secret_code: Secret::new(code),
+                    session: out.session().map(Secret::new),
+                }),
+                None => Err(malformed("AssociateSoftwareToken: no SecretCode in the response")),
+            },
+            Err(e) => Err(map_sdk_error(op::ASSOCIATE_SOFTWARE_TOKEN, &e, &secrets)),
+        };
+        logged(result)
+    }
+
+    #[tracing::instrument(skip_all, fields(op = op::VERIFY_SOFTWARE_TOKEN))]
+    async fn verify_software_token(&self, auth: &MfaAuth, code: &Secret) -> Result<Option<Secret>, IdpError> {
+        let call = self
+            .client
+            .verify_software_token()
+            .user_code(code.expose())
+            .friendly_device_name("admin-provisioner");
+        let (call, mut secrets) = match auth {
+            MfaAuth::AccessToken(t) => (call.access_token(t.expose()), vec![t.expose()]),
+            MfaAuth::Session(s) => (call.session(s.expose()), vec![s.expose()]),
+        };
+        secrets.push(code.expose());
+        let result = match call.send().await {
+            Ok(out) => match out.status().map(|s| s.as_str()) {
+                Some("SUCCESS") | None => Ok(out.session().map(Secret::new)),
+                Some(_) => Err(IdpError::CodeMismatch(
+                    "VerifySoftwareToken: the code does not match the software token".into(),
+                )),
+            },
+            Err(e) => Err(map_sdk_error(op::VERIFY_SOFTWARE_TOKEN, &e, &secrets)),
+        };
+        logged(result)
+    }
+
+    #[tracing::instrument(skip_all, fields(op = op::SET_USER_MFA_PREFERENCE, enabled))]
+    async fn set_user_mfa_preference(&self, access_token: &Secret, enabled: bool) -> Result<(), IdpError> {
+        let settings = SoftwareTokenMfaSettingsType::builder()
+            .enabled(enabled)
+            .preferred_mfa(enabled)
+            .build();
+        let result = match self
+            .client
+            .set_user_mfa_preference()
+            .access_token(access_token.expose())
+            .software_token_mfa_settings(settings)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) => Err(map_sdk_error(op::SET_USER_MFA_PREFERENCE, &e, &[access_token.expose()])),
         };
         logged(result)
     }

@@ -697,7 +697,7 @@ async fn initiate_auth_without_secret_sends_no_secret_hash_and_maps_tokens() {
 async fn initiate_auth_reports_other_challenges_as_unsupported() {
     let rule = mock!(Client::initiate_auth).then_output(|| {
         InitiateAuthOutput::builder()
-            .challenge_name(ChallengeNameType::SoftwareTokenMfa)
+            .challenge_name(ChallengeNameType::SmsMfa)
             .session("s")
             .build()
     });
@@ -927,7 +927,6 @@ fn doctor_reports_each_problem() {
             ("client_secret_missing", Blocking),
             ("temporary_password_validity_mismatch", Blocking),
             ("invite_template_missing_placeholder", Blocking),
-            ("mfa_required", Blocking),
             ("usernames_case_sensitive", Warning),
             ("cognito_default_email_sender", Warning),
             ("self_sign_up_allowed", Warning),
@@ -938,6 +937,29 @@ fn doctor_reports_each_problem() {
     }
     assert!(findings[3].message.contains("{####}") && !findings[3].message.contains("lacks {username}"));
     assert!(doctor::has_blocking(&findings));
+}
+
+#[test]
+fn doctor_accepts_mfa_on_with_software_tokens_and_refuses_sms_only() {
+    use aws_sdk_cognitoidentityprovider::types::UserPoolMfaType;
+    use doctor::Severity::*;
+    let codes = |mfa, totp| -> Vec<(&'static str, doctor::Severity)> {
+        doctor::evaluate_mfa(Some(&mfa), totp)
+            .iter()
+            .map(|f| (f.code, f.severity))
+            .collect()
+    };
+    assert_eq!(codes(UserPoolMfaType::On, true), vec![]);
+    assert_eq!(codes(UserPoolMfaType::On, false), vec![("mfa_sms_only", Blocking)]);
+    assert_eq!(codes(UserPoolMfaType::Optional, true), vec![]);
+    assert_eq!(
+        codes(UserPoolMfaType::Optional, false),
+        vec![("mfa_software_token_disabled", Warning)]
+    );
+    assert_eq!(codes(UserPoolMfaType::Off, false), vec![]);
+    assert!(doctor::evaluate_mfa(Some(&UserPoolMfaType::On), false)[0]
+        .message
+        .contains("SMS"));
 }
 
 #[test]

@@ -156,6 +156,9 @@ impl MotoServer {
                 c
             }
         };
+        // moto checks TOTP codes (`VerifySoftwareToken`, `SOFTWARE_TOKEN_MFA`) only with this set; its
+        // secret is one fixed value for every user and a code may be replayed (no used-code check).
+        command.env("MOTO_COGNITO_IDP_USER_POOL_ENABLE_TOTP", "true");
         let child = command
             .stdin(Stdio::piped())
             .stdout(log.try_clone()?)

@@ -120,7 +120,7 @@ async fn first_login(pool: &MotoPool) {
         .unwrap()
     {
         AuthOutcome::NewPasswordRequired { session, username } => (session, username),
-        AuthOutcome::Tokens(_) => panic!("a new user must change the temporary password first"),
+        _ => panic!("a new user must change the temporary password first"),
     };
     // AWS returns USER_ID_FOR_SRP (the username); moto returns USERNAME. Both are the user's username here.
     assert_eq!(challenge_user, user.username);
@@ -361,4 +361,128 @@ async fn disable_and_enable_a_user() {
         idp.admin_enable_user("nobody@example.com").await.unwrap_err(),
         IdpError::UserNotFound
     );
+}
+
+/// Software-token MFA on a pool with `MfaConfiguration=ON`, through the adapter, on moto.
+///
+/// moto checks TOTP codes only when `MOTO_COGNITO_IDP_USER_POOL_ENABLE_TOTP=true` (the harness starts
+/// `moto_server` with it), against one fixed secret for every user (`asdfasdfasdf`, shorter than
+/// Cognito's 160 bits), in the current 30-second step only (no ±1 step), and it does not refuse a code
+/// used before: the replay rule is tested on the emulator (`tests/mfa.rs`). The codes here are computed
+/// from the secret `AssociateSoftwareToken` answered, as an authenticator app would.
+#[tokio::test]
+async fn mfa_on_pool_walks_new_password_mfa_setup_then_software_token_mfa() {
+    use admin_provisioner_core::domain::Secret;
+    use admin_provisioner_core::identity::{ChallengeAnswer, MfaAuth};
+    use aws_sdk_cognitoidentityprovider::types::{SoftwareTokenMfaConfigType, UserPoolMfaType};
+    let (moto, pool) = pool(PoolOptions::default()).await;
+    moto.sdk_client(admin_provisioner_cognito::DEFAULT_REGION)
+        .set_user_pool_mfa_config()
+        .user_pool_id(&pool.user_pool_id)
+        .software_token_mfa_configuration(SoftwareTokenMfaConfigType::builder().enabled(true).build())
+        .mfa_configuration(UserPoolMfaType::On)
+        .send()
+        .await
+        .unwrap();
+    // The doctor accepts MFA=ON with software tokens.
+    let findings = doctor::check(&pool.provider, 7).await.unwrap();
+    assert!(!findings.iter().any(|f| f.code.starts_with("mfa")), "{findings:?}");
+    let idp = &pool.provider;
+    idp.admin_create_user(invite("mia@example.com")).await.unwrap();
+    let now_code = |secret: &Secret| {
+        let now = u64::try_from(chrono::Utc::now().timestamp()).unwrap();
+        Secret::new(admin_provisioner_core::totp::code_at(secret.expose(), now).unwrap())
+    };
+
+    let (session, user) = match idp
+        .initiate_auth("mia@example.com", &Password::new(TEMP))
+        .await
+        .unwrap()
+    {
+        AuthOutcome::NewPasswordRequired { session, username } => (session, username),
+        other => panic!("expected NEW_PASSWORD_REQUIRED, got {:?}", other.challenge_name()),
+    };
+    let session = match idp
+        .respond_to_auth_challenge(&user, &session, &ChallengeAnswer::NewPassword(Password::new(NEW)))
+        .await
+        .unwrap()
+    {
+        AuthOutcome::MfaSetup { session, .. } => session,
+        other => panic!("expected MFA_SETUP, got {:?}", other.challenge_name()),
+    };
+    let assoc = idp.associate_software_token(&MfaAuth::Session(session)).await.unwrap();
+    let session = assoc
+        .session
+        .expect("AssociateSoftwareToken with a session answers one");
+    let wrong = idp
+        .verify_software_token(&MfaAuth::Session(session.clone()), &Secret::new("000000"))
+        .await;
+    if now_code(&assoc.secret_code).expose() != "000000" {
+        assert!(matches!(wrong, Err(IdpError::CodeMismatch(_))), "{wrong:?}");
+    }
+    let next = idp
+        .verify_software_token(&MfaAuth::Session(session), &now_code(&assoc.secret_code))
+        .await
+        .unwrap()
+        .expect("a session to complete MFA_SETUP with");
+    match idp
+        .respond_to_auth_challenge(&user, &next, &ChallengeAnswer::MfaSetup)
+        .await
+        .unwrap()
+    {
+        AuthOutcome::Tokens(t) => assert!(!t.access_token.expose().is_empty()),
+        other => panic!("expected tokens, got {:?}", other.challenge_name()),
+    }
+
+    // Every later sign-in asks for a code.
+    let (session, user) = match idp.initiate_auth("mia@example.com", &Password::new(NEW)).await.unwrap() {
+        AuthOutcome::SoftwareTokenMfa { session, username } => (session, username),
+        other => panic!("expected SOFTWARE_TOKEN_MFA, got {:?}", other.challenge_name()),
+    };
+    let wrong = idp
+        .respond_to_auth_challenge(
+            &user,
+            &session,
+            &ChallengeAnswer::SoftwareTokenMfa(Secret::new("000000")),
+        )
+        .await;
+    if now_code(&assoc.secret_code).expose() != "000000" {
+        assert!(matches!(wrong, Err(IdpError::CodeMismatch(_))), "{wrong:?}");
+    }
+    let (session, user) = match idp.initiate_auth("mia@example.com", &Password::new(NEW)).await.unwrap() {
+        AuthOutcome::SoftwareTokenMfa { session, username } => (session, username),
+        other => panic!("expected SOFTWARE_TOKEN_MFA, got {:?}", other.challenge_name()),
+    };
+    let tokens = match idp
+        .respond_to_auth_challenge(
+            &user,
+            &session,
+            &ChallengeAnswer::SoftwareTokenMfa(now_code(&assoc.secret_code)),
+        )
+        .await
+        .unwrap()
+    {
+        AuthOutcome::Tokens(t) => t,
+        other => panic!("expected tokens, got {:?}", other.challenge_name()),
+    };
+
+    // Enrolment with an access token (REQUIRE_MFA's path) and SetUserMFAPreference.
+    let assoc = idp
+        .associate_software_token(&MfaAuth::AccessToken(tokens.access_token.clone()))
+        .await
+        .unwrap();
+    assert!(assoc.session.is_none());
+    idp.verify_software_token(
+        &MfaAuth::AccessToken(tokens.access_token.clone()),
+        &now_code(&assoc.secret_code),
+    )
+    .await
+    .unwrap();
+    idp.set_user_mfa_preference(&tokens.access_token, true).await.unwrap();
+    // A made-up access token is refused.
+    assert!(matches!(
+        idp.associate_software_token(&MfaAuth::AccessToken(Secret::new("nope")))
+            .await,
+        Err(IdpError::NotAuthorized(_))
+    ));
 }

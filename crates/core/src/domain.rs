@@ -477,6 +477,11 @@ pub struct User {
     /// leaves it. Internal: never serialised (not part of the API, events or webhooks).
     #[serde(skip)]
     pub sessions_valid_after: Option<DateTime<Utc>>,
+    /// When the admin's software-token MFA was enrolled (verified in Cognito and preferred); `None`: not
+    /// enrolled, or reset since. With `REQUIRE_MFA` the core refuses every other request of an admin
+    /// without it (`mfa_enrollment_required`). Internal: never serialised.
+    #[serde(skip)]
+    pub mfa_enrolled_at: Option<DateTime<Utc>>,
 }
 
 /// An admin's role: what they may do, by the one permission table in the core

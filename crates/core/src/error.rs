@@ -100,6 +100,14 @@ pub enum Error {
     /// The new password breaks the pool's policy (code `password_policy`, 400).
     #[error("the new password does not meet the password policy: {0}")]
     PasswordPolicy(String),
+    /// `REQUIRE_MFA` is on and this admin has no enrolled authenticator: enrol one first (`POST
+    /// /api/auth/mfa/setup`, then `/api/auth/mfa/verify`) (code `mfa_enrollment_required`, 403).
+    #[error("multi-factor authentication is required: set up an authenticator app before doing anything else")]
+    MfaEnrollmentRequired,
+    /// An authenticator code was wrong, or was already used (a code works once) (code `invalid_mfa_code`,
+    /// 401). The challenge stays open until its session expires: try the next code.
+    #[error("the authenticator code is wrong or was already used; wait for the next code and try again")]
+    InvalidMfaCode,
     /// Login worked but Cognito did not ask for a new password (code `no_challenge`, 409).
     #[error("this account does not need a new password; log in normally")]
     NoChallenge,
@@ -159,6 +167,8 @@ impl Error {
             Error::InvalidCredentials => "invalid_credentials",
             Error::PasswordPolicy(_) => "password_policy",
             Error::NoChallenge => "no_challenge",
+            Error::MfaEnrollmentRequired => "mfa_enrollment_required",
+            Error::InvalidMfaCode => "invalid_mfa_code",
             Error::RateLimited => "rate_limited",
             Error::IdentityProviderUnavailable(_) => "identity_provider_unavailable",
             Error::IdentityProviderError(_) => "identity_provider_error",
@@ -209,8 +219,8 @@ impl Error {
     pub fn http_status(&self) -> u16 {
         match self {
             Error::InvalidEmail(_) | Error::PasswordPolicy(_) | Error::InvalidTokenName(_) => 400,
-            Error::InvalidCredentials | Error::SessionEnded => 401,
-            Error::Forbidden | Error::SelfAction | Error::RoleForbidden { .. } => 403,
+            Error::InvalidCredentials | Error::SessionEnded | Error::InvalidMfaCode => 401,
+            Error::Forbidden | Error::SelfAction | Error::RoleForbidden { .. } | Error::MfaEnrollmentRequired => 403,
             Error::NotFound => 404,
             Error::IdempotencyKeyReused => 422,
             Error::AdminExists

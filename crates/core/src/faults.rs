@@ -5,7 +5,7 @@
 //! matrix runs against the built-in emulator + SQLite and against moto + PostgreSQL. The plan is empty by
 //! default; a production build never installs one.
 
-use crate::domain::{AdminRecord, Password, Secret, Tokens, UserId};
+use crate::domain::{AdminRecord, Password, Secret, UserId};
 use crate::identity::{op as idp_op, *};
 use crate::store::{op as store_op, *};
 use async_trait::async_trait;
@@ -292,18 +292,41 @@ impl IdentityProvider for FaultyIdentityProvider {
             self.inner.initiate_auth(username, password)
         )
     }
-    async fn respond_to_new_password_challenge(
+    async fn respond_to_auth_challenge(
         &self,
         username: &str,
         session: &Secret,
-        new_password: &Password,
-    ) -> Result<Tokens, IdpError> {
+        answer: &ChallengeAnswer,
+    ) -> Result<AuthOutcome, IdpError> {
         inject!(
             self.plan,
             idp_op::RESPOND_TO_AUTH_CHALLENGE,
             idp_err,
-            self.inner
-                .respond_to_new_password_challenge(username, session, new_password)
+            self.inner.respond_to_auth_challenge(username, session, answer)
+        )
+    }
+    async fn associate_software_token(&self, auth: &MfaAuth) -> Result<SoftwareTokenAssociation, IdpError> {
+        inject!(
+            self.plan,
+            idp_op::ASSOCIATE_SOFTWARE_TOKEN,
+            idp_err,
+            self.inner.associate_software_token(auth)
+        )
+    }
+    async fn verify_software_token(&self, auth: &MfaAuth, code: &Secret) -> Result<Option<Secret>, IdpError> {
+        inject!(
+            self.plan,
+            idp_op::VERIFY_SOFTWARE_TOKEN,
+            idp_err,
+            self.inner.verify_software_token(auth, code)
+        )
+    }
+    async fn set_user_mfa_preference(&self, access_token: &Secret, enabled: bool) -> Result<(), IdpError> {
+        inject!(
+            self.plan,
+            idp_op::SET_USER_MFA_PREFERENCE,
+            idp_err,
+            self.inner.set_user_mfa_preference(access_token, enabled)
         )
     }
     async fn jwks(&self) -> Result<serde_json::Value, IdpError> {
@@ -470,6 +493,14 @@ impl AdminWrites for FaultyStore {
         )
     }
 
+    async fn set_mfa_enrolled(&self, id: UserId, at: Option<DateTime<Utc>>) -> Result<AdminRecord, StoreError> {
+        inject!(
+            self.plan,
+            store_op::SET_MFA_ENROLLED,
+            store_err,
+            self.inner.set_mfa_enrolled(id, at)
+        )
+    }
     async fn end_sessions(&self, id: UserId, at: DateTime<Utc>) -> Result<AdminRecord, StoreError> {
         inject!(
             self.plan,

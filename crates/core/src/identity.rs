@@ -6,6 +6,8 @@
 //! may help ([`IdpError::is_transient`]).
 
 use crate::domain::{Password, Secret, TemporaryPassword, Tokens};
+
+pub use crate::totp::otpauth_uri;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -26,8 +28,14 @@ pub mod op {
     pub const LIST_USERS: &str = "ListUsers";
     /// `InitiateAuth` with `USER_PASSWORD_AUTH`.
     pub const INITIATE_AUTH: &str = "InitiateAuth";
-    /// `RespondToAuthChallenge` with `NEW_PASSWORD_REQUIRED`.
+    /// `RespondToAuthChallenge` (`NEW_PASSWORD_REQUIRED`, `MFA_SETUP`, `SOFTWARE_TOKEN_MFA`).
     pub const RESPOND_TO_AUTH_CHALLENGE: &str = "RespondToAuthChallenge";
+    /// `AssociateSoftwareToken`.
+    pub const ASSOCIATE_SOFTWARE_TOKEN: &str = "AssociateSoftwareToken";
+    /// `VerifySoftwareToken`.
+    pub const VERIFY_SOFTWARE_TOKEN: &str = "VerifySoftwareToken";
+    /// `SetUserMFAPreference`.
+    pub const SET_USER_MFA_PREFERENCE: &str = "SetUserMFAPreference";
 }
 
 /// Cognito's `UserStatus`.
@@ -111,7 +119,7 @@ pub struct UserPage {
     pub next_token: Option<String>,
 }
 
-/// The answer to `InitiateAuth`.
+/// The answer to `InitiateAuth` and to `RespondToAuthChallenge`: tokens, or the next challenge.
 #[derive(Clone, Debug)]
 pub enum AuthOutcome {
     /// Logged in.
@@ -123,6 +131,75 @@ pub enum AuthOutcome {
         /// `ChallengeParameters.USER_ID_FOR_SRP`: the username to send back.
         username: String,
     },
+    /// `ChallengeName=MFA_SETUP` (a pool with `MfaConfiguration=ON`, the user has no authenticator yet):
+    /// `AssociateSoftwareToken` with this session, `VerifySoftwareToken` with a code, then
+    /// `RespondToAuthChallenge` with the session `VerifySoftwareToken` answered.
+    MfaSetup {
+        /// The challenge `Session`.
+        session: Secret,
+        /// The username to send back.
+        username: String,
+    },
+    /// `ChallengeName=SOFTWARE_TOKEN_MFA`: answer with the authenticator's current code.
+    SoftwareTokenMfa {
+        /// The challenge `Session`.
+        session: Secret,
+        /// The username to send back.
+        username: String,
+    },
+}
+
+impl AuthOutcome {
+    /// Cognito's `ChallengeName`, or `None` for tokens.
+    pub fn challenge_name(&self) -> Option<&'static str> {
+        match self {
+            AuthOutcome::Tokens(_) => None,
+            AuthOutcome::NewPasswordRequired { .. } => Some(challenge::NEW_PASSWORD_REQUIRED),
+            AuthOutcome::MfaSetup { .. } => Some(challenge::MFA_SETUP),
+            AuthOutcome::SoftwareTokenMfa { .. } => Some(challenge::SOFTWARE_TOKEN_MFA),
+        }
+    }
+}
+
+/// Cognito's challenge names.
+pub mod challenge {
+    /// First login: the temporary password must be replaced.
+    pub const NEW_PASSWORD_REQUIRED: &str = "NEW_PASSWORD_REQUIRED";
+    /// An authenticator must be enrolled before sign-in completes.
+    pub const MFA_SETUP: &str = "MFA_SETUP";
+    /// The authenticator's current code is asked for.
+    pub const SOFTWARE_TOKEN_MFA: &str = "SOFTWARE_TOKEN_MFA";
+}
+
+/// An answer to a challenge (`RespondToAuthChallenge`'s `ChallengeResponses`).
+#[derive(Clone, Debug)]
+pub enum ChallengeAnswer {
+    /// `NEW_PASSWORD_REQUIRED` with `NEW_PASSWORD`.
+    NewPassword(Password),
+    /// `MFA_SETUP`, answered with the session `VerifySoftwareToken` returned (the code was checked there).
+    MfaSetup,
+    /// `SOFTWARE_TOKEN_MFA` with `SOFTWARE_TOKEN_MFA_CODE`.
+    SoftwareTokenMfa(Secret),
+}
+
+/// Who asks to enrol an authenticator: a signed-in user (their access token) or a sign-in in its
+/// `MFA_SETUP` challenge (its session). `AssociateSoftwareToken` and `VerifySoftwareToken` take either.
+#[derive(Clone, Debug)]
+pub enum MfaAuth {
+    /// `AccessToken`.
+    AccessToken(Secret),
+    /// `Session` of an `MFA_SETUP` challenge.
+    Session(Secret),
+}
+
+/// `AssociateSoftwareToken`'s answer.
+#[derive(Clone, Debug)]
+pub struct SoftwareTokenAssociation {
+    /// `SecretCode`: the base32 TOTP secret to put in the authenticator (shown once, never stored by the
+    /// product).
+    pub secret_code: Secret,
+    /// The next `Session` when called with a session.
+    pub session: Option<Secret>,
 }
 
 /// The issuer and audience tokens of this identity provider carry, for token verification.
@@ -253,13 +330,53 @@ pub trait IdentityProvider: Send + Sync + 'static {
     /// `InitiateAuth` with `USER_PASSWORD_AUTH` (adds `SECRET_HASH` when the client has a secret).
     async fn initiate_auth(&self, username: &str, password: &Password) -> Result<AuthOutcome, IdpError>;
 
-    /// `RespondToAuthChallenge` with `NEW_PASSWORD_REQUIRED`.
+    /// `RespondToAuthChallenge`: answers the challenge `session` belongs to with `answer`; the result is
+    /// tokens or the next challenge (a new password in a pool with `MfaConfiguration=ON` leads to
+    /// `MFA_SETUP`). Wrong or replayed codes are `CodeMismatch`; an unknown, used or expired session is
+    /// `NotAuthorized`.
+    async fn respond_to_auth_challenge(
+        &self,
+        username: &str,
+        session: &Secret,
+        answer: &ChallengeAnswer,
+    ) -> Result<AuthOutcome, IdpError>;
+
+    /// `RespondToAuthChallenge` with `NEW_PASSWORD_REQUIRED`, for callers that expect tokens: a further
+    /// challenge is `NotAuthorized` ("the sign-in needs another step"). Prefer
+    /// [`IdentityProvider::respond_to_auth_challenge`], which returns it.
     async fn respond_to_new_password_challenge(
         &self,
         username: &str,
         session: &Secret,
         new_password: &Password,
-    ) -> Result<Tokens, IdpError>;
+    ) -> Result<Tokens, IdpError> {
+        match self
+            .respond_to_auth_challenge(username, session, &ChallengeAnswer::NewPassword(new_password.clone()))
+            .await?
+        {
+            AuthOutcome::Tokens(t) => Ok(t),
+            other => Err(IdpError::NotAuthorized(format!(
+                "the sign-in needs another step: {}",
+                other.challenge_name().unwrap_or("?")
+            ))),
+        }
+    }
+
+    /// `AssociateSoftwareToken`: a new TOTP secret for the user (replacing any not yet verified one).
+    async fn associate_software_token(&self, auth: &MfaAuth) -> Result<SoftwareTokenAssociation, IdpError>;
+
+    /// `VerifySoftwareToken`: checks `code` against the associated secret and marks it verified. With a
+    /// session, answers the session to send with `RespondToAuthChallenge` (`MFA_SETUP`).
+    /// `CodeMismatch` for a wrong code (`EnableSoftwareTokenMFAException` in Cognito).
+    async fn verify_software_token(&self, auth: &MfaAuth, code: &Secret) -> Result<Option<Secret>, IdpError>;
+
+    /// `SetUserMFAPreference` with the user's access token: software-token MFA enabled and preferred, or
+    /// disabled.
+    async fn set_user_mfa_preference(
+        &self,
+        access_token: &Secret,
+        software_token_enabled: bool,
+    ) -> Result<(), IdpError>;
 
     /// The JSON Web Key Set (`{"keys":[…]}`) that verifies this provider's tokens.
     async fn jwks(&self) -> Result<serde_json::Value, IdpError>;

@@ -17,11 +17,12 @@ pub mod provisioner;
 pub mod reconcile;
 pub mod scim_tokens;
 pub mod store;
+pub mod totp;
 
 pub use error::Error;
 
 pub use provisioner::{decide, AdminAction, Rule, Target};
 pub use provisioner::{
-    AdminView, Caller, CreatedIdentity, InviteView, LoginOutcome, Observer, ProvisionedAdmin, Provisioner,
-    ProvisionerSettings, RecordPlan, RecoveryReport, RetryOutcome,
+    AdminView, Caller, CreatedIdentity, InviteView, LoginOutcome, MfaEnrolment, Observer, ProvisionedAdmin,
+    Provisioner, ProvisionerSettings, RecordPlan, RecoveryReport, RetryOutcome,
 };

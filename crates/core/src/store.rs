@@ -32,6 +32,8 @@ pub mod op {
     pub const SET_ADMIN_ROLE: &str = "store.set_admin_role";
     /// [`super::AdminStore::end_sessions`].
     pub const END_SESSIONS: &str = "store.end_sessions";
+    /// [`super::AdminStore::set_mfa_enrolled`].
+    pub const SET_MFA_ENROLLED: &str = "store.set_mfa_enrolled";
     /// [`super::AdminStore::append_audit`].
     pub const APPEND_AUDIT: &str = "store.append_audit";
     /// [`super::SagaLog::claim_expired`].
@@ -363,6 +365,11 @@ pub trait AdminWrites: Send + Sync + 'static {
     /// (tokens issued at or before it are refused by the core), unless a later epoch is stored already
     /// (the epoch never moves back). Returns the records after the write. `NotFound` if absent.
     async fn end_sessions(&self, id: UserId, at: DateTime<Utc>) -> Result<AdminRecord, StoreError>;
+
+    /// Records when the admin's software-token MFA was enrolled (`users.mfa_enrolled_at`), or clears it
+    /// (`None`: an MFA reset). Idempotent: an enrolment already recorded keeps its first time. Returns the
+    /// records after the write. `NotFound` if absent.
+    async fn set_mfa_enrolled(&self, id: UserId, at: Option<DateTime<Utc>>) -> Result<AdminRecord, StoreError>;
 
     /// Records the SCIM `externalId`, the SCIM `userName` (lower-cased; unique among admins, by a
     /// database index: another admin's → [`StoreError::UserNameTaken`]) and the kept SCIM attributes (JSON) of

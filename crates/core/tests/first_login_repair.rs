@@ -58,8 +58,14 @@ async fn first_login(h: &Harness, email: &str) -> Result<admin_provisioner_core:
         .unwrap()
         .temporary_password()
         .unwrap();
-    h.p.handle_new_password_challenge(email, &temp, &Password::new(NEW_PASSWORD), None)
-        .await
+    match h
+        .p
+        .handle_new_password_challenge(email, &temp, &Password::new(NEW_PASSWORD), None)
+        .await?
+    {
+        admin_provisioner_core::LoginOutcome::Tokens(t) => Ok(t),
+        other => panic!("MFA is off: expected tokens, got {:?}", other.challenge_name()),
+    }
 }
 
 fn token_of(record: &admin_provisioner_core::domain::AdminRecord) -> Caller {

@@ -43,6 +43,22 @@ const SCHEMA: &[&str] = &[
         failures        INTEGER NOT NULL,
         locked_until_us INTEGER NOT NULL
     )",
+    // Software-token MFA (see `mfa.rs`): the user's TOTP secrets. The state file is private (0600): the
+    // emulator is the identity provider, so it must keep the secret to check codes, as Cognito does.
+    "CREATE TABLE IF NOT EXISTS emu_mfa (
+        username_key   TEXT PRIMARY KEY NOT NULL REFERENCES emu_users(username_key) ON DELETE CASCADE,
+        secret         TEXT,
+        pending_secret TEXT,
+        enabled        INTEGER NOT NULL DEFAULT 0,
+        last_step      INTEGER NOT NULL DEFAULT -1
+    )",
+    // MFA challenge sessions (`MFA_SETUP`, `MFA_SETUP_VERIFIED`, `SOFTWARE_TOKEN_MFA`), stored as hashes.
+    "CREATE TABLE IF NOT EXISTS emu_challenges (
+        session_hash  TEXT PRIMARY KEY NOT NULL,
+        username_key  TEXT NOT NULL REFERENCES emu_users(username_key) ON DELETE CASCADE,
+        challenge     TEXT NOT NULL,
+        expires_at_us INTEGER NOT NULL
+    )",
     // Sign-in sessions: one per password sign-in, named by the `origin_jti` its tokens carry; holds the
     // refresh token's hash. Deleting the row (global sign-out) revokes the refresh token and, for the
     // emulator's own access-token calls, the access tokens of that session.

@@ -47,8 +47,11 @@
 #![warn(missing_docs)]
 
 pub mod mailbox;
+mod mfa;
 pub mod simulation;
 pub mod wire;
+
+pub use mfa::{MfaConfiguration, MFA_ENV};
 
 mod account;
 mod db;
@@ -58,7 +61,8 @@ mod policy;
 use admin_provisioner_core::clock::{Clock, SystemClock};
 use admin_provisioner_core::domain::{loggable_username, Password, Secret, TemporaryPassword, Tokens};
 use admin_provisioner_core::identity::{
-    AuthOutcome, CreateUserRequest, IdentityProvider, IdpError, IdpUser, MessageAction, TokenSettings, UserPage,
+    AuthOutcome, ChallengeAnswer, CreateUserRequest, IdentityProvider, IdpError, IdpUser, MessageAction, MfaAuth,
+    SoftwareTokenAssociation, TokenSettings, UserPage,
 };
 use anyhow::Context;
 use async_trait::async_trait;
@@ -142,6 +146,8 @@ pub struct EmulatorConfig {
     pub clock: Arc<dyn Clock>,
     /// Simulated quotas and latency ([`simulation`]); nothing by default.
     pub simulation: simulation::Simulation,
+    /// The pool's `MfaConfiguration` (`COGNITO_EMULATOR_MFA`); `OFF` by default.
+    pub mfa: MfaConfiguration,
 }
 
 impl std::fmt::Debug for EmulatorConfig {
@@ -155,6 +161,7 @@ impl std::fmt::Debug for EmulatorConfig {
             .field("issuer", &self.issuer)
             .field("invite_validity_days", &self.invite_validity_days)
             .field("simulation", &self.simulation)
+            .field("mfa", &self.mfa)
             .finish_non_exhaustive()
     }
 }
@@ -182,6 +189,7 @@ impl EmulatorConfig {
             invite_validity_days: DEFAULT_INVITE_VALIDITY_DAYS,
             clock: Arc::new(SystemClock),
             simulation: simulation::Simulation::default(),
+            mfa: MfaConfiguration::Off,
         }
     }
 
@@ -210,6 +218,8 @@ struct Inner {
     key: keys::SigningKey,
     /// Added latency and every rate limit (the configured quotas and those set at run time).
     meter: simulation::Meter,
+    /// The pool's `MfaConfiguration`.
+    mfa: MfaConfiguration,
 }
 
 /// A password to store with a status change: (salt, hash) and the temporary password's expiry.
@@ -291,6 +301,7 @@ impl CognitoEmulator {
                 clock: config.clock,
                 key,
                 meter: simulation::Meter::new(&config.simulation),
+                mfa: config.mfa,
             }),
         })
     }
@@ -1003,22 +1014,61 @@ impl IdentityProvider for CognitoEmulator {
                     username: user.username,
                 })
             }
-            CONFIRMED => {
-                tracing::info!(sub = %user.sub, "login succeeded");
-                Ok(AuthOutcome::Tokens(self.issue_tokens(&user, now).await?))
-            }
+            CONFIRMED => self.after_password(&user, now).await,
             other => Err(IdpError::UnsupportedUserState(format!("User status is {other}"))),
         }
     }
 
     #[tracing::instrument(skip_all, fields(op = "RespondToAuthChallenge", username = %loggable_username(username)))]
-    async fn respond_to_new_password_challenge(
+    async fn respond_to_auth_challenge(
+        &self,
+        username: &str,
+        session: &Secret,
+        answer: &ChallengeAnswer,
+    ) -> Result<AuthOutcome, IdpError> {
+        self.inner.meter.admit("RespondToAuthChallenge").await?;
+        match answer {
+            ChallengeAnswer::NewPassword(new_password) => {
+                self.respond_new_password(username, session, new_password).await
+            }
+            ChallengeAnswer::MfaSetup => self.respond_mfa_setup(username, session).await,
+            ChallengeAnswer::SoftwareTokenMfa(code) => self.respond_software_token(username, session, code).await,
+        }
+    }
+
+    async fn associate_software_token(&self, auth: &MfaAuth) -> Result<SoftwareTokenAssociation, IdpError> {
+        self.associate(auth).await
+    }
+
+    async fn verify_software_token(&self, auth: &MfaAuth, code: &Secret) -> Result<Option<Secret>, IdpError> {
+        self.verify(auth, code).await
+    }
+
+    async fn set_user_mfa_preference(&self, access_token: &Secret, enabled: bool) -> Result<(), IdpError> {
+        self.set_preference(access_token, enabled).await
+    }
+
+    async fn jwks(&self) -> Result<serde_json::Value, IdpError> {
+        Ok(self.jwks_json())
+    }
+
+    async fn ping(&self) -> Result<(), IdpError> {
+        sqlx::query("SELECT 1")
+            .execute(&self.inner.pool)
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+}
+
+impl CognitoEmulator {
+    /// `RespondToAuthChallenge` with `NEW_PASSWORD_REQUIRED`: the password is set, then MFA may follow.
+    async fn respond_new_password(
         &self,
         username: &str,
         session: &Secret,
         new_password: &Password,
-    ) -> Result<Tokens, IdpError> {
-        self.inner.meter.admit("RespondToAuthChallenge").await?;
+    ) -> Result<AuthOutcome, IdpError> {
         let now = self.now();
         let invalid = || IdpError::NotAuthorized(INVALID_SESSION.into());
         let hash = db::session_hash(session.expose());
@@ -1088,19 +1138,7 @@ impl IdentityProvider for CognitoEmulator {
         user.status = CONFIRMED.to_string();
         user.modified_at_us = micros(now);
         tracing::info!(sub = %user.sub, "new password set; user CONFIRMED");
-        self.issue_tokens(&user, now).await
-    }
-
-    async fn jwks(&self) -> Result<serde_json::Value, IdpError> {
-        Ok(self.jwks_json())
-    }
-
-    async fn ping(&self) -> Result<(), IdpError> {
-        sqlx::query("SELECT 1")
-            .execute(&self.inner.pool)
-            .await
-            .map_err(unavailable)?;
-        Ok(())
+        self.after_password(&user, now).await
     }
 }
 

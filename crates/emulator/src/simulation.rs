@@ -36,6 +36,9 @@ pub const OPERATIONS: &[&str] = &[
     "ListUsers",
     "InitiateAuth",
     "RespondToAuthChallenge",
+    "AssociateSoftwareToken",
+    "VerifySoftwareToken",
+    "SetUserMFAPreference",
 ];
 
 /// Quotas and latency to simulate. `Default` simulates nothing.

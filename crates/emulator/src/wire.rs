@@ -20,7 +20,7 @@ use crate::account::UserFilter;
 use crate::{db, CognitoEmulator};
 use admin_provisioner_core::domain::{Password, Secret, TemporaryPassword};
 use admin_provisioner_core::identity::{
-    AuthOutcome, CreateUserRequest, IdentityProvider, IdpError, IdpUser, MessageAction,
+    AuthOutcome, ChallengeAnswer, CreateUserRequest, IdentityProvider, IdpError, IdpUser, MessageAction, MfaAuth,
 };
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, State};
@@ -258,6 +258,9 @@ async fn dispatch(emu: &CognitoEmulator, op: &str, req: &Value) -> Result<Value,
         "GetUser" => get_user(emu, req).await,
         "ChangePassword" => change_password(emu, req).await,
         "GlobalSignOut" => global_sign_out(emu, req).await,
+        "AssociateSoftwareToken" => associate_software_token(emu, req).await,
+        "VerifySoftwareToken" => verify_software_token(emu, req).await,
+        "SetUserMFAPreference" => set_user_mfa_preference(emu, req).await,
         "DescribeUserPool" => describe_user_pool(emu, req).await,
         "DescribeUserPoolClient" => describe_user_pool_client(emu, req).await,
         "ListUserPools" => list_user_pools(emu, req).await,
@@ -409,6 +412,16 @@ async fn auth_outcome(emu: &CognitoEmulator, outcome: AuthOutcome) -> Result<Val
                 },
             }))
         }
+        AuthOutcome::MfaSetup { session, username } => Ok(json!({
+            "ChallengeName": "MFA_SETUP",
+            "Session": session.expose(),
+            "ChallengeParameters": { "MFAS_CAN_SETUP": "[\"SOFTWARE_TOKEN_MFA\"]", "USER_ID_FOR_SRP": username },
+        })),
+        AuthOutcome::SoftwareTokenMfa { session, username } => Ok(json!({
+            "ChallengeName": "SOFTWARE_TOKEN_MFA",
+            "Session": session.expose(),
+            "ChallengeParameters": { "USER_ID_FOR_SRP": username },
+        })),
     }
 }
 
@@ -547,21 +560,65 @@ async fn respond_to_auth_challenge(emu: &CognitoEmulator, req: &Value, admin: bo
     }
     check_client(emu, req)?;
     let challenge = req_str(req, "ChallengeName")?;
-    if challenge != "NEW_PASSWORD_REQUIRED" {
-        return Err(WireError::invalid(format!(
-            "The local Cognito emulator issues only the NEW_PASSWORD_REQUIRED challenge, not {challenge}."
-        )));
-    }
     let session = req_str(req, "Session")?;
     let responses = str_map(req, "ChallengeResponses")?;
     let username =
         map_str(responses, "USERNAME").ok_or_else(|| WireError::invalid("Missing required parameter USERNAME"))?;
-    let new_password = map_str(responses, "NEW_PASSWORD")
-        .ok_or_else(|| WireError::invalid("Missing required parameter NEW_PASSWORD"))?;
-    let tokens = emu
-        .respond_to_new_password_challenge(username, &Secret::new(session), &Password::new(new_password))
+    let answer = match challenge {
+        "NEW_PASSWORD_REQUIRED" => ChallengeAnswer::NewPassword(Password::new(
+            map_str(responses, "NEW_PASSWORD")
+                .ok_or_else(|| WireError::invalid("Missing required parameter NEW_PASSWORD"))?,
+        )),
+        "MFA_SETUP" => ChallengeAnswer::MfaSetup,
+        "SOFTWARE_TOKEN_MFA" => ChallengeAnswer::SoftwareTokenMfa(Secret::new(
+            map_str(responses, "SOFTWARE_TOKEN_MFA_CODE")
+                .ok_or_else(|| WireError::invalid("Missing required parameter SOFTWARE_TOKEN_MFA_CODE"))?,
+        )),
+        other => return Err(WireError::invalid(format!(
+            "The local Cognito emulator issues NEW_PASSWORD_REQUIRED, MFA_SETUP and SOFTWARE_TOKEN_MFA, not {other}."
+        ))),
+    };
+    let outcome = emu
+        .respond_to_auth_challenge(username, &Secret::new(session), &answer)
         .await?;
-    Ok(authentication_result(&tokens))
+    auth_outcome(emu, outcome).await
+}
+
+/// `AccessToken` or `Session`, as `AssociateSoftwareToken` and `VerifySoftwareToken` take them.
+fn mfa_auth(req: &Value) -> Result<MfaAuth, WireError> {
+    match (opt_str(req, "AccessToken")?, opt_str(req, "Session")?) {
+        (Some(t), _) => Ok(MfaAuth::AccessToken(Secret::new(t))),
+        (None, Some(s)) => Ok(MfaAuth::Session(Secret::new(s))),
+        (None, None) => Err(WireError::invalid("AccessToken or Session is required")),
+    }
+}
+
+async fn associate_software_token(emu: &CognitoEmulator, req: &Value) -> Result<Value, WireError> {
+    let a = emu.associate_software_token(&mfa_auth(req)?).await?;
+    let mut out = json!({ "SecretCode": a.secret_code.expose() });
+    if let Some(s) = a.session {
+        out["Session"] = json!(s.expose());
+    }
+    Ok(out)
+}
+
+async fn verify_software_token(emu: &CognitoEmulator, req: &Value) -> Result<Value, WireError> {
+    let code = Secret::new(req_str(req, "UserCode")?);
+    let session = emu.verify_software_token(&mfa_auth(req)?, &code).await?;
+    let mut out = json!({ "Status": "SUCCESS" });
+    if let Some(s) = session {
+        out["Session"] = json!(s.expose());
+    }
+    Ok(out)
+}
+
+async fn set_user_mfa_preference(emu: &CognitoEmulator, req: &Value) -> Result<Value, WireError> {
+    let token = Secret::new(req_str(req, "AccessToken")?);
+    if let Some(settings) = req.get("SoftwareTokenMfaSettings") {
+        let enabled = settings.get("Enabled").and_then(Value::as_bool).unwrap_or(false);
+        emu.set_user_mfa_preference(&token, enabled).await?;
+    }
+    Ok(json!({}))
 }
 
 async fn get_user(emu: &CognitoEmulator, req: &Value) -> Result<Value, WireError> {

@@ -339,6 +339,12 @@ impl<S: AdminStore> AdminWrites for Reconnecting<S> {
         .await
     }
 
+    async fn set_mfa_enrolled(&self, id: UserId, at: Option<DateTime<Utc>>) -> Result<AdminRecord, StoreError> {
+        self.run("set_mfa_enrolled", Replay::Always, || {
+            self.inner.set_mfa_enrolled(id, at)
+        })
+        .await
+    }
     async fn end_sessions(&self, id: UserId, at: DateTime<Utc>) -> Result<AdminRecord, StoreError> {
         self.run("end_sessions", Replay::Always, || self.inner.end_sessions(id, at))
             .await

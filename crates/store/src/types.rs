@@ -220,6 +220,7 @@ pub(crate) struct AdminRow {
     external_id: Option<String>,
     scim_profile: Option<String>,
     sessions_valid_after: Option<DbTime>,
+    mfa_enrolled_at: Option<DbTime>,
     role: String,
 }
 
@@ -243,6 +244,7 @@ impl TryFrom<AdminRow> for AdminRecord {
                 external_id: r.external_id,
                 scim_profile: r.scim_profile,
                 sessions_valid_after: r.sessions_valid_after.map(|t| t.0),
+                mfa_enrolled_at: r.mfa_enrolled_at.map(|t| t.0),
             },
             admin_info: AdminInfo {
                 user_id: UserId(r.id.0),

@@ -329,26 +329,91 @@ pub struct TokensResponse {
     pub expires_in: i64,
 }
 
-/// First login: a new password must be chosen (within 3 minutes, with `session`).
+/// The next step of the sign-in: answer it within 3 minutes with `POST /api/auth/respond` (or, for
+/// `NEW_PASSWORD_REQUIRED`, `POST /api/auth/new-password`).
 #[derive(Serialize, ToSchema)]
 pub struct ChallengeResponse {
-    /// Always `NEW_PASSWORD_REQUIRED`.
+    /// `NEW_PASSWORD_REQUIRED`, `MFA_SETUP` or `SOFTWARE_TOKEN_MFA`.
     #[schema(example = "NEW_PASSWORD_REQUIRED")]
     pub challenge: String,
-    /// Challenge session for `POST /api/auth/new-password`.
+    /// Challenge session to send back.
     pub session: String,
     /// Username to answer with.
     pub username: String,
+    /// `MFA_SETUP` after its first step: the authenticator secret (base32), to type into an authenticator
+    /// app. Shown once; the product keeps no copy.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub secret_code: Option<String>,
+    /// `MFA_SETUP` after its first step: the same secret as an `otpauth://totp/…` URI (for a QR code).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub otpauth_uri: Option<String>,
 }
 
-/// `POST /api/auth/login` answer: tokens, or the new-password challenge.
+/// `POST /api/auth/respond`: the answer to a challenge.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RespondRequest {
+    /// The challenge answered: `NEW_PASSWORD_REQUIRED`, `MFA_SETUP` or `SOFTWARE_TOKEN_MFA`.
+    #[schema(example = "SOFTWARE_TOKEN_MFA")]
+    pub challenge: String,
+    /// The `username` of the challenge.
+    #[schema(min_length = 1, max_length = 128)]
+    pub username: String,
+    /// The `session` of the challenge.
+    #[schema(min_length = 1, max_length = 4096)]
+    pub session: String,
+    /// `NEW_PASSWORD_REQUIRED`: the new password.
+    #[schema(min_length = 8, max_length = 256)]
+    pub new_password: Option<String>,
+    /// `SOFTWARE_TOKEN_MFA`: the authenticator's current code. `MFA_SETUP`: absent on the first call
+    /// (the answer carries `secret_code` and `otpauth_uri`), then the first code the authenticator shows.
+    #[schema(min_length = 6, max_length = 6, example = "123456")]
+    pub code: Option<String>,
+}
+
+/// `POST /api/auth/mfa/setup` answer: an authenticator to enrol.
+#[derive(Serialize, ToSchema)]
+pub struct MfaSetupResponse {
+    /// The authenticator secret (base32). Shown once; the product keeps no copy.
+    pub secret_code: String,
+    /// The same secret as an `otpauth://totp/…` URI (for a QR code).
+    pub otpauth_uri: String,
+}
+
+/// `POST /api/auth/mfa/verify`: the first code of the authenticator being enrolled.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MfaVerifyRequest {
+    /// The authenticator's current code.
+    #[schema(min_length = 6, max_length = 6, example = "123456")]
+    pub code: String,
+}
+
+/// `POST /api/auth/login` (and `/respond`, `/new-password`) answer: tokens, or the next challenge.
 #[derive(Serialize, ToSchema)]
 #[serde(untagged)]
 pub enum LoginResponse {
     /// Logged in.
     Tokens(TokensResponse),
-    /// A new password is required.
+    /// A new password, an authenticator setup or an authenticator code is required.
     Challenge(ChallengeResponse),
+}
+
+/// Tokens or the next challenge, as the API answers them.
+pub(super) fn login_dto(outcome: &admin_provisioner_core::LoginOutcome) -> LoginResponse {
+    use admin_provisioner_core::identity::AuthOutcome;
+    match outcome {
+        AuthOutcome::Tokens(t) => LoginResponse::Tokens(tokens_dto(t)),
+        AuthOutcome::NewPasswordRequired { session, username }
+        | AuthOutcome::MfaSetup { session, username }
+        | AuthOutcome::SoftwareTokenMfa { session, username } => LoginResponse::Challenge(ChallengeResponse {
+            challenge: outcome.challenge_name().unwrap_or_default().to_string(),
+            session: session.expose().to_string(),
+            username: username.clone(),
+            secret_code: None,
+            otpauth_uri: None,
+        }),
+    }
 }
 
 /// One audit event.

@@ -9,7 +9,8 @@ use crate::http::edge::ClientAddr;
 use crate::http::error::ApiError;
 use crate::http::{AppState, RequestId};
 use admin_provisioner_core::domain::{Password, Secret};
-use admin_provisioner_core::{Error, LoginOutcome};
+use admin_provisioner_core::identity::{challenge, ChallengeAnswer};
+use admin_provisioner_core::{Error, LoginOutcome, MfaEnrolment};
 use askama::Template;
 use axum::extract::rejection::FormRejection;
 use axum::extract::{Form, State};
@@ -95,31 +96,218 @@ pub(super) async fn login_submit(
         .login(&form.email, &Password::new(form.password), Some(&request_id))
         .await
     {
-        Ok(LoginOutcome::Tokens(tokens)) => {
+        Ok(outcome) => sign_in_step(&state, &headers, jar, form.email.trim(), outcome, None).await,
+        Err(e) => {
+            let e = ApiError::from(e);
+            let f = Flash::error(describe(&e));
+            login_html(&state, e.status, form.email.trim(), Some(f))
+        }
+    }
+}
+
+/// The next page of the sign-in: the console with a session cookie, or the page of the next challenge
+/// (its username and session kept in the private challenge cookie for 3 minutes). `MFA_SETUP` asks
+/// Cognito for the authenticator secret at once and shows it as a QR code and as text.
+async fn sign_in_step(
+    state: &AppState,
+    headers: &HeaderMap,
+    jar: axum_extra::extract::cookie::PrivateCookieJar,
+    email: &str,
+    outcome: LoginOutcome,
+    welcome: Option<&str>,
+) -> Response {
+    let keep = |jar, username: String, session: &Secret, c: &str| {
+        let challenge = Challenge {
+            u: username,
+            s: session.expose().to_string(),
+            e: email.to_string(),
+            c: c.to_string(),
+        };
+        let value = serde_json::to_string(&challenge).unwrap_or_default();
+        jar_add(state, headers, jar, value)
+    };
+    match outcome {
+        LoginOutcome::Tokens(tokens) => {
             let session = state.cookie(
-                &headers,
+                headers,
                 SESSION_COOKIE,
                 tokens.id_token.expose().to_string(),
                 "/",
                 tokens.expires_in.max(60),
             );
-            let jar = state.remove_cookie(&headers, jar.add(session), CHALLENGE_COOKIE, "/login");
+            let jar = state.remove_cookie(headers, jar.add(session), CHALLENGE_COOKIE, "/login");
+            let jar = match welcome {
+                Some(w) => state.add_flash(headers, jar, Flash::ok(w)),
+                None => jar,
+            };
             with_jar(jar, see_other("/console"))
         }
-        Ok(LoginOutcome::NewPasswordRequired { session, username }) => {
-            let challenge = Challenge {
-                u: username,
-                s: session.expose().to_string(),
-                e: form.email.trim().to_string(),
-            };
-            let value = serde_json::to_string(&challenge).unwrap_or_default();
-            let jar = jar.add(state.cookie(&headers, CHALLENGE_COOKIE, value, "/login", CHALLENGE_SECONDS));
-            with_jar(jar, new_password_html(&state, StatusCode::OK, &challenge.e, None))
+        LoginOutcome::NewPasswordRequired { session, username } => {
+            let jar = keep(jar, username, &session, challenge::NEW_PASSWORD_REQUIRED);
+            with_jar(jar, new_password_html(state, StatusCode::OK, email, None))
+        }
+        LoginOutcome::SoftwareTokenMfa { session, username } => {
+            let jar = keep(jar, username, &session, challenge::SOFTWARE_TOKEN_MFA);
+            with_jar(jar, mfa_code_html(state, StatusCode::OK, email, None))
+        }
+        LoginOutcome::MfaSetup { session, username } => {
+            match state.provisioner().begin_mfa_in_challenge(&username, &session).await {
+                Ok(MfaEnrolment {
+                    secret_code,
+                    otpauth_uri,
+                    session: Some(next),
+                }) => {
+                    let jar = keep(jar, username, &next, challenge::MFA_SETUP);
+                    let page = MfaSetupPage {
+                        chrome: Chrome::signed_out(state, "Set up your authenticator", None),
+                        email: email.to_string(),
+                        secret: secret_code.expose().to_string(),
+                        qr_svg: qr_svg(otpauth_uri.expose()),
+                    };
+                    with_jar(jar, render(StatusCode::OK, &page))
+                }
+                Ok(_) => error_page(
+                    state,
+                    StatusCode::BAD_GATEWAY,
+                    "identity_provider_error",
+                    "The identity provider started the authenticator setup without a session. Sign in again.",
+                ),
+                Err(e) => {
+                    let e = ApiError::from(e);
+                    let f = Flash::error(describe(&e));
+                    login_html(state, e.status, email, Some(f))
+                }
+            }
+        }
+    }
+}
+
+fn jar_add(
+    state: &AppState,
+    headers: &HeaderMap,
+    jar: axum_extra::extract::cookie::PrivateCookieJar,
+    value: String,
+) -> axum_extra::extract::cookie::PrivateCookieJar {
+    jar.add(state.cookie(headers, CHALLENGE_COOKIE, value, "/login", CHALLENGE_SECONDS))
+}
+
+/// `otpauth://` URI → an inline SVG QR code, rendered here (no external service, no image file; the
+/// SVG uses presentation attributes only, which the console's CSP allows).
+fn qr_svg(uri: &str) -> String {
+    match qrcode::QrCode::with_error_correction_level(uri.as_bytes(), qrcode::EcLevel::M) {
+        Ok(code) => {
+            let svg = code
+                .render::<qrcode::render::svg::Color<'_>>()
+                .min_dimensions(220, 220)
+                .quiet_zone(true)
+                .build();
+            // Inline in HTML: drop the XML declaration.
+            match svg.find("<svg") {
+                Some(i) => svg[i..].to_string(),
+                None => svg,
+            }
+        }
+        Err(_) => String::new(),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "console/mfa_setup.html")]
+struct MfaSetupPage {
+    chrome: Chrome,
+    email: String,
+    secret: String,
+    qr_svg: String,
+}
+
+#[derive(Template)]
+#[template(path = "console/mfa_code.html")]
+struct MfaCodePage {
+    chrome: Chrome,
+    email: String,
+}
+
+fn mfa_code_html(state: &AppState, status: StatusCode, email: &str, flash: Option<Flash>) -> Response {
+    render(
+        status,
+        &MfaCodePage {
+            chrome: Chrome::signed_out(state, "Enter your authenticator code", flash),
+            email: email.to_string(),
+        },
+    )
+}
+
+/// The authenticator-code form (both `MFA_SETUP` and `SOFTWARE_TOKEN_MFA`).
+#[derive(Deserialize)]
+pub(super) struct MfaForm {
+    code: String,
+}
+
+const MFA_EXPIRED: &str = "The sign-in step expired (you have 3 minutes). Sign in again.";
+
+/// `POST /login/mfa`: the authenticator code of the challenge in the cookie. A wrong or used code keeps
+/// the challenge (a code page again; at setup, sign in again for a new secret); an expired session goes
+/// back to the sign-in page.
+pub(super) async fn mfa_submit(
+    State(state): State<AppState>,
+    RequestId(request_id): RequestId,
+    ClientAddr(client): ClientAddr,
+    headers: HeaderMap,
+    form: Result<Form<MfaForm>, FormRejection>,
+) -> Response {
+    if !same_origin(&headers) {
+        return csrf_failure(&state);
+    }
+    let jar = state.cookie_jar(&headers);
+    let Some(ch) = read_challenge(&jar) else {
+        return login_html(&state, StatusCode::UNAUTHORIZED, "", Some(Flash::error(MFA_EXPIRED)));
+    };
+    let code = match form {
+        Ok(Form(f)) if f.code.trim().len() == 6 && f.code.trim().bytes().all(|b| b.is_ascii_digit()) => {
+            Secret::new(f.code.trim())
+        }
+        _ => {
+            let f = Flash::error("Type the six digits your authenticator app shows.");
+            return mfa_code_html(&state, StatusCode::BAD_REQUEST, &ch.e, Some(f));
+        }
+    };
+    if let Err(e) = state.edge().limits.auth_attempt(&ch.e, client) {
+        let f = Flash::error(describe(&e));
+        return with_retry_after(mfa_code_html(&state, e.status, &ch.e, Some(f)), &e);
+    }
+    let session = Secret::new(ch.s.clone());
+    let p = state.provisioner();
+    let result = match ch.c.as_str() {
+        challenge::MFA_SETUP => {
+            p.verify_mfa_in_challenge(&ch.u, &session, &code, Some(&request_id))
+                .await
+        }
+        challenge::SOFTWARE_TOKEN_MFA => {
+            let answer = ChallengeAnswer::SoftwareTokenMfa(code);
+            p.respond_to_challenge(&ch.u, &session, &answer, Some(&request_id))
+                .await
+        }
+        _ => Err(Error::InvalidCredentials),
+    };
+    match result {
+        Ok(outcome) => sign_in_step(&state, &headers, jar, &ch.e, outcome, None).await,
+        Err(Error::InvalidMfaCode) if ch.c == challenge::SOFTWARE_TOKEN_MFA => {
+            let f = Flash::error(Error::InvalidMfaCode.to_string());
+            mfa_code_html(&state, StatusCode::UNAUTHORIZED, &ch.e, Some(f))
         }
         Err(e) => {
-            let e = ApiError::from(e);
-            let f = Flash::error(describe(&e));
-            login_html(&state, e.status, form.email.trim(), Some(f))
+            let jar = state.remove_cookie(&headers, jar, CHALLENGE_COOKIE, "/login");
+            let msg = match e {
+                Error::InvalidCredentials => MFA_EXPIRED.to_string(),
+                Error::InvalidMfaCode => {
+                    "The code did not match the new authenticator. Sign in again to get a new key.".to_string()
+                }
+                other => describe(&ApiError::from(other)),
+            };
+            with_jar(
+                jar,
+                login_html(&state, StatusCode::UNAUTHORIZED, &ch.e, Some(Flash::error(msg))),
+            )
         }
     }
 }
@@ -175,17 +363,16 @@ pub(super) async fn new_password_submit(
         )
         .await
     {
-        Ok(tokens) => {
-            let session = state.cookie(
+        Ok(outcome) => {
+            sign_in_step(
+                &state,
                 &headers,
-                SESSION_COOKIE,
-                tokens.id_token.expose().to_string(),
-                "/",
-                tokens.expires_in.max(60),
-            );
-            let jar = state.remove_cookie(&headers, jar.add(session), CHALLENGE_COOKIE, "/login");
-            let jar = state.add_flash(&headers, jar, Flash::ok("Your new password is set. Welcome!"));
-            with_jar(jar, see_other("/console"))
+                jar,
+                &challenge.e,
+                outcome,
+                Some("Your new password is set. Welcome!"),
+            )
+            .await
         }
         Err(Error::InvalidCredentials) => {
             let jar = state.remove_cookie(&headers, jar, CHALLENGE_COOKIE, "/login");

@@ -80,6 +80,7 @@ pub fn routes() -> Router<AppState> {
         .route("/", get(root))
         .route("/login", get(login_page).post(login_submit))
         .route("/login/new-password", post(new_password_submit))
+        .route("/login/mfa", post(mfa_submit))
         .route("/logout", get(logout_page).post(logout_submit))
         .route("/console", get(console_page))
         .route("/console/admins", post(create_submit))
@@ -521,6 +522,9 @@ pub struct Challenge {
     pub s: String,
     /// E-mail as typed, for the page.
     pub e: String,
+    /// Cognito's challenge name (`NEW_PASSWORD_REQUIRED` when absent, as in cookies set before MFA).
+    #[serde(default)]
+    pub c: String,
 }
 
 fn read_challenge(jar: &PrivateCookieJar) -> Option<Challenge> {

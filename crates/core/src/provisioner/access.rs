@@ -55,7 +55,30 @@ impl Provisioner {
     /// admin's username has the token's `sub`, is `CONFIRMED` and enabled), the admin is marked active
     /// (audited `first_login_completed`, idempotent) and the request authorised. A disabled or removed
     /// admin is never activated, and a `sub` linked to no admin stays [`Error::Forbidden`].
+    ///
+    /// With [`ProvisionerSettings::require_mfa`], an active admin without an enrolled authenticator is
+    /// refused with [`Error::MfaEnrollmentRequired`] (see [`Provisioner::begin_mfa_enrolment`]).
     pub async fn authorize(&self, caller: &Caller) -> Result<Actor, Error> {
+        self.authorize_with(caller, true).await
+    }
+
+    async fn authorize_with(&self, caller: &Caller, enforce_mfa: bool) -> Result<Actor, Error> {
+        let actor = self.authorize_inner(caller).await?;
+        if enforce_mfa && self.settings.require_mfa && matches!(caller, Caller::Token { .. }) {
+            if let Actor::Admin(id) = actor {
+                let record = self
+                    .store_read(|| self.admins.get_admin(id))
+                    .await?
+                    .ok_or(Error::Forbidden)?;
+                if record.user.mfa_enrolled_at.is_none() {
+                    return Err(Error::MfaEnrollmentRequired);
+                }
+            }
+        }
+        Ok(actor)
+    }
+
+    async fn authorize_inner(&self, caller: &Caller) -> Result<Actor, Error> {
         match caller {
             Caller::Operator => Ok(Actor::Operator),
             Caller::Authorized(id) => Ok(Actor::Admin(*id)),
@@ -113,36 +136,185 @@ impl Provisioner {
             .await
             // Pools that reveal user existence answer UserNotFound: to the caller it is a wrong login.
             .map_err(login_error)?;
-        match outcome {
-            AuthOutcome::NewPasswordRequired { session, username } => {
-                Ok(LoginOutcome::NewPasswordRequired { session, username })
+        if let AuthOutcome::Tokens(_) = &outcome {
+            self.mark_accepted_if_needed(&login_name, request_id).await;
+        }
+        Ok(outcome)
+    }
+
+    /// Answers the challenge `session` belongs to (`RespondToAuthChallenge`): a new password, the
+    /// completion of `MFA_SETUP` (after [`Provisioner::verify_mfa_in_challenge`]) or an authenticator
+    /// code. Tokens mark a first login active; tokens after an MFA step prove the authenticator in
+    /// Cognito, so its enrolment is recorded (which also repairs a record lost after an earlier
+    /// enrolment). Errors: [`Error::InvalidCredentials`] (unknown, used or expired session),
+    /// [`Error::InvalidMfaCode`] (wrong or already used code), [`Error::PasswordPolicy`].
+    pub async fn respond_to_challenge(
+        &self,
+        username: &str,
+        session: &Secret,
+        answer: &ChallengeAnswer,
+        request_id: Option<&str>,
+    ) -> Result<LoginOutcome, Error> {
+        let outcome = self
+            .idp_call(
+                idp_op::RESPOND_TO_AUTH_CHALLENGE,
+                self.idp.respond_to_auth_challenge(username, session, answer),
+            )
+            .await
+            .map_err(challenge_error)?;
+        if let AuthOutcome::Tokens(_) = &outcome {
+            self.mark_accepted_if_needed(username, request_id).await;
+            if matches!(answer, ChallengeAnswer::MfaSetup | ChallengeAnswer::SoftwareTokenMfa(_)) {
+                self.record_mfa_enrolled_by_username(username, request_id).await;
             }
-            AuthOutcome::Tokens(tokens) => {
-                self.mark_accepted_if_needed(&login_name, request_id).await;
-                Ok(LoginOutcome::Tokens(tokens))
+        }
+        Ok(outcome)
+    }
+
+    /// `MFA_SETUP`, first step: a new authenticator secret for the sign-in in `session`
+    /// (`AssociateSoftwareToken` with the session). Returns the secret, its `otpauth://` URI and the next
+    /// session.
+    pub async fn begin_mfa_in_challenge(&self, username: &str, session: &Secret) -> Result<MfaEnrolment, Error> {
+        let association = self
+            .idp_call(
+                idp_op::ASSOCIATE_SOFTWARE_TOKEN,
+                self.idp.associate_software_token(&MfaAuth::Session(session.clone())),
+            )
+            .await
+            .map_err(challenge_error)?;
+        self.enrolment(association, username)
+    }
+
+    /// `MFA_SETUP`, second step: checks the authenticator's `code` (`VerifySoftwareToken` with the
+    /// session), then completes the sign-in (`RespondToAuthChallenge` `MFA_SETUP`).
+    pub async fn verify_mfa_in_challenge(
+        &self,
+        username: &str,
+        session: &Secret,
+        code: &Secret,
+        request_id: Option<&str>,
+    ) -> Result<LoginOutcome, Error> {
+        let next = self
+            .idp_call(
+                idp_op::VERIFY_SOFTWARE_TOKEN,
+                self.idp.verify_software_token(&MfaAuth::Session(session.clone()), code),
+            )
+            .await
+            .map_err(challenge_error)?
+            .ok_or_else(|| Error::IdentityProviderError("VerifySoftwareToken answered no session".into()))?;
+        self.respond_to_challenge(username, &next, &ChallengeAnswer::MfaSetup, request_id)
+            .await
+    }
+
+    /// Enrolment by a signed-in admin (`REQUIRE_MFA` with an `OPTIONAL` pool, or a new authenticator):
+    /// `AssociateSoftwareToken` with their access token. Allowed while
+    /// [`Error::MfaEnrollmentRequired`] refuses everything else.
+    pub async fn begin_mfa_enrolment(&self, caller: &Caller, access_token: &Secret) -> Result<MfaEnrolment, Error> {
+        self.authorize_with(caller, false).await?;
+        let account = match caller {
+            Caller::Token { username, .. } => username.clone(),
+            _ => return Err(Error::Forbidden),
+        };
+        let association = self
+            .idp_call(
+                idp_op::ASSOCIATE_SOFTWARE_TOKEN,
+                self.idp
+                    .associate_software_token(&MfaAuth::AccessToken(access_token.clone())),
+            )
+            .await
+            .map_err(challenge_error)?;
+        self.enrolment(association, &account)
+    }
+
+    /// Completes [`Provisioner::begin_mfa_enrolment`]: `VerifySoftwareToken` with the code, then
+    /// `SetUserMFAPreference` (software token enabled and preferred), then `users.mfa_enrolled_at`. A
+    /// database failure after Cognito's success is logged, not returned: the admin's next sign-in answers
+    /// `SOFTWARE_TOKEN_MFA`, which records the enrolment ([`Provisioner::respond_to_challenge`]).
+    pub async fn complete_mfa_enrolment(
+        &self,
+        caller: &Caller,
+        access_token: &Secret,
+        code: &Secret,
+        request_id: Option<&str>,
+    ) -> Result<(), Error> {
+        let actor = self.authorize_with(caller, false).await?;
+        let auth = MfaAuth::AccessToken(access_token.clone());
+        self.idp_call(
+            idp_op::VERIFY_SOFTWARE_TOKEN,
+            self.idp.verify_software_token(&auth, code),
+        )
+        .await
+        .map_err(challenge_error)?;
+        self.retry(|| {
+            self.idp_call(
+                idp_op::SET_USER_MFA_PREFERENCE,
+                self.idp.set_user_mfa_preference(access_token, true),
+            )
+        })
+        .await
+        .map_err(challenge_error)?;
+        if let Actor::Admin(id) = actor {
+            self.record_mfa_enrolled(id, request_id).await;
+        }
+        Ok(())
+    }
+
+    fn enrolment(
+        &self,
+        association: crate::identity::SoftwareTokenAssociation,
+        account: &str,
+    ) -> Result<MfaEnrolment, Error> {
+        let uri = crate::totp::otpauth_uri(association.secret_code.expose(), &self.settings.mfa_issuer, account)
+            .map_err(|e| Error::IdentityProviderError(e.to_string()))?;
+        Ok(MfaEnrolment {
+            secret_code: association.secret_code,
+            otpauth_uri: Secret::new(uri),
+            session: association.session,
+        })
+    }
+
+    async fn record_mfa_enrolled_by_username(&self, username: &str, request_id: Option<&str>) {
+        match self
+            .store_read(|| self.admins.find_admin_by_cognito_username(username))
+            .await
+        {
+            Ok(Some(r)) if r.user.mfa_enrolled_at.is_none() => self.record_mfa_enrolled(r.user.id, request_id).await,
+            Ok(_) => {}
+            Err(e) => {
+                tracing::error!(request_id, error = %e, "MFA proven in Cognito but the admin could not be looked up; their next sign-in records it");
+            }
+        }
+    }
+
+    async fn record_mfa_enrolled(&self, id: UserId, request_id: Option<&str>) {
+        let at = self.now();
+        match self
+            .retry(|| self.store_call(self.admins.set_mfa_enrolled(id, Some(at))))
+            .await
+        {
+            Ok(_) => tracing::info!(user_id = %id, request_id, "MFA enrolment recorded"),
+            Err(e) => {
+                tracing::error!(user_id = %id, request_id, error = %e, "MFA enrolled in Cognito but not recorded; the next sign-in with a code records it");
             }
         }
     }
 
     /// Answers a `NEW_PASSWORD_REQUIRED` challenge with its session (the console's path), then marks the
-    /// admin active. See [`Provisioner::handle_new_password_challenge`] for errors.
+    /// admin active. In a pool with `MfaConfiguration=ON` the answer is the `MFA_SETUP` challenge. See [`Provisioner::handle_new_password_challenge`] for errors.
     pub async fn complete_new_password(
         &self,
         username: &str,
         session: &Secret,
         new_password: &Password,
         request_id: Option<&str>,
-    ) -> Result<Tokens, Error> {
-        let tokens = self
-            .idp_call(
-                idp_op::RESPOND_TO_AUTH_CHALLENGE,
-                self.idp
-                    .respond_to_new_password_challenge(username, session, new_password),
-            )
-            .await
-            .map_err(login_error)?;
-        self.mark_accepted_if_needed(username, request_id).await;
-        Ok(tokens)
+    ) -> Result<LoginOutcome, Error> {
+        self.respond_to_challenge(
+            username,
+            session,
+            &ChallengeAnswer::NewPassword(new_password.clone()),
+            request_id,
+        )
+        .await
     }
 
     /// True when Cognito says `record`'s user (same `sub`) has set a password and is enabled: the

@@ -28,7 +28,8 @@ use crate::clock::Clock;
 use crate::domain::*;
 use crate::error::Error;
 use crate::identity::{
-    op as idp_op, AuthOutcome, CreateUserRequest, IdentityProvider, IdpError, IdpUser, IdpUserStatus, MessageAction,
+    op as idp_op, AuthOutcome, ChallengeAnswer, CreateUserRequest, IdentityProvider, IdpError, IdpUser, IdpUserStatus,
+    MessageAction, MfaAuth,
 };
 use crate::store::*;
 use chrono::{DateTime, Utc};
@@ -118,6 +119,12 @@ pub struct ProvisionerSettings {
     /// `ADMIN_RATE_LIMIT_PER_MINUTE`: mutating operations (create, resend, disable, enable, remove) per
     /// actor (an admin or a SCIM token) per minute; 0 = unlimited. See `policy.rs`.
     pub admin_actions_per_minute: u32,
+    /// `REQUIRE_MFA`: an admin without an enrolled authenticator (`users.mfa_enrolled_at`) may do nothing
+    /// but enrol one ([`Error::MfaEnrollmentRequired`]). For pools with `MfaConfiguration=OPTIONAL`; a
+    /// pool with `ON` enforces MFA at sign-in itself.
+    pub require_mfa: bool,
+    /// The issuer label authenticator apps show next to the account (`MFA_ISSUER`).
+    pub mfa_issuer: String,
 }
 
 impl Default for ProvisionerSettings {
@@ -132,6 +139,8 @@ impl Default for ProvisionerSettings {
             ownership_skew: chrono::Duration::seconds(5),
             lease_ttl: Duration::from_secs(60),
             admin_actions_per_minute: 30,
+            require_mfa: false,
+            mfa_issuer: "admin-provisioner".to_string(),
         }
     }
 }
@@ -318,18 +327,19 @@ pub struct CreatedIdentity {
     pub invite_delivered: bool,
 }
 
-/// The answer to a login.
+/// The answer to a login or to a challenge: tokens, or the next challenge of Cognito's sign-in loop
+/// (`NEW_PASSWORD_REQUIRED`, `MFA_SETUP`, `SOFTWARE_TOKEN_MFA`; each answered within 3 minutes).
+pub type LoginOutcome = AuthOutcome;
+
+/// An authenticator to enrol: what the MFA setup step shows (once; the product keeps none of it).
 #[derive(Clone, Debug)]
-pub enum LoginOutcome {
-    /// Logged in.
-    Tokens(Tokens),
-    /// First login: a new password must be chosen (answer within 3 minutes).
-    NewPasswordRequired {
-        /// Challenge session.
-        session: Secret,
-        /// Username to answer with.
-        username: String,
-    },
+pub struct MfaEnrolment {
+    /// The base32 TOTP secret, to type into an authenticator app.
+    pub secret_code: Secret,
+    /// `otpauth://totp/…` for the QR code (it contains the secret).
+    pub otpauth_uri: Secret,
+    /// The challenge's next session (enrolment during sign-in, `MFA_SETUP`).
+    pub session: Option<Secret>,
 }
 
 /// How a recovered saga ended.
@@ -629,6 +639,14 @@ fn admin_call_error(e: IdpError) -> Error {
             "Cognito refused the product's call (NotAuthorized: {m}); check the AWS credentials and the IAM policy"
         )),
         e => e.into(),
+    }
+}
+
+/// A challenge's errors: a wrong or used code is [`Error::InvalidMfaCode`], the rest as [`login_error`].
+fn challenge_error(e: IdpError) -> Error {
+    match e {
+        IdpError::CodeMismatch(_) => Error::InvalidMfaCode,
+        e => login_error(e),
     }
 }
 

@@ -208,16 +208,16 @@ impl Provisioner {
         temporary_password: &TemporaryPassword,
         new_password: &Password,
         request_id: Option<&str>,
-    ) -> Result<Tokens, Error> {
+    ) -> Result<LoginOutcome, Error> {
         match self
             .login(username, &Password::new(temporary_password.expose()), request_id)
             .await?
         {
-            LoginOutcome::Tokens(_) => Err(Error::NoChallenge),
             LoginOutcome::NewPasswordRequired { session, username } => {
                 self.complete_new_password(&username, &session, new_password, request_id)
                     .await
             }
+            _ => Err(Error::NoChallenge),
         }
     }
 

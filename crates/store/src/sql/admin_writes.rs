@@ -397,6 +397,25 @@ impl<B: Backend> AdminWrites for SqlStore<B> {
     }
 
     #[tracing::instrument(skip_all, fields(db = B::TRACE_NAME, user_id = %id))]
+    async fn set_mfa_enrolled(&self, id: UserId, at: Option<DateTime<Utc>>) -> Result<AdminRecord, StoreError> {
+        let mut tx = self.begin_write().await?;
+        let before = admin_by_id::<B>(&mut tx, id).await?.ok_or(StoreError::NotFound)?;
+        if at.is_some() && before.user.mfa_enrolled_at.is_some() {
+            // Already enrolled: the first time is kept.
+            return Ok(before);
+        }
+        sql("UPDATE users SET mfa_enrolled_at = $2 WHERE id = $1")
+            .bind(DbId::from(id))
+            .bind(at.map(DbTime::new))
+            .execute(B::exec(&mut tx))
+            .await
+            .map_err(map_err)?;
+        let record = admin_by_id::<B>(&mut tx, id).await?.ok_or(StoreError::NotFound)?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(record)
+    }
+
+    #[tracing::instrument(skip_all, fields(db = B::TRACE_NAME, user_id = %id))]
     async fn set_scim_attributes(
         &self,
         id: UserId,

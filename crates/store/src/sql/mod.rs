@@ -243,7 +243,7 @@ impl<B: Backend> SqlStore<B> {
 const SELECT_ADMIN: &str = "SELECT u.id, u.email, u.email_normalized, u.cognito_username, u.cognito_sub, u.status, \
      u.created_at, u.updated_at, a.invited_by, a.invited_at, a.invite_expires_at, a.invites_sent, \
      a.last_invite_sent_at, a.invite_delivered, a.accepted_at, u.disabled_at, u.external_id, u.scim_profile, \
-     u.sessions_valid_after, a.role \
+     u.sessions_valid_after, u.mfa_enrolled_at, a.role \
      FROM users u JOIN admin_info a ON a.user_id = u.id";
 
 /// `sagas` columns in [`SagaRow`](crate::types::SagaRow) order.
