@@ -6,7 +6,8 @@
 //!   (`tests/node-cognito`, pinned, `npm ci`) signing that admin in with the temporary password from the
 //!   mailbox and verifying the ID token against the JWKS;
 //! * boto3 (`tests/support/cognito_boto3.py`) and the AWS CLI (PyPI `awscli`, pinned in scripts/test.sh);
-//! * a restart of the emulator process keeps users, passwords and the signing key;
+//! * a restart of the emulator process keeps users, passwords and the signing key, and an enrolled
+//!   authenticator's secret and its last used code;
 //! * `serve` serves the endpoint too; a non-loopback address is refused without `EMULATOR_ALLOW_REMOTE`.
 //!
 //! Needs Python with boto3 and awscli (`WEBHOOK_TEST_PYTHON`, else `.venv/bin/python3`; the `aws` script
@@ -86,8 +87,14 @@ fn read_announcement(child: &mut Child) -> (String, String) {
 }
 
 fn start_emulator(dir: &Path) -> Emulator {
+    start_emulator_with_mfa(dir, "off")
+}
+
+/// [`start_emulator`] with the pool's `MfaConfiguration` (`COGNITO_EMULATOR_MFA`).
+fn start_emulator_with_mfa(dir: &Path, mfa: &str) -> Emulator {
     let mut child = bin()
         .arg("emulator")
+        .env("COGNITO_EMULATOR_MFA", mfa)
         .current_dir(dir)
         .env("COGNITO_EMULATOR_ADDR", "127.0.0.1:0")
         .env("COGNITO_EMULATOR_STATE", dir.join("cognito-emulator.db"))
@@ -357,6 +364,89 @@ fn a_restart_of_the_emulator_process_keeps_users_passwords_and_keys() {
     assert_eq!(status, 200, "the refresh token survives: {refreshed}");
     let jwks_after = get_json(&format!("{}/.well-known/jwks.json", emu.issuer));
     assert_eq!(jwks_before, jwks_after, "the signing key survives");
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+#[test]
+fn a_restart_of_the_emulator_process_keeps_the_mfa_secret_and_the_used_code() {
+    // Arrange: an admin with a permanent password enrols a software token over the wire
+    // (AssociateSoftwareToken, VerifySoftwareToken, SetUserMFAPreference) in a pool with MFA optional.
+    let dir = tempfile::tempdir().unwrap();
+    let emu = start_emulator_with_mfa(dir.path(), "optional");
+    let (status, created) = call(
+        &emu.endpoint,
+        "AdminCreateUser",
+        json!({"UserPoolId": POOL_ID, "Username": "mia@example.com", "MessageAction": "SUPPRESS",
+               "UserAttributes": [{"Name": "email", "Value": "mia@example.com"}]}),
+    );
+    assert_eq!(status, 200, "{created}");
+    let (status, _) = call(
+        &emu.endpoint,
+        "AdminSetUserPassword",
+        json!({"UserPoolId": POOL_ID, "Username": "mia@example.com", "Password": "M1a#Password", "Permanent": true}),
+    );
+    assert_eq!(status, 200);
+    let login = json!({"ClientId": CLIENT_ID, "AuthFlow": "USER_PASSWORD_AUTH",
+                       "AuthParameters": {"USERNAME": "mia@example.com", "PASSWORD": "M1a#Password"}});
+    let (status, signed_in) = call(&emu.endpoint, "InitiateAuth", login.clone());
+    assert_eq!(status, 200, "{signed_in}");
+    let access = signed_in["AuthenticationResult"]["AccessToken"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (status, associated) = call(&emu.endpoint, "AssociateSoftwareToken", json!({"AccessToken": access}));
+    assert_eq!(status, 200, "{associated}");
+    let secret = associated["SecretCode"].as_str().unwrap().to_string();
+    let now = unix_now();
+    let enrol_code = admin_provisioner_core::totp::code_at(&secret, now).unwrap();
+    let (status, verified) = call(
+        &emu.endpoint,
+        "VerifySoftwareToken",
+        json!({"AccessToken": access, "UserCode": enrol_code}),
+    );
+    assert_eq!(status, 200, "{verified}");
+    assert_eq!(verified["Status"], "SUCCESS");
+    let (status, preferred) = call(
+        &emu.endpoint,
+        "SetUserMFAPreference",
+        json!({"AccessToken": access, "SoftwareTokenMfaSettings": {"Enabled": true, "PreferredMfa": true}}),
+    );
+    assert_eq!(status, 200, "{preferred}");
+
+    // Act: kill the process (no graceful shutdown) and start a new one on the same state.
+    drop(emu);
+    let emu = start_emulator_with_mfa(dir.path(), "optional");
+    let (status, challenged) = call(&emu.endpoint, "InitiateAuth", login.clone());
+    let answer = |session: &str, code: &str| {
+        json!({"ClientId": CLIENT_ID, "ChallengeName": "SOFTWARE_TOKEN_MFA", "Session": session,
+               "ChallengeResponses": {"USERNAME": "mia@example.com", "SOFTWARE_TOKEN_MFA_CODE": code}})
+    };
+    let session = challenged["Session"].as_str().unwrap_or_default().to_string();
+    // The code used at enrolment is spent: the restarted emulator still knows it.
+    let (replayed_status, replayed) = call(&emu.endpoint, "RespondToAuthChallenge", answer(&session, &enrol_code));
+    let (status2, challenged2) = call(&emu.endpoint, "InitiateAuth", login);
+    let session2 = challenged2["Session"].as_str().unwrap_or_default().to_string();
+    // The next step's code (accepted one step either side of now) from the secret handed out before.
+    let next_code = admin_provisioner_core::totp::code_at(&secret, now + 30).unwrap();
+    let (answered_status, answered) = call(&emu.endpoint, "RespondToAuthChallenge", answer(&session2, &next_code));
+
+    // Assert
+    assert_eq!(status, 200, "{challenged}");
+    assert_eq!(
+        challenged["ChallengeName"], "SOFTWARE_TOKEN_MFA",
+        "the enrolment survives: {challenged}"
+    );
+    assert_eq!(replayed_status, 400, "{replayed}");
+    assert_eq!(replayed["__type"], "CodeMismatchException", "{replayed}");
+    assert_eq!(status2, 200, "{challenged2}");
+    assert_eq!(answered_status, 200, "the secret survives: {answered}");
+    assert!(answered["AuthenticationResult"]["IdToken"].is_string(), "{answered}");
 }
 
 #[test]

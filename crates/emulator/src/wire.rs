@@ -574,9 +574,11 @@ async fn respond_to_auth_challenge(emu: &CognitoEmulator, req: &Value, admin: bo
             map_str(responses, "SOFTWARE_TOKEN_MFA_CODE")
                 .ok_or_else(|| WireError::invalid("Missing required parameter SOFTWARE_TOKEN_MFA_CODE"))?,
         )),
-        other => return Err(WireError::invalid(format!(
+        other => {
+            return Err(WireError::invalid(format!(
             "The local Cognito emulator issues NEW_PASSWORD_REQUIRED, MFA_SETUP and SOFTWARE_TOKEN_MFA, not {other}."
-        ))),
+        )))
+        }
     };
     let outcome = emu
         .respond_to_auth_challenge(username, &Secret::new(session), &answer)
