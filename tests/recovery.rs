@@ -637,3 +637,119 @@ async fn mfa_reset_by_another_admin_clears_the_authenticator() {
     let audit = audit_actions(&server, &root).await;
     assert!(audit.contains(&("reset_mfa".into(), "success".into())), "{audit:?}");
 }
+
+// ------------------------------------------------------------------------------------------------
+// The console's recovery pages
+// ------------------------------------------------------------------------------------------------
+
+async fn form(
+    server: &Server,
+    path: &str,
+    fields: &[(&str, &str)],
+    origin: Option<&str>,
+) -> (u16, String, Option<String>) {
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let mut req = client.post(server.url(path)).form(fields);
+    if let Some(o) = origin {
+        req = req.header("origin", o);
+    }
+    let res = req.send().await.unwrap();
+    let status = res.status().as_u16();
+    let location = res.headers().get("location").map(|v| v.to_str().unwrap().to_string());
+    (status, res.text().await.unwrap(), location)
+}
+
+/// `/login/forgot` answers the same page for a known and an unknown address (only the address typed
+/// differs), refuses a cross-site form, and `/login/reset` with the mailed code sets the password and
+/// leads back to the sign-in page; a sign-in after an admin's reset shows the reset page.
+#[tokio::test]
+async fn console_recovery_pages_on_the_emulator() {
+    let d = Deployment::emulator_sqlite();
+    d.bootstrap_root().await;
+    let server = d.serve(&[]);
+    let root = d.sign_in_root(&server).await;
+    let page = reqwest::get(server.url("/login/forgot")).await.unwrap();
+    assert_eq!(page.status().as_u16(), 200);
+    assert!(page.text().await.unwrap().contains("action=\"/login/forgot\""));
+    let login_page = reqwest::get(server.url("/login")).await.unwrap().text().await.unwrap();
+    assert!(
+        login_page.contains("href=\"/login/forgot\""),
+        "the sign-in page links to recovery"
+    );
+
+    let (status, known, _) = form(&server, "/login/forgot", &[("email", ROOT_EMAIL)], None).await;
+    assert_eq!(status, 202);
+    let (status, unknown, _) = form(&server, "/login/forgot", &[("email", "nobody@example.com")], None).await;
+    assert_eq!(status, 202);
+    assert_eq!(
+        known.replace(ROOT_EMAIL, "E"),
+        unknown.replace("nobody@example.com", "E"),
+        "known and unknown addresses get the same page"
+    );
+    let (status, _, _) = form(
+        &server,
+        "/login/forgot",
+        &[("email", ROOT_EMAIL)],
+        Some("https://evil.example"),
+    )
+    .await;
+    assert_eq!(status, 403, "a cross-site form is refused");
+
+    let code = fresh_code(&d, &server, ROOT_EMAIL, 1).await;
+    let (status, page, _) = form(
+        &server,
+        "/login/reset",
+        &[
+            ("email", ROOT_EMAIL),
+            ("code", &code),
+            ("new_password", NEW_PASSWORD),
+            ("confirm_password", "Different-1!"),
+        ],
+        None,
+    )
+    .await;
+    assert_eq!(status, 400, "{page}");
+    let (status, _, location) = form(
+        &server,
+        "/login/reset",
+        &[
+            ("email", ROOT_EMAIL),
+            ("code", &code),
+            ("new_password", NEW_PASSWORD),
+            ("confirm_password", NEW_PASSWORD),
+        ],
+        None,
+    )
+    .await;
+    assert_eq!((status, location.as_deref()), (303, Some("/login")));
+    let (status, _) = login(&server, ROOT_EMAIL, NEW_PASSWORD).await;
+    assert_eq!(status, 200);
+
+    // An admin's reset: the console's sign-in leads to the code page.
+    let (id, _) = active_admin(&d, &server, &root, VICTIM, "admin").await;
+    let root = login(&server, ROOT_EMAIL, NEW_PASSWORD).await.1["id_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (status, body) = post(
+        &server,
+        &format!("/api/admins/{id}/reset-password"),
+        Some(&root),
+        json!({}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, page, _) = form(
+        &server,
+        "/login",
+        &[("email", VICTIM), ("password", VICTIM_PASSWORD)],
+        None,
+    )
+    .await;
+    assert_eq!(status, 409, "{page}");
+    assert!(page.contains("action=\"/login/reset\""), "{page}");
+    assert!(page.contains("An admin reset your password"), "{page}");
+}
