@@ -1197,6 +1197,26 @@ impl IdentityProvider for Unreachable {
     ) -> Result<Option<Secret>, IdpError> {
         self.0.verify_software_token(auth, code).await
     }
+    async fn forgot_password(&self, username: &str) -> Result<(), IdpError> {
+        self.0.forgot_password(username).await
+    }
+    async fn confirm_forgot_password(
+        &self,
+        username: &str,
+        code: &Secret,
+        password: &Password,
+    ) -> Result<(), IdpError> {
+        self.0.confirm_forgot_password(username, code, password).await
+    }
+    async fn admin_reset_user_password(&self, username: &str) -> Result<(), IdpError> {
+        self.0.admin_reset_user_password(username).await
+    }
+    async fn admin_user_global_sign_out(&self, username: &str) -> Result<(), IdpError> {
+        self.0.admin_user_global_sign_out(username).await
+    }
+    async fn admin_set_user_mfa_preference(&self, username: &str, enabled: bool) -> Result<(), IdpError> {
+        self.0.admin_set_user_mfa_preference(username, enabled).await
+    }
     async fn set_user_mfa_preference(&self, access_token: &Secret, enabled: bool) -> Result<(), IdpError> {
         self.0.set_user_mfa_preference(access_token, enabled).await
     }

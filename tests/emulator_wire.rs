@@ -494,3 +494,107 @@ fn serve_serves_the_endpoint_and_a_remote_address_is_refused() {
         text(&remote)
     );
 }
+
+/// Recovery on the wire, Cognito's shapes: `ForgotPassword` answers `CodeDeliveryDetails` alike for a
+/// known and an unknown user (existence errors prevented), the mailed code works with
+/// `ConfirmForgotPassword` (a wrong one is `CodeMismatchException`), `AdminResetUserPassword` makes
+/// `InitiateAuth` answer `PasswordResetRequiredException`, `AdminUserGlobalSignOut` makes the refresh
+/// token `NotAuthorizedException`, and `AdminSetUserMFAPreference` answers `{}`.
+#[test]
+fn recovery_reset_and_global_sign_out_on_the_wire() {
+    let dir = tempfile::tempdir().unwrap();
+    let emu = start_emulator(dir.path());
+    let user = "lee@example.com";
+    call(
+        &emu.endpoint,
+        "AdminCreateUser",
+        json!({"UserPoolId": POOL_ID, "Username": user, "MessageAction": "SUPPRESS",
+               "UserAttributes": [{"Name": "email", "Value": user}, {"Name": "email_verified", "Value": "true"}]}),
+    );
+    let (status, _) = call(
+        &emu.endpoint,
+        "AdminSetUserPassword",
+        json!({"UserPoolId": POOL_ID, "Username": user, "Password": "L33#Password", "Permanent": true}),
+    );
+    assert_eq!(status, 200);
+
+    let (status, known) = call(
+        &emu.endpoint,
+        "ForgotPassword",
+        json!({"ClientId": CLIENT_ID, "Username": user}),
+    );
+    assert_eq!(status, 200, "{known}");
+    assert_eq!(known["CodeDeliveryDetails"]["DeliveryMedium"], "EMAIL");
+    assert_eq!(known["CodeDeliveryDetails"]["Destination"], "l***@e***");
+    let (status, unknown) = call(
+        &emu.endpoint,
+        "ForgotPassword",
+        json!({"ClientId": CLIENT_ID, "Username": "lou@example.com"}),
+    );
+    assert_eq!((status, &unknown), (200, &known), "the same answer for an unknown user");
+    let code = admin_provisioner_emulator::mailbox::Mailbox::new(dir.path().join("mailbox"))
+        .latest_for(user)
+        .unwrap()
+        .and_then(|m| m.reset_code())
+        .expect("a mailed code");
+    let wrong = if code == "000000" { "111111" } else { "000000" };
+    let confirm = |code: &str| {
+        call(
+            &emu.endpoint,
+            "ConfirmForgotPassword",
+            json!({"ClientId": CLIENT_ID, "Username": user, "ConfirmationCode": code, "Password": "N3w#Password"}),
+        )
+    };
+    let (status, err) = confirm(wrong);
+    assert_eq!(
+        (status, err["__type"].as_str()),
+        (400, Some("CodeMismatchException")),
+        "{err}"
+    );
+    let (status, ok) = confirm(&code);
+    assert_eq!((status, ok), (200, json!({})));
+
+    let login = json!({"ClientId": CLIENT_ID, "AuthFlow": "USER_PASSWORD_AUTH",
+                       "AuthParameters": {"USERNAME": user, "PASSWORD": "N3w#Password"}});
+    let (status, tokens) = call(&emu.endpoint, "InitiateAuth", login.clone());
+    assert_eq!(status, 200, "{tokens}");
+    let refresh = tokens["AuthenticationResult"]["RefreshToken"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (status, _) = call(
+        &emu.endpoint,
+        "AdminUserGlobalSignOut",
+        json!({"UserPoolId": POOL_ID, "Username": user}),
+    );
+    assert_eq!(status, 200);
+    let (status, err) = call(
+        &emu.endpoint,
+        "InitiateAuth",
+        json!({"ClientId": CLIENT_ID, "AuthFlow": "REFRESH_TOKEN_AUTH", "AuthParameters": {"REFRESH_TOKEN": refresh}}),
+    );
+    assert_eq!(
+        (status, err["__type"].as_str()),
+        (400, Some("NotAuthorizedException")),
+        "{err}"
+    );
+
+    let (status, _) = call(
+        &emu.endpoint,
+        "AdminSetUserMFAPreference",
+        json!({"UserPoolId": POOL_ID, "Username": user, "SoftwareTokenMfaSettings": {"Enabled": false, "PreferredMfa": false}}),
+    );
+    assert_eq!(status, 200);
+    let (status, _) = call(
+        &emu.endpoint,
+        "AdminResetUserPassword",
+        json!({"UserPoolId": POOL_ID, "Username": user}),
+    );
+    assert_eq!(status, 200);
+    let (status, err) = call(&emu.endpoint, "InitiateAuth", login);
+    assert_eq!(
+        (status, err["__type"].as_str()),
+        (400, Some("PasswordResetRequiredException")),
+        "{err}"
+    );
+}

@@ -291,3 +291,39 @@ async fn without_mfa_the_sign_in_is_unchanged() {
     assert_eq!(mfa_enrolled_at(&t, ADMIN_EMAIL).await, None);
     assert_eq!(t.get("/api/admins", Some(t.token())).await.status, StatusCode::OK);
 }
+
+/// An MFA reset by another admin (here the operator) on an MFA=ON pool: the enrolment is cleared in
+/// both systems, so the next sign-in asks for a new authenticator (`MFA_SETUP`), not a code.
+#[tokio::test]
+async fn after_an_mfa_reset_the_next_sign_in_enrols_again() {
+    let t = bare_app_with(|c| {
+        c.cognito_emulator_mfa = "on".into();
+        c.auth_rate_limit_per_minute = 100;
+    })
+    .await;
+    let admin = t.app.provisioner.bootstrap_admin(ADMIN_EMAIL, None).await.unwrap();
+    let (session, username, secret) = first_login_to_mfa_setup(&t, ADMIN_EMAIL).await;
+    let res = respond(
+        &t,
+        json!({"challenge": "MFA_SETUP", "username": username, "session": session, "code": code(&t, &secret)}),
+    )
+    .await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text);
+    assert!(mfa_enrolled_at(&t, ADMIN_EMAIL).await.is_some());
+
+    t.app
+        .provisioner
+        .reset_admin_mfa(&admin_provisioner_core::Caller::Operator, admin.user.id, None)
+        .await
+        .unwrap();
+    assert_eq!(mfa_enrolled_at(&t, ADMIN_EMAIL).await, None);
+    let res = t
+        .post(
+            "/api/auth/login",
+            None,
+            json!({"email": ADMIN_EMAIL, "password": NEW_PASSWORD}),
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text);
+    assert_eq!(res.json()["challenge"], "MFA_SETUP", "{}", res.text);
+}

@@ -91,6 +91,7 @@ pub(crate) fn map_code(op: &str, code: Option<&str>, message: Option<&str>, stat
         // VerifySoftwareToken's answer to a wrong code.
         "EnableSoftwareTokenMFA" => IdpError::CodeMismatch(msg_or("the code does not match the software token")),
         "PasswordHistoryPolicyViolation" => IdpError::PasswordHistoryPolicyViolation,
+        "PasswordResetRequired" => IdpError::PasswordResetRequired(msg_or("password reset required")),
         "TooManyRequests" | "LimitExceeded" | "Throttling" | "RequestLimitExceeded" => IdpError::TooManyRequests,
         "ResourceNotFound" => IdpError::ResourceNotFound(msg_or("the user pool or app client does not exist")),
         "InternalError" | "InternalFailure" | "ServiceUnavailable" => {
@@ -99,7 +100,7 @@ pub(crate) fn map_code(op: &str, code: Option<&str>, message: Option<&str>, stat
         "RequestTimeout" => IdpError::Timeout(op.to_string()),
         // UserLambdaValidation, UnexpectedLambda, InvalidLambdaResponse, InvalidSmsRoleAccessPolicy,
         // InvalidSmsRoleTrustRelationship, InvalidEmailRoleAccessPolicy, OperationNotEnabled,
-        // PreconditionNotMet, PasswordResetRequired, UserNotConfirmed, Forbidden, … : configuration or
+        // PreconditionNotMet, UserNotConfirmed, Forbidden, … : configuration or
         // state problems that a retry does not fix, unless the service said 5xx.
         other => IdpError::Other {
             code: other.to_string(),

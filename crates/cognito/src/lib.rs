@@ -732,6 +732,101 @@ impl IdentityProvider for CognitoIdentityProvider {
         logged(result)
     }
 
+    #[tracing::instrument(skip_all, fields(op = op::FORGOT_PASSWORD, username = %admin_provisioner_core::domain::loggable_username(username)))]
+    async fn forgot_password(&self, username: &str) -> Result<(), IdpError> {
+        let mut call = self
+            .client
+            .forgot_password()
+            .client_id(&self.config.client_id)
+            .username(username);
+        if let Some(h) = self.secret_hash_for(username) {
+            call = call.secret_hash(h);
+        }
+        let secrets: Vec<&str> = self.config.client_secret.iter().map(|s| s.expose()).collect();
+        let result = call
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| map_sdk_error(op::FORGOT_PASSWORD, &e, &secrets));
+        logged(result)
+    }
+
+    #[tracing::instrument(skip_all, fields(op = op::CONFIRM_FORGOT_PASSWORD, username = %admin_provisioner_core::domain::loggable_username(username)))]
+    async fn confirm_forgot_password(
+        &self,
+        username: &str,
+        code: &Secret,
+        new_password: &Password,
+    ) -> Result<(), IdpError> {
+        let mut call = self
+            .client
+            .confirm_forgot_password()
+            .client_id(&self.config.client_id)
+            .username(username)
+            .confirmation_code(code.expose())
+            .password(new_password.expose());
+        if let Some(h) = self.secret_hash_for(username) {
+            call = call.secret_hash(h);
+        }
+        let mut secrets = vec![code.expose(), new_password.expose()];
+        if let Some(s) = &self.config.client_secret {
+            secrets.push(s.expose());
+        }
+        let result = call
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| map_sdk_error(op::CONFIRM_FORGOT_PASSWORD, &e, &secrets));
+        logged(result)
+    }
+
+    #[tracing::instrument(skip_all, fields(op = op::ADMIN_RESET_USER_PASSWORD, username = %username))]
+    async fn admin_reset_user_password(&self, username: &str) -> Result<(), IdpError> {
+        let result = self
+            .client
+            .admin_reset_user_password()
+            .user_pool_id(&self.config.user_pool_id)
+            .username(username)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| map_sdk_error(op::ADMIN_RESET_USER_PASSWORD, &e, &[]));
+        logged(result)
+    }
+
+    #[tracing::instrument(skip_all, fields(op = op::ADMIN_USER_GLOBAL_SIGN_OUT, username = %username))]
+    async fn admin_user_global_sign_out(&self, username: &str) -> Result<(), IdpError> {
+        let result = self
+            .client
+            .admin_user_global_sign_out()
+            .user_pool_id(&self.config.user_pool_id)
+            .username(username)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| map_sdk_error(op::ADMIN_USER_GLOBAL_SIGN_OUT, &e, &[]));
+        logged(result)
+    }
+
+    #[tracing::instrument(skip_all, fields(op = op::ADMIN_SET_USER_MFA_PREFERENCE, username = %username, enabled))]
+    async fn admin_set_user_mfa_preference(&self, username: &str, enabled: bool) -> Result<(), IdpError> {
+        let settings = SoftwareTokenMfaSettingsType::builder()
+            .enabled(enabled)
+            .preferred_mfa(enabled)
+            .build();
+        let result = self
+            .client
+            .admin_set_user_mfa_preference()
+            .user_pool_id(&self.config.user_pool_id)
+            .username(username)
+            .software_token_mfa_settings(settings)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| map_sdk_error(op::ADMIN_SET_USER_MFA_PREFERENCE, &e, &[]));
+        logged(result)
+    }
+
     #[tracing::instrument(skip_all, fields(op = "GetJwks", username = tracing::field::Empty))]
     async fn jwks(&self) -> Result<serde_json::Value, IdpError> {
         let url = self.config.effective_jwks_url();

@@ -371,14 +371,171 @@ async fn precondition_not_met_maps_to_permanent_other() {
 }
 
 #[tokio::test]
-async fn password_reset_required_maps_to_permanent_other() {
+async fn password_reset_required_maps_to_its_variant() {
     let e = error_of(
         Op::Auth,
         400,
-        body("PasswordResetRequiredException", "Password reset required"),
+        body("PasswordResetRequiredException", "Password reset required for the user"),
     )
     .await;
-    assert_other(&e, "PasswordResetRequired");
+    assert_eq!(
+        e,
+        IdpError::PasswordResetRequired("Password reset required for the user".into())
+    );
+    assert!(!e.is_transient());
+}
+
+// ---- password recovery, admin reset, global sign-out, admin MFA preference ----
+
+#[tokio::test]
+async fn forgot_password_sends_client_username_and_secret_hash() {
+    let rule = mock!(Client::forgot_password)
+        .match_requests(|r| {
+            r.client_id() == Some(CLIENT_ID)
+                && r.username() == Some("ann@example.com")
+                && r.secret_hash() == Some(secret_hash("ann@example.com", CLIENT_ID, "shh").as_str())
+        })
+        .then_output(|| {
+            aws_sdk_cognitoidentityprovider::operation::forgot_password::ForgotPasswordOutput::builder().build()
+        });
+    let mut cfg = config();
+    cfg.client_secret = Some(Secret::new("shh"));
+    let p = provider_with(&[&rule], cfg);
+    p.forgot_password("ann@example.com").await.unwrap();
+    assert_eq!(rule.num_calls(), 1);
+}
+
+#[tokio::test]
+async fn forgot_password_errors_are_mapped() {
+    let rule = mock!(Client::forgot_password)
+        .sequence()
+        .http_status(
+            400,
+            body("UserNotFoundException", "Username/client id combination not found."),
+        )
+        .http_status(
+            400,
+            body(
+                "LimitExceededException",
+                "Attempt limit exceeded, please try after some time.",
+            ),
+        )
+        .http_status(
+            400,
+            body(
+                "NotAuthorizedException",
+                "User password cannot be reset in the current state.",
+            ),
+        )
+        .build();
+    let p = provider_with(&[&rule], config());
+    assert_eq!(p.forgot_password("a@b.c").await.unwrap_err(), IdpError::UserNotFound);
+    assert_eq!(p.forgot_password("a@b.c").await.unwrap_err(), IdpError::TooManyRequests);
+    assert!(matches!(
+        p.forgot_password("a@b.c").await.unwrap_err(),
+        IdpError::NotAuthorized(_)
+    ));
+}
+
+#[tokio::test]
+async fn confirm_forgot_password_sends_code_and_password_and_maps_code_errors() {
+    let ok = mock!(Client::confirm_forgot_password)
+        .match_requests(|r| {
+            r.client_id() == Some(CLIENT_ID)
+                && r.username() == Some("ann@example.com")
+                && r.confirmation_code() == Some("123456")
+                && r.password() == Some("New#Pass5678")
+        })
+        .then_output(|| {
+            aws_sdk_cognitoidentityprovider::operation::confirm_forgot_password::ConfirmForgotPasswordOutput::builder()
+                .build()
+        });
+    let p = provider_with(&[&ok], config());
+    p.confirm_forgot_password(
+        "ann@example.com",
+        &Secret::new("123456"),
+        &Password::new("New#Pass5678"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(ok.num_calls(), 1);
+
+    let errors = mock!(Client::confirm_forgot_password)
+        .sequence()
+        .http_status(
+            400,
+            body(
+                "CodeMismatchException",
+                "Invalid verification code provided, please try again.",
+            ),
+        )
+        .http_status(
+            400,
+            body(
+                "ExpiredCodeException",
+                "Invalid code provided, please request a code again.",
+            ),
+        )
+        .http_status(
+            400,
+            body("InvalidPasswordException", "Password did not conform with policy"),
+        )
+        .http_status(400, body("NotAuthorizedException", "echo 654321 New#Pass5678"))
+        .build();
+    let p = provider_with(&[&errors], config());
+    let (code, password) = (Secret::new("654321"), Password::new("New#Pass5678"));
+    let call = || p.confirm_forgot_password("a@b.c", &code, &password);
+    assert!(matches!(call().await.unwrap_err(), IdpError::CodeMismatch(_)));
+    assert!(matches!(call().await.unwrap_err(), IdpError::CodeMismatch(_)));
+    assert!(matches!(call().await.unwrap_err(), IdpError::InvalidPassword(_)));
+    let echoed = call().await.unwrap_err().to_string();
+    assert!(
+        !echoed.contains("654321") && !echoed.contains("New#Pass5678"),
+        "{echoed}"
+    );
+}
+
+#[tokio::test]
+async fn admin_reset_sign_out_and_mfa_preference_send_pool_and_username() {
+    use aws_sdk_cognitoidentityprovider::operation::{
+        admin_reset_user_password::AdminResetUserPasswordOutput,
+        admin_set_user_mfa_preference::AdminSetUserMfaPreferenceOutput,
+        admin_user_global_sign_out::AdminUserGlobalSignOutOutput,
+    };
+    let reset = mock!(Client::admin_reset_user_password)
+        .match_requests(|r| r.user_pool_id() == Some(POOL) && r.username() == Some("ann"))
+        .then_output(|| AdminResetUserPasswordOutput::builder().build());
+    let sign_out = mock!(Client::admin_user_global_sign_out)
+        .match_requests(|r| r.user_pool_id() == Some(POOL) && r.username() == Some("ann"))
+        .then_output(|| AdminUserGlobalSignOutOutput::builder().build());
+    let mfa = mock!(Client::admin_set_user_mfa_preference)
+        .match_requests(|r| {
+            r.user_pool_id() == Some(POOL)
+                && r.username() == Some("ann")
+                && r.software_token_mfa_settings()
+                    .is_some_and(|s| !s.enabled() && !s.preferred_mfa())
+        })
+        .then_output(|| AdminSetUserMfaPreferenceOutput::builder().build());
+    let p = provider_with(&[&reset, &sign_out, &mfa], config());
+    p.admin_reset_user_password("ann").await.unwrap();
+    p.admin_user_global_sign_out("ann").await.unwrap();
+    p.admin_set_user_mfa_preference("ann", false).await.unwrap();
+    assert_eq!((reset.num_calls(), sign_out.num_calls(), mfa.num_calls()), (1, 1, 1));
+
+    let missing = mock!(Client::admin_reset_user_password)
+        .sequence()
+        .http_status(400, body("UserNotFoundException", "User does not exist."))
+        .http_status(400, body("NotAuthorizedException", "User is disabled"))
+        .build();
+    let p = provider_with(&[&missing], config());
+    assert_eq!(
+        p.admin_reset_user_password("x").await.unwrap_err(),
+        IdpError::UserNotFound
+    );
+    assert!(matches!(
+        p.admin_reset_user_password("x").await.unwrap_err(),
+        IdpError::NotAuthorized(_)
+    ));
 }
 
 #[tokio::test]

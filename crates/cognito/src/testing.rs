@@ -468,6 +468,22 @@ impl MotoPool {
         }
         vars
     }
+
+    /// `InitiateAuth` with `REFRESH_TOKEN_AUTH` on this pool's app client (the product's port has no
+    /// refresh call): `Ok`, or the error code moto answered (`NotAuthorizedException` for a revoked token).
+    pub async fn refresh(&self, refresh_token: &str) -> Result<(), String> {
+        use aws_sdk_cognitoidentityprovider::error::ProvideErrorMetadata;
+        self.provider
+            .client()
+            .initiate_auth()
+            .client_id(&self.client_id)
+            .auth_flow(aws_sdk_cognitoidentityprovider::types::AuthFlowType::RefreshTokenAuth)
+            .auth_parameters("REFRESH_TOKEN", refresh_token)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| e.code().unwrap_or("unknown").to_string())
+    }
 }
 
 fn free_port() -> anyhow::Result<u16> {

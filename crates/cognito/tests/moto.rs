@@ -486,3 +486,91 @@ async fn mfa_on_pool_walks_new_password_mfa_setup_then_software_token_mfa() {
         Err(IdpError::NotAuthorized(_))
     ));
 }
+
+/// A confirmed user with password [`NEW`] and a refresh token, through the first-login challenge.
+async fn confirmed_user(pool: &MotoPool, username: &str) -> admin_provisioner_core::domain::Tokens {
+    let idp = &pool.provider;
+    idp.admin_create_user(invite(username)).await.unwrap();
+    let AuthOutcome::NewPasswordRequired { session, username: u } =
+        idp.initiate_auth(username, &Password::new(TEMP)).await.unwrap()
+    else {
+        panic!("a new user must change the temporary password first")
+    };
+    idp.respond_to_new_password_challenge(&u, &session, &Password::new(NEW))
+        .await
+        .unwrap()
+}
+
+/// moto 5.2.5's `ForgotPassword` answers an unknown user like a known one (as Cognito with
+/// `PreventUserExistenceErrors=ENABLED`); it e-mails nothing (the code comes back in the header
+/// `x-moto-forgot-password-confirmation-code`) and its `ConfirmForgotPassword` checks only codes starting
+/// with `moto-confirmation-code:`, so any six digits set the password there; a wrong code is tested on the
+/// emulator instead.
+#[tokio::test]
+async fn forgot_password_and_confirm_set_a_new_password() {
+    let (_moto, pool) = pool(PoolOptions::default()).await;
+    let idp = &pool.provider;
+    confirmed_user(&pool, "fay@example.com").await;
+    idp.forgot_password("fay@example.com").await.unwrap();
+    idp.forgot_password("nobody@example.com").await.unwrap();
+    idp.confirm_forgot_password(
+        "fay@example.com",
+        &admin_provisioner_core::domain::Secret::new("123456"),
+        &Password::new("Reset#Pass999"),
+    )
+    .await
+    .unwrap();
+    let old = idp
+        .initiate_auth("fay@example.com", &Password::new(NEW))
+        .await
+        .unwrap_err();
+    assert!(matches!(old, IdpError::NotAuthorized(_)), "{old:?}");
+    assert!(matches!(
+        idp.initiate_auth("fay@example.com", &Password::new("Reset#Pass999"))
+            .await
+            .unwrap(),
+        AuthOutcome::Tokens(_)
+    ));
+}
+
+/// `AdminResetUserPassword` puts the user in `RESET_REQUIRED` (moto and Cognito). Cognito's next
+/// `InitiateAuth` answers `PasswordResetRequiredException`; moto 5.2.5 still answers tokens for the old
+/// password on `USER_PASSWORD_AUTH` (and a `NEW_PASSWORD_REQUIRED` challenge on `ADMIN_USER_PASSWORD_AUTH`),
+/// so only the status is asserted here; the sign-in refusal is tested on the emulator.
+#[tokio::test]
+async fn admin_reset_user_password_requires_a_reset() {
+    let (_moto, pool) = pool(PoolOptions::default()).await;
+    let idp = &pool.provider;
+    confirmed_user(&pool, "gus@example.com").await;
+    idp.admin_reset_user_password("gus@example.com").await.unwrap();
+    assert_eq!(
+        idp.admin_get_user("gus@example.com").await.unwrap().status,
+        IdpUserStatus::Other("RESET_REQUIRED".into())
+    );
+    assert_eq!(
+        idp.admin_reset_user_password("nobody@example.com").await.unwrap_err(),
+        IdpError::UserNotFound
+    );
+}
+
+/// After `AdminUserGlobalSignOut` moto refuses the user's refresh token (`NotAuthorizedException`), as
+/// Cognito does; `AdminSetUserMFAPreference` answers for an existing user and `UserNotFound` otherwise.
+#[tokio::test]
+async fn global_sign_out_revokes_refresh_tokens_and_mfa_preference_is_cleared() {
+    let (_moto, pool) = pool(PoolOptions::default()).await;
+    let idp = &pool.provider;
+    let tokens = confirmed_user(&pool, "hal@example.com").await;
+    let token = tokens.refresh_token.expose().to_string();
+    pool.refresh(&token)
+        .await
+        .expect("the refresh token works before sign-out");
+    idp.admin_user_global_sign_out("hal@example.com").await.unwrap();
+    assert_eq!(pool.refresh(&token).await, Err("NotAuthorizedException".to_string()));
+    idp.admin_set_user_mfa_preference("hal@example.com", false)
+        .await
+        .unwrap();
+    assert_eq!(
+        idp.admin_user_global_sign_out("nobody@example.com").await.unwrap_err(),
+        IdpError::UserNotFound
+    );
+}

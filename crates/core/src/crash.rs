@@ -52,6 +52,27 @@ pub const ENABLE_CRASH_POINTS: &[&str] = &[
     "enable.after_enable_records",
 ];
 
+/// The crash points of the password-reset saga, in the order a run passes them (derived like the above).
+pub const RESET_PASSWORD_CRASH_POINTS: &[&str] = &[
+    // The intent is recorded as `identity_updating` (lease taken): AdminResetUserPassword is about to be
+    // called; it was not.
+    "reset_password.after_intent",
+    // Cognito reset the password; the user is not signed out yet and the database knows nothing.
+    "reset_password.after_reset_user",
+    // Cognito signed the user out too; the database's sessions and event are next.
+    "reset_password.after_sign_out_user",
+    // The sessions ended, the event and the saga completed, in one transaction; no answer yet.
+    "reset_password.after_reset_records",
+];
+
+/// The crash points of the MFA-reset saga, in the order a run passes them (derived like the above).
+pub const RESET_MFA_CRASH_POINTS: &[&str] = &[
+    "reset_mfa.after_intent",
+    "reset_mfa.after_clear_mfa",
+    "reset_mfa.after_sign_out_user",
+    "reset_mfa.after_mfa_records",
+];
+
 /// The environment variable naming the point to die at.
 pub const CRASH_AT_ENV: &str = "ADMIN_PROVISIONER_CRASH_AT";
 
@@ -86,5 +107,9 @@ mod tests {
         assert_eq!(derived, DISABLE_CRASH_POINTS);
         let derived = crate::provisioner::crash_points(crate::store::SagaKind::Enable);
         assert_eq!(derived, ENABLE_CRASH_POINTS);
+        let derived = crate::provisioner::crash_points(crate::store::SagaKind::ResetPassword);
+        assert_eq!(derived, RESET_PASSWORD_CRASH_POINTS);
+        let derived = crate::provisioner::crash_points(crate::store::SagaKind::ResetMfa);
+        assert_eq!(derived, RESET_MFA_CRASH_POINTS);
     }
 }

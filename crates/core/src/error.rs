@@ -108,6 +108,21 @@ pub enum Error {
     /// 401). The challenge stays open until its session expires: try the next code.
     #[error("the authenticator code is wrong or was already used; wait for the next code and try again")]
     InvalidMfaCode,
+    /// A password-reset code is wrong, expired or used up (code `invalid_reset_code`, 400): ask for a new
+    /// one (`POST /api/auth/forgot-password`). Also the answer for an address with no account, so that the
+    /// answer reveals nothing.
+    #[error("the reset code is wrong or has expired; ask for a new code and try again")]
+    InvalidResetCode,
+    /// An admin reset this account's password: set a new one with the code that was e-mailed
+    /// (`POST /api/auth/confirm-forgot-password`) before signing in (code `password_reset_required`, 409).
+    #[error("an admin reset this account's password: use the code sent by e-mail to choose a new password")]
+    PasswordResetRequired,
+    /// The admin has not set a password yet (an invitation is pending) or is disabled, so there is no
+    /// password to reset: resend the invitation, or enable them first (code `not_active`, 409).
+    #[error(
+        "this admin has no password to reset: they have not signed in yet (resend the invitation) or are disabled"
+    )]
+    NotActive,
     /// Login worked but Cognito did not ask for a new password (code `no_challenge`, 409).
     #[error("this account does not need a new password; log in normally")]
     NoChallenge,
@@ -167,6 +182,9 @@ impl Error {
             Error::InvalidCredentials => "invalid_credentials",
             Error::PasswordPolicy(_) => "password_policy",
             Error::NoChallenge => "no_challenge",
+            Error::InvalidResetCode => "invalid_reset_code",
+            Error::NotActive => "not_active",
+            Error::PasswordResetRequired => "password_reset_required",
             Error::MfaEnrollmentRequired => "mfa_enrollment_required",
             Error::InvalidMfaCode => "invalid_mfa_code",
             Error::RateLimited => "rate_limited",
@@ -218,7 +236,10 @@ impl Error {
     /// The HTTP status for this error.
     pub fn http_status(&self) -> u16 {
         match self {
-            Error::InvalidEmail(_) | Error::PasswordPolicy(_) | Error::InvalidTokenName(_) => 400,
+            Error::InvalidEmail(_)
+            | Error::PasswordPolicy(_)
+            | Error::InvalidTokenName(_)
+            | Error::InvalidResetCode => 400,
             Error::InvalidCredentials | Error::SessionEnded | Error::InvalidMfaCode => 401,
             Error::Forbidden | Error::SelfAction | Error::RoleForbidden { .. } | Error::MfaEnrollmentRequired => 403,
             Error::NotFound => 404,
@@ -234,7 +255,9 @@ impl Error {
             | Error::AlreadyBootstrapped
             | Error::IdempotencyInProgress
             | Error::TokenNameTaken
-            | Error::NoChallenge => 409,
+            | Error::NoChallenge
+            | Error::PasswordResetRequired
+            | Error::NotActive => 409,
             Error::ResendCooldown { .. } | Error::RateLimited | Error::TooManyActions { .. } => 429,
             Error::SagaStuck { .. } | Error::Internal(_) => 500,
             Error::IdentityProviderUnavailable(_) | Error::IdentityProviderError(_) => 502,
@@ -270,6 +293,7 @@ impl From<IdpError> for Error {
             }
             IdpError::NotAuthorized(_) | IdpError::CodeMismatch(_) => Error::InvalidCredentials,
             IdpError::TooManyRequests => Error::RateLimited,
+            IdpError::PasswordResetRequired(_) => Error::PasswordResetRequired,
             IdpError::UnsupportedUserState(_) => Error::AlreadyActive,
             e if e.is_transient() => Error::IdentityProviderUnavailable(e.to_string()),
             e => Error::IdentityProviderError(e.to_string()),

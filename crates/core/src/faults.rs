@@ -329,6 +329,51 @@ impl IdentityProvider for FaultyIdentityProvider {
             self.inner.set_user_mfa_preference(access_token, enabled)
         )
     }
+    async fn forgot_password(&self, username: &str) -> Result<(), IdpError> {
+        inject!(
+            self.plan,
+            idp_op::FORGOT_PASSWORD,
+            idp_err,
+            self.inner.forgot_password(username)
+        )
+    }
+    async fn confirm_forgot_password(
+        &self,
+        username: &str,
+        code: &Secret,
+        password: &Password,
+    ) -> Result<(), IdpError> {
+        inject!(
+            self.plan,
+            idp_op::CONFIRM_FORGOT_PASSWORD,
+            idp_err,
+            self.inner.confirm_forgot_password(username, code, password)
+        )
+    }
+    async fn admin_reset_user_password(&self, username: &str) -> Result<(), IdpError> {
+        inject!(
+            self.plan,
+            idp_op::ADMIN_RESET_USER_PASSWORD,
+            idp_err,
+            self.inner.admin_reset_user_password(username)
+        )
+    }
+    async fn admin_user_global_sign_out(&self, username: &str) -> Result<(), IdpError> {
+        inject!(
+            self.plan,
+            idp_op::ADMIN_USER_GLOBAL_SIGN_OUT,
+            idp_err,
+            self.inner.admin_user_global_sign_out(username)
+        )
+    }
+    async fn admin_set_user_mfa_preference(&self, username: &str, enabled: bool) -> Result<(), IdpError> {
+        inject!(
+            self.plan,
+            idp_op::ADMIN_SET_USER_MFA_PREFERENCE,
+            idp_err,
+            self.inner.admin_set_user_mfa_preference(username, enabled)
+        )
+    }
     async fn jwks(&self) -> Result<serde_json::Value, IdpError> {
         self.inner.jwks().await
     }
@@ -499,6 +544,21 @@ impl AdminWrites for FaultyStore {
             store_op::SET_MFA_ENROLLED,
             store_err,
             self.inner.set_mfa_enrolled(id, at)
+        )
+    }
+    async fn record_credentials_reset(
+        &self,
+        id: UserId,
+        reset: crate::store::CredentialsReset,
+        at: DateTime<Utc>,
+        audit: AuditEntry,
+        saga: Option<(Uuid, SagaState)>,
+    ) -> Result<AdminRecord, StoreError> {
+        inject!(
+            self.plan,
+            store_op::RECORD_CREDENTIALS_RESET,
+            store_err,
+            self.inner.record_credentials_reset(id, reset, at, audit, saga)
         )
     }
     async fn end_sessions(&self, id: UserId, at: DateTime<Utc>) -> Result<AdminRecord, StoreError> {

@@ -36,6 +36,16 @@ pub mod op {
     pub const VERIFY_SOFTWARE_TOKEN: &str = "VerifySoftwareToken";
     /// `SetUserMFAPreference`.
     pub const SET_USER_MFA_PREFERENCE: &str = "SetUserMFAPreference";
+    /// `ForgotPassword`.
+    pub const FORGOT_PASSWORD: &str = "ForgotPassword";
+    /// `ConfirmForgotPassword`.
+    pub const CONFIRM_FORGOT_PASSWORD: &str = "ConfirmForgotPassword";
+    /// `AdminResetUserPassword`.
+    pub const ADMIN_RESET_USER_PASSWORD: &str = "AdminResetUserPassword";
+    /// `AdminUserGlobalSignOut`.
+    pub const ADMIN_USER_GLOBAL_SIGN_OUT: &str = "AdminUserGlobalSignOut";
+    /// `AdminSetUserMFAPreference`.
+    pub const ADMIN_SET_USER_MFA_PREFERENCE: &str = "AdminSetUserMFAPreference";
 }
 
 /// Cognito's `UserStatus`.
@@ -241,6 +251,10 @@ pub enum IdpError {
     /// `PasswordHistoryPolicyViolationException`.
     #[error("PasswordHistoryPolicyViolation")]
     PasswordHistoryPolicyViolation,
+    /// `PasswordResetRequiredException`: an administrator reset the password (`AdminResetUserPassword`);
+    /// the user must set a new one with the e-mailed code (`ConfirmForgotPassword`) before signing in.
+    #[error("PasswordResetRequired: {0}")]
+    PasswordResetRequired(String),
     /// `TooManyRequestsException` / `LimitExceededException` (after the SDK's own retries).
     #[error("TooManyRequests: rate exceeded")]
     TooManyRequests,
@@ -287,6 +301,7 @@ impl IdpError {
             IdpError::CodeDeliveryFailure(_) => "CodeDeliveryFailure",
             IdpError::CodeMismatch(_) => "CodeMismatch",
             IdpError::PasswordHistoryPolicyViolation => "PasswordHistoryPolicyViolation",
+            IdpError::PasswordResetRequired(_) => "PasswordResetRequired",
             IdpError::TooManyRequests => "TooManyRequests",
             IdpError::ResourceNotFound(_) => "ResourceNotFound",
             IdpError::Timeout(_) => "Timeout",
@@ -377,6 +392,38 @@ pub trait IdentityProvider: Send + Sync + 'static {
         access_token: &Secret,
         software_token_enabled: bool,
     ) -> Result<(), IdpError>;
+
+    /// `ForgotPassword`: e-mails the user a confirmation code for [`IdentityProvider::confirm_forgot_password`].
+    /// With user-existence errors prevented (the emulator; a pool with `PreventUserExistenceErrors=ENABLED`)
+    /// an unknown user gets the same answer; otherwise `UserNotFound`. A user who cannot reset (no verified
+    /// e-mail, `FORCE_CHANGE_PASSWORD`, disabled) is `NotAuthorized` or `InvalidParameter`.
+    async fn forgot_password(&self, username: &str) -> Result<(), IdpError>;
+
+    /// `ConfirmForgotPassword`: sets `new_password` if `code` is the user's latest, unexpired confirmation
+    /// code (from [`IdentityProvider::forgot_password`] or [`IdentityProvider::admin_reset_user_password`]);
+    /// the user is `CONFIRMED` afterwards. `CodeMismatch` for a wrong or expired code (`ExpiredCode` is
+    /// mapped to it), `InvalidPassword` for a policy failure, `UserNotFound` / `NotAuthorized` otherwise.
+    async fn confirm_forgot_password(
+        &self,
+        username: &str,
+        code: &Secret,
+        new_password: &Password,
+    ) -> Result<(), IdpError>;
+
+    /// `AdminResetUserPassword`: the user's password stops working (`RESET_REQUIRED`: `InitiateAuth` answers
+    /// `PasswordResetRequired`) and a confirmation code is e-mailed. `UserNotFound` for a missing user,
+    /// `NotAuthorized` for one who cannot reset (no verified e-mail, disabled).
+    async fn admin_reset_user_password(&self, username: &str) -> Result<(), IdpError>;
+
+    /// `AdminUserGlobalSignOut`: revokes every refresh token of the user (their ID and access tokens still
+    /// verify until `exp`). Idempotent. `UserNotFound` for a missing user.
+    async fn admin_user_global_sign_out(&self, username: &str) -> Result<(), IdpError>;
+
+    /// `AdminSetUserMFAPreference` with the software token enabled and preferred, or disabled (an MFA
+    /// reset: in a pool with `MfaConfiguration=ON` the next sign-in enrols again with `MFA_SETUP`).
+    /// Idempotent. `UserNotFound` for a missing user.
+    async fn admin_set_user_mfa_preference(&self, username: &str, software_token_enabled: bool)
+        -> Result<(), IdpError>;
 
     /// The JSON Web Key Set (`{"keys":[…]}`) that verifies this provider's tokens.
     async fn jwks(&self) -> Result<serde_json::Value, IdpError>;

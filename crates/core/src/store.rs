@@ -34,6 +34,8 @@ pub mod op {
     pub const END_SESSIONS: &str = "store.end_sessions";
     /// [`super::AdminStore::set_mfa_enrolled`].
     pub const SET_MFA_ENROLLED: &str = "store.set_mfa_enrolled";
+    /// [`super::AdminWrites::record_credentials_reset`].
+    pub const RECORD_CREDENTIALS_RESET: &str = "store.record_credentials_reset";
     /// [`super::AdminStore::append_audit`].
     pub const APPEND_AUDIT: &str = "store.append_audit";
     /// [`super::SagaLog::claim_expired`].
@@ -133,6 +135,12 @@ pub enum AuditAction {
     RevokeScimToken,
     /// An admin's role was changed.
     ChangeRole,
+    /// Another admin reset an admin's password (Cognito `AdminResetUserPassword`).
+    ResetPassword,
+    /// Another admin cleared an admin's authenticator (Cognito `AdminSetUserMFAPreference`).
+    ResetMfa,
+    /// Another admin signed an admin out everywhere (Cognito `AdminUserGlobalSignOut`).
+    SignOutAdmin,
 }
 
 impl AuditAction {
@@ -151,6 +159,9 @@ impl AuditAction {
             AuditAction::CreateScimToken => "create_scim_token",
             AuditAction::RevokeScimToken => "revoke_scim_token",
             AuditAction::ChangeRole => "change_role",
+            AuditAction::ResetPassword => "reset_password",
+            AuditAction::ResetMfa => "reset_mfa",
+            AuditAction::SignOutAdmin => "sign_out_admin",
         }
     }
     /// Parses the stored text form.
@@ -168,6 +179,9 @@ impl AuditAction {
             "create_scim_token" => AuditAction::CreateScimToken,
             "revoke_scim_token" => AuditAction::RevokeScimToken,
             "change_role" => AuditAction::ChangeRole,
+            "reset_password" => AuditAction::ResetPassword,
+            "reset_mfa" => AuditAction::ResetMfa,
+            "sign_out_admin" => AuditAction::SignOutAdmin,
             _ => return None,
         })
     }
@@ -366,6 +380,21 @@ pub trait AdminWrites: Send + Sync + 'static {
     /// (the epoch never moves back). Returns the records after the write. `NotFound` if absent.
     async fn end_sessions(&self, id: UserId, at: DateTime<Utc>) -> Result<AdminRecord, StoreError>;
 
+    /// Records a reset of the admin's credentials by another admin, in one transaction: every session
+    /// ends (the session epoch `users.sessions_valid_after` set to `at`, never moved back, as
+    /// [`AdminWrites::end_sessions`]); for [`CredentialsReset::Mfa`] `mfa_enrolled_at` is cleared; the
+    /// audit entry; the event `admin.password_reset` / `admin.mfa_reset` (none for a sign-out); and, with
+    /// `saga`, that saga moved to the given state. Returns the records after the write. `NotFound` if
+    /// absent.
+    async fn record_credentials_reset(
+        &self,
+        id: UserId,
+        reset: CredentialsReset,
+        at: DateTime<Utc>,
+        audit: AuditEntry,
+        saga: Option<(Uuid, SagaState)>,
+    ) -> Result<AdminRecord, StoreError>;
+
     /// Records when the admin's software-token MFA was enrolled (`users.mfa_enrolled_at`), or clears it
     /// (`None`: an MFA reset). Idempotent: an enrolment already recorded keeps its first time. Returns the
     /// records after the write. `NotFound` if absent.
@@ -381,6 +410,18 @@ pub trait AdminWrites: Send + Sync + 'static {
         user_name: Option<String>,
         scim_profile: Option<String>,
     ) -> Result<AdminRecord, StoreError>;
+}
+
+/// What [`AdminWrites::record_credentials_reset`] records.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CredentialsReset {
+    /// The password was reset (`AdminResetUserPassword`): event `admin.password_reset`.
+    Password,
+    /// The authenticator was cleared (`AdminSetUserMFAPreference`): `mfa_enrolled_at` cleared, event
+    /// `admin.mfa_reset`.
+    Mfa,
+    /// Signed out everywhere (`AdminUserGlobalSignOut`): the session epoch only.
+    SignOut,
 }
 
 /// The audit log.
@@ -445,6 +486,12 @@ pub enum SagaKind {
     Enable,
     /// Change an admin's role (`admin_info.role`).
     ChangeRole,
+    /// Reset an admin's password: Cognito `AdminResetUserPassword` and `AdminUserGlobalSignOut`, then the
+    /// sessions ended in the database (event `admin.password_reset`).
+    ResetPassword,
+    /// Reset an admin's authenticator: Cognito `AdminSetUserMFAPreference` (off) and
+    /// `AdminUserGlobalSignOut`, then `mfa_enrolled_at` cleared and the sessions ended (`admin.mfa_reset`).
+    ResetMfa,
 }
 
 impl SagaKind {
@@ -456,6 +503,8 @@ impl SagaKind {
             SagaKind::Disable => "disable",
             SagaKind::Enable => "enable",
             SagaKind::ChangeRole => "change_role",
+            SagaKind::ResetPassword => "reset_password",
+            SagaKind::ResetMfa => "reset_mfa",
         }
     }
     /// Parses the stored text form.
@@ -466,6 +515,8 @@ impl SagaKind {
             "disable" => Some(SagaKind::Disable),
             "enable" => Some(SagaKind::Enable),
             "change_role" => Some(SagaKind::ChangeRole),
+            "reset_password" => Some(SagaKind::ResetPassword),
+            "reset_mfa" => Some(SagaKind::ResetMfa),
             _ => None,
         }
     }

@@ -60,6 +60,41 @@ async fn lifecycle_matrix(kind: SagaKind, mode: FaultMode) {
     }
 }
 
+async fn reset_matrix(kind: SagaKind, mode: FaultMode) {
+    let clean = clean_reset_log(&Harness::emulator_sqlite_with(matrix_settings()).await, kind).await;
+    for cell in table_cells(kind, &clean) {
+        for times in [Some(1), None] {
+            let h = Harness::emulator_sqlite_with(matrix_settings()).await;
+            run_reset_fault_case(&h, kind, cell.op, cell.skip, mode, times).await;
+        }
+    }
+}
+
+#[tokio::test]
+async fn table_matrix_reset_password_error() {
+    reset_matrix(SagaKind::ResetPassword, FaultMode::Error).await;
+}
+
+#[tokio::test]
+async fn table_matrix_reset_password_succeed_then_error() {
+    reset_matrix(SagaKind::ResetPassword, FaultMode::SucceedThenError).await;
+}
+
+#[tokio::test]
+async fn table_matrix_reset_password_hang() {
+    reset_matrix(SagaKind::ResetPassword, FaultMode::Hang).await;
+}
+
+#[tokio::test]
+async fn table_matrix_reset_mfa_error() {
+    reset_matrix(SagaKind::ResetMfa, FaultMode::Error).await;
+}
+
+#[tokio::test]
+async fn table_matrix_reset_mfa_succeed_then_hang() {
+    reset_matrix(SagaKind::ResetMfa, FaultMode::SucceedThenHang).await;
+}
+
 #[tokio::test]
 async fn table_matrix_provision_error() {
     provision_matrix(FaultMode::Error).await;
@@ -135,6 +170,14 @@ fn the_matrix_covers_every_step_of_every_table() {
     assert_eq!(names(SagaKind::Remove), ["intent", "delete_records", "delete_user"]);
     assert_eq!(names(SagaKind::Disable), ["intent", "disable_records", "disable_user"]);
     assert_eq!(names(SagaKind::Enable), ["intent", "enable_user", "enable_records"]);
+    assert_eq!(
+        names(SagaKind::ResetPassword),
+        ["intent", "reset_user", "sign_out_user", "reset_records"]
+    );
+    assert_eq!(
+        names(SagaKind::ResetMfa),
+        ["intent", "clear_mfa", "sign_out_user", "mfa_records"]
+    );
 }
 
 /// A definitive (non-retryable) database failure while writing the records: the Cognito user is removed.

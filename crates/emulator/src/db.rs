@@ -70,6 +70,14 @@ const SCHEMA: &[&str] = &[
         expires_at_us  INTEGER NOT NULL
     )",
     "CREATE INDEX IF NOT EXISTS emu_signins_by_user ON emu_signins(username_key)",
+    // Password-reset confirmation codes (`ForgotPassword`, `AdminResetUserPassword`; see `recovery.rs`):
+    // the latest code of each user, as a hash, with its expiry and the wrong attempts made so far.
+    "CREATE TABLE IF NOT EXISTS emu_reset_codes (
+        username_key  TEXT PRIMARY KEY NOT NULL REFERENCES emu_users(username_key) ON DELETE CASCADE,
+        code_hash     TEXT NOT NULL,
+        expires_at_us INTEGER NOT NULL,
+        attempts      INTEGER NOT NULL DEFAULT 0
+    )",
 ];
 
 /// Creates the tables if they are missing.
@@ -169,7 +177,7 @@ pub(crate) fn session_hash(session: &str) -> String {
     STANDARD_NO_PAD.encode(Sha256::digest(session.as_bytes()))
 }
 
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 

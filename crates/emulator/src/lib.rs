@@ -57,6 +57,8 @@ mod account;
 mod db;
 mod keys;
 mod policy;
+mod recovery;
+pub use recovery::{RESET_CODE_MAX_ATTEMPTS, RESET_CODE_VALIDITY_SECONDS};
 
 use admin_provisioner_core::clock::{Clock, SystemClock};
 use admin_provisioner_core::domain::{loggable_username, Password, Secret, TemporaryPassword, Tokens};
@@ -364,13 +366,6 @@ impl CognitoEmulator {
             return Err(IdpError::UserNotFound);
         }
         Ok(())
-    }
-
-    /// `AdminResetUserPassword`: the user's status becomes `RESET_REQUIRED` (login refused until the
-    /// password is reset). `UserNotFound` for a missing user.
-    #[tracing::instrument(skip_all, fields(op = "AdminResetUserPassword", username = %username))]
-    pub async fn admin_reset_user_password(&self, username: &str) -> Result<(), IdpError> {
-        self.set_status(username, "RESET_REQUIRED", None).await
     }
 
     /// `AdminSetUserPassword`: `permanent` makes the user `CONFIRMED` with this password; otherwise it is
@@ -1015,6 +1010,12 @@ impl IdentityProvider for CognitoEmulator {
                 })
             }
             CONFIRMED => self.after_password(&user, now).await,
+            recovery::RESET_REQUIRED => {
+                tracing::info!("login refused: password reset required");
+                Err(IdpError::PasswordResetRequired(
+                    "Password reset required for the user".into(),
+                ))
+            }
             other => Err(IdpError::UnsupportedUserState(format!("User status is {other}"))),
         }
     }
@@ -1046,6 +1047,33 @@ impl IdentityProvider for CognitoEmulator {
 
     async fn set_user_mfa_preference(&self, access_token: &Secret, enabled: bool) -> Result<(), IdpError> {
         self.set_preference(access_token, enabled).await
+    }
+
+    async fn forgot_password(&self, username: &str) -> Result<(), IdpError> {
+        self.forgot(username).await
+    }
+
+    async fn confirm_forgot_password(
+        &self,
+        username: &str,
+        code: &Secret,
+        new_password: &Password,
+    ) -> Result<(), IdpError> {
+        self.confirm_forgot(username, code, new_password).await
+    }
+
+    async fn admin_reset_user_password(&self, username: &str) -> Result<(), IdpError> {
+        self.admin_reset(username).await
+    }
+
+    async fn admin_user_global_sign_out(&self, username: &str) -> Result<(), IdpError> {
+        self.inner.meter.admit("AdminUserGlobalSignOut").await?;
+        CognitoEmulator::admin_user_global_sign_out(self, username).await
+    }
+
+    async fn admin_set_user_mfa_preference(&self, username: &str, enabled: bool) -> Result<(), IdpError> {
+        self.inner.meter.admit("AdminSetUserMFAPreference").await?;
+        self.set_software_token_enabled(username, enabled).await
     }
 
     async fn jwks(&self) -> Result<serde_json::Value, IdpError> {

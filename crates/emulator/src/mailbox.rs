@@ -38,6 +38,10 @@ const LINE_MIDDLE: &str = " and temporary password is ";
 /// What [`Message::masked_body`] shows instead of the password.
 pub const MASK: &str = "********";
 
+/// Subject of Cognito's default password-reset message.
+pub const RESET_SUBJECT: &str = "Your password reset code";
+/// Cognito's default password-reset text, up to the code.
+const RESET_LINE_PREFIX: &str = "Your password reset code is ";
 /// Format of the time prefix of file names.
 const STAMP_FORMAT: &str = "%Y%m%dT%H%M%S%.6f";
 
@@ -143,6 +147,24 @@ impl Mailbox {
         password: &TemporaryPassword,
         at: DateTime<Utc>,
     ) -> io::Result<PathBuf> {
+        let line = invitation_line(username, password.expose());
+        self.deliver(to, username, INVITATION_SUBJECT, &line, at)
+    }
+
+    /// Writes Cognito's default password-reset message (`Your password reset code is {####}.`) to `to`,
+    /// like [`Mailbox::deliver_invitation`] (`ForgotPassword`, `AdminResetUserPassword`).
+    pub(crate) fn deliver_reset_code(
+        &self,
+        to: &str,
+        username: &str,
+        code: &str,
+        at: DateTime<Utc>,
+    ) -> io::Result<PathBuf> {
+        let line = format!("{RESET_LINE_PREFIX}{code}.");
+        self.deliver(to, username, RESET_SUBJECT, &line, at)
+    }
+
+    fn deliver(&self, to: &str, username: &str, subject: &str, line: &str, at: DateTime<Utc>) -> io::Result<PathBuf> {
         create_private_dir(&self.dir)?;
         let stamp = self.next_stamp(at)?;
         let unique = uuid::Uuid::new_v4().simple().to_string();
@@ -152,7 +174,7 @@ impl Mailbox {
             sanitise(username),
             &unique[..8]
         );
-        let text = render_invitation(to, username, password.expose(), at, &unique);
+        let text = render_message(to, subject, line, at, &unique);
 
         let final_path = self.dir.join(&name);
         let tmp_path = self.dir.join(format!(".{name}.tmp"));
@@ -290,11 +312,11 @@ fn sanitise(username: &str) -> String {
 }
 
 /// The whole RFC 5322 text of an invitation, CRLF line endings.
-fn render_invitation(to: &str, username: &str, password: &str, at: DateTime<Utc>, unique: &str) -> String {
+fn render_message(to: &str, subject: &str, line: &str, at: DateTime<Utc>, unique: &str) -> String {
     let headers = [
         format!("From: {FROM_ADDRESS}"),
         format!("To: {}", header_address(to)),
-        format!("Subject: {INVITATION_SUBJECT}"),
+        format!("Subject: {subject}"),
         format!("Date: {}", at.to_rfc2822()),
         format!("Message-ID: <{unique}@emulator.cognito-idp.local>"),
         "MIME-Version: 1.0".to_string(),
@@ -303,7 +325,7 @@ fn render_invitation(to: &str, username: &str, password: &str, at: DateTime<Utc>
     ];
     let mut text = headers.join("\r\n");
     text.push_str("\r\n\r\n");
-    text.push_str(&invitation_line(username, password));
+    text.push_str(line);
     text.push_str("\r\n");
     text
 }
@@ -323,6 +345,12 @@ fn parse_invitation_line(line: &str) -> Option<(&str, &str)> {
         return None;
     }
     Some((username, password))
+}
+
+/// The code of a reset line: `Your password reset code is 123456.` → `123456`.
+fn parse_reset_line(line: &str) -> Option<&str> {
+    let code = line.strip_prefix(RESET_LINE_PREFIX)?.strip_suffix('.')?;
+    (code.len() == 6 && code.bytes().all(|b| b.is_ascii_digit())).then_some(code)
 }
 
 impl Message {
@@ -383,12 +411,23 @@ impl Message {
         self.invitation().map(|(u, _)| u.to_string())
     }
 
-    /// The body with the temporary password replaced by `********`, safe to show or log.
+    /// The confirmation code of a password-reset message (`ForgotPassword`, `AdminResetUserPassword`):
+    /// the six digits after the word "code", if this is one.
+    pub fn reset_code(&self) -> Option<String> {
+        self.body
+            .lines()
+            .find_map(|l| parse_reset_line(l.trim_end_matches('\r')))
+            .map(str::to_string)
+    }
+
+    /// The body with the temporary password (or reset code) replaced by `********`, safe to show or log.
     pub fn masked_body(&self) -> String {
         let mut out: Vec<String> = Vec::new();
         for line in self.body.split('\n') {
-            match parse_invitation_line(line.trim_end_matches('\r')) {
+            let line = line.trim_end_matches('\r');
+            match parse_invitation_line(line) {
                 Some((username, _)) => out.push(invitation_line(username, MASK)),
+                None if parse_reset_line(line).is_some() => out.push(format!("{RESET_LINE_PREFIX}{MASK}.")),
                 None => out.push(line.to_string()),
             }
         }

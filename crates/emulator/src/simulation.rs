@@ -39,6 +39,11 @@ pub const OPERATIONS: &[&str] = &[
     "AssociateSoftwareToken",
     "VerifySoftwareToken",
     "SetUserMFAPreference",
+    "ForgotPassword",
+    "ConfirmForgotPassword",
+    "AdminResetUserPassword",
+    "AdminUserGlobalSignOut",
+    "AdminSetUserMFAPreference",
 ];
 
 /// Quotas and latency to simulate. `Default` simulates nothing.

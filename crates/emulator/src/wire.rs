@@ -53,6 +53,10 @@ pub const OPERATIONS: &[&str] = &[
     "AdminEnableUser",
     "AdminSetUserPassword",
     "AdminUserGlobalSignOut",
+    "AdminResetUserPassword",
+    "AdminSetUserMFAPreference",
+    "ForgotPassword",
+    "ConfirmForgotPassword",
     "ListUsers",
     "InitiateAuth",
     "AdminInitiateAuth",
@@ -147,6 +151,7 @@ impl From<IdpError> for WireError {
                 "PasswordHistoryPolicyViolationException",
                 "The password was used recently and cannot be used again.",
             ),
+            IdpError::PasswordResetRequired(m) => bad("PasswordResetRequiredException", &m),
             IdpError::TooManyRequests => bad("TooManyRequestsException", "Rate exceeded"),
             IdpError::ResourceNotFound(m) => bad("ResourceNotFoundException", &m),
             IdpError::Timeout(m) | IdpError::Unavailable(m) => {
@@ -250,6 +255,15 @@ async fn dispatch(emu: &CognitoEmulator, op: &str, req: &Value) -> Result<Value,
         "AdminUserGlobalSignOut" => {
             admin_user_call(emu, req, |e, u| async move { e.admin_user_global_sign_out(&u).await }).await
         }
+        "AdminResetUserPassword" => {
+            admin_user_call(emu, req, |e, u| async move {
+                IdentityProvider::admin_reset_user_password(&e, &u).await
+            })
+            .await
+        }
+        "AdminSetUserMFAPreference" => admin_set_user_mfa_preference(emu, req).await,
+        "ForgotPassword" => forgot_password(emu, req).await,
+        "ConfirmForgotPassword" => confirm_forgot_password(emu, req).await,
         "ListUsers" => list_users(emu, req).await,
         "InitiateAuth" => initiate_auth(emu, req, false).await,
         "AdminInitiateAuth" => initiate_auth(emu, req, true).await,
@@ -496,6 +510,48 @@ async fn admin_set_user_password(emu: &CognitoEmulator, req: &Value) -> Result<V
     let password = Password::new(req_str(req, "Password")?);
     let permanent = req.get("Permanent").and_then(Value::as_bool).unwrap_or(false);
     emu.admin_set_user_password(username, &password, permanent).await?;
+    Ok(json!({}))
+}
+
+async fn admin_set_user_mfa_preference(emu: &CognitoEmulator, req: &Value) -> Result<Value, WireError> {
+    check_pool(emu, req)?;
+    let username = req_str(req, "Username")?;
+    if let Some(settings) = req.get("SoftwareTokenMfaSettings") {
+        let enabled = settings.get("Enabled").and_then(Value::as_bool).unwrap_or(false);
+        IdentityProvider::admin_set_user_mfa_preference(emu, username, enabled).await?;
+    }
+    Ok(json!({}))
+}
+
+/// Cognito's masked destination (`a***@e***`): derived from the username alone, so a known and an
+/// unknown user get the same answer (user-existence errors are prevented).
+fn masked_destination(username: &str) -> String {
+    let first = |s: &str| s.chars().next().map(String::from).unwrap_or_default();
+    match username.split_once('@') {
+        Some((local, domain)) => format!("{}***@{}***", first(local), first(domain)),
+        None => format!("{}***", first(username)),
+    }
+}
+
+async fn forgot_password(emu: &CognitoEmulator, req: &Value) -> Result<Value, WireError> {
+    check_client(emu, req)?;
+    let username = req_str(req, "Username")?;
+    emu.forgot_password(username).await?;
+    Ok(json!({
+        "CodeDeliveryDetails": {
+            "Destination": masked_destination(username),
+            "DeliveryMedium": "EMAIL",
+            "AttributeName": "email",
+        }
+    }))
+}
+
+async fn confirm_forgot_password(emu: &CognitoEmulator, req: &Value) -> Result<Value, WireError> {
+    check_client(emu, req)?;
+    let username = req_str(req, "Username")?;
+    let code = Secret::new(req_str(req, "ConfirmationCode")?);
+    let password = Password::new(req_str(req, "Password")?);
+    emu.confirm_forgot_password(username, &code, &password).await?;
     Ok(json!({}))
 }
 

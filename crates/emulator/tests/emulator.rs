@@ -1035,3 +1035,162 @@ async fn a_session_answered_twice_at_once_succeeds_only_once() {
         "{ra:?} / {rb:?}"
     );
 }
+
+// ---- password recovery, admin reset, global sign-out ----
+
+fn latest_code(env: &Env, username: &str) -> String {
+    env.mailbox()
+        .latest_for(username)
+        .unwrap()
+        .and_then(|m| m.reset_code())
+        .expect("a reset code was mailed")
+}
+
+#[tokio::test]
+async fn forgot_password_mails_a_six_digit_code_that_sets_the_password_once() {
+    let env = env().await;
+    confirmed(&env.emu, "ann@example.com").await;
+    env.emu.forgot_password("ann@example.com").await.unwrap();
+    let msg = env.mailbox().latest_for("ann@example.com").unwrap().unwrap();
+    assert!(msg.body.contains("Your password reset code is "), "{}", msg.body);
+    let code = latest_code(&env, "ann@example.com");
+    assert_eq!(code.len(), 6);
+    assert!(!msg.masked_body().contains(&code), "the code is masked for display");
+
+    let wrong = if code == "000000" { "111111" } else { "000000" };
+    let e = env
+        .emu
+        .confirm_forgot_password("ann@example.com", &Secret::new(wrong), &Password::new("Other-Pass1!"))
+        .await
+        .unwrap_err();
+    assert!(matches!(e, IdpError::CodeMismatch(_)), "{e:?}");
+    let e = env
+        .emu
+        .confirm_forgot_password("ann@example.com", &Secret::new(&code), &Password::new("weak"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(e, IdpError::InvalidPassword(_)),
+        "a policy failure keeps the code: {e:?}"
+    );
+    env.emu
+        .confirm_forgot_password("ann@example.com", &Secret::new(&code), &Password::new("Other-Pass1!"))
+        .await
+        .unwrap();
+    assert!(login(&env.emu, "ann@example.com", NEW).await.is_err());
+    assert!(matches!(
+        login(&env.emu, "ann@example.com", "Other-Pass1!").await.unwrap(),
+        AuthOutcome::Tokens(_)
+    ));
+    let reused = env
+        .emu
+        .confirm_forgot_password("ann@example.com", &Secret::new(&code), &Password::new("Third-Pass1!"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(reused, IdpError::CodeMismatch(_)),
+        "a code works once: {reused:?}"
+    );
+}
+
+#[tokio::test]
+async fn forgot_password_reveals_nothing_about_unknown_users_and_codes_expire() {
+    let env = env().await;
+    env.emu.forgot_password("nobody@example.com").await.unwrap();
+    assert!(env.mailbox().latest_for("nobody@example.com").unwrap().is_none());
+    let e = env
+        .emu
+        .confirm_forgot_password(
+            "nobody@example.com",
+            &Secret::new("123456"),
+            &Password::new("Other-Pass1!"),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(e, IdpError::CodeMismatch(_)), "{e:?}");
+
+    confirmed(&env.emu, "bea@example.com").await;
+    env.emu.forgot_password("bea@example.com").await.unwrap();
+    let code = latest_code(&env, "bea@example.com");
+    env.clock.advance(Duration::seconds(
+        admin_provisioner_emulator::RESET_CODE_VALIDITY_SECONDS,
+    ));
+    let e = env
+        .emu
+        .confirm_forgot_password("bea@example.com", &Secret::new(&code), &Password::new("Other-Pass1!"))
+        .await
+        .unwrap_err();
+    assert!(matches!(e, IdpError::CodeMismatch(_)), "an expired code: {e:?}");
+}
+
+#[tokio::test]
+async fn wrong_codes_use_up_the_code() {
+    let env = env().await;
+    confirmed(&env.emu, "cy@example.com").await;
+    env.emu.forgot_password("cy@example.com").await.unwrap();
+    let code = latest_code(&env, "cy@example.com");
+    let wrong = if code == "000000" { "111111" } else { "000000" };
+    for _ in 0..admin_provisioner_emulator::RESET_CODE_MAX_ATTEMPTS {
+        let _ = env
+            .emu
+            .confirm_forgot_password("cy@example.com", &Secret::new(wrong), &Password::new("Other-Pass1!"))
+            .await;
+    }
+    let e = env
+        .emu
+        .confirm_forgot_password("cy@example.com", &Secret::new(&code), &Password::new("Other-Pass1!"))
+        .await
+        .unwrap_err();
+    assert!(matches!(e, IdpError::CodeMismatch(_)), "{e:?}");
+}
+
+#[tokio::test]
+async fn admin_reset_requires_a_reset_and_refuses_users_without_a_password() {
+    let env = env().await;
+    confirmed(&env.emu, "dan@example.com").await;
+    env.emu.admin_reset_user_password("dan@example.com").await.unwrap();
+    assert_eq!(
+        env.emu.admin_get_user("dan@example.com").await.unwrap().status,
+        IdpUserStatus::Other("RESET_REQUIRED".into())
+    );
+    let e = login(&env.emu, "dan@example.com", NEW).await.unwrap_err();
+    assert!(matches!(e, IdpError::PasswordResetRequired(_)), "{e:?}");
+    let code = latest_code(&env, "dan@example.com");
+    env.emu
+        .confirm_forgot_password("dan@example.com", &Secret::new(&code), &Password::new("Other-Pass1!"))
+        .await
+        .unwrap();
+    assert_eq!(
+        env.emu.admin_get_user("dan@example.com").await.unwrap().status,
+        IdpUserStatus::Confirmed
+    );
+
+    env.emu
+        .admin_create_user(create("eve@example.com", Some(TEMP), None))
+        .await
+        .unwrap();
+    let e = env.emu.admin_reset_user_password("eve@example.com").await.unwrap_err();
+    assert!(
+        matches!(e, IdpError::NotAuthorized(_)),
+        "no password to reset yet: {e:?}"
+    );
+    assert_eq!(
+        env.emu
+            .admin_reset_user_password("nobody@example.com")
+            .await
+            .unwrap_err(),
+        IdpError::UserNotFound
+    );
+}
+
+#[tokio::test]
+async fn admin_global_sign_out_revokes_refresh_tokens() {
+    let env = env().await;
+    let tokens = confirmed(&env.emu, "fay@example.com").await;
+    env.emu.refresh_tokens(&tokens.refresh_token).await.unwrap();
+    IdentityProvider::admin_user_global_sign_out(&env.emu, "fay@example.com")
+        .await
+        .unwrap();
+    let e = env.emu.refresh_tokens(&tokens.refresh_token).await.unwrap_err();
+    assert!(matches!(e, IdpError::NotAuthorized(_)), "{e:?}");
+}

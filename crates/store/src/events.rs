@@ -46,8 +46,15 @@ pub const ADMIN_DRIFT_DETECTED: &str = "admin.drift_detected";
 /// role change's transaction.
 pub const ADMIN_ROLE_CHANGED: &str = "admin.role_changed";
 
+/// `admin.password_reset`: another admin reset the admin's password (Cognito `AdminResetUserPassword`);
+/// their sessions ended in the same transaction.
+pub const ADMIN_PASSWORD_RESET: &str = "admin.password_reset";
+
+/// `admin.mfa_reset`: another admin cleared the admin's authenticator; the next sign-in enrols again.
+pub const ADMIN_MFA_RESET: &str = "admin.mfa_reset";
+
 /// Every event type the product writes through the store's transactions.
-pub const EVENT_TYPES: [&str; 8] = [
+pub const EVENT_TYPES: [&str; 10] = [
     ADMIN_INVITED,
     ADMIN_INVITE_RESENT,
     ADMIN_ACTIVATED,
@@ -56,6 +63,8 @@ pub const EVENT_TYPES: [&str; 8] = [
     ADMIN_ENABLED,
     ADMIN_PROVISIONING_FAILED,
     ADMIN_ROLE_CHANGED,
+    ADMIN_PASSWORD_RESET,
+    ADMIN_MFA_RESET,
 ];
 
 /// The `data` of an admin event: the admin's records after the change (before it, for `admin.removed`),

@@ -345,6 +345,20 @@ impl<S: AdminStore> AdminWrites for Reconnecting<S> {
         })
         .await
     }
+    async fn record_credentials_reset(
+        &self,
+        id: UserId,
+        reset: admin_provisioner_core::store::CredentialsReset,
+        at: DateTime<Utc>,
+        audit: AuditEntry,
+        saga: Option<(Uuid, SagaState)>,
+    ) -> Result<AdminRecord, StoreError> {
+        self.run("record_credentials_reset", Replay::IfRolledBack, || {
+            self.inner.record_credentials_reset(id, reset, at, audit.clone(), saga)
+        })
+        .await
+    }
+
     async fn end_sessions(&self, id: UserId, at: DateTime<Utc>) -> Result<AdminRecord, StoreError> {
         self.run("end_sessions", Replay::Always, || self.inner.end_sessions(id, at))
             .await

@@ -403,3 +403,101 @@ mod tests {
         );
     }
 }
+
+/// Reset an admin's password (the `reset_password` saga): Cognito `AdminResetUserPassword` e-mails them a
+/// code and their next sign-in answers `409 password_reset_required` until they set a new password with it
+/// (`POST /api/auth/confirm-forgot-password`); they are signed out everywhere (`AdminUserGlobalSignOut` and
+/// the database's session epoch). Audited; event `admin.password_reset`.
+#[utoipa::path(
+    post, path = "/api/admins/{id}/reset-password", tag = "admins",
+    params(("id" = Uuid, Path, description = "`User.id`")),
+    responses(
+        (status = 200, description = "Reset; a code is on its way to the admin", body = AdminDto),
+        (status = 400, description = "`invalid_request`", body = ErrorBody),
+        (status = 401, description = "`unauthorized`; `session_ended`", body = ErrorBody),
+        (status = 403, description = "`forbidden` (a viewer; an admin acting on an owner), or `self_action_forbidden`: use forgot-password for your own", body = ErrorBody),
+        (status = 404, description = "`not_found`", body = ErrorBody),
+        (status = 409, description = "`not_active`: no password yet (resend the invitation) or disabled; `operation_in_progress`", body = ErrorBody),
+        (status = 429, description = "`rate_limited`: the caller's budget of changes per minute is spent (`Retry-After`)", body = ErrorBody),
+        (status = 500, description = "`saga_stuck`: Cognito reset the password; recovery finishes the rest", body = ErrorBody),
+        (status = 502, description = "`identity_provider_unavailable`: nothing was changed", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn reset_admin_password(
+    State(state): State<AppState>,
+    admin: AdminCaller,
+    RequestId(request_id): RequestId,
+    Path(id): Path<String>,
+) -> Result<Json<AdminDto>, ApiError> {
+    let id = parse_admin_id(&id)?;
+    state
+        .provisioner()
+        .reset_admin_password(&admin.caller, id, Some(&request_id))
+        .await?;
+    Ok(Json(admin_dto(state.provisioner().get_admin_view(id).await?)))
+}
+
+/// Clear an admin's authenticator, for a lost device (the `reset_mfa` saga): Cognito
+/// `AdminSetUserMFAPreference` with the software token off, `mfa_enrolled_at` cleared; their next sign-in
+/// enrols a new one. They are signed out everywhere. Audited; event `admin.mfa_reset`.
+#[utoipa::path(
+    post, path = "/api/admins/{id}/reset-mfa", tag = "admins",
+    params(("id" = Uuid, Path, description = "`User.id`")),
+    responses(
+        (status = 200, description = "Authenticator cleared", body = AdminDto),
+        (status = 400, description = "`invalid_request`", body = ErrorBody),
+        (status = 401, description = "`unauthorized`; `session_ended`", body = ErrorBody),
+        (status = 403, description = "`forbidden` (a viewer; an admin acting on an owner), or `self_action_forbidden`", body = ErrorBody),
+        (status = 404, description = "`not_found`", body = ErrorBody),
+        (status = 409, description = "`operation_in_progress`", body = ErrorBody),
+        (status = 429, description = "`rate_limited` (`Retry-After`)", body = ErrorBody),
+        (status = 500, description = "`saga_stuck`: Cognito cleared the authenticator; recovery finishes the rest", body = ErrorBody),
+        (status = 502, description = "`identity_provider_unavailable`: nothing was changed", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn reset_admin_mfa(
+    State(state): State<AppState>,
+    admin: AdminCaller,
+    RequestId(request_id): RequestId,
+    Path(id): Path<String>,
+) -> Result<Json<AdminDto>, ApiError> {
+    let id = parse_admin_id(&id)?;
+    state
+        .provisioner()
+        .reset_admin_mfa(&admin.caller, id, Some(&request_id))
+        .await?;
+    Ok(Json(admin_dto(state.provisioner().get_admin_view(id).await?)))
+}
+
+/// Sign an admin out everywhere: every console session and token they hold is refused from their next
+/// request (`401 session_ended`), and Cognito refuses their refresh tokens (`AdminUserGlobalSignOut`).
+/// Audited (`sign_out_admin`). Idempotent.
+#[utoipa::path(
+    post, path = "/api/admins/{id}/sign-out", tag = "admins",
+    params(("id" = Uuid, Path, description = "`User.id`")),
+    responses(
+        (status = 200, description = "Signed out", body = AdminDto),
+        (status = 400, description = "`invalid_request`", body = ErrorBody),
+        (status = 401, description = "`unauthorized`; `session_ended`", body = ErrorBody),
+        (status = 403, description = "`forbidden` (a viewer; an admin acting on an owner), or `self_action_forbidden`: sign yourself out with logout", body = ErrorBody),
+        (status = 404, description = "`not_found`", body = ErrorBody),
+        (status = 429, description = "`rate_limited` (`Retry-After`)", body = ErrorBody),
+        (status = 502, description = "`identity_provider_unavailable`: the database sessions ended; repeat for Cognito's refresh tokens", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn sign_out_admin(
+    State(state): State<AppState>,
+    admin: AdminCaller,
+    RequestId(request_id): RequestId,
+    Path(id): Path<String>,
+) -> Result<Json<AdminDto>, ApiError> {
+    let id = parse_admin_id(&id)?;
+    state
+        .provisioner()
+        .sign_out_admin(&admin.caller, id, Some(&request_id))
+        .await?;
+    Ok(Json(admin_dto(state.provisioner().get_admin_view(id).await?)))
+}

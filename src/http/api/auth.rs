@@ -2,8 +2,9 @@
 //! the enrolment of an authenticator by a signed-in admin.
 
 use super::{
-    check_len, login_dto, ChallengeResponse, ErrorBody, LoginRequest, LoginResponse, MfaSetupResponse,
-    MfaVerifyRequest, NewPasswordRequest, RespondRequest, MAX_PASSWORD, MAX_SESSION, MAX_USERNAME,
+    check_len, login_dto, ChallengeResponse, ConfirmForgotPasswordRequest, ErrorBody, ForgotPasswordRequest,
+    ForgotPasswordResponse, LoginRequest, LoginResponse, MfaSetupResponse, MfaVerifyRequest, NewPasswordRequest,
+    RespondRequest, MAX_PASSWORD, MAX_SESSION, MAX_USERNAME,
 };
 use crate::http::auth::bearer_token;
 use crate::http::edge::ClientAddr;
@@ -15,6 +16,87 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::Json;
+
+/// What `POST /api/auth/forgot-password` answers, for every address.
+pub const FORGOT_PASSWORD_MESSAGE: &str =
+    "If an account exists for this address, a password reset code is on its way to it. Enter it with a new password.";
+
+/// A password-reset code: six digits.
+fn check_reset_code(code: &str) -> Result<Secret, ApiError> {
+    let code = code.trim();
+    if code.len() != 6 || !code.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(ApiError::invalid_request(
+            "`code` must be the six digits from the e-mail",
+        ));
+    }
+    Ok(Secret::new(code))
+}
+
+/// Ask for a password-reset code by e-mail (Cognito `ForgotPassword`). The answer is the same for every
+/// well-formed address, known or not, and does not wait for Cognito.
+#[utoipa::path(
+    post, path = "/api/auth/forgot-password", tag = "auth",
+    request_body = ForgotPasswordRequest,
+    responses(
+        (status = 202, description = "Accepted (for any address): if the account exists and may reset its password, a six-digit code is e-mailed", body = ForgotPasswordResponse),
+        (status = 400, description = "`invalid_email` or `invalid_request`", body = ErrorBody),
+        (status = 429, description = "`rate_limited`", body = ErrorBody),
+    )
+)]
+pub async fn forgot_password(
+    State(state): State<AppState>,
+    RequestId(request_id): RequestId,
+    ClientAddr(client): ClientAddr,
+    body: Bytes,
+) -> Result<(axum::http::StatusCode, Json<ForgotPasswordResponse>), ApiError> {
+    let req: ForgotPasswordRequest = parse_json(&body)?;
+    check_len("email", &req.email, 1, MAX_USERNAME)?;
+    state.edge().limits.auth_attempt(&req.email, client)?;
+    state
+        .provisioner()
+        .forgot_password(&req.email, Some(&request_id))
+        .await?;
+    Ok((
+        axum::http::StatusCode::ACCEPTED,
+        Json(ForgotPasswordResponse {
+            status: "accepted".into(),
+            message: FORGOT_PASSWORD_MESSAGE.into(),
+        }),
+    ))
+}
+
+/// Set a new password with the e-mailed code (Cognito `ConfirmForgotPassword`): after
+/// `/api/auth/forgot-password`, or after an admin reset the password (`password_reset_required`).
+#[utoipa::path(
+    post, path = "/api/auth/confirm-forgot-password", tag = "auth",
+    request_body = ConfirmForgotPasswordRequest,
+    responses(
+        (status = 200, description = "Password set: sign in with it", body = ForgotPasswordResponse),
+        (status = 400, description = "`invalid_reset_code` (wrong, expired or used-up code; ask for a new one), `password_policy`, `invalid_email` or `invalid_request`", body = ErrorBody),
+        (status = 429, description = "`rate_limited`", body = ErrorBody),
+        (status = 502, description = "`identity_provider_unavailable`", body = ErrorBody),
+    )
+)]
+pub async fn confirm_forgot_password(
+    State(state): State<AppState>,
+    RequestId(request_id): RequestId,
+    ClientAddr(client): ClientAddr,
+    body: Bytes,
+) -> Result<Json<ForgotPasswordResponse>, ApiError> {
+    let req: ConfirmForgotPasswordRequest = parse_json(&body)?;
+    check_len("email", &req.email, 1, MAX_USERNAME)?;
+    check_len("new_password", &req.new_password, 1, MAX_PASSWORD)?;
+    let code = check_reset_code(&req.code)?;
+    state.edge().limits.auth_attempt(&req.email, client)?;
+    state
+        .provisioner()
+        .confirm_forgot_password(&req.email, &code, &Password::new(req.new_password), Some(&request_id))
+        .await?;
+    Ok(Json(ForgotPasswordResponse {
+        status: "password_set".into(),
+        message: "Your new password is set: sign in with it.".into(),
+    }))
+}
 
 /// An authenticator code: six digits.
 fn check_code(code: &str) -> Result<Secret, ApiError> {
@@ -35,6 +117,7 @@ fn check_code(code: &str) -> Result<Secret, ApiError> {
         (status = 200, description = "Tokens, or the next challenge `{\"challenge\",\"session\",\"username\"}`: `NEW_PASSWORD_REQUIRED` at first login, `MFA_SETUP` (pool with MFA on, no authenticator yet) or `SOFTWARE_TOKEN_MFA`; answer with `POST /api/auth/respond`", body = LoginResponse),
         (status = 400, description = "`invalid_request`", body = ErrorBody),
         (status = 401, description = "`invalid_credentials` (also an expired temporary password)", body = ErrorBody),
+        (status = 409, description = "`password_reset_required`: an admin reset the password; set a new one with the e-mailed code (`POST /api/auth/confirm-forgot-password`)", body = ErrorBody),
         (status = 429, description = "`rate_limited`", body = ErrorBody),
     )
 )]

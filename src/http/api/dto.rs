@@ -380,6 +380,40 @@ pub struct MfaSetupResponse {
     pub otpauth_uri: String,
 }
 
+/// Body of `POST /api/auth/forgot-password`.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ForgotPasswordRequest {
+    /// The account's e-mail address.
+    #[schema(min_length = 1, max_length = 128)]
+    pub email: String,
+}
+
+/// `POST /api/auth/forgot-password` answer: the same for every address, known or not.
+#[derive(Serialize, ToSchema)]
+pub struct ForgotPasswordResponse {
+    /// Always `accepted`.
+    #[schema(example = "accepted")]
+    pub status: String,
+    /// What happens next, in words.
+    pub message: String,
+}
+
+/// Body of `POST /api/auth/confirm-forgot-password`: the e-mailed code and the new password.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ConfirmForgotPasswordRequest {
+    /// The account's e-mail address.
+    #[schema(min_length = 1, max_length = 128)]
+    pub email: String,
+    /// The six-digit code from the e-mail.
+    #[schema(min_length = 6, max_length = 6, example = "123456")]
+    pub code: String,
+    /// The new password (the pool's password policy applies).
+    #[schema(min_length = 1, max_length = 256)]
+    pub new_password: String,
+}
+
 /// `POST /api/auth/mfa/verify`: the first code of the authenticator being enrolled.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]

@@ -39,9 +39,14 @@ pub fn routes() -> Router<AppState> {
         .route("/api/admins/{id}/resend-invite", post(resend_invite))
         .route("/api/admins/{id}/disable", post(disable_admin))
         .route("/api/admins/{id}/enable", post(enable_admin))
+        .route("/api/admins/{id}/reset-password", post(reset_admin_password))
+        .route("/api/admins/{id}/reset-mfa", post(reset_admin_mfa))
+        .route("/api/admins/{id}/sign-out", post(sign_out_admin))
         .route("/api/auth/login", post(login))
         .route("/api/auth/new-password", post(new_password))
         .route("/api/auth/respond", post(respond))
+        .route("/api/auth/forgot-password", post(forgot_password))
+        .route("/api/auth/confirm-forgot-password", post(confirm_forgot_password))
         .route("/api/auth/mfa/setup", post(mfa_setup))
         .route("/api/auth/mfa/verify", post(mfa_verify))
         .route("/api/audit", get(audit))
@@ -66,18 +71,19 @@ pub fn routes() -> Router<AppState> {
     ),
     paths(
         create_admin, list_admins, get_admin, change_admin, resend_invite, delete_admin, disable_admin, enable_admin,
-        login, new_password, respond, mfa_setup, mfa_verify, audit, healthz, readyz, metrics, openapi_json
+        reset_admin_password, reset_admin_mfa, sign_out_admin,
+        login, new_password, respond, forgot_password, confirm_forgot_password, mfa_setup, mfa_verify, audit, healthz, readyz, metrics, openapi_json
     ),
     components(schemas(
         CreateAdminRequest, ChangeAdminRequest, RoleDto, LoginRequest, NewPasswordRequest, ProvisionedResponse, UserDto, AdminInfoDto,
         InviteDto, InviteStatusDto, UserStatusDto, AdminDto, AdminList, ResendResponse, TokensResponse,
-        ChallengeResponse, LoginResponse, RespondRequest, MfaSetupResponse, MfaVerifyRequest, AuditEventDto, AuditList, ErrorBody, ErrorDetail, HealthResponse,
+        ChallengeResponse, LoginResponse, RespondRequest, MfaSetupResponse, MfaVerifyRequest, ForgotPasswordRequest, ForgotPasswordResponse, ConfirmForgotPasswordRequest, AuditEventDto, AuditList, ErrorBody, ErrorDetail, HealthResponse,
         ReadyResponse
     )),
     modifiers(&BearerAuth, &EdgeResponses, &ScimPaths),
     tags(
         (name = "admins", description = "Provision, list, re-invite, change the role of and remove admins (active admins; writes need the role the permission table names: a viewer only reads, only an owner acts on owners)"),
-        (name = "auth", description = "Sign-in (Cognito's challenge loop: new password, MFA setup, MFA code) and authenticator enrolment"),
+        (name = "auth", description = "Sign-in (Cognito's challenge loop: new password, MFA setup, MFA code), password recovery with an e-mailed code, and authenticator enrolment"),
         (name = "audit", description = "Who did what"),
         (name = "operations", description = "Health, readiness, metrics, this document"),
         (name = "scim", description = "SCIM 2.0 (RFC 7644) for identity providers, with a SCIM token"),

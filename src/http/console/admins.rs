@@ -79,6 +79,9 @@ struct AdminRow {
     can_resend: bool,
     can_disable: bool,
     can_enable: bool,
+    can_reset_password: bool,
+    can_reset_mfa: bool,
+    can_sign_out: bool,
     remove: Option<RemoveButton>,
     saga: Option<SagaLink>,
     role: &'static str,
@@ -174,6 +177,9 @@ fn admin_row(a: &AdminView, me: &str, now: DateTime<Utc>, viewer: Viewer) -> Adm
                 InviteStatus::Active | InviteStatus::Invited | InviteStatus::Expired
             ),
         can_enable: may(AdminAction::Enable) && a.status == InviteStatus::Disabled,
+        can_reset_password: !you && may(AdminAction::ResetPassword) && a.status == InviteStatus::Active,
+        can_reset_mfa: !you && may(AdminAction::ResetMfa) && a.status == InviteStatus::Active,
+        can_sign_out: !you && may(AdminAction::SignOut) && a.status == InviteStatus::Active,
         remove,
         saga,
         role: a.role.as_str(),
@@ -500,6 +506,81 @@ pub(super) async fn disable_submit(
         Err(e) => Flash::error(describe_error(&e)),
     };
     back_to_console(&state, &headers, flash)
+}
+
+/// Which credentials operation a console button asks for.
+#[derive(Clone, Copy)]
+enum CredentialsOp {
+    ResetPassword,
+    ResetMfa,
+    SignOut,
+}
+
+async fn credentials_submit(
+    state: AppState,
+    request_id: String,
+    headers: HeaderMap,
+    id: String,
+    form: Result<Form<CsrfForm>, FormRejection>,
+    op: CredentialsOp,
+) -> Response {
+    let (user, id, email) = match admin_action(&state, &headers, &id, form).await {
+        Ok(parts) => parts,
+        Err(res) => return res,
+    };
+    let p = state.provisioner();
+    let (result, done) = match op {
+        CredentialsOp::ResetPassword => (
+            p.reset_admin_password(&user.caller, id, Some(&request_id)).await,
+            format!("{email}'s password was reset: a code is on its way to them, and they were signed out everywhere."),
+        ),
+        CredentialsOp::ResetMfa => (
+            p.reset_admin_mfa(&user.caller, id, Some(&request_id)).await,
+            format!("{email}'s authenticator was cleared: they set up a new one at their next sign-in, and were signed out everywhere."),
+        ),
+        CredentialsOp::SignOut => (
+            p.sign_out_admin(&user.caller, id, Some(&request_id)).await,
+            format!("{email} was signed out everywhere: their sessions and tokens are refused from their next request."),
+        ),
+    };
+    let flash = match result {
+        Ok(_) => Flash::ok(done),
+        Err(e) => Flash::error(describe_error(&e)),
+    };
+    back_to_console(&state, &headers, flash)
+}
+
+/// `POST /console/admins/{id}/reset-password`: the same operation as `POST /api/admins/{id}/reset-password`.
+pub(super) async fn reset_password_submit(
+    State(state): State<AppState>,
+    RequestId(request_id): RequestId,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    form: Result<Form<CsrfForm>, FormRejection>,
+) -> Response {
+    credentials_submit(state, request_id, headers, id, form, CredentialsOp::ResetPassword).await
+}
+
+/// `POST /console/admins/{id}/reset-mfa`: the same operation as `POST /api/admins/{id}/reset-mfa`.
+pub(super) async fn reset_mfa_submit(
+    State(state): State<AppState>,
+    RequestId(request_id): RequestId,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    form: Result<Form<CsrfForm>, FormRejection>,
+) -> Response {
+    credentials_submit(state, request_id, headers, id, form, CredentialsOp::ResetMfa).await
+}
+
+/// `POST /console/admins/{id}/sign-out`: the same operation as `POST /api/admins/{id}/sign-out`.
+pub(super) async fn sign_out_submit(
+    State(state): State<AppState>,
+    RequestId(request_id): RequestId,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    form: Result<Form<CsrfForm>, FormRejection>,
+) -> Response {
+    credentials_submit(state, request_id, headers, id, form, CredentialsOp::SignOut).await
 }
 
 /// `POST /console/admins/{id}/role`: the same operation as `PATCH /api/admins/{id}` (the role-change

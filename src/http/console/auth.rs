@@ -97,6 +97,12 @@ pub(super) async fn login_submit(
         .await
     {
         Ok(outcome) => sign_in_step(&state, &headers, jar, form.email.trim(), outcome, None).await,
+        // An admin reset the password: the code from the e-mail and a new password.
+        Err(Error::PasswordResetRequired) => {
+            let e = ApiError::from(Error::PasswordResetRequired);
+            let f = Flash::error(describe(&e));
+            super::recovery::reset_html(&state, e.status, form.email.trim(), Some(f))
+        }
         Err(e) => {
             let e = ApiError::from(e);
             let f = Flash::error(describe(&e));

@@ -52,6 +52,7 @@ mod audit;
 mod auth;
 mod drift;
 mod mailbox;
+mod recovery;
 mod sagas;
 mod scim_tokens;
 mod static_files;
@@ -61,6 +62,7 @@ use audit::*;
 pub use auth::*;
 use drift::*;
 use mailbox::*;
+use recovery::*;
 use sagas::*;
 use scim_tokens::*;
 use static_files::*;
@@ -81,6 +83,8 @@ pub fn routes() -> Router<AppState> {
         .route("/login", get(login_page).post(login_submit))
         .route("/login/new-password", post(new_password_submit))
         .route("/login/mfa", post(mfa_submit))
+        .route("/login/forgot", get(forgot_page).post(forgot_submit))
+        .route("/login/reset", get(reset_page).post(reset_submit))
         .route("/logout", get(logout_page).post(logout_submit))
         .route("/console", get(console_page))
         .route("/console/admins", post(create_submit))
@@ -89,6 +93,9 @@ pub fn routes() -> Router<AppState> {
         .route("/console/admins/{id}/disable", post(disable_submit))
         .route("/console/admins/{id}/enable", post(enable_submit))
         .route("/console/admins/{id}/role", post(role_submit))
+        .route("/console/admins/{id}/reset-password", post(reset_password_submit))
+        .route("/console/admins/{id}/reset-mfa", post(reset_mfa_submit))
+        .route("/console/admins/{id}/sign-out", post(sign_out_submit))
         .route(
             "/console/scim-tokens",
             get(scim_tokens_page).post(scim_token_create_submit),
@@ -339,6 +346,16 @@ fn describe(e: &ApiError) -> String {
                 .unwrap_or(&e.message)
         ),
         "no_challenge" => "This account already has its own password. Sign in with it.".into(),
+        "not_active" => "This admin has no password to reset: they have not signed in yet (resend the invitation) \
+                         or are disabled."
+            .into(),
+        "invalid_reset_code" => {
+            "That code is wrong or has expired. Check the latest e-mail, or ask for a new code.".into()
+        }
+        "password_reset_required" => {
+            "An admin reset your password. Enter the code from the e-mail you received and choose a new password."
+                .into()
+        }
         "rate_limited" => format!(
             "Too many attempts. Wait {} seconds and try again.",
             e.retry_after.unwrap_or(60)

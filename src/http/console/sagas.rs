@@ -69,6 +69,8 @@ fn saga_view(s: &SagaRecord, now: DateTime<Utc>) -> SagaView {
             SagaKind::Disable => "disable",
             SagaKind::Enable => "enable",
             SagaKind::ChangeRole => "change_role",
+            SagaKind::ResetPassword => "reset_password",
+            SagaKind::ResetMfa => "reset_mfa",
         },
         step: saga_step(s.kind, s.state),
         state: s.state.as_str(),

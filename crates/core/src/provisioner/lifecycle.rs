@@ -4,7 +4,8 @@
 //! * **Disable** ([`DISABLE`]) — (1) `disable_records`: `users.disabled_at` set, audit, `admin.disabled`
 //!   and the saga → `identity_updating`, one transaction (from here the admin is refused on every
 //!   request: authorization reads the database); undo: `disabled_at` cleared (`admin.enabled`). (2)
-//!   `disable_user`: Cognito `AdminDisableUser` (idempotent), then the saga → `completed`; undo:
+//!   `disable_user`: Cognito `AdminDisableUser` and `AdminUserGlobalSignOut` (both idempotent; the
+//!   sign-out revokes the admin's refresh tokens), then the saga → `completed`; undo:
 //!   `AdminEnableUser` (in case the disable landed unseen). The database goes first so that the admin is
 //!   refused at once, whatever Cognito does.
 //! * **Enable** ([`ENABLE`]) — the mirror, so that the database grants nothing before Cognito agrees:
@@ -81,7 +82,7 @@ impl Provisioner {
 
     /// Sleeps until the service's clock has entered the whole second after `epoch`'s (at most one second
     /// of real time; with a clock that is already later, not at all).
-    async fn wait_past_second_of(&self, epoch: DateTime<Utc>) {
+    pub(super) async fn wait_past_second_of(&self, epoch: DateTime<Utc>) {
         let next_second_ms = (epoch.timestamp() + 1) * 1000;
         let remaining_ms = next_second_ms - self.now().timestamp_millis();
         if remaining_ms > 0 {
@@ -203,7 +204,7 @@ pub static DISABLE: SagaDef<LifecycleData> = SagaDef {
             probe: None,
             redo: true,
             lost: None,
-            calls: &[idp_op::ADMIN_DISABLE_USER],
+            calls: &[idp_op::ADMIN_DISABLE_USER, idp_op::ADMIN_USER_GLOBAL_SIGN_OUT],
         },
     ],
 };
@@ -390,15 +391,26 @@ async fn set_identity_enabled(cx: &Cx<LifecycleData>, enable: bool) -> Result<()
     }
 }
 
-/// Disable, step 2: `AdminDisableUser`.
+/// Disable, step 2: `AdminDisableUser`, then `AdminUserGlobalSignOut` (both idempotent): Cognito refuses
+/// the admin's refresh tokens too (moto's refresh path, unlike Cognito's, does not check `Enabled`).
 fn disable_user(cx: &mut Cx<LifecycleData>) -> StepFuture<'_, Result<SagaUpdate, StepError>> {
     Box::pin(async move {
         match set_identity_enabled(cx, false).await {
-            Ok(()) => Ok(SagaUpdate::default()),
+            Ok(()) => {}
             // No Cognito user to disable: nothing took effect.
-            Err(e @ IdpError::UserNotFound) => Err(StepError::Refused(admin_call_error(e))),
-            Err(e) => Err(StepError::Failed(admin_call_error(e))),
+            Err(e @ IdpError::UserNotFound) => return Err(StepError::Refused(admin_call_error(e))),
+            Err(e) => return Err(StepError::Failed(admin_call_error(e))),
         }
+        let (p, saga) = (&cx.p, &cx.saga);
+        p.retry(|| {
+            p.idp_call(
+                idp_op::ADMIN_USER_GLOBAL_SIGN_OUT,
+                p.idp.admin_user_global_sign_out(&saga.cognito_username),
+            )
+        })
+        .await
+        .map_err(|e| StepError::Failed(admin_call_error(e)))?;
+        Ok(SagaUpdate::default())
     })
 }
 

@@ -42,6 +42,7 @@ use uuid::Uuid;
 pub use ownership::Ownership;
 
 mod access;
+mod credentials;
 pub mod engine;
 pub mod idempotency;
 mod invite;
@@ -51,6 +52,7 @@ mod ownership;
 mod policy;
 pub use policy::{decide, AdminAction, Rule, Target};
 mod reads;
+mod recovery;
 mod removal;
 mod roles;
 mod saga;
@@ -69,6 +71,8 @@ pub fn saga_steps(kind: SagaKind) -> Vec<engine::StepInfo> {
         SagaKind::Disable => lifecycle::DISABLE.describe(),
         SagaKind::Enable => lifecycle::ENABLE.describe(),
         SagaKind::ChangeRole => roles::CHANGE_ROLE.describe(),
+        SagaKind::ResetPassword => credentials::RESET_PASSWORD.describe(),
+        SagaKind::ResetMfa => credentials::RESET_MFA.describe(),
     }
 }
 
@@ -81,6 +85,8 @@ pub fn saga_step_words(kind: SagaKind, state: SagaState) -> &'static str {
         SagaKind::Disable => lifecycle::DISABLE.words(state),
         SagaKind::Enable => lifecycle::ENABLE.words(state),
         SagaKind::ChangeRole => roles::CHANGE_ROLE.words(state),
+        SagaKind::ResetPassword => credentials::RESET_PASSWORD.words(state),
+        SagaKind::ResetMfa => credentials::RESET_MFA.words(state),
     }
 }
 
@@ -92,6 +98,8 @@ pub fn crash_points(kind: SagaKind) -> Vec<String> {
         SagaKind::Disable => lifecycle::DISABLE.crash_points(),
         SagaKind::Enable => lifecycle::ENABLE.crash_points(),
         SagaKind::ChangeRole => roles::CHANGE_ROLE.crash_points(),
+        SagaKind::ResetPassword => credentials::RESET_PASSWORD.crash_points(),
+        SagaKind::ResetMfa => credentials::RESET_MFA.crash_points(),
     }
 }
 

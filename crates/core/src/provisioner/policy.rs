@@ -59,6 +59,12 @@ pub enum AdminAction {
     RevokeScimToken,
     /// Replace an admin's SCIM attributes (`externalId`, `userName`, `emails`).
     SetScimAttributes,
+    /// Reset another admin's password (`AdminResetUserPassword`; one's own: forgot-password instead).
+    ResetPassword,
+    /// Clear another admin's authenticator (lost device).
+    ResetMfa,
+    /// Sign another admin out everywhere (one's own: sign-out).
+    SignOut,
 }
 
 /// One line of the permission table: the least role that may do an operation to another admin, and to
@@ -74,7 +80,7 @@ pub struct Rule {
 
 impl AdminAction {
     /// Every operation, for tests and documentation.
-    pub const ALL: [AdminAction; 9] = [
+    pub const ALL: [AdminAction; 12] = [
         AdminAction::Create,
         AdminAction::Resend,
         AdminAction::Disable,
@@ -84,6 +90,9 @@ impl AdminAction {
         AdminAction::CreateScimToken,
         AdminAction::RevokeScimToken,
         AdminAction::SetScimAttributes,
+        AdminAction::ResetPassword,
+        AdminAction::ResetMfa,
+        AdminAction::SignOut,
     ];
 
     /// **The permission table**: one line per operation. Reads (lists, an admin, audit, events) are open
@@ -101,6 +110,9 @@ impl AdminAction {
             AdminAction::CreateScimToken   => Rule { others: Some(Admin), own: None },
             AdminAction::RevokeScimToken   => Rule { others: Some(Admin), own: None },
             AdminAction::SetScimAttributes => Rule { others: Some(Admin), own: Some(Admin) },
+            AdminAction::ResetPassword     => Rule { others: Some(Admin), own: None },
+            AdminAction::ResetMfa          => Rule { others: Some(Admin), own: None },
+            AdminAction::SignOut           => Rule { others: Some(Admin), own: None },
         }
     }
 
@@ -122,6 +134,9 @@ impl AdminAction {
             AdminAction::CreateScimToken => "issue a SCIM token",
             AdminAction::RevokeScimToken => "revoke a SCIM token",
             AdminAction::SetScimAttributes => "change SCIM attributes",
+            AdminAction::ResetPassword => "reset a password",
+            AdminAction::ResetMfa => "reset an authenticator",
+            AdminAction::SignOut => "sign an admin out",
         }
     }
 }

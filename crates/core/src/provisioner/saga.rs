@@ -410,6 +410,16 @@ impl Provisioner {
             SagaKind::Disable => DISABLE.recover(self, saga, LifecycleData::recovering(saga)).await,
             SagaKind::Enable => ENABLE.recover(self, saga, LifecycleData::recovering(saga)).await,
             SagaKind::ChangeRole => CHANGE_ROLE.recover(self, saga, RoleData::recovering(saga)).await,
+            SagaKind::ResetPassword => {
+                super::credentials::RESET_PASSWORD
+                    .recover(self, saga, super::credentials::ResetData::recovering(saga))
+                    .await
+            }
+            SagaKind::ResetMfa => {
+                super::credentials::RESET_MFA
+                    .recover(self, saga, super::credentials::ResetData::recovering(saga))
+                    .await
+            }
         }
     }
 }

@@ -652,3 +652,151 @@ pub async fn run_lifecycle_fault_case(
         "{ctx}: after running again"
     );
 }
+
+// ------------------------------------------------------------------------------------------------
+// Password reset / MFA reset by another admin
+// ------------------------------------------------------------------------------------------------
+
+/// An active admin (first login done, an MFA enrolment recorded) for a reset cell; emulator only (the
+/// temporary password comes from the mailbox).
+pub async fn reset_subject(h: &Harness, email: &str) -> admin_provisioner_core::domain::UserId {
+    use admin_provisioner_core::domain::{Password, TemporaryPassword};
+    let admin = h.p.provision_new_admin(&Caller::Operator, email, None).await.unwrap();
+    let dir = h.mailbox_dir.as_ref().expect("an emulator harness");
+    let temp = admin_provisioner_emulator::mailbox::Mailbox::new(dir)
+        .latest_for(email)
+        .unwrap()
+        .and_then(|m| m.temporary_password())
+        .expect("an invitation");
+    h.p.handle_new_password_challenge(
+        email,
+        &TemporaryPassword::new(temp.expose()),
+        &Password::new("Subject-Pass-1"),
+        None,
+    )
+    .await
+    .unwrap();
+    h.raw_store
+        .set_mfa_enrolled(admin.user.id, Some(h.clock.now()))
+        .await
+        .unwrap();
+    admin.user.id
+}
+
+/// Runs the reset saga of `kind` on `id` as the operator.
+pub async fn run_reset(
+    h: &Harness,
+    kind: SagaKind,
+    id: admin_provisioner_core::domain::UserId,
+    request_id: Option<&str>,
+) -> Result<admin_provisioner_core::domain::AdminRecord, Error> {
+    match kind {
+        SagaKind::ResetPassword => h.p.reset_admin_password(&Caller::Operator, id, request_id).await,
+        SagaKind::ResetMfa => h.p.reset_admin_mfa(&Caller::Operator, id, request_id).await,
+        other => panic!("{other:?} is not a reset saga"),
+    }
+}
+
+/// The calls of a clean reset of `kind` (on a fresh harness of the same system).
+pub async fn clean_reset_log(h: &Harness, kind: SagaKind) -> Vec<String> {
+    let id = reset_subject(h, "probe@example.com").await;
+    let before = h.plan.call_log().len();
+    run_reset(h, kind, id, None).await.unwrap();
+    h.plan.call_log()[before..].to_vec()
+}
+
+/// Whether the reset of `kind` shows, as `(database, cognito)`: the database ended the admin's sessions
+/// (and, for an MFA reset, cleared the enrolment); Cognito has the user `RESET_REQUIRED` (for an MFA
+/// reset the preference is not readable through the port: `None`).
+pub async fn reset_states(h: &Harness, kind: SagaKind, email: &str) -> (bool, Option<bool>) {
+    let record = h
+        .raw_store
+        .find_admin_by_email(email)
+        .await
+        .unwrap()
+        .unwrap_or_else(|| panic!("{email} has no database records"));
+    let db = record.user.sessions_valid_after.is_some()
+        && (kind != SagaKind::ResetMfa || record.user.mfa_enrolled_at.is_none());
+    let cognito = (kind == SagaKind::ResetPassword).then_some(());
+    let cognito = match cognito {
+        Some(()) => Some(
+            h.cognito_user(&record.user.cognito_username)
+                .await
+                .unwrap_or_else(|| panic!("{email} has no Cognito user"))
+                .status
+                .as_cognito()
+                == "RESET_REQUIRED",
+        ),
+        None => None,
+    };
+    (db, cognito)
+}
+
+/// One reset cell: `op`'s `skip + 1`-th call fails in `mode` while the reset saga runs. The fault fires; a
+/// single transient fault is absorbed (reset in both systems); `Ok` means both systems show the reset;
+/// `SagaStuck` leaves an unfinished saga (the reset cannot be taken back: recovery finishes it); any other
+/// error changed nothing. After the recovery that follows no saga is unfinished, the two systems agree,
+/// and the reset shows where the run succeeded or was stuck; resetting again then succeeds.
+pub async fn run_reset_fault_case(
+    h: &Harness,
+    kind: SagaKind,
+    op: &str,
+    skip: u32,
+    mode: FaultMode,
+    times: Option<u32>,
+) {
+    let ctx = format!("{kind:?} fault {op}#{skip} {mode:?} times={times:?}");
+    let email = "resettee@example.com";
+    let id = reset_subject(h, email).await;
+    let untouched = (false, (kind == SagaKind::ResetPassword).then_some(false));
+    let reset = (true, (kind == SagaKind::ResetPassword).then_some(true));
+    assert_eq!(reset_states(h, kind, email).await, untouched, "{ctx}: set-up");
+    h.plan.fail_after(op, skip, mode, times);
+    let result = run_reset(h, kind, id, Some("matrix")).await;
+    assert!(h.plan.fired(op) > 0, "{ctx}: the fault never fired");
+    h.plan.clear();
+    if times == Some(1) {
+        assert!(
+            result.is_ok(),
+            "{ctx}: a single transient fault was not absorbed: {result:?}"
+        );
+    }
+    let stuck = matches!(result, Err(Error::SagaStuck { .. }));
+    match &result {
+        Ok(_) => assert_eq!(reset_states(h, kind, email).await, reset, "{ctx}: Ok"),
+        Err(Error::SagaStuck { saga_id }) => {
+            let saga = h.raw_store.get(*saga_id).await.unwrap().unwrap();
+            assert!(
+                !saga.state.is_terminal(),
+                "{ctx}: stuck but the saga is {:?}",
+                saga.state
+            );
+        }
+        Err(e) => assert_eq!(
+            reset_states(h, kind, email).await,
+            untouched,
+            "{ctx}: error {e:?} but the systems changed"
+        ),
+    }
+    h.recover().await;
+    assert!(
+        h.raw_store.list_unfinished().await.unwrap().is_empty(),
+        "{ctx}: unfinished sagas remain after recovery"
+    );
+    let after = reset_states(h, kind, email).await;
+    if let (db, Some(cognito)) = after {
+        assert_eq!(db, cognito, "{ctx}: the systems disagree after recovery");
+    }
+    if result.is_ok() || stuck {
+        assert_eq!(after, reset, "{ctx}: recovery did not finish the reset");
+    }
+    let again = run_reset(h, kind, id, None)
+        .await
+        .unwrap_or_else(|e| panic!("{ctx}: resetting again failed: {e:?}"));
+    assert!(again.user.sessions_valid_after.is_some(), "{ctx}");
+    assert_eq!(
+        reset_states(h, kind, email).await,
+        reset,
+        "{ctx}: after resetting again"
+    );
+}

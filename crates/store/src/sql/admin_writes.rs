@@ -6,7 +6,7 @@ use crate::error::{is_foreign_key_violation, map_err, unique_violation, Unique};
 use crate::events;
 use crate::types::{DbId, DbTime};
 use admin_provisioner_core::domain::{AdminRecord, Role, UserId};
-use admin_provisioner_core::store::{AdminWrites, AuditEntry, NewAdmin, SagaState, StoreError};
+use admin_provisioner_core::store::{AdminWrites, AuditEntry, CredentialsReset, NewAdmin, SagaState, StoreError};
 use chrono::{DateTime, Utc};
 use const_format::concatcp;
 use uuid::Uuid;
@@ -392,6 +392,51 @@ impl<B: Backend> AdminWrites for SqlStore<B> {
             .await
             .map_err(map_err)?;
         let record = admin_by_id::<B>(&mut tx, id).await?.ok_or(StoreError::NotFound)?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(record)
+    }
+
+    #[tracing::instrument(skip_all, fields(db = B::TRACE_NAME, user_id = %id))]
+    async fn record_credentials_reset(
+        &self,
+        id: UserId,
+        reset: CredentialsReset,
+        at: DateTime<Utc>,
+        audit: AuditEntry,
+        saga: Option<(Uuid, SagaState)>,
+    ) -> Result<AdminRecord, StoreError> {
+        let mut tx = self.begin_write().await?;
+        let before = admin_by_id::<B>(&mut tx, id).await?.ok_or(StoreError::NotFound)?;
+        let at = DbTime::new(at);
+        if before.user.sessions_valid_after.is_none_or(|e| e < at.0) {
+            sql("UPDATE users SET sessions_valid_after = $2 WHERE id = $1")
+                .bind(DbId::from(id))
+                .bind(at)
+                .execute(B::exec(&mut tx))
+                .await
+                .map_err(map_err)?;
+        }
+        if reset == CredentialsReset::Mfa {
+            sql("UPDATE users SET mfa_enrolled_at = NULL, updated_at = $2 WHERE id = $1")
+                .bind(DbId::from(id))
+                .bind(self.now())
+                .execute(B::exec(&mut tx))
+                .await
+                .map_err(map_err)?;
+        }
+        insert_audit::<B>(&mut tx, &audit).await?;
+        if let Some((saga, state)) = saga {
+            advance_saga::<B>(&mut tx, saga, state, self.now()).await?;
+        }
+        let record = admin_by_id::<B>(&mut tx, id).await?.ok_or(StoreError::NotFound)?;
+        let event = match reset {
+            CredentialsReset::Password => Some(events::ADMIN_PASSWORD_RESET),
+            CredentialsReset::Mfa => Some(events::ADMIN_MFA_RESET),
+            CredentialsReset::SignOut => None,
+        };
+        if let Some(kind) = event {
+            insert_event::<B>(&mut tx, kind, &record, &audit, self.now()).await?;
+        }
         tx.commit().await.map_err(map_err)?;
         Ok(record)
     }
