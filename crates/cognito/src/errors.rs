@@ -93,6 +93,7 @@ pub(crate) fn map_code(op: &str, code: Option<&str>, message: Option<&str>, stat
         "PasswordHistoryPolicyViolation" => IdpError::PasswordHistoryPolicyViolation,
         "TooManyRequests" | "LimitExceeded" | "Throttling" | "RequestLimitExceeded" => IdpError::TooManyRequests,
         "ResourceNotFound" => IdpError::ResourceNotFound(msg_or("the user pool or app client does not exist")),
+        "GroupExists" => IdpError::GroupExists(msg_or("a group with the name already exists")),
         "InternalError" | "InternalFailure" | "ServiceUnavailable" => {
             IdpError::Unavailable(format!("{op}: {}", msg_or("Cognito internal error")))
         }

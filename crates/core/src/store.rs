@@ -133,6 +133,8 @@ pub enum AuditAction {
     RevokeScimToken,
     /// An admin's role was changed.
     ChangeRole,
+    /// The reconciler put an admin's Cognito role groups back as the database says.
+    ReconcileRoleGroups,
 }
 
 impl AuditAction {
@@ -151,6 +153,7 @@ impl AuditAction {
             AuditAction::CreateScimToken => "create_scim_token",
             AuditAction::RevokeScimToken => "revoke_scim_token",
             AuditAction::ChangeRole => "change_role",
+            AuditAction::ReconcileRoleGroups => "reconcile_role_groups",
         }
     }
     /// Parses the stored text form.
@@ -168,6 +171,7 @@ impl AuditAction {
             "create_scim_token" => AuditAction::CreateScimToken,
             "revoke_scim_token" => AuditAction::RevokeScimToken,
             "change_role" => AuditAction::ChangeRole,
+            "reconcile_role_groups" => AuditAction::ReconcileRoleGroups,
             _ => return None,
         })
     }

@@ -39,6 +39,11 @@ pub const OPERATIONS: &[&str] = &[
     "AssociateSoftwareToken",
     "VerifySoftwareToken",
     "SetUserMFAPreference",
+    "CreateGroup",
+    "GetGroup",
+    "AdminAddUserToGroup",
+    "AdminRemoveUserFromGroup",
+    "AdminListGroupsForUser",
 ];
 
 /// Quotas and latency to simulate. `Default` simulates nothing.
