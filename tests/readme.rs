@@ -51,6 +51,11 @@ fn iam_policy_names_exactly_the_actions_the_adapter_calls() {
             "admin_initiate_auth",
             "respond_to_auth_challenge",
             "admin_respond_to_auth_challenge",
+            "create_group",
+            "get_group",
+            "admin_add_user_to_group",
+            "admin_remove_user_from_group",
+            "admin_list_groups_for_user",
         ] {
             if code.contains(&format!(".{op}()")) {
                 let pascal: String = op
