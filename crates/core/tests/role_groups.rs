@@ -154,3 +154,23 @@ async fn drift_is_found_and_repaired() {
     let store: std::sync::Arc<dyn admin_provisioner_core::reconcile::ReconcileStore> = h.raw_store.clone();
     drift_walk(&h, store).await;
 }
+
+/// An admin whose Cognito user was deleted by hand (an orphan) cannot change role while mirroring is on:
+/// a 502 `identity_provider_error` (not a 404: the admin exists), nothing written, no saga left open.
+#[tokio::test]
+async fn an_orphans_role_change_is_refused_and_changes_nothing() {
+    let (h, _) = emulator_sqlite_mirrored(fast_settings()).await;
+    let a =
+        h.p.provision_new_admin(&Caller::Operator, "orphan@example.com", None)
+            .await
+            .unwrap();
+    h.raw_idp.admin_delete_user("orphan@example.com").await.unwrap();
+    let e =
+        h.p.change_role(&Caller::Operator, a.user.id, Role::Viewer, None)
+            .await
+            .unwrap_err();
+    assert_eq!(e.code(), "identity_provider_error", "{e:?}");
+    assert!(e.to_string().contains("no longer exists"), "{e}");
+    assert_eq!(h.db_role("orphan@example.com").await, Some(Role::Admin));
+    assert!(h.raw_store.list_unfinished().await.unwrap().is_empty());
+}

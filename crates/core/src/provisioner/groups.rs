@@ -46,7 +46,7 @@ impl Provisioner {
                 Err(IdpError::ResourceNotFound(_)) => {}
                 Err(e) => return Err(admin_call_error(e)),
             }
-            if self.create_role_group(&group).await? {
+            if self.create_role_group(&group).await.map_err(admin_call_error)? {
                 created.push(group);
             }
         }
@@ -54,7 +54,7 @@ impl Provisioner {
     }
 
     /// `CreateGroup`; `Ok(false)` when it already existed.
-    async fn create_role_group(&self, group: &str) -> Result<bool, Error> {
+    async fn create_role_group(&self, group: &str) -> Result<bool, IdpError> {
         match self
             .retry(|| self.idp_call(idp_op::CREATE_GROUP, self.idp.create_group(group, GROUP_DESCRIPTION)))
             .await
@@ -64,7 +64,7 @@ impl Provisioner {
                 Ok(true)
             }
             Err(IdpError::GroupExists(_)) => Ok(false),
-            Err(e) => Err(admin_call_error(e)),
+            Err(e) => Err(e),
         }
     }
 
@@ -82,9 +82,7 @@ impl Provisioner {
         match add().await {
             Err(IdpError::ResourceNotFound(m)) if self.role_groups().iter().any(|g| g == group) => {
                 tracing::warn!(group, message = %m, "role group missing; creating it");
-                self.create_role_group(group)
-                    .await
-                    .map_err(|e| IdpError::Unavailable(e.to_string()))?;
+                self.create_role_group(group).await?;
                 add().await
             }
             other => other,

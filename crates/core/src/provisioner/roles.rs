@@ -208,8 +208,12 @@ async fn previous_role(cx: &mut Cx<RoleData>) -> Result<Option<Role>, Error> {
 
 fn group_call_error(e: IdpError) -> StepError {
     match e {
-        // No Cognito user to move: nothing took effect.
-        e @ IdpError::UserNotFound => StepError::Refused(admin_call_error(e)),
+        // No Cognito user to move: nothing took effect. Not a 404: the admin exists, its Cognito user
+        // does not (the reconciler's `orphan`).
+        IdpError::UserNotFound => StepError::Refused(Error::IdentityProviderError(
+            "the admin's Cognito user no longer exists (reconcile reports it as an orphan); the role was not changed"
+                .into(),
+        )),
         e => StepError::Failed(admin_call_error(e)),
     }
 }
