@@ -152,7 +152,7 @@ async fn malformed_unknown_unsupported_and_oversized_requests_get_cognitos_error
             .map(|v| v.to_str().unwrap().to_string());
         (status, header, r.json::<Value>().await.unwrap())
     };
-    let unsupported = call(e, "CreateGroup", json!({"UserPoolId": wire.pool_id, "GroupName": "g"})).await;
+    let unsupported = call(e, "DeleteUserPool", json!({"UserPoolId": wire.pool_id})).await;
     let big = format!("{{\"UserPoolId\": \"{}\"}}", "x".repeat(1024 * 1024));
     let oversized = raw(e, Some("ListUsers"), big).await;
     let wrong_pool = call(
@@ -171,7 +171,7 @@ async fn malformed_unknown_unsupported_and_oversized_requests_get_cognitos_error
     assert_error(&no_target, 400, "UnknownOperationException");
     assert_error(&foreign_target, 400, "UnknownOperationException");
     assert_error(&unsupported, 400, "UnsupportedOperationException");
-    assert!(unsupported.2["message"].as_str().unwrap().contains("CreateGroup"));
+    assert!(unsupported.2["message"].as_str().unwrap().contains("DeleteUserPool"));
     assert_error(&oversized, 413, "RequestEntityTooLargeException");
     assert_error(&wrong_pool, 400, "ResourceNotFoundException");
     assert_error(&missing_member, 400, "InvalidParameterException");
