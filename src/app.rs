@@ -98,6 +98,7 @@ impl App {
             None => (idp, store),
         };
 
+        let role_groups = config.role_groups().map_err(|e| anyhow!(e))?;
         let settings = hooks.settings.clone().unwrap_or_else(|| ProvisionerSettings {
             invite_validity_days: config.invite_validity_days,
             call_timeout: Duration::from_secs(config.call_timeout_secs),
@@ -106,6 +107,7 @@ impl App {
             admin_actions_per_minute: config.admin_rate_limit_per_minute,
             require_mfa: config.require_mfa,
             mfa_issuer: config.mfa_issuer.clone(),
+            role_groups,
             ..ProvisionerSettings::default()
         });
         // A step that could outlive its lease would let recovery race a saga that is still working.

@@ -448,7 +448,15 @@ async fn doctor(config: Config) -> anyhow::Result<()> {
     }
     let provider =
         admin_provisioner_cognito::CognitoIdentityProvider::new(crate::app::cognito_config(&config)?).await?;
-    let findings = doctor::check(&provider, config.invite_validity_days).await?;
+    let mut findings = doctor::check(&provider, config.invite_validity_days).await?;
+    if let Some(prefix) = config.role_groups().map_err(|e| anyhow::anyhow!(e))? {
+        let groups: Vec<String> = Role::ALL.iter().map(|r| format!("{prefix}{}", r.as_str())).collect();
+        let group_findings = doctor::check_role_groups(&provider, &groups).await?;
+        if group_findings.is_empty() {
+            println!("ok: role groups {} exist", groups.join(", "));
+        }
+        findings.extend(group_findings);
+    }
     if findings.is_empty() {
         println!(
             "ok: user pool {} and app client look right for admin-provisioner",

@@ -134,6 +134,21 @@ pub struct Config {
     #[arg(long, env = "MFA_ISSUER", default_value = "admin-provisioner", global = true)]
     pub mfa_issuer: String,
 
+    /// Mirror each admin's role into a Cognito group named `COGNITO_GROUP_PREFIX` + role (created if
+    /// missing), so that tokens carry it in `cognito:groups`.
+    #[arg(long, env = "COGNITO_ROLE_GROUPS", default_value_t = false, global = true)]
+    pub cognito_role_groups: bool,
+
+    /// The prefix of the role groups (`COGNITO_ROLE_GROUPS=true`): groups `<prefix>owner`,
+    /// `<prefix>admin`, `<prefix>viewer`.
+    #[arg(
+        long,
+        env = "COGNITO_GROUP_PREFIX",
+        default_value = "admin-provisioner-",
+        global = true
+    )]
+    pub cognito_group_prefix: String,
+
     /// Login and new-password attempts allowed per e-mail and per client address per minute (burst; one
     /// more becomes available every `60 / n` seconds). 0 disables the limit.
     #[arg(long, env = "AUTH_RATE_LIMIT_PER_MINUTE", default_value_t = 10, global = true)]
@@ -217,6 +232,8 @@ impl Config {
             cognito_emulator_mfa: "off".into(),
             require_mfa: false,
             mfa_issuer: "admin-provisioner".into(),
+            cognito_role_groups: false,
+            cognito_group_prefix: "admin-provisioner-".into(),
             auth_rate_limit_per_minute: 10,
             admin_rate_limit_per_minute: 30,
             header_read_timeout_secs: 10,
@@ -229,6 +246,23 @@ impl Config {
             saga_lease_secs: 60,
             console_cookie_key: None,
         }
+    }
+
+    /// The role groups' prefix when roles are mirrored into Cognito groups (`COGNITO_ROLE_GROUPS=true`),
+    /// checked: a group name is 1–128 characters without whitespace or control characters.
+    pub fn role_groups(&self) -> Result<Option<String>, String> {
+        if !self.cognito_role_groups {
+            return Ok(None);
+        }
+        let prefix = &self.cognito_group_prefix;
+        let longest = prefix.chars().count() + "viewer".len();
+        if longest > 128 || prefix.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(format!(
+                "COGNITO_GROUP_PREFIX={prefix:?} cannot name Cognito groups: a group name is at most 128 characters \
+                 (prefix + role) without spaces or control characters"
+            ));
+        }
+        Ok(Some(prefix.clone()))
     }
 
     /// True when the built-in emulator is used.

@@ -190,6 +190,18 @@ pub async fn run(mut config: Config) -> anyhow::Result<()> {
     )
     .await?;
     app.check_identity_provider().await?;
+    if app.provisioner.mirrors_role_groups() {
+        // Missing role groups are created now (and again at first use, should one be deleted meanwhile);
+        // a refusal is not fatal here: the reconciler and `doctor` name it.
+        match app.provisioner.ensure_role_groups().await {
+            Ok(created) => {
+                for g in created {
+                    tracing::info!(group = %g, "created the Cognito role group");
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "could not check or create the Cognito role groups"),
+        }
+    }
     let webhooks = match &app.config.webhook_url {
         Some(url) => Some(crate::events::webhook::WebhookSettings::new(
             url,

@@ -1173,6 +1173,21 @@ impl IdentityProvider for Unreachable {
     async fn list_users(&self, token: Option<String>, limit: u32) -> Result<UserPage, IdpError> {
         self.0.list_users(token, limit).await
     }
+    async fn create_group(&self, name: &str, description: &str) -> Result<(), IdpError> {
+        self.0.create_group(name, description).await
+    }
+    async fn get_group(&self, name: &str) -> Result<admin_provisioner_core::identity::IdpGroup, IdpError> {
+        self.0.get_group(name).await
+    }
+    async fn admin_add_user_to_group(&self, username: &str, group: &str) -> Result<(), IdpError> {
+        self.0.admin_add_user_to_group(username, group).await
+    }
+    async fn admin_remove_user_from_group(&self, username: &str, group: &str) -> Result<(), IdpError> {
+        self.0.admin_remove_user_from_group(username, group).await
+    }
+    async fn admin_list_groups_for_user(&self, username: &str) -> Result<Vec<String>, IdpError> {
+        self.0.admin_list_groups_for_user(username).await
+    }
     async fn initiate_auth(&self, username: &str, password: &Password) -> Result<AuthOutcome, IdpError> {
         self.0.initiate_auth(username, password).await
     }

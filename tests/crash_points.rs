@@ -4,10 +4,10 @@
 //! attempted e-mail is checked from outside (the emulator's state file and the SQLite database): in both
 //! systems, linked, or in neither; no saga left unfinished.
 //!
-//! Fixed cost: one case per crash point (3), run in parallel; each waits one lease (17 s, the smallest
+//! Fixed cost: one case per crash point (3, and 4 with `COGNITO_ROLE_GROUPS=true`), run in parallel; each waits one lease (17 s, the smallest
 //! the start-up check allows with `CALL_TIMEOUT_SECS=1`), about 25 s in all.
 
-use admin_provisioner_core::crash::{CRASH_AT_ENV, PROVISION_CRASH_POINTS};
+use admin_provisioner_core::crash::{CRASH_AT_ENV, PROVISION_CRASH_POINTS, PROVISION_GROUPS_CRASH_POINTS};
 use admin_provisioner_core::identity::{IdentityProvider, IdpError};
 use admin_provisioner_emulator::{CognitoEmulator, EmulatorConfig};
 use std::os::unix::process::ExitStatusExt;
@@ -32,21 +32,31 @@ fn cmd(dir: &Path) -> Command {
     c
 }
 
-fn unfinished(dir: &Path) -> Vec<serde_json::Value> {
-    let out = cmd(dir).args(["sagas", "--unfinished", "--json"]).output().unwrap();
-    assert!(
-        out.status.success(),
-        "sagas failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice::<Vec<serde_json::Value>>(&out.stdout).unwrap()
+async fn crash_at(point: &'static str) {
+    crash_at_with(point, false).await
 }
 
-async fn crash_at(point: &'static str) {
+/// [`crash_at`]; with `groups`, every process runs with `COGNITO_ROLE_GROUPS=true` (the provisioning
+/// table has its `add_to_group` step) and the settled admin must be in exactly its role's group.
+async fn crash_at_with(point: &'static str, groups: bool) {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().to_path_buf();
+    let cmd = |dir: &Path| {
+        let mut c = cmd(dir);
+        c.env("COGNITO_ROLE_GROUPS", groups.to_string());
+        c
+    };
+    let unfinished = |dir: &Path| {
+        let out = cmd(dir).args(["sagas", "--unfinished", "--json"]).output().unwrap();
+        assert!(
+            out.status.success(),
+            "sagas failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice::<Vec<serde_json::Value>>(&out.stdout).unwrap()
+    };
     let out = cmd(&dir)
-        .args(["provision", "--email", EMAIL])
+        .args(["provision", "--email", EMAIL, "--role", "viewer"])
         .env(CRASH_AT_ENV, point)
         .output()
         .unwrap();
@@ -105,6 +115,39 @@ async fn crash_at(point: &'static str) {
     // Crashes after the user exists roll forward (the invitee already has the e-mail).
     if point != "provision.after_intent" {
         assert!(record.is_some(), "{point}: the created user was not rolled forward");
+    }
+    if let (true, Some(r)) = (groups, &record) {
+        assert_eq!(r.admin_info.role.as_str(), "viewer", "{point}");
+        let mut in_groups = emu.admin_list_groups_for_user(EMAIL).await.unwrap();
+        in_groups.retain(|g| g.starts_with("admin-provisioner-"));
+        assert_eq!(
+            in_groups,
+            ["admin-provisioner-viewer"],
+            "{point}: groups do not follow the role"
+        );
+    }
+}
+
+/// The same with roles mirrored into Cognito groups: one case per crash point of the provisioning table
+/// with its `add_to_group` step (4), in parallel; the settled admin is in both systems or neither, and
+/// in exactly its role's group.
+#[test]
+fn with_role_groups_sigkill_at_every_crash_point_then_restart_keeps_both_and_the_group() {
+    assert_eq!(PROVISION_GROUPS_CRASH_POINTS.len(), 4);
+    let runs: Vec<_> = PROVISION_GROUPS_CRASH_POINTS
+        .iter()
+        .map(|p| {
+            std::thread::spawn(move || {
+                tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap()
+                    .block_on(crash_at_with(p, true))
+            })
+        })
+        .collect();
+    for r in runs {
+        r.join().unwrap();
     }
 }
 

@@ -289,3 +289,55 @@ async fn provision_and_resend_against_moto_and_postgres() {
         .await
         .ok();
 }
+
+/// `COGNITO_ROLE_GROUPS=true`: the doctor names each missing role group (a warning: `serve` creates
+/// them, given the IAM actions it lists), and says so once they exist.
+#[tokio::test]
+async fn doctor_reports_missing_role_groups_and_the_iam_actions() {
+    let moto = MotoServer::shared().unwrap();
+    let pool = moto.create_pool(PoolOptions::default()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut vars = pool.env_vars();
+    vars.push(("COGNITO_ROLE_GROUPS".into(), "true".into()));
+    let out = run_with(&vars, &["doctor"], dir.path());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "warnings only: {stdout}");
+    let missing: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.starts_with("[warning] role_group_missing:"))
+        .collect();
+    assert_eq!(missing.len(), 3, "{stdout}");
+    for role in ["owner", "admin", "viewer"] {
+        assert!(
+            missing
+                .iter()
+                .any(|l| l.contains(&format!("admin-provisioner-{role} does not exist"))),
+            "{stdout}"
+        );
+    }
+    for action in [
+        "cognito-idp:CreateGroup",
+        "cognito-idp:GetGroup",
+        "cognito-idp:AdminAddUserToGroup",
+        "cognito-idp:AdminRemoveUserFromGroup",
+        "cognito-idp:AdminListGroupsForUser",
+    ] {
+        assert!(missing[0].contains(action), "{}", missing[0]);
+    }
+    for role in ["owner", "admin", "viewer"] {
+        pool.provider
+            .create_group(&format!("admin-provisioner-{role}"), "")
+            .await
+            .unwrap();
+    }
+    let out = run_with(&vars, &["doctor"], dir.path());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(!stdout.contains("role_group_missing"), "{stdout}");
+    assert!(
+        stdout.contains(
+            "ok: role groups admin-provisioner-viewer, admin-provisioner-admin, admin-provisioner-owner exist"
+        ),
+        "{stdout}"
+    );
+}

@@ -54,6 +54,11 @@ fn iam_policy_names_exactly_the_actions_the_adapter_calls() {
             "admin_reset_user_password",
             "admin_user_global_sign_out",
             "admin_set_user_mfa_preference",
+            "create_group",
+            "get_group",
+            "admin_add_user_to_group",
+            "admin_remove_user_from_group",
+            "admin_list_groups_for_user",
         ] {
             if code.contains(&format!(".{op}()")) {
                 let pascal: String = op

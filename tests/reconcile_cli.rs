@@ -210,3 +210,77 @@ async fn metrics_and_the_console_drift_page_show_the_last_run() {
         "needs a session"
     );
 }
+
+/// With `COGNITO_ROLE_GROUPS=true`: an admin taken out of its role's group by hand (and put in another
+/// role's) is `role_group_mismatch` (exit 2); `--repair` puts the groups back as the database says
+/// (exit 0) and leaves a group of another name alone.
+#[tokio::test]
+async fn role_group_drift_is_reported_and_repaired() {
+    let env = Env::new();
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_admin-provisioner"))
+            .args(args)
+            .current_dir(env.dir.path())
+            .env_remove("COGNITO_USER_POOL_ID")
+            .env_remove("DATABASE_URL")
+            .env("MAILBOX_DIR", env.dir.path().join("mailbox"))
+            .env("COGNITO_ROLE_GROUPS", "true")
+            .env_remove("RUST_LOG")
+            .output()
+            .unwrap()
+    };
+    let boot = run(&["bootstrap-admin", "--email", "root@example.com"]);
+    assert!(boot.status.success(), "{}", String::from_utf8_lossy(&boot.stderr));
+    let clean = run(&["reconcile"]);
+    assert_eq!(clean.status.code(), Some(0), "{}", stdout(&clean));
+    {
+        let cognito = env.cognito().await;
+        assert_eq!(
+            cognito.admin_list_groups_for_user("root@example.com").await.unwrap(),
+            ["admin-provisioner-owner"]
+        );
+        cognito
+            .admin_remove_user_from_group("root@example.com", "admin-provisioner-owner")
+            .await
+            .unwrap();
+        cognito.create_group("admin-provisioner-viewer", "").await.unwrap();
+        cognito
+            .admin_add_user_to_group("root@example.com", "admin-provisioner-viewer")
+            .await
+            .unwrap();
+        cognito.create_group("ops", "someone else's").await.unwrap();
+        cognito
+            .admin_add_user_to_group("root@example.com", "ops")
+            .await
+            .unwrap();
+    }
+    let found = run(&["reconcile", "--json"]);
+    assert_eq!(found.status.code(), Some(2), "{}", stdout(&found));
+    let lines: Vec<serde_json::Value> = stdout(&found)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let finding = lines
+        .iter()
+        .find(|l| l["kind"] == "role_group_mismatch")
+        .unwrap_or_else(|| panic!("{lines:?}"));
+    assert_eq!(finding["code"], "role_group_mismatch");
+    assert_eq!(finding["email"], "root@example.com");
+    assert_eq!(finding["repair"]["state"], "available");
+    assert_eq!(lines.last().unwrap()["counts"]["role_group_mismatch"], 1);
+
+    let repaired = run(&["reconcile", "--repair"]);
+    assert_eq!(repaired.status.code(), Some(0), "{}", stdout(&repaired));
+    assert!(
+        stdout(&repaired).contains("role_group_mismatch"),
+        "{}",
+        stdout(&repaired)
+    );
+    let cognito = env.cognito().await;
+    assert_eq!(
+        cognito.admin_list_groups_for_user("root@example.com").await.unwrap(),
+        ["admin-provisioner-owner", "ops"]
+    );
+    let again = run(&["reconcile"]);
+    assert_eq!(again.status.code(), Some(0), "{}", stdout(&again));
+}

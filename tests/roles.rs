@@ -509,3 +509,204 @@ async fn the_last_owner_stays_an_owner() {
         .await;
     assert_eq!(res.status, StatusCode::BAD_REQUEST, "{}", res.text);
 }
+
+// ------------------------------------------------------------------------------------------ last owner, concurrently
+
+/// One round's world: the built-in emulator and a fresh database (SQLite file or PostgreSQL database),
+/// with roles mirrored into groups, and two active owners.
+struct Duel {
+    p: admin_provisioner_core::Provisioner,
+    store: std::sync::Arc<dyn admin_provisioner_core::store::Store>,
+    idp: std::sync::Arc<dyn admin_provisioner_core::identity::IdentityProvider>,
+    pg_db: Option<String>,
+    _dir: tempfile::TempDir,
+}
+
+fn pg_admin_url() -> String {
+    std::env::var("TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_string())
+}
+
+impl Duel {
+    async fn new(postgres: bool) -> (Self, UserId, UserId) {
+        use sqlx::{Connection, Executor};
+        let dir = tempfile::tempdir().unwrap();
+        let (url, pg_db) = if postgres {
+            let admin = pg_admin_url();
+            let mut conn = sqlx::PgConnection::connect(&admin)
+                .await
+                .unwrap_or_else(|e| panic!("this test needs PostgreSQL (TEST_POSTGRES_URL={admin}): {e}"));
+            let db = format!("ap_duel_{}", uuid::Uuid::new_v4().simple());
+            conn.execute(format!("CREATE DATABASE {db}").as_str()).await.unwrap();
+            conn.close().await.ok();
+            let (base, _) = admin.rsplit_once('/').unwrap();
+            (format!("{base}/{db}"), Some(db))
+        } else {
+            (format!("sqlite://{}", dir.path().join("db.sqlite").display()), None)
+        };
+        let store = admin_provisioner_store::connect(&url).await.unwrap();
+        let idp: std::sync::Arc<dyn admin_provisioner_core::identity::IdentityProvider> = std::sync::Arc::new(
+            admin_provisioner_emulator::CognitoEmulator::open(admin_provisioner_emulator::EmulatorConfig::in_memory(
+                dir.path().join("mailbox"),
+            ))
+            .await
+            .unwrap(),
+        );
+        let settings = admin_provisioner_core::ProvisionerSettings {
+            role_groups: Some("admin-provisioner-".into()),
+            admin_actions_per_minute: 0,
+            ..Default::default()
+        };
+        let p = admin_provisioner_core::Provisioner::new(
+            idp.clone(),
+            store.clone(),
+            std::sync::Arc::new(admin_provisioner_core::clock::SystemClock),
+            settings,
+        );
+        let duel = Self {
+            p,
+            store,
+            idp,
+            pg_db,
+            _dir: dir,
+        };
+        let a = duel.active_owner("owner.a@example.com").await;
+        let b = duel.active_owner("owner.b@example.com").await;
+        (duel, a, b)
+    }
+
+    async fn active_owner(&self, email: &str) -> UserId {
+        use admin_provisioner_core::store::{AuditAction, AuditEntry};
+        let id = self
+            .p
+            .provision_admin_with_role(&Caller::Operator, email, Role::Owner, None)
+            .await
+            .unwrap()
+            .user
+            .id;
+        let audit = AuditEntry {
+            actor: Actor::Reconciler,
+            action: AuditAction::ReconcileMarkActive,
+            target: email.into(),
+            outcome: "success: test".into(),
+            request_id: None,
+            at: self.p.now(),
+        };
+        self.store.mark_accepted(id, self.p.now(), audit).await.unwrap();
+        id
+    }
+
+    async fn finish(self) {
+        use sqlx::{Connection, Executor};
+        let Duel { p, store, pg_db, .. } = self;
+        drop((p, store));
+        if let Some(db) = pg_db {
+            if let Ok(mut conn) = sqlx::PgConnection::connect(&pg_admin_url()).await {
+                let _ = conn
+                    .execute(format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)").as_str())
+                    .await;
+            }
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Blow {
+    Demote,
+    Disable,
+    Remove,
+}
+
+async fn strike(p: &admin_provisioner_core::Provisioner, by: UserId, target: UserId, blow: Blow) -> Result<(), String> {
+    let caller = Caller::Authorized(by);
+    match blow {
+        Blow::Demote => p.change_role(&caller, target, Role::Admin, None).await.map(|_| ()),
+        Blow::Disable => p.disable_admin(&caller, target, None).await.map(|_| ()),
+        Blow::Remove => p.remove_admin(&caller, target, None).await,
+    }
+    .map_err(|e| e.code().to_string())
+}
+
+/// Two active owners demote, disable or remove each other at the same instant, 20 rounds on each
+/// database (every pair of blows at least twice): the last-owner guard (one transaction under the
+/// guard's lock) lets at most one through, so at least one active owner always remains, the loser is
+/// refused with a stable code, and the Cognito groups follow the roles.
+async fn owners_duel(postgres: bool) {
+    let blows = [Blow::Demote, Blow::Disable, Blow::Remove];
+    let mut outcomes = std::collections::BTreeMap::<String, u32>::new();
+    for round in 0..20 {
+        let (duel, a, b) = Duel::new(postgres).await;
+        let (x, y) = (blows[round % 3], blows[(round / 3) % 3]);
+        let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(2));
+        let (p1, p2) = (duel.p.clone(), duel.p.clone());
+        let (b1, b2) = (barrier.clone(), barrier.clone());
+        let t1 = tokio::spawn(async move {
+            b1.wait().await;
+            strike(&p1, a, b, x).await
+        });
+        let t2 = tokio::spawn(async move {
+            b2.wait().await;
+            strike(&p2, b, a, y).await
+        });
+        let (r1, r2) = (t1.await.unwrap(), t2.await.unwrap());
+        let ctx = format!(
+            "round {round} ({}): A {x:?} B -> {r1:?}, B {y:?} A -> {r2:?}",
+            if postgres { "postgres" } else { "sqlite" }
+        );
+        assert!(r1.is_ok() || r2.is_ok(), "{ctx}: both refused");
+        for r in [&r1, &r2] {
+            if let Err(code) = r {
+                assert!(
+                    [
+                        "last_owner",
+                        "forbidden",
+                        "last_admin",
+                        "not_found",
+                        "operation_in_progress"
+                    ]
+                    .contains(&code.as_str()),
+                    "{ctx}: unexpected refusal {code}"
+                );
+            }
+        }
+        let admins = duel.store.list_admins().await.unwrap();
+        let active_owners: Vec<&AdminRecord> = admins
+            .iter()
+            .filter(|r| r.admin_info.role == Role::Owner && r.user.is_active_admin())
+            .collect();
+        assert!(!active_owners.is_empty(), "{ctx}: no active owner left: {admins:?}");
+        assert!(
+            duel.store.list_unfinished().await.unwrap().is_empty(),
+            "{ctx}: unfinished sagas"
+        );
+        for r in &admins {
+            let groups = duel
+                .idp
+                .admin_list_groups_for_user(&r.user.cognito_username)
+                .await
+                .unwrap();
+            assert_eq!(groups, [format!("admin-provisioner-{}", r.admin_info.role)], "{ctx}");
+        }
+        *outcomes
+            .entry(format!(
+                "{}/{}",
+                r1.err().unwrap_or("ok".into()),
+                r2.err().unwrap_or("ok".into())
+            ))
+            .or_default() += 1;
+        duel.finish().await;
+    }
+    println!(
+        "owner duels ({}): {outcomes:?}",
+        if postgres { "postgres" } else { "sqlite" }
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_last_owner_guard_holds_under_simultaneous_requests_on_sqlite() {
+    owners_duel(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_last_owner_guard_holds_under_simultaneous_requests_on_postgres() {
+    owners_duel(true).await;
+}

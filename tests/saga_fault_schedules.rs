@@ -65,8 +65,44 @@ const RECOVERY_OPS: &[(u32, &str)] = &[
     (1, store_op::SAGA_GET),
 ];
 
+/// With roles mirrored into groups (`COGNITO_ROLE_GROUPS=true`): the provisioning's calls, the
+/// `add_to_group` step's included.
+const FORWARD_OPS_GROUPS: &[(u32, &str)] = &[
+    (2, store_op::FIND_ADMIN_BY_EMAIL),
+    (3, store_op::SAGA_BEGIN),
+    (4, store_op::SAGA_UPDATE),
+    (4, idp_op::ADMIN_CREATE_USER),
+    (4, idp_op::ADMIN_ADD_USER_TO_GROUP),
+    (3, store_op::INSERT_ADMIN),
+    (2, store_op::GET_ADMIN),
+    (2, idp_op::ADMIN_GET_USER),
+    (2, idp_op::ADMIN_DELETE_USER),
+    (2, idp_op::ADMIN_REMOVE_USER_FROM_GROUP),
+    (1, store_op::FIND_ADMIN_BY_COGNITO_USERNAME),
+    (1, store_op::SAGA_GET),
+    (1, store_op::APPEND_AUDIT),
+];
+
+/// With roles mirrored into groups: a recovery pass's calls (the group step's probe and redo included).
+const RECOVERY_OPS_GROUPS: &[(u32, &str)] = &[
+    (2, store_op::SAGA_CLAIM),
+    (2, store_op::GET_ADMIN),
+    (3, idp_op::ADMIN_GET_USER),
+    (3, idp_op::ADMIN_LIST_GROUPS_FOR_USER),
+    (2, idp_op::ADMIN_ADD_USER_TO_GROUP),
+    (3, store_op::SAGA_UPDATE),
+    (2, store_op::INSERT_ADMIN),
+    (1, store_op::FIND_ADMIN_BY_COGNITO_USERNAME),
+    (2, idp_op::ADMIN_DELETE_USER),
+    (1, idp_op::ADMIN_REMOVE_USER_FROM_GROUP),
+    (1, store_op::SAGA_GET),
+];
+
 /// Every operation above.
 const OPS: &[&str] = &[
+    idp_op::ADMIN_ADD_USER_TO_GROUP,
+    idp_op::ADMIN_REMOVE_USER_FROM_GROUP,
+    idp_op::ADMIN_LIST_GROUPS_FOR_USER,
     idp_op::ADMIN_CREATE_USER,
     idp_op::ADMIN_GET_USER,
     idp_op::ADMIN_DELETE_USER,
@@ -145,12 +181,17 @@ fn crash(ops: &'static [(u32, &'static str)]) -> impl Strategy<Value = Crash> {
     (op(ops), skip, any::<bool>()).prop_map(|(op, skip, after_effect)| Crash { op, skip, after_effect })
 }
 
-fn schedule() -> impl Strategy<Value = Schedule> {
+fn schedule(groups: bool) -> impl Strategy<Value = Schedule> {
+    let (forward, recovery) = if groups {
+        (FORWARD_OPS_GROUPS, RECOVERY_OPS_GROUPS)
+    } else {
+        (FORWARD_OPS, RECOVERY_OPS)
+    };
     (
-        proptest::collection::vec(fault(FORWARD_OPS), 0..=3),
-        proptest::option::weighted(0.6, crash(FORWARD_OPS)),
-        proptest::collection::vec(fault(RECOVERY_OPS), 0..=2),
-        proptest::option::weighted(0.3, crash(RECOVERY_OPS)),
+        proptest::collection::vec(fault(forward), 0..=3),
+        proptest::option::weighted(0.6, crash(forward)),
+        proptest::collection::vec(fault(recovery), 0..=2),
+        proptest::option::weighted(0.3, crash(recovery)),
     )
         .prop_map(|(forward, crash, recovery, recovery_crash)| Schedule {
             forward,
@@ -196,6 +237,8 @@ struct Env {
     store: Arc<dyn Store>,
     clock: Arc<ManualClock>,
     settings: ProvisionerSettings,
+    /// Roles mirrored into groups (the role groups created at the start, as `serve` does).
+    groups: bool,
     _dir: tempfile::TempDir,
 }
 
@@ -215,7 +258,7 @@ fn settings() -> ProvisionerSettings {
 }
 
 impl Env {
-    async fn new() -> Self {
+    async fn new(groups: bool) -> Self {
         let dir = if std::path::Path::new("/dev/shm").is_dir() {
             tempfile::tempdir_in("/dev/shm").unwrap()
         } else {
@@ -228,13 +271,25 @@ impl Env {
         let store = admin_provisioner_store::connect(&format!("sqlite://{}", dir.path().join("db.sqlite").display()))
             .await
             .unwrap();
-        Self {
+        let settings = ProvisionerSettings {
+            role_groups: groups.then(|| "admin-provisioner-".to_string()),
+            ..settings()
+        };
+        let env = Self {
             idp,
             store,
             clock,
-            settings: settings(),
+            settings,
+            groups,
             _dir: dir,
+        };
+        if groups {
+            env.provisioner(&FaultPlan::new(), &FaultPlan::new())
+                .ensure_role_groups()
+                .await
+                .unwrap();
         }
+        env
     }
 
     /// A provisioner over the systems: the crash plan outside, the fault plan inside.
@@ -373,6 +428,16 @@ async fn run_case(env: &Env, n: u64, s: &Schedule, stats: &Mutex<Stats>) -> Resu
         }
     }
 
+    if env.groups && both {
+        // Mirrored: the admin's Cognito user is in exactly its role's group.
+        let groups = env
+            .idp
+            .admin_list_groups_for_user(&email)
+            .await
+            .map_err(|e| TestCaseError::fail(format!("AdminListGroupsForUser: {e}")))?;
+        prop_assert_eq!(groups, vec!["admin-provisioner-admin".to_string()], "sagas {:?}", sagas);
+    }
+
     let mut st = stats.lock().unwrap();
     st.cases += 1;
     for op in OPS {
@@ -402,6 +467,18 @@ async fn run_case(env: &Env, n: u64, s: &Schedule, stats: &Mutex<Stats>) -> Resu
 
 #[test]
 fn random_fault_schedules_keep_both_or_neither_after_recovery() {
+    run_schedules(false, RUNNERS, CASES_PER_RUNNER);
+}
+
+/// The same with roles mirrored into Cognito groups (the provisioning table's `add_to_group` step and its
+/// undo and probe in the schedules): 2 runners × 125 schedules; a settled admin is also in exactly its
+/// role's group.
+#[test]
+fn random_fault_schedules_with_role_groups_keep_both_or_neither_and_the_group() {
+    run_schedules(true, 2, 125);
+}
+
+fn run_schedules(groups: bool, runner_count: u32, cases_per_runner: u32) {
     let seed: u64 = std::env::var("SAGA_SCHEDULE_SEED")
         .ok()
         .and_then(|s| s.parse().ok())
@@ -415,21 +492,21 @@ fn random_fault_schedules_keep_both_or_neither_after_recovery() {
         .unwrap();
     let stats = Arc::new(Mutex::new(Stats::default()));
     let counter = Arc::new(AtomicU64::new(0));
-    let runners: Vec<_> = (0..RUNNERS)
+    let runners: Vec<_> = (0..runner_count)
         .map(|i| {
             let handle = rt.handle().clone();
             let (stats, counter) = (stats.clone(), counter.clone());
             std::thread::spawn(move || {
-                let env = handle.block_on(Env::new());
+                let env = handle.block_on(Env::new(groups));
                 let mut runner = TestRunner::new(Config {
-                    cases: CASES_PER_RUNNER,
+                    cases: cases_per_runner,
                     rng_algorithm: RngAlgorithm::ChaCha,
                     rng_seed: RngSeed::Fixed(seed.wrapping_add(u64::from(i))),
                     failure_persistence: None,
                     max_shrink_iters: 64,
                     ..Config::default()
                 });
-                let result = runner.run(&schedule(), |s| {
+                let result = runner.run(&schedule(groups), |s| {
                     let n = counter.fetch_add(1, Ordering::SeqCst);
                     handle.block_on(async {
                         match tokio::time::timeout(Duration::from_secs(60), run_case(&env, n, &s, &stats)).await {
@@ -455,7 +532,8 @@ fn random_fault_schedules_keep_both_or_neither_after_recovery() {
         .collect();
     let st = stats.lock().unwrap();
     println!(
-        "fault schedules: {} cases in {:.1} s; {} faults fired {:?}; crashes {:?} ({} scheduled but not reached, {} in recovery); answers {:?}; {} in both, {} in neither",
+        "fault schedules{}: {} cases in {:.1} s; {} faults fired {:?}; crashes {:?} ({} scheduled but not reached, {} in recovery); answers {:?}; {} in both, {} in neither",
+        if groups { " (role groups)" } else { "" },
         st.cases,
         started.elapsed().as_secs_f64(),
         st.faults_fired,
@@ -468,16 +546,20 @@ fn random_fault_schedules_keep_both_or_neither_after_recovery() {
         st.neither
     );
     assert!(failures.is_empty(), "seed {seed}: {}", failures.join("\n\n"));
-    assert!(st.cases >= u64::from(RUNNERS * CASES_PER_RUNNER));
+    assert!(st.cases >= u64::from(runner_count * cases_per_runner));
     // The schedules reached the code: faults fired on every step of the forward run, crashes happened
     // at each of them, and both outcomes occurred.
-    for op in [
+    let mut reached = vec![
         store_op::FIND_ADMIN_BY_EMAIL,
         store_op::SAGA_BEGIN,
         store_op::SAGA_UPDATE,
         idp_op::ADMIN_CREATE_USER,
         store_op::INSERT_ADMIN,
-    ] {
+    ];
+    if groups {
+        reached.push(idp_op::ADMIN_ADD_USER_TO_GROUP);
+    }
+    for op in reached {
         assert!(
             st.fired_by_op.get(op).copied().unwrap_or(0) > 0,
             "no fault fired on {op}"

@@ -24,6 +24,8 @@
 //! | `custom_message_lambda` | warning | a CustomMessage trigger may rewrite the invitation |
 //! | `cognito_default_email_sender` | warning | Cognito's own sender: about 50 e-mails a day per account |
 //! | `self_sign_up_allowed` | warning | anyone can sign up to the pool (`AllowAdminCreateUserOnly=false`) |
+//! | `role_group_missing` | warning | `COGNITO_ROLE_GROUPS=true` and a role group does not exist yet (`serve` creates it at start-up, with `cognito-idp:CreateGroup`) |
+//! | `role_groups_not_permitted` | blocking | `COGNITO_ROLE_GROUPS=true` but the IAM principal may not read the groups (`cognito-idp:GetGroup`) |
 
 use crate::{region_of_user_pool_id, validate_user_pool_id, CognitoConfig, CognitoIdentityProvider};
 use admin_provisioner_core::identity::IdpError;
@@ -190,6 +192,53 @@ pub async fn check(provider: &CognitoIdentityProvider, invite_validity_days: u32
             ),
         };
         findings.extend(evaluate_mfa(mfa, software_token));
+    }
+    Ok(findings)
+}
+
+/// The IAM actions role mirroring (`COGNITO_ROLE_GROUPS=true`) needs, beyond the product's others.
+pub const ROLE_GROUP_IAM_ACTIONS: &[&str] = &[
+    "cognito-idp:CreateGroup",
+    "cognito-idp:GetGroup",
+    "cognito-idp:AdminAddUserToGroup",
+    "cognito-idp:AdminRemoveUserFromGroup",
+    "cognito-idp:AdminListGroupsForUser",
+];
+
+/// Role mirroring (`COGNITO_ROLE_GROUPS=true`): each of `groups` must exist (`GetGroup`). A missing one
+/// is a warning (`serve` creates it at start-up); a refused `GetGroup` is blocking and names the IAM
+/// actions the mirroring needs. Other errors are returned: nothing could be checked.
+pub async fn check_role_groups(provider: &CognitoIdentityProvider, groups: &[String]) -> anyhow::Result<Vec<Finding>> {
+    use admin_provisioner_core::identity::IdentityProvider;
+    let mut findings = Vec::new();
+    let actions = ROLE_GROUP_IAM_ACTIONS.join(", ");
+    for group in groups {
+        match provider.get_group(group).await {
+            Ok(_) => {}
+            Err(IdpError::ResourceNotFound(_)) => findings.push(Finding::warning(
+                "role_group_missing",
+                format!(
+                    "Cognito group {group} does not exist: serve creates it at start-up (IAM: {actions}), or create it: \
+                     aws cognito-idp create-group --user-pool-id {} --group-name {group}",
+                    provider.config().user_pool_id
+                ),
+            )),
+            Err(IdpError::NotAuthorized(m)) => {
+                findings.push(Finding::blocking(
+                    "role_groups_not_permitted",
+                    format!("GetGroup {group} was refused ({m}): COGNITO_ROLE_GROUPS=true needs the IAM actions {actions}"),
+                ));
+                break;
+            }
+            Err(IdpError::Other { code, message, .. }) if code.contains("AccessDenied") => {
+                findings.push(Finding::blocking(
+                    "role_groups_not_permitted",
+                    format!("GetGroup {group} was refused ({code}: {message}): COGNITO_ROLE_GROUPS=true needs the IAM actions {actions}"),
+                ));
+                break;
+            }
+            Err(e) => anyhow::bail!("GetGroup {group} failed: {e} (role mirroring needs {actions})"),
+        }
     }
     Ok(findings)
 }

@@ -94,6 +94,7 @@ pub(crate) fn map_code(op: &str, code: Option<&str>, message: Option<&str>, stat
         "PasswordResetRequired" => IdpError::PasswordResetRequired(msg_or("password reset required")),
         "TooManyRequests" | "LimitExceeded" | "Throttling" | "RequestLimitExceeded" => IdpError::TooManyRequests,
         "ResourceNotFound" => IdpError::ResourceNotFound(msg_or("the user pool or app client does not exist")),
+        "GroupExists" => IdpError::GroupExists(msg_or("a group with the name already exists")),
         "InternalError" | "InternalFailure" | "ServiceUnavailable" => {
             IdpError::Unavailable(format!("{op}: {}", msg_or("Cognito internal error")))
         }

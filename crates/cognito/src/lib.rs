@@ -30,7 +30,7 @@
 
 use admin_provisioner_core::domain::{Password, Secret, Tokens};
 use admin_provisioner_core::identity::{
-    op, AuthOutcome, ChallengeAnswer, CreateUserRequest, IdentityProvider, IdpError, IdpUser, IdpUserStatus,
+    op, AuthOutcome, ChallengeAnswer, CreateUserRequest, IdentityProvider, IdpError, IdpGroup, IdpUser, IdpUserStatus,
     MessageAction, MfaAuth, SoftwareTokenAssociation, TokenSettings, UserPage,
 };
 use async_trait::async_trait;
@@ -551,6 +551,108 @@ impl IdentityProvider for CognitoIdentityProvider {
             .map(|_| ())
             .map_err(|e| map_sdk_error(op::ADMIN_ENABLE_USER, &e, &[]));
         logged(result)
+    }
+
+    #[tracing::instrument(skip_all, fields(op = op::CREATE_GROUP, group = %name))]
+    async fn create_group(&self, name: &str, description: &str) -> Result<(), IdpError> {
+        let result = self
+            .client
+            .create_group()
+            .user_pool_id(&self.config.user_pool_id)
+            .group_name(name)
+            .description(description)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| map_sdk_error(op::CREATE_GROUP, &e, &[]));
+        logged(result)
+    }
+
+    #[tracing::instrument(skip_all, fields(op = op::GET_GROUP, group = %name))]
+    async fn get_group(&self, name: &str) -> Result<IdpGroup, IdpError> {
+        let result = match self
+            .client
+            .get_group()
+            .user_pool_id(&self.config.user_pool_id)
+            .group_name(name)
+            .send()
+            .await
+        {
+            Ok(out) => match out.group() {
+                Some(g) => Ok(IdpGroup {
+                    name: g.group_name().unwrap_or(name).to_string(),
+                    description: g.description().map(str::to_string),
+                }),
+                None => Err(IdpError::Other {
+                    code: "MalformedResponse".into(),
+                    message: "GetGroup: the response has no Group".into(),
+                    transient: false,
+                }),
+            },
+            Err(e) => Err(map_sdk_error(op::GET_GROUP, &e, &[])),
+        };
+        logged(result)
+    }
+
+    #[tracing::instrument(skip_all, fields(op = op::ADMIN_ADD_USER_TO_GROUP, username = %username, group = %group))]
+    async fn admin_add_user_to_group(&self, username: &str, group: &str) -> Result<(), IdpError> {
+        let result = self
+            .client
+            .admin_add_user_to_group()
+            .user_pool_id(&self.config.user_pool_id)
+            .username(username)
+            .group_name(group)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| map_sdk_error(op::ADMIN_ADD_USER_TO_GROUP, &e, &[]));
+        logged(result)
+    }
+
+    #[tracing::instrument(skip_all, fields(op = op::ADMIN_REMOVE_USER_FROM_GROUP, username = %username, group = %group))]
+    async fn admin_remove_user_from_group(&self, username: &str, group: &str) -> Result<(), IdpError> {
+        let result = self
+            .client
+            .admin_remove_user_from_group()
+            .user_pool_id(&self.config.user_pool_id)
+            .username(username)
+            .group_name(group)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| map_sdk_error(op::ADMIN_REMOVE_USER_FROM_GROUP, &e, &[]));
+        logged(result)
+    }
+
+    #[tracing::instrument(skip_all, fields(op = op::ADMIN_LIST_GROUPS_FOR_USER, username = %username))]
+    async fn admin_list_groups_for_user(&self, username: &str) -> Result<Vec<String>, IdpError> {
+        let mut names = Vec::new();
+        let mut next: Option<String> = None;
+        // Bounded: 10,000 groups per pool at 60 a page.
+        for _ in 0..200 {
+            let page = self
+                .client
+                .admin_list_groups_for_user()
+                .user_pool_id(&self.config.user_pool_id)
+                .username(username)
+                .limit(MAX_LIST_LIMIT as i32)
+                .set_next_token(next.take())
+                .send()
+                .await;
+            match page {
+                Ok(out) => {
+                    names.extend(out.groups().iter().filter_map(|g| g.group_name()).map(str::to_string));
+                    match out.next_token().filter(|t| !t.is_empty()) {
+                        Some(t) => next = Some(t.to_string()),
+                        None => break,
+                    }
+                }
+                Err(e) => return logged(Err(map_sdk_error(op::ADMIN_LIST_GROUPS_FOR_USER, &e, &[]))),
+            }
+        }
+        names.sort();
+        names.dedup();
+        logged(Ok(names))
     }
 
     #[tracing::instrument(skip_all, fields(op = op::LIST_USERS, username = tracing::field::Empty, limit))]

@@ -1217,3 +1217,89 @@ async fn doctor_fails_when_it_cannot_read_the_pool() {
     let e = doctor::check(&p, 7).await.unwrap_err();
     assert!(e.to_string().contains("cognito-idp:DescribeUserPool"), "{e}");
 }
+
+// ------------------------------------------------------------------------------------------ groups
+
+#[tokio::test]
+async fn admin_list_groups_for_user_reads_every_page_and_sorts() {
+    use aws_sdk_cognitoidentityprovider::operation::admin_list_groups_for_user::AdminListGroupsForUserOutput;
+    use aws_sdk_cognitoidentityprovider::types::GroupType;
+    let first = mock!(Client::admin_list_groups_for_user)
+        .match_requests(|r| r.next_token().is_none() && r.limit() == Some(60) && r.username() == Some("ann"))
+        .then_output(|| {
+            AdminListGroupsForUserOutput::builder()
+                .groups(GroupType::builder().group_name("zeta").build())
+                .next_token("t2")
+                .build()
+        });
+    let second = mock!(Client::admin_list_groups_for_user)
+        .match_requests(|r| r.next_token() == Some("t2"))
+        .then_output(|| {
+            AdminListGroupsForUserOutput::builder()
+                .groups(GroupType::builder().group_name("admin-provisioner-admin").build())
+                .build()
+        });
+    let p = provider_with(&[&first, &second], config());
+    let groups = p.admin_list_groups_for_user("ann").await.unwrap();
+    assert_eq!(groups, ["admin-provisioner-admin", "zeta"]);
+    assert_eq!((first.num_calls(), second.num_calls()), (1, 1));
+}
+
+#[tokio::test]
+async fn group_calls_send_the_pool_user_and_group() {
+    use aws_sdk_cognitoidentityprovider::operation::admin_add_user_to_group::AdminAddUserToGroupOutput;
+    use aws_sdk_cognitoidentityprovider::operation::admin_remove_user_from_group::AdminRemoveUserFromGroupOutput;
+    use aws_sdk_cognitoidentityprovider::operation::create_group::CreateGroupOutput;
+    let add = mock!(Client::admin_add_user_to_group)
+        .match_requests(|r| {
+            r.user_pool_id() == Some(POOL) && r.username() == Some("ann") && r.group_name() == Some("g")
+        })
+        .then_output(|| AdminAddUserToGroupOutput::builder().build());
+    let remove = mock!(Client::admin_remove_user_from_group)
+        .match_requests(|r| {
+            r.user_pool_id() == Some(POOL) && r.username() == Some("ann") && r.group_name() == Some("g")
+        })
+        .then_output(|| AdminRemoveUserFromGroupOutput::builder().build());
+    let create = mock!(Client::create_group)
+        .match_requests(|r| r.group_name() == Some("g") && r.description() == Some("d"))
+        .then_output(|| CreateGroupOutput::builder().build());
+    let p = provider_with(&[&add, &remove, &create], config());
+    p.admin_add_user_to_group("ann", "g").await.unwrap();
+    p.admin_remove_user_from_group("ann", "g").await.unwrap();
+    p.create_group("g", "d").await.unwrap();
+    assert_eq!((add.num_calls(), remove.num_calls(), create.num_calls()), (1, 1, 1));
+}
+
+#[tokio::test]
+async fn group_errors_map_to_group_exists_and_resource_not_found() {
+    let exists = mock!(Client::create_group)
+        .sequence()
+        .http_status(
+            400,
+            body("GroupExistsException", "A group with the name already exists"),
+        )
+        .build();
+    let p = provider_with(&[&exists], config());
+    assert!(matches!(
+        p.create_group("g", "d").await.unwrap_err(),
+        IdpError::GroupExists(_)
+    ));
+    let missing = mock!(Client::get_group)
+        .sequence()
+        .http_status(400, body("ResourceNotFoundException", "Group not found."))
+        .build();
+    let p = provider_with(&[&missing], config());
+    assert_eq!(
+        p.get_group("g").await.unwrap_err(),
+        IdpError::ResourceNotFound("Group not found.".into())
+    );
+    let no_user = mock!(Client::admin_add_user_to_group)
+        .sequence()
+        .http_status(400, body("UserNotFoundException", "User does not exist."))
+        .build();
+    let p = provider_with(&[&no_user], config());
+    assert_eq!(
+        p.admin_add_user_to_group("x", "g").await.unwrap_err(),
+        IdpError::UserNotFound
+    );
+}

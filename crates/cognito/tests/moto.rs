@@ -574,3 +574,100 @@ async fn global_sign_out_revokes_refresh_tokens_and_mfa_preference_is_cleared() 
         IdpError::UserNotFound
     );
 }
+
+/// The group calls on moto: create (GroupExists after), get, add (twice), list, remove (twice), the
+/// errors for a missing group or user; and a member's ID and access tokens carry `cognito:groups`.
+///
+/// Moto differences: its `ResourceNotFoundException` message for a missing group is the group's name
+/// (Cognito says "Group not found."), so only the kind is asserted; it does not validate group names.
+#[tokio::test]
+async fn groups_and_cognito_groups_in_tokens() {
+    let (_moto, pool) = pool(PoolOptions::default()).await;
+    let idp = &pool.provider;
+    idp.admin_create_user(invite("gus@example.com")).await.unwrap();
+    assert!(matches!(
+        idp.get_group("admin-provisioner-viewer").await,
+        Err(IdpError::ResourceNotFound(_))
+    ));
+    assert!(matches!(
+        idp.admin_add_user_to_group("gus@example.com", "admin-provisioner-viewer")
+            .await,
+        Err(IdpError::ResourceNotFound(_))
+    ));
+    idp.create_group("admin-provisioner-viewer", "viewers").await.unwrap();
+    assert!(matches!(
+        idp.create_group("admin-provisioner-viewer", "again").await,
+        Err(IdpError::GroupExists(_))
+    ));
+    let g = idp.get_group("admin-provisioner-viewer").await.unwrap();
+    assert_eq!(g.description.as_deref(), Some("viewers"));
+    assert_eq!(
+        idp.admin_add_user_to_group("nobody@example.com", "admin-provisioner-viewer")
+            .await,
+        Err(IdpError::UserNotFound)
+    );
+    idp.create_group("other-team", "not ours").await.unwrap();
+    for _ in 0..2 {
+        idp.admin_add_user_to_group("gus@example.com", "admin-provisioner-viewer")
+            .await
+            .unwrap();
+    }
+    idp.admin_add_user_to_group("gus@example.com", "other-team")
+        .await
+        .unwrap();
+    assert_eq!(
+        idp.admin_list_groups_for_user("gus@example.com").await.unwrap(),
+        ["admin-provisioner-viewer", "other-team"]
+    );
+
+    let (session, user) = match idp
+        .initiate_auth("gus@example.com", &Password::new(TEMP))
+        .await
+        .unwrap()
+    {
+        AuthOutcome::NewPasswordRequired { session, username } => (session, username),
+        other => panic!("{other:?}"),
+    };
+    let tokens = idp
+        .respond_to_new_password_challenge(&user, &session, &Password::new(NEW))
+        .await
+        .unwrap();
+    let jwks: jsonwebtoken::jwk::JwkSet = serde_json::from_value(idp.jwks().await.unwrap()).unwrap();
+    let settings = idp.token_settings();
+    let claims = |token: &str, audience: bool| {
+        let header = jsonwebtoken::decode_header(token).unwrap();
+        let key = jsonwebtoken::DecodingKey::from_jwk(jwks.find(header.kid.as_deref().unwrap()).unwrap()).unwrap();
+        let mut v = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::RS256);
+        v.set_issuer(&[settings.issuer.as_str()]);
+        if audience {
+            v.set_audience(&[settings.client_id.as_str()]);
+        } else {
+            v.validate_aud = false;
+        }
+        jsonwebtoken::decode::<serde_json::Value>(token, &key, &v)
+            .unwrap()
+            .claims
+    };
+    let mut groups: Vec<String> =
+        serde_json::from_value(claims(tokens.id_token.expose(), true)["cognito:groups"].clone()).unwrap();
+    groups.sort();
+    assert_eq!(groups, ["admin-provisioner-viewer", "other-team"]);
+    let mut groups: Vec<String> =
+        serde_json::from_value(claims(tokens.access_token.expose(), false)["cognito:groups"].clone()).unwrap();
+    groups.sort();
+    assert_eq!(groups, ["admin-provisioner-viewer", "other-team"]);
+
+    for _ in 0..2 {
+        idp.admin_remove_user_from_group("gus@example.com", "admin-provisioner-viewer")
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        idp.admin_list_groups_for_user("gus@example.com").await.unwrap(),
+        ["other-team"]
+    );
+    assert_eq!(
+        idp.admin_list_groups_for_user("nobody@example.com").await,
+        Err(IdpError::UserNotFound)
+    );
+}

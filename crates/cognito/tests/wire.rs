@@ -152,7 +152,7 @@ async fn malformed_unknown_unsupported_and_oversized_requests_get_cognitos_error
             .map(|v| v.to_str().unwrap().to_string());
         (status, header, r.json::<Value>().await.unwrap())
     };
-    let unsupported = call(e, "CreateGroup", json!({"UserPoolId": wire.pool_id, "GroupName": "g"})).await;
+    let unsupported = call(e, "DeleteUserPool", json!({"UserPoolId": wire.pool_id})).await;
     let big = format!("{{\"UserPoolId\": \"{}\"}}", "x".repeat(1024 * 1024));
     let oversized = raw(e, Some("ListUsers"), big).await;
     let wrong_pool = call(
@@ -171,7 +171,7 @@ async fn malformed_unknown_unsupported_and_oversized_requests_get_cognitos_error
     assert_error(&no_target, 400, "UnknownOperationException");
     assert_error(&foreign_target, 400, "UnknownOperationException");
     assert_error(&unsupported, 400, "UnsupportedOperationException");
-    assert!(unsupported.2["message"].as_str().unwrap().contains("CreateGroup"));
+    assert!(unsupported.2["message"].as_str().unwrap().contains("DeleteUserPool"));
     assert_error(&oversized, 413, "RequestEntityTooLargeException");
     assert_error(&wrong_pool, 400, "ResourceNotFoundException");
     assert_error(&missing_member, 400, "InvalidParameterException");
@@ -875,4 +875,160 @@ async fn moto_and_the_emulator_answer_the_same_scenario_with_the_same_shapes_and
     assert!(got.get("MFAOptions").is_none());
     let refused = &from_emu.iter().find(|(l, _)| l == "create bad password").unwrap().1;
     assert_eq!(code(refused), "InvalidPasswordException");
+}
+
+/// The group operations on the wire, through the product's own AWS adapter (the SDK's deserializers):
+/// `CreateGroup` (then `GroupExistsException`), `GetGroup` (`ResourceNotFoundException` for a missing
+/// one), `AdminAddUserToGroup` (`UserNotFoundException` for a missing user), `AdminListGroupsForUser`,
+/// `AdminRemoveUserFromGroup`; and the same group calls sent raw to moto and to the emulator answer with
+/// the same status, error code and `Group` members.
+#[tokio::test]
+async fn group_operations_on_the_wire_match_the_adapter_and_moto() {
+    use admin_provisioner_core::identity::{CreateUserRequest, IdentityProvider, IdpError, MessageAction};
+    let dir = tempfile::tempdir().unwrap();
+    let wire = in_memory(dir.path()).await;
+    let provider = CognitoIdentityProvider::from_client(
+        sdk(&wire.endpoint),
+        CognitoConfig {
+            user_pool_id: wire.pool_id.clone(),
+            client_id: wire.client_id.clone(),
+            endpoint_url: Some(wire.endpoint.clone()),
+            issuer: Some(wire.issuer.clone()),
+            ..CognitoConfig::default()
+        },
+    );
+    provider
+        .admin_create_user(CreateUserRequest {
+            username: "gil@example.com".into(),
+            email: "gil@example.com".into(),
+            temporary_password: None,
+            message_action: Some(MessageAction::Suppress),
+        })
+        .await
+        .unwrap();
+    assert!(matches!(
+        provider.get_group("admin-provisioner-admin").await,
+        Err(IdpError::ResourceNotFound(_))
+    ));
+    provider
+        .create_group("admin-provisioner-admin", "admins")
+        .await
+        .unwrap();
+    assert!(matches!(
+        provider.create_group("admin-provisioner-admin", "").await,
+        Err(IdpError::GroupExists(_))
+    ));
+    assert_eq!(
+        provider
+            .get_group("admin-provisioner-admin")
+            .await
+            .unwrap()
+            .description
+            .as_deref(),
+        Some("admins")
+    );
+    assert_eq!(
+        provider
+            .admin_add_user_to_group("nobody@example.com", "admin-provisioner-admin")
+            .await,
+        Err(IdpError::UserNotFound)
+    );
+    provider
+        .admin_add_user_to_group("gil@example.com", "admin-provisioner-admin")
+        .await
+        .unwrap();
+    assert_eq!(
+        provider.admin_list_groups_for_user("gil@example.com").await.unwrap(),
+        ["admin-provisioner-admin"]
+    );
+    provider
+        .admin_remove_user_from_group("gil@example.com", "admin-provisioner-admin")
+        .await
+        .unwrap();
+    assert!(provider
+        .admin_list_groups_for_user("gil@example.com")
+        .await
+        .unwrap()
+        .is_empty());
+
+    // The same raw calls against moto and the emulator.
+    let moto = MotoServer::shared().unwrap_or_else(|e| panic!("{e:#}"));
+    let pool = moto.create_pool(PoolOptions::default()).await.unwrap();
+    let run = |endpoint: String, pool: String| async move {
+        let e = endpoint.as_str();
+        let mut out = Vec::new();
+        out.push(
+            call(
+                e,
+                "AdminCreateUser",
+                json!({"UserPoolId": pool, "Username": "hal@example.com", "MessageAction": "SUPPRESS",
+            "UserAttributes": [{"Name": "email", "Value": "hal@example.com"}]}),
+            )
+            .await,
+        );
+        out.push(call(e, "GetGroup", json!({"UserPoolId": pool, "GroupName": "g1"})).await);
+        out.push(
+            call(
+                e,
+                "CreateGroup",
+                json!({"UserPoolId": pool, "GroupName": "g1", "Description": "d"}),
+            )
+            .await,
+        );
+        out.push(call(e, "CreateGroup", json!({"UserPoolId": pool, "GroupName": "g1"})).await);
+        out.push(call(e, "GetGroup", json!({"UserPoolId": pool, "GroupName": "g1"})).await);
+        out.push(
+            call(
+                e,
+                "AdminAddUserToGroup",
+                json!({"UserPoolId": pool, "GroupName": "g1", "Username": "hal@example.com"}),
+            )
+            .await,
+        );
+        out.push(
+            call(
+                e,
+                "AdminAddUserToGroup",
+                json!({"UserPoolId": pool, "GroupName": "g2", "Username": "hal@example.com"}),
+            )
+            .await,
+        );
+        out.push(
+            call(
+                e,
+                "AdminAddUserToGroup",
+                json!({"UserPoolId": pool, "GroupName": "g1", "Username": "nobody@example.com"}),
+            )
+            .await,
+        );
+        out.push(
+            call(
+                e,
+                "AdminListGroupsForUser",
+                json!({"UserPoolId": pool, "Username": "hal@example.com"}),
+            )
+            .await,
+        );
+        out.push(
+            call(
+                e,
+                "AdminRemoveUserFromGroup",
+                json!({"UserPoolId": pool, "GroupName": "g1", "Username": "hal@example.com"}),
+            )
+            .await,
+        );
+        out
+    };
+    let from_moto = run(moto.endpoint().to_string(), pool.user_pool_id.clone()).await;
+    let from_emu = run(wire.endpoint.clone(), wire.pool_id.clone()).await;
+    for (i, (m, x)) in from_moto.iter().zip(&from_emu).enumerate() {
+        assert_eq!((m.0, code(m)), (x.0, code(x)), "call {i}: moto {m:?}, emulator {x:?}");
+        if m.0 == 200 {
+            assert_eq!(keys(&m.2), keys(&x.2), "call {i}: {m:?} vs {x:?}");
+            // Moto leaves out RoleArn / Precedence when unset, as the emulator does.
+            assert_eq!(keys(&m.2["Group"]), keys(&x.2["Group"]), "call {i}: {m:?} vs {x:?}");
+        }
+    }
+    let listed = &from_emu[8].2["Groups"];
+    assert_eq!(listed[0]["GroupName"], "g1", "{listed}");
 }

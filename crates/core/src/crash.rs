@@ -73,6 +73,29 @@ pub const RESET_MFA_CRASH_POINTS: &[&str] = &[
     "reset_mfa.after_mfa_records",
 ];
 
+/// The crash points of the provisioning saga with roles mirrored into Cognito groups
+/// (`COGNITO_ROLE_GROUPS=true`), in the order a run passes them (derived like the above).
+pub const PROVISION_GROUPS_CRASH_POINTS: &[&str] = &[
+    "provision.after_intent",
+    "provision.after_create_user",
+    // The Cognito user is in its role's group; the database knows nothing yet.
+    "provision.after_add_to_group",
+    "provision.after_records",
+];
+
+/// The crash points of the role-change saga with roles mirrored into Cognito groups, in the order a run
+/// passes them (derived like the above).
+pub const CHANGE_ROLE_GROUPS_CRASH_POINTS: &[&str] = &[
+    // The intent is recorded as `identity_updating` (lease taken); no group changed yet.
+    "change_role.after_intent",
+    // The user is in the new role's group too; still in the former one; the database has the old role.
+    "change_role.after_group_add",
+    // The user is only in the new role's group; the database still has the old role.
+    "change_role.after_group_remove",
+    // The role is written and the saga completed; the caller has not been answered.
+    "change_role.after_role_records",
+];
+
 /// The environment variable naming the point to die at.
 pub const CRASH_AT_ENV: &str = "ADMIN_PROVISIONER_CRASH_AT";
 
@@ -111,5 +134,9 @@ mod tests {
         assert_eq!(derived, RESET_PASSWORD_CRASH_POINTS);
         let derived = crate::provisioner::crash_points(crate::store::SagaKind::ResetMfa);
         assert_eq!(derived, RESET_MFA_CRASH_POINTS);
+        let derived = crate::provisioner::crash_points_mirrored(crate::store::SagaKind::Provision, true);
+        assert_eq!(derived, PROVISION_GROUPS_CRASH_POINTS);
+        let derived = crate::provisioner::crash_points_mirrored(crate::store::SagaKind::ChangeRole, true);
+        assert_eq!(derived, CHANGE_ROLE_GROUPS_CRASH_POINTS);
     }
 }

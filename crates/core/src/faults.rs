@@ -284,6 +284,41 @@ impl IdentityProvider for FaultyIdentityProvider {
             self.inner.list_users(token, limit)
         )
     }
+    async fn create_group(&self, name: &str, description: &str) -> Result<(), IdpError> {
+        inject!(
+            self.plan,
+            idp_op::CREATE_GROUP,
+            idp_err,
+            self.inner.create_group(name, description)
+        )
+    }
+    async fn get_group(&self, name: &str) -> Result<IdpGroup, IdpError> {
+        inject!(self.plan, idp_op::GET_GROUP, idp_err, self.inner.get_group(name))
+    }
+    async fn admin_add_user_to_group(&self, username: &str, group: &str) -> Result<(), IdpError> {
+        inject!(
+            self.plan,
+            idp_op::ADMIN_ADD_USER_TO_GROUP,
+            idp_err,
+            self.inner.admin_add_user_to_group(username, group)
+        )
+    }
+    async fn admin_remove_user_from_group(&self, username: &str, group: &str) -> Result<(), IdpError> {
+        inject!(
+            self.plan,
+            idp_op::ADMIN_REMOVE_USER_FROM_GROUP,
+            idp_err,
+            self.inner.admin_remove_user_from_group(username, group)
+        )
+    }
+    async fn admin_list_groups_for_user(&self, username: &str) -> Result<Vec<String>, IdpError> {
+        inject!(
+            self.plan,
+            idp_op::ADMIN_LIST_GROUPS_FOR_USER,
+            idp_err,
+            self.inner.admin_list_groups_for_user(username)
+        )
+    }
     async fn initiate_auth(&self, username: &str, password: &Password) -> Result<AuthOutcome, IdpError> {
         inject!(
             self.plan,

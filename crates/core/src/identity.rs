@@ -46,6 +46,16 @@ pub mod op {
     pub const ADMIN_USER_GLOBAL_SIGN_OUT: &str = "AdminUserGlobalSignOut";
     /// `AdminSetUserMFAPreference`.
     pub const ADMIN_SET_USER_MFA_PREFERENCE: &str = "AdminSetUserMFAPreference";
+    /// `CreateGroup` (role groups).
+    pub const CREATE_GROUP: &str = "CreateGroup";
+    /// `GetGroup` (role groups).
+    pub const GET_GROUP: &str = "GetGroup";
+    /// `AdminAddUserToGroup` (role groups).
+    pub const ADMIN_ADD_USER_TO_GROUP: &str = "AdminAddUserToGroup";
+    /// `AdminRemoveUserFromGroup` (role groups).
+    pub const ADMIN_REMOVE_USER_FROM_GROUP: &str = "AdminRemoveUserFromGroup";
+    /// `AdminListGroupsForUser` (role groups).
+    pub const ADMIN_LIST_GROUPS_FOR_USER: &str = "AdminListGroupsForUser";
 }
 
 /// Cognito's `UserStatus`.
@@ -95,6 +105,15 @@ pub struct IdpUser {
     pub created_at: DateTime<Utc>,
     /// `UserLastModifiedDate`.
     pub last_modified_at: DateTime<Utc>,
+}
+
+/// A group of the user pool (`GetGroup`'s `Group`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdpGroup {
+    /// `GroupName`.
+    pub name: String,
+    /// `Description`, if any.
+    pub description: Option<String>,
 }
 
 /// `MessageAction` of `AdminCreateUser`.
@@ -258,9 +277,13 @@ pub enum IdpError {
     /// `TooManyRequestsException` / `LimitExceededException` (after the SDK's own retries).
     #[error("TooManyRequests: rate exceeded")]
     TooManyRequests,
-    /// `ResourceNotFoundException`: the pool or app client does not exist.
+    /// `ResourceNotFoundException`: the pool or app client does not exist, or (group calls) the group
+    /// does not.
     #[error("ResourceNotFound: {0}")]
     ResourceNotFound(String),
+    /// `GroupExistsException` (`CreateGroup` of a name the pool already has).
+    #[error("GroupExists: {0}")]
+    GroupExists(String),
     /// The call did not answer within its timeout: it may or may not have taken effect.
     #[error("timeout: {0} did not answer in time")]
     Timeout(String),
@@ -304,6 +327,7 @@ impl IdpError {
             IdpError::PasswordResetRequired(_) => "PasswordResetRequired",
             IdpError::TooManyRequests => "TooManyRequests",
             IdpError::ResourceNotFound(_) => "ResourceNotFound",
+            IdpError::GroupExists(_) => "GroupExists",
             IdpError::Timeout(_) => "Timeout",
             IdpError::Unavailable(_) => "Unavailable",
             IdpError::Other { code, .. } => code,
@@ -341,6 +365,26 @@ pub trait IdentityProvider: Send + Sync + 'static {
 
     /// `ListUsers`, one page (`limit` ≤ 60). Eventually consistent in Cognito.
     async fn list_users(&self, pagination_token: Option<String>, limit: u32) -> Result<UserPage, IdpError>;
+
+    // ---- Groups (roles mirrored into Cognito groups, `COGNITO_ROLE_GROUPS`) ----
+
+    /// `CreateGroup` with a description. `GroupExists` when the pool already has a group of this name.
+    async fn create_group(&self, name: &str, description: &str) -> Result<(), IdpError>;
+
+    /// `GetGroup`: whether the group exists (`ResourceNotFound` when it does not).
+    async fn get_group(&self, name: &str) -> Result<IdpGroup, IdpError>;
+
+    /// `AdminAddUserToGroup`. Idempotent (adding a member again succeeds). `UserNotFound` for a missing
+    /// user, `ResourceNotFound` for a missing group.
+    async fn admin_add_user_to_group(&self, username: &str, group: &str) -> Result<(), IdpError>;
+
+    /// `AdminRemoveUserFromGroup`. Idempotent (removing a non-member succeeds). `UserNotFound` for a
+    /// missing user, `ResourceNotFound` for a missing group.
+    async fn admin_remove_user_from_group(&self, username: &str, group: &str) -> Result<(), IdpError>;
+
+    /// `AdminListGroupsForUser`, every page: the names of the user's groups, sorted. `UserNotFound` for a
+    /// missing user.
+    async fn admin_list_groups_for_user(&self, username: &str) -> Result<Vec<String>, IdpError>;
 
     /// `InitiateAuth` with `USER_PASSWORD_AUTH` (adds `SECRET_HASH` when the client has a secret).
     async fn initiate_auth(&self, username: &str, password: &Password) -> Result<AuthOutcome, IdpError>;

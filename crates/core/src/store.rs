@@ -141,6 +141,8 @@ pub enum AuditAction {
     ResetMfa,
     /// Another admin signed an admin out everywhere (Cognito `AdminUserGlobalSignOut`).
     SignOutAdmin,
+    /// The reconciler put an admin's Cognito role groups back as the database says.
+    ReconcileRoleGroups,
 }
 
 impl AuditAction {
@@ -162,6 +164,7 @@ impl AuditAction {
             AuditAction::ResetPassword => "reset_password",
             AuditAction::ResetMfa => "reset_mfa",
             AuditAction::SignOutAdmin => "sign_out_admin",
+            AuditAction::ReconcileRoleGroups => "reconcile_role_groups",
         }
     }
     /// Parses the stored text form.
@@ -182,6 +185,7 @@ impl AuditAction {
             "reset_password" => AuditAction::ResetPassword,
             "reset_mfa" => AuditAction::ResetMfa,
             "sign_out_admin" => AuditAction::SignOutAdmin,
+            "reconcile_role_groups" => AuditAction::ReconcileRoleGroups,
             _ => return None,
         })
     }

@@ -703,7 +703,15 @@ async fn the_keyset_stream_is_in_byte_order_on_both_databases() {
 fn kind_codes_are_stable() {
     assert_eq!(
         DriftKind::ALL.map(|k| k.code()),
-        ["ghost", "orphan", "relinked", "status", "email", "foreign"]
+        [
+            "ghost",
+            "orphan",
+            "relinked",
+            "status",
+            "email",
+            "foreign",
+            "role_group_mismatch"
+        ]
     );
     assert!(!DriftKind::Foreign.is_drift());
 }

@@ -166,7 +166,7 @@ impl CognitoEmulator {
             tracing::info!("refresh refused: user disabled");
             return Err(IdpError::NotAuthorized(USER_DISABLED.into()));
         }
-        let (id_token, access_token) = self.sign_tokens(&user, now, auth_time, &origin_jti)?;
+        let (id_token, access_token) = self.sign_tokens(&user, now, auth_time, &origin_jti).await?;
         tracing::info!(sub = %user.sub, "tokens refreshed");
         Ok(Tokens {
             id_token: Secret::new(id_token),

@@ -83,7 +83,7 @@ const SCHEMA: &[&str] = &[
 /// Creates the tables if they are missing.
 pub(crate) async fn migrate(pool: &SqlitePool) -> Result<(), sqlx::Error> {
     let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-    for statement in SCHEMA {
+    for statement in SCHEMA.iter().chain(crate::groups::SCHEMA) {
         sqlx::query(statement).execute(&mut *tx).await?;
     }
     tx.commit().await

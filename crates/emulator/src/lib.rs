@@ -55,6 +55,7 @@ pub use mfa::{MfaConfiguration, MFA_ENV};
 
 mod account;
 mod db;
+mod groups;
 mod keys;
 mod policy;
 mod recovery;
@@ -585,7 +586,7 @@ impl CognitoEmulator {
         let origin_jti = Uuid::new_v4().to_string();
         let refresh = db::random_secret(96);
         self.record_sign_in(user, &origin_jti, &refresh, now).await?;
-        let (id_token, access_token) = self.sign_tokens(user, now, now.timestamp(), &origin_jti)?;
+        let (id_token, access_token) = self.sign_tokens(user, now, now.timestamp(), &origin_jti).await?;
         Ok(Tokens {
             id_token: Secret::new(id_token),
             access_token: Secret::new(access_token),
@@ -595,17 +596,19 @@ impl CognitoEmulator {
     }
 
     /// Signs an ID + access token pair for `user` in the sign-in session `origin_jti` (first signed in at
-    /// `auth_time`, epoch seconds).
-    fn sign_tokens(
+    /// `auth_time`, epoch seconds). Both carry `cognito:groups` when the user is in any group, as Cognito's
+    /// do.
+    async fn sign_tokens(
         &self,
         user: &UserRow,
         now: DateTime<Utc>,
         auth_time: i64,
         origin_jti: &str,
     ) -> Result<(String, String), IdpError> {
+        let groups = self.groups_of_key(&db::username_key(&user.username)).await?;
         let iat = now.timestamp();
         let exp = iat + TOKEN_VALIDITY_SECONDS;
-        let id_claims = json!({
+        let mut id_claims = json!({
             "sub": user.sub,
             "email": user.email,
             "email_verified": user.email_verified,
@@ -619,7 +622,7 @@ impl CognitoEmulator {
             "origin_jti": origin_jti,
             "cognito:username": user.username,
         });
-        let access_claims = json!({
+        let mut access_claims = json!({
             "sub": user.sub,
             "iss": self.inner.issuer,
             "client_id": self.inner.client_id,
@@ -632,6 +635,10 @@ impl CognitoEmulator {
             "origin_jti": origin_jti,
             "username": user.username,
         });
+        if !groups.is_empty() {
+            id_claims["cognito:groups"] = json!(groups);
+            access_claims["cognito:groups"] = json!(groups);
+        }
         let sign = |claims: &serde_json::Value| {
             self.inner.key.sign(claims).map_err(|e| IdpError::Other {
                 code: "InternalErrorException".into(),
@@ -818,6 +825,29 @@ impl IdentityProvider for CognitoEmulator {
             self.deliver(&req.email, &req.username, password, now).await?;
         }
         Ok(user)
+    }
+
+    async fn create_group(&self, name: &str, description: &str) -> Result<(), IdpError> {
+        self.emu_create_group(name, description).await
+    }
+
+    async fn get_group(&self, name: &str) -> Result<admin_provisioner_core::identity::IdpGroup, IdpError> {
+        self.emu_get_group(name).await
+    }
+
+    #[tracing::instrument(skip_all, fields(op = "AdminAddUserToGroup", username = %username))]
+    async fn admin_add_user_to_group(&self, username: &str, group: &str) -> Result<(), IdpError> {
+        self.emu_set_membership(username, group, true).await
+    }
+
+    #[tracing::instrument(skip_all, fields(op = "AdminRemoveUserFromGroup", username = %username))]
+    async fn admin_remove_user_from_group(&self, username: &str, group: &str) -> Result<(), IdpError> {
+        self.emu_set_membership(username, group, false).await
+    }
+
+    #[tracing::instrument(skip_all, fields(op = "AdminListGroupsForUser", username = %username))]
+    async fn admin_list_groups_for_user(&self, username: &str) -> Result<Vec<String>, IdpError> {
+        self.emu_list_groups_for_user(username).await
     }
 
     #[tracing::instrument(skip_all, fields(op = "AdminGetUser", username = %username))]

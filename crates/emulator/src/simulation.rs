@@ -44,6 +44,11 @@ pub const OPERATIONS: &[&str] = &[
     "AdminResetUserPassword",
     "AdminUserGlobalSignOut",
     "AdminSetUserMFAPreference",
+    "CreateGroup",
+    "GetGroup",
+    "AdminAddUserToGroup",
+    "AdminRemoveUserFromGroup",
+    "AdminListGroupsForUser",
 ];
 
 /// Quotas and latency to simulate. `Default` simulates nothing.

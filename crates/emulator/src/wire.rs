@@ -69,6 +69,11 @@ pub const OPERATIONS: &[&str] = &[
     "DescribeUserPoolClient",
     "ListUserPools",
     "ListUserPoolClients",
+    "CreateGroup",
+    "GetGroup",
+    "AdminAddUserToGroup",
+    "AdminRemoveUserFromGroup",
+    "AdminListGroupsForUser",
 ];
 
 /// Refuses an address reachable from other machines unless `allow_remote` (`EMULATOR_ALLOW_REMOTE`):
@@ -154,6 +159,7 @@ impl From<IdpError> for WireError {
             IdpError::PasswordResetRequired(m) => bad("PasswordResetRequiredException", &m),
             IdpError::TooManyRequests => bad("TooManyRequestsException", "Rate exceeded"),
             IdpError::ResourceNotFound(m) => bad("ResourceNotFoundException", &m),
+            IdpError::GroupExists(m) => bad("GroupExistsException", &m),
             IdpError::Timeout(m) | IdpError::Unavailable(m) => {
                 Self::new(StatusCode::INTERNAL_SERVER_ERROR, "InternalErrorException", m)
             }
@@ -279,6 +285,11 @@ async fn dispatch(emu: &CognitoEmulator, op: &str, req: &Value) -> Result<Value,
         "DescribeUserPoolClient" => describe_user_pool_client(emu, req).await,
         "ListUserPools" => list_user_pools(emu, req).await,
         "ListUserPoolClients" => list_user_pool_clients(emu, req).await,
+        "CreateGroup" => create_group(emu, req).await,
+        "GetGroup" => get_group(emu, req).await,
+        "AdminAddUserToGroup" => group_membership(emu, req, true).await,
+        "AdminRemoveUserFromGroup" => group_membership(emu, req, false).await,
+        "AdminListGroupsForUser" => admin_list_groups_for_user(emu, req).await,
         other => Err(WireError::bad(
             "UnsupportedOperationException",
             format!(
@@ -837,4 +848,62 @@ async fn openid_configuration(State(emu): State<CognitoEmulator>, Path(pool): Pa
         "response_types_supported": ["code", "token"],
     }))
     .into_response()
+}
+
+// ------------------------------------------------------------------------------------------ groups
+
+/// `GroupType` of the emulated pool's group `name`.
+async fn group_type(emu: &CognitoEmulator, name: &str) -> Result<Value, WireError> {
+    let (name, description, created_us) = emu
+        .group_row(name)
+        .await?
+        .ok_or_else(|| WireError::bad("ResourceNotFoundException", "Group not found."))?;
+    let created = epoch(db::from_micros(created_us));
+    let mut group = json!({
+        "GroupName": name,
+        "UserPoolId": emu.pool_id(),
+        "CreationDate": created,
+        "LastModifiedDate": created,
+    });
+    if let Some(d) = description {
+        group["Description"] = json!(d);
+    }
+    Ok(group)
+}
+
+/// `CreateGroup {UserPoolId, GroupName, Description?}` → `{Group}`.
+async fn create_group(emu: &CognitoEmulator, req: &Value) -> Result<Value, WireError> {
+    check_pool(emu, req)?;
+    let name = req_str(req, "GroupName")?;
+    let description = opt_str(req, "Description")?.unwrap_or_default();
+    emu.emu_create_group(name, description).await?;
+    Ok(json!({ "Group": group_type(emu, name).await? }))
+}
+
+/// `GetGroup {UserPoolId, GroupName}` → `{Group}`.
+async fn get_group(emu: &CognitoEmulator, req: &Value) -> Result<Value, WireError> {
+    check_pool(emu, req)?;
+    let name = req_str(req, "GroupName")?;
+    emu.emu_get_group(name).await?;
+    Ok(json!({ "Group": group_type(emu, name).await? }))
+}
+
+/// `AdminAddUserToGroup` / `AdminRemoveUserFromGroup {UserPoolId, Username, GroupName}` → `{}`.
+async fn group_membership(emu: &CognitoEmulator, req: &Value, add: bool) -> Result<Value, WireError> {
+    check_pool(emu, req)?;
+    let username = req_str(req, "Username")?;
+    let group = req_str(req, "GroupName")?;
+    emu.emu_set_membership(username, group, add).await?;
+    Ok(json!({}))
+}
+
+/// `AdminListGroupsForUser {UserPoolId, Username}` → `{Groups}` (every group on one page).
+async fn admin_list_groups_for_user(emu: &CognitoEmulator, req: &Value) -> Result<Value, WireError> {
+    check_pool(emu, req)?;
+    let username = req_str(req, "Username")?;
+    let mut groups = Vec::new();
+    for name in emu.emu_list_groups_for_user(username).await? {
+        groups.push(group_type(emu, &name).await?);
+    }
+    Ok(json!({ "Groups": groups }))
 }

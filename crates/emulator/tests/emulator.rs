@@ -1194,3 +1194,117 @@ async fn admin_global_sign_out_revokes_refresh_tokens() {
     let e = env.emu.refresh_tokens(&tokens.refresh_token).await.unwrap_err();
     assert!(matches!(e, IdpError::NotAuthorized(_)), "{e:?}");
 }
+
+// ------------------------------------------------------------------------------------------ groups
+
+/// Groups: created once (`GroupExists` after), a missing group or user named in the error, adding twice
+/// and removing a non-member succeed, and both tokens carry `cognito:groups` (absent without groups).
+#[tokio::test]
+async fn groups_follow_cognitos_rules_and_tokens_carry_them() {
+    let e = env().await;
+    let tokens = confirmed(&e.emu, "ann@example.com").await;
+    let claims = verify(&e.emu, tokens.id_token.expose(), Some(DEFAULT_CLIENT_ID));
+    assert!(claims.get("cognito:groups").is_none(), "{claims}");
+
+    assert_eq!(
+        e.emu.get_group("team-b").await.unwrap_err(),
+        IdpError::ResourceNotFound("Group not found.".into())
+    );
+    assert!(matches!(
+        e.emu.admin_add_user_to_group("ann@example.com", "team-b").await,
+        Err(IdpError::ResourceNotFound(_))
+    ));
+    e.emu.create_group("team-b", "B").await.unwrap();
+    e.emu.create_group("team-a", "").await.unwrap();
+    assert!(matches!(
+        e.emu.create_group("team-b", "again").await,
+        Err(IdpError::GroupExists(_))
+    ));
+    assert!(matches!(
+        e.emu.create_group("has space", "").await,
+        Err(IdpError::InvalidParameter(_))
+    ));
+    assert_eq!(
+        e.emu.get_group("team-b").await.unwrap().description.as_deref(),
+        Some("B")
+    );
+    assert_eq!(
+        e.emu.admin_add_user_to_group("nobody@example.com", "team-b").await,
+        Err(IdpError::UserNotFound)
+    );
+    for _ in 0..2 {
+        e.emu
+            .admin_add_user_to_group("ann@example.com", "team-b")
+            .await
+            .unwrap();
+    }
+    // Usernames are case-insensitive.
+    e.emu
+        .admin_add_user_to_group("ANN@example.com", "team-a")
+        .await
+        .unwrap();
+    assert_eq!(
+        e.emu.admin_list_groups_for_user("ann@example.com").await.unwrap(),
+        ["team-a", "team-b"]
+    );
+    let tokens = match login(&e.emu, "ann@example.com", NEW).await.unwrap() {
+        AuthOutcome::Tokens(t) => t,
+        other => panic!("{other:?}"),
+    };
+    let id = verify(&e.emu, tokens.id_token.expose(), Some(DEFAULT_CLIENT_ID));
+    assert_eq!(id["cognito:groups"], serde_json::json!(["team-a", "team-b"]));
+    let access = verify(&e.emu, tokens.access_token.expose(), None);
+    assert_eq!(access["cognito:groups"], serde_json::json!(["team-a", "team-b"]));
+
+    e.emu
+        .admin_remove_user_from_group("ann@example.com", "team-a")
+        .await
+        .unwrap();
+    e.emu
+        .admin_remove_user_from_group("ann@example.com", "team-a")
+        .await
+        .unwrap();
+    assert_eq!(
+        e.emu.admin_list_groups_for_user("ann@example.com").await.unwrap(),
+        ["team-b"]
+    );
+    // Deleting the user ends its memberships; a new user of the same name starts with none.
+    e.emu.admin_delete_user("ann@example.com").await.unwrap();
+    assert_eq!(
+        e.emu.admin_list_groups_for_user("ann@example.com").await,
+        Err(IdpError::UserNotFound)
+    );
+    confirmed(&e.emu, "ann@example.com").await;
+    assert!(e
+        .emu
+        .admin_list_groups_for_user("ann@example.com")
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+/// Groups and memberships live in the state file: a new process on the same file sees them.
+#[tokio::test]
+async fn groups_survive_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("emu.db");
+    let open = || CognitoEmulator::open(EmulatorConfig::file(&state, dir.path().join("mailbox")));
+    let emu = open().await.unwrap();
+    emu.admin_create_user(create("bo@example.com", Some(TEMP), Some(MessageAction::Suppress)))
+        .await
+        .unwrap();
+    emu.create_group("admin-provisioner-viewer", "v").await.unwrap();
+    emu.admin_add_user_to_group("bo@example.com", "admin-provisioner-viewer")
+        .await
+        .unwrap();
+    drop(emu);
+    let emu = open().await.unwrap();
+    assert_eq!(
+        emu.get_group("admin-provisioner-viewer").await.unwrap().name,
+        "admin-provisioner-viewer"
+    );
+    assert_eq!(
+        emu.admin_list_groups_for_user("bo@example.com").await.unwrap(),
+        ["admin-provisioner-viewer"]
+    );
+}

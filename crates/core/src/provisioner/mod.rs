@@ -44,6 +44,7 @@ pub use ownership::Ownership;
 mod access;
 mod credentials;
 pub mod engine;
+mod groups;
 pub mod idempotency;
 mod invite;
 mod lifecycle;
@@ -62,44 +63,61 @@ pub use saga::RetryOutcome;
 mod views;
 
 /// A saga's table as data: the intent, then each step with the port calls a clean run makes for it
-/// (the fault matrix is derived from it). Adding a saga kind: one arm here, in [`crash_points`] and in
-/// `Provisioner::recover_one`.
+/// (the fault matrix is derived from it), with roles not mirrored into groups. Adding a saga kind: one
+/// arm here, in [`crash_points`] and in `Provisioner::recover_one`.
 pub fn saga_steps(kind: SagaKind) -> Vec<engine::StepInfo> {
-    match kind {
-        SagaKind::Provision => saga::PROVISION.describe(),
-        SagaKind::Remove => removal::REMOVE.describe(),
-        SagaKind::Disable => lifecycle::DISABLE.describe(),
-        SagaKind::Enable => lifecycle::ENABLE.describe(),
-        SagaKind::ChangeRole => roles::CHANGE_ROLE.describe(),
-        SagaKind::ResetPassword => credentials::RESET_PASSWORD.describe(),
-        SagaKind::ResetMfa => credentials::RESET_MFA.describe(),
+    saga_steps_mirrored(kind, false)
+}
+
+/// [`saga_steps`] with roles mirrored into Cognito groups (`COGNITO_ROLE_GROUPS=true`) or not: the
+/// provisioning and role-change tables then have their group steps.
+pub fn saga_steps_mirrored(kind: SagaKind, role_groups: bool) -> Vec<engine::StepInfo> {
+    match (kind, role_groups) {
+        (SagaKind::Provision, false) => saga::PROVISION.describe(),
+        (SagaKind::Provision, true) => saga::PROVISION_GROUPS.describe(),
+        (SagaKind::Remove, _) => removal::REMOVE.describe(),
+        (SagaKind::Disable, _) => lifecycle::DISABLE.describe(),
+        (SagaKind::Enable, _) => lifecycle::ENABLE.describe(),
+        (SagaKind::ChangeRole, false) => roles::CHANGE_ROLE.describe(),
+        (SagaKind::ChangeRole, true) => roles::CHANGE_ROLE_GROUPS.describe(),
+        (SagaKind::ResetPassword, _) => credentials::RESET_PASSWORD.describe(),
+        (SagaKind::ResetMfa, _) => credentials::RESET_MFA.describe(),
     }
 }
 
 /// What a saga of `kind` in `state` is doing, in words for people, read from its table (one registry for
-/// recovery's step names and the console's saga page).
+/// recovery's step names and the console's saga page). The tables with group steps are read: their
+/// states include those of the plain tables.
 pub fn saga_step_words(kind: SagaKind, state: SagaState) -> &'static str {
     match kind {
-        SagaKind::Provision => saga::PROVISION.words(state),
+        SagaKind::Provision => saga::PROVISION_GROUPS.words(state),
         SagaKind::Remove => removal::REMOVE.words(state),
         SagaKind::Disable => lifecycle::DISABLE.words(state),
         SagaKind::Enable => lifecycle::ENABLE.words(state),
-        SagaKind::ChangeRole => roles::CHANGE_ROLE.words(state),
+        SagaKind::ChangeRole => roles::CHANGE_ROLE_GROUPS.words(state),
         SagaKind::ResetPassword => credentials::RESET_PASSWORD.words(state),
         SagaKind::ResetMfa => credentials::RESET_MFA.words(state),
     }
 }
 
-/// The crash points of a saga kind, derived from its table, in the order a clean run passes them.
+/// The crash points of a saga kind, derived from its table, in the order a clean run passes them (roles
+/// not mirrored into groups).
 pub fn crash_points(kind: SagaKind) -> Vec<String> {
-    match kind {
-        SagaKind::Provision => saga::PROVISION.crash_points(),
-        SagaKind::Remove => removal::REMOVE.crash_points(),
-        SagaKind::Disable => lifecycle::DISABLE.crash_points(),
-        SagaKind::Enable => lifecycle::ENABLE.crash_points(),
-        SagaKind::ChangeRole => roles::CHANGE_ROLE.crash_points(),
-        SagaKind::ResetPassword => credentials::RESET_PASSWORD.crash_points(),
-        SagaKind::ResetMfa => credentials::RESET_MFA.crash_points(),
+    crash_points_mirrored(kind, false)
+}
+
+/// [`crash_points`] with roles mirrored into Cognito groups or not.
+pub fn crash_points_mirrored(kind: SagaKind, role_groups: bool) -> Vec<String> {
+    match (kind, role_groups) {
+        (SagaKind::Provision, false) => saga::PROVISION.crash_points(),
+        (SagaKind::Provision, true) => saga::PROVISION_GROUPS.crash_points(),
+        (SagaKind::Remove, _) => removal::REMOVE.crash_points(),
+        (SagaKind::Disable, _) => lifecycle::DISABLE.crash_points(),
+        (SagaKind::Enable, _) => lifecycle::ENABLE.crash_points(),
+        (SagaKind::ChangeRole, false) => roles::CHANGE_ROLE.crash_points(),
+        (SagaKind::ChangeRole, true) => roles::CHANGE_ROLE_GROUPS.crash_points(),
+        (SagaKind::ResetPassword, _) => credentials::RESET_PASSWORD.crash_points(),
+        (SagaKind::ResetMfa, _) => credentials::RESET_MFA.crash_points(),
     }
 }
 
@@ -133,6 +151,9 @@ pub struct ProvisionerSettings {
     pub require_mfa: bool,
     /// The issuer label authenticator apps show next to the account (`MFA_ISSUER`).
     pub mfa_issuer: String,
+    /// Roles mirrored into Cognito groups: the group-name prefix (`COGNITO_GROUP_PREFIX`) when
+    /// `COGNITO_ROLE_GROUPS=true`, `None` when off (see `groups.rs`).
+    pub role_groups: Option<String>,
 }
 
 impl Default for ProvisionerSettings {
@@ -149,6 +170,7 @@ impl Default for ProvisionerSettings {
             admin_actions_per_minute: 30,
             require_mfa: false,
             mfa_issuer: "admin-provisioner".to_string(),
+            role_groups: None,
         }
     }
 }

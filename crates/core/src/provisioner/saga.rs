@@ -3,7 +3,7 @@
 use super::engine::*;
 use super::lifecycle::{LifecycleData, DISABLE, ENABLE};
 use super::removal::{RemoveData, REMOVE};
-use super::roles::{RoleData, CHANGE_ROLE};
+use super::roles::RoleData;
 use super::*;
 
 /// How many sagas one claim of a recovery pass takes at a time (so replicas share a backlog).
@@ -176,7 +176,7 @@ impl Provisioner {
             invite_delivered: true,
             record: None,
         };
-        let data = PROVISION.run(self, intent, data).await?;
+        let data = self.provision_def().run(self, intent, data).await?;
         let record = data
             .record
             .ok_or_else(|| Error::Internal("the provisioning saga ended without records".into()))?;
@@ -396,11 +396,22 @@ impl Provisioner {
         }
     }
 
-    /// Settles one claimed, unfinished saga by its kind's table (see [`engine`]).
+    /// The provisioning saga's table: with the `add_to_group` step when roles are mirrored into groups.
+    pub(super) fn provision_def(&self) -> &'static SagaDef<ProvisionData> {
+        if self.mirrors_role_groups() {
+            &PROVISION_GROUPS
+        } else {
+            &PROVISION
+        }
+    }
+
+    /// Settles one claimed, unfinished saga by its kind's table (see [`engine`]). A saga is recovered by
+    /// the table of the current configuration (`COGNITO_ROLE_GROUPS`): the group steps are idempotent,
+    /// and an admin whose groups differ from the database is the reconciler's `role_group_mismatch`.
     pub(super) async fn recover_one(&self, saga: &SagaRecord) -> SagaState {
         match saga.kind {
             SagaKind::Provision => match ProvisionData::recovering(saga) {
-                Ok(data) => PROVISION.recover(self, saga, data).await,
+                Ok(data) => self.provision_def().recover(self, saga, data).await,
                 Err(e) => {
                     tracing::error!(saga_id = %saga.id, error = %e, "cannot recover a provisioning with an unreadable e-mail");
                     saga.state
@@ -409,7 +420,11 @@ impl Provisioner {
             SagaKind::Remove => REMOVE.recover(self, saga, RemoveData::recovering(saga)).await,
             SagaKind::Disable => DISABLE.recover(self, saga, LifecycleData::recovering(saga)).await,
             SagaKind::Enable => ENABLE.recover(self, saga, LifecycleData::recovering(saga)).await,
-            SagaKind::ChangeRole => CHANGE_ROLE.recover(self, saga, RoleData::recovering(saga)).await,
+            SagaKind::ChangeRole => {
+                self.change_role_def()
+                    .recover(self, saga, RoleData::recovering(saga))
+                    .await
+            }
             SagaKind::ResetPassword => {
                 super::credentials::RESET_PASSWORD
                     .recover(self, saga, super::credentials::ResetData::recovering(saga))
@@ -470,6 +485,122 @@ pub static PROVISION: SagaDef<ProvisionData> = SagaDef {
         },
     ],
 };
+
+/// The provisioning saga with roles mirrored into Cognito groups (`COGNITO_ROLE_GROUPS=true`): between
+/// the user and the records, `add_to_group` puts the user in the group of the saga's role
+/// (`AdminAddUserToGroup`; undo `AdminRemoveUserFromGroup`). It logs nothing of its own: recovery's probe
+/// asks Cognito for the user's groups, and adds the user again if needed (idempotent) before writing the
+/// records.
+pub static PROVISION_GROUPS: SagaDef<ProvisionData> = SagaDef {
+    kind: SagaKind::Provision,
+    name: "provision",
+    stuck: Direction::Undo,
+    undoing: "undoing: deleting the Cognito user it created",
+    steps: &[
+        Step {
+            name: "create_user",
+            doing: "creating the Cognito user",
+            begins: Some(SagaState::IdentityCreating),
+            done: SagaState::IdentityCreating,
+            logged: Logged::InAction,
+            action: create_user,
+            undo: Some(delete_own_user),
+            probe: Some(find_own_user),
+            redo: false,
+            lost: Some(delete_user_if_lost),
+            calls: &[idp_op::ADMIN_CREATE_USER],
+        },
+        Step {
+            name: "add_to_group",
+            doing: "Cognito user exists; adding it to its role's group",
+            begins: None,
+            done: SagaState::IdentityCreating,
+            logged: Logged::InAction,
+            action: add_to_group,
+            undo: Some(remove_own_user_from_group),
+            probe: Some(user_in_group),
+            redo: true,
+            lost: Some(delete_user_if_lost),
+            calls: &[idp_op::ADMIN_ADD_USER_TO_GROUP],
+        },
+        Step {
+            name: "records",
+            doing: "Cognito user exists; writing the database records",
+            begins: None,
+            done: SagaState::Completed,
+            logged: Logged::InAction,
+            action: write_records,
+            undo: None,
+            probe: Some(records_exist),
+            redo: true,
+            lost: None,
+            calls: &[crate::store::op::INSERT_ADMIN],
+        },
+    ],
+};
+
+/// The group of the saga's role (a provisioning logged before roles existed gives `admin`).
+fn saga_role_group(p: &Provisioner, saga: &SagaRecord) -> Result<String, Error> {
+    p.role_group(saga.role.unwrap_or_default())
+        .ok_or_else(|| Error::Internal("a group step while role groups are off".into()))
+}
+
+/// `AdminAddUserToGroup` of the saga's user to its role's group (created if missing).
+fn add_to_group(cx: &mut Cx<ProvisionData>) -> StepFuture<'_, Result<SagaUpdate, StepError>> {
+    Box::pin(async move {
+        let group = saga_role_group(&cx.p, &cx.saga).map_err(StepError::Refused)?;
+        let Some(user) = cx.data.user.clone() else {
+            return Err(StepError::Refused(Error::Internal(
+                "no Cognito user to add to a group".into(),
+            )));
+        };
+        match cx.p.add_to_group(&user.username, &group).await {
+            Ok(()) => Ok(SagaUpdate::default()),
+            Err(e) => Err(StepError::Failed(admin_call_error(e))),
+        }
+    })
+}
+
+/// Undo of `add_to_group`: the saga's own user (by the ownership rule, as `delete_own_user`) leaves the
+/// group. A user that is gone, or someone else's, is left alone.
+fn remove_own_user_from_group(cx: &mut Cx<ProvisionData>) -> StepFuture<'_, Result<(), Error>> {
+    Box::pin(async move {
+        let group = saga_role_group(&cx.p, &cx.saga)?;
+        let username = match &cx.data.user {
+            Some(u) => Some(u.username.clone()),
+            None => {
+                let saga = cx.saga.clone();
+                cx.p.find_own_identity(&saga)
+                    .await
+                    .map_err(admin_call_error)?
+                    .map(|u| u.username)
+            }
+        };
+        let Some(username) = username else {
+            return Ok(());
+        };
+        match cx.p.remove_from_group(&username, &group).await {
+            Ok(()) | Err(IdpError::UserNotFound) => Ok(()),
+            Err(e) => Err(admin_call_error(e)),
+        }
+    })
+}
+
+/// Probe of `add_to_group`: the saga's user (found by `create_user`'s probe) is in its role's group.
+fn user_in_group(cx: &mut Cx<ProvisionData>) -> StepFuture<'_, Result<Probe, Error>> {
+    Box::pin(async move {
+        let group = saga_role_group(&cx.p, &cx.saga)?;
+        let Some(user) = cx.data.user.clone() else {
+            return Ok(Probe::NotDone("no Cognito user".into()));
+        };
+        match cx.p.product_groups_of(&user.username).await {
+            Ok(groups) if groups.contains(&group) => Ok(Probe::Done),
+            Ok(_) => Ok(Probe::NotDone("the Cognito user is not in its role's group".into())),
+            Err(IdpError::UserNotFound) => Ok(Probe::NotDone("no Cognito user".into())),
+            Err(e) => Err(admin_call_error(e)),
+        }
+    })
+}
 
 /// The provisioning saga's working data.
 pub struct ProvisionData {

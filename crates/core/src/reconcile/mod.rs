@@ -24,7 +24,8 @@
 //!
 //! # What it reports ([`DriftKind`], each with a stable code)
 //!
-//! `ghost`, `orphan`, `relinked`, `status`, `email` are drift; `foreign` is information only. Each
+//! `ghost`, `orphan`, `relinked`, `status`, `email` and (with `COGNITO_ROLE_GROUPS=true`)
+//! `role_group_mismatch` are drift; `foreign` is information only. Each
 //! [`Finding`] carries the e-mail, the ids on both sides, a sentence a person understands and the command
 //! or console action that fixes it.
 //!
@@ -33,7 +34,10 @@
 //! * deletes a `ghost` when the saga log proves it is the product's own, its saga is finished, and it is
 //!   still `FORCE_CHANGE_PASSWORD` — re-checked with `AdminGetUser` (same `sub`, same status) and against
 //!   the database (no admin links its username or `sub`) right before the delete;
-//! * marks `active` an `invited` admin whose Cognito user is `CONFIRMED` (re-checked with `AdminGetUser`).
+//! * marks `active` an `invited` admin whose Cognito user is `CONFIRMED` (re-checked with `AdminGetUser`);
+//! * puts an admin's role groups back as the database says (`role_group_mismatch`: added to the group of
+//!   their role, removed from the product's other role groups; groups of other names are never touched),
+//!   re-checked right before (the admin's role read again, the user's groups listed again).
 //!
 //! Each repair is audited with actor `reconciler`. Nothing else is ever changed: the product never deletes
 //! or re-attaches a Cognito user it did not create.
@@ -98,17 +102,21 @@ pub enum DriftKind {
     Email,
     /// A Cognito user the product did not create and no admin links to: information only, never drift.
     Foreign,
+    /// Roles mirrored into groups (`COGNITO_ROLE_GROUPS=true`): the admin's product-made Cognito groups
+    /// differ from their database role (e.g. removed in the AWS console).
+    RoleGroupMismatch,
 }
 
 impl DriftKind {
     /// Every kind, in report order.
-    pub const ALL: [DriftKind; 6] = [
+    pub const ALL: [DriftKind; 7] = [
         DriftKind::Ghost,
         DriftKind::Orphan,
         DriftKind::Relinked,
         DriftKind::Status,
         DriftKind::Email,
         DriftKind::Foreign,
+        DriftKind::RoleGroupMismatch,
     ];
 
     /// The stable code.
@@ -120,6 +128,7 @@ impl DriftKind {
             DriftKind::Status => "status",
             DriftKind::Email => "email",
             DriftKind::Foreign => "foreign",
+            DriftKind::RoleGroupMismatch => "role_group_mismatch",
         }
     }
 
@@ -487,6 +496,42 @@ impl Reconciler {
         }
     }
 
+    /// Puts the admin's role groups back as the database says, after reading both again.
+    async fn repair_role_groups(&self, d: &AdminRecord) -> Repair {
+        let p = &self.provisioner;
+        let now = match p.admin_store().get_admin(d.user.id).await {
+            Ok(Some(now)) if now.user.cognito_sub == d.user.cognito_sub => now,
+            Ok(_) => return Repair::Failed("the admin changed since it was read; not repaired".into()),
+            Err(e) => return Repair::Failed(e.to_string()),
+        };
+        let role = now.admin_info.role;
+        let Some(expected) = p.role_group(role) else {
+            return Repair::Failed("roles are not mirrored into groups".into());
+        };
+        match p.product_groups_of(&now.user.cognito_username).await {
+            Ok(groups) if groups == [expected.clone()] => {
+                return Repair::Failed("the groups were put right meanwhile; nothing to do".into())
+            }
+            Ok(_) => {}
+            Err(e) => return Repair::Failed(e.to_string()),
+        }
+        match p.set_role_group(&now.user.cognito_username, role).await {
+            Ok((added, removed)) => {
+                let audit = self.audit(
+                    AuditAction::ReconcileRoleGroups,
+                    &now.user.email_normalized,
+                    &format!("success: role {role}; added to {added:?}, removed from {removed:?}"),
+                );
+                if let Err(e) = p.admin_store().append_audit(audit).await {
+                    tracing::error!(error = %e, "role groups repaired but the audit event could not be written");
+                }
+                tracing::info!(admin = %now.user.id, ?added, ?removed, "reconciler repaired the role groups");
+                Repair::Applied
+            }
+            Err(e) => Repair::Failed(e.to_string()),
+        }
+    }
+
     async fn repair_delete_ghost(&self, c: &IdpUser) -> Repair {
         // Re-check everything right before the delete: same user, still waiting for first login, still
         // linked to no admin, still the product's own.
@@ -650,6 +695,7 @@ impl Run<'_, '_> {
             );
             return;
         }
+        self.check_role_groups(c, d).await;
         let cognito_email = c.email.as_deref().map(str::to_lowercase);
         if cognito_email.as_deref() != Some(d.user.email_normalized.as_str()) {
             self.emit(
@@ -744,6 +790,43 @@ impl Run<'_, '_> {
             }
             _ => {}
         }
+    }
+
+    /// Roles mirrored into groups: the admin's product-made groups must be exactly their role's.
+    async fn check_role_groups(&mut self, c: &IdpUser, d: &AdminRecord) {
+        let p = &self.r.provisioner;
+        let Some(expected) = p.role_group(d.admin_info.role) else {
+            return;
+        };
+        let groups = match p.product_groups_of(&c.username).await {
+            Ok(g) => g,
+            Err(e) => {
+                tracing::warn!(username = %c.username, error = %e, "could not list the user's groups");
+                return;
+            }
+        };
+        if groups == [expected.clone()] {
+            return;
+        }
+        let mut f = Finding::new(DriftKind::RoleGroupMismatch, "role_group_mismatch")
+            .with_admin(d)
+            .with_user(c)
+            .says(
+                format!(
+                    "{} has role {} in the database, so its Cognito user {} should be in group {expected} (and no other role group), but its role groups are {}",
+                    d.user.email_normalized,
+                    d.admin_info.role,
+                    c.username,
+                    if groups.is_empty() { "none".to_string() } else { groups.join(", ") }
+                ),
+                "admin-provisioner reconcile --repair (puts the groups back as the database says, audited as reconciler)".into(),
+            );
+        f.repair = if self.r.settings.repair {
+            self.r.repair_role_groups(d).await
+        } else {
+            Repair::Available
+        };
+        self.emit(f);
     }
 
     /// A database admin with no Cognito user at its username in the listing.

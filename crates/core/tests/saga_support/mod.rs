@@ -13,6 +13,8 @@ use admin_provisioner_emulator::{CognitoEmulator, EmulatorConfig};
 use std::sync::Arc;
 use std::time::Duration;
 
+pub mod groups;
+
 /// Settings that make hangs and retries quick in tests.
 pub fn fast_settings() -> ProvisionerSettings {
     ProvisionerSettings {
