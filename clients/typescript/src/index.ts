@@ -48,8 +48,18 @@ export type LoginResult = OkJson<paths["/api/auth/login"]["post"]>;
  */
 export type NewPasswordRequest = RequestJson<paths["/api/auth/new-password"]["post"]> &
   ({ temporary_password: string } | { session: string });
-/** ID, access and refresh tokens. */
-export type Tokens = OkJson<paths["/api/auth/new-password"]["post"]>;
+/** ID, access and refresh tokens (the tokens member of {@link LoginResult}). */
+export type Tokens = Extract<LoginResult, { id_token: string }>;
+/** A challenge to answer with {@link AdminProvisionerClient.respondToChallenge} (the other member of {@link LoginResult}). */
+export type Challenge = Exclude<LoginResult, { id_token: string }>;
+/** Body of `POST /api/auth/respond`: the challenge, `username`, `session` and the challenge's answer. */
+export type RespondRequest = RequestJson<paths["/api/auth/respond"]["post"]>;
+/** `200` answer of `POST /api/auth/mfa/setup`: the secret to enrol and its `otpauth://` URI. */
+export type MfaSetup = OkJson<paths["/api/auth/mfa/setup"]["post"]>;
+/** Body of `PATCH /api/admins/{id}`: the new `role`. */
+export type ChangeAdminRequest = RequestJson<paths["/api/admins/{id}"]["patch"]>;
+/** Body of `POST /api/auth/confirm-forgot-password`. */
+export type ConfirmForgotPasswordRequest = RequestJson<paths["/api/auth/confirm-forgot-password"]["post"]>;
 /** One page of `GET /api/audit`. */
 export type AuditPage = OkJson<paths["/api/audit"]["get"]>;
 /** Paging of `GET /api/audit`. */
@@ -86,6 +96,14 @@ export type KnownErrorCode =
   | "invalid_credentials"
   | "password_policy"
   | "no_challenge"
+  | "last_owner"
+  | "invalid_token_name"
+  | "token_name_taken"
+  | "mfa_enrollment_required"
+  | "invalid_mfa_code"
+  | "invalid_reset_code"
+  | "not_active"
+  | "password_reset_required"
   | "identity_provider_unavailable"
   | "identity_provider_error"
   | "database_unavailable"
@@ -263,16 +281,71 @@ export class AdminProvisionerClient {
   /**
    * Operation 4, `handle_new_password_challenge`: the new admin's first login; replaces the temporary
    * password (or answers a login's `NEW_PASSWORD_REQUIRED` `session`) and returns tokens; the admin becomes
-   * `active`. `POST /api/auth/new-password`; no token needed. Errors: `password_policy`,
-   * `invalid_credentials`, `rate_limited`, …
+   * `active`. `POST /api/auth/new-password`; no token needed. In a pool with MFA on, the answer is the
+   * next challenge (`MFA_SETUP`) instead of tokens: answer it with {@link AdminProvisionerClient.respondToChallenge}.
+   * Errors: `password_policy`, `invalid_credentials`, `rate_limited`, …
    */
-  async handleNewPasswordChallenge(request: NewPasswordRequest): Promise<Tokens> {
+  async handleNewPasswordChallenge(request: NewPasswordRequest): Promise<LoginResult> {
     return ok(await this.api.POST("/api/auth/new-password", { body: request }));
   }
 
   /** `POST /api/auth/login`: tokens, or a challenge (`NEW_PASSWORD_REQUIRED` with its `session`). */
   async login(request: LoginRequest): Promise<LoginResult> {
     return ok(await this.api.POST("/api/auth/login", { body: request }));
+  }
+
+  /**
+   * `POST /api/auth/respond`: answers a sign-in challenge (`NEW_PASSWORD_REQUIRED` with `new_password`;
+   * `MFA_SETUP` first without `code` for the secret, then with `code`; `SOFTWARE_TOKEN_MFA` with `code`) and
+   * returns tokens or the next challenge. Errors: `invalid_mfa_code`, `invalid_credentials`, `password_policy`, …
+   */
+  async respondToChallenge(request: RespondRequest): Promise<LoginResult> {
+    return ok(await this.api.POST("/api/auth/respond", { body: request }));
+  }
+
+  /** `POST /api/auth/mfa/setup` (signed in): starts enrolling an authenticator; returns its secret. */
+  async beginMfaSetup(): Promise<MfaSetup> {
+    return ok(await this.api.POST("/api/auth/mfa/setup", {}));
+  }
+
+  /** `POST /api/auth/mfa/verify` (signed in): a code from the authenticator completes the enrolment. */
+  async verifyMfaSetup(code: string): Promise<void> {
+    ok(await this.api.POST("/api/auth/mfa/verify", { body: { code } }));
+  }
+
+  /**
+   * `POST /api/auth/forgot-password`: Cognito e-mails a reset code. Answers `202` for any address, known
+   * or not (no enumeration).
+   */
+  async forgotPassword(email: string): Promise<void> {
+    ok(await this.api.POST("/api/auth/forgot-password", { body: { email } }));
+  }
+
+  /** `POST /api/auth/confirm-forgot-password`: the e-mailed code and a new password. Errors: `invalid_reset_code`, `password_policy`. */
+  async confirmForgotPassword(request: ConfirmForgotPasswordRequest): Promise<void> {
+    ok(await this.api.POST("/api/auth/confirm-forgot-password", { body: request }));
+  }
+
+  /** Changes an admin's role (`PATCH /api/admins/{id}`). Errors: `forbidden`, `last_owner`, `self_action_forbidden`, … */
+  async changeAdminRole(id: string, role: ChangeAdminRequest["role"]): Promise<Admin> {
+    return ok(
+      await this.api.PATCH("/api/admins/{id}", { params: { path: { id } }, body: { role } as ChangeAdminRequest }),
+    );
+  }
+
+  /** Resets an admin's password (`POST /api/admins/{id}/reset-password`); their next sign-in answers `password_reset_required`. */
+  async resetAdminPassword(id: string): Promise<Admin> {
+    return ok(await this.api.POST("/api/admins/{id}/reset-password", { params: { path: { id } } }));
+  }
+
+  /** Clears an admin's authenticator (`POST /api/admins/{id}/reset-mfa`); their next sign-in enrols again. */
+  async resetAdminMfa(id: string): Promise<Admin> {
+    return ok(await this.api.POST("/api/admins/{id}/reset-mfa", { params: { path: { id } } }));
+  }
+
+  /** Signs an admin out everywhere (`POST /api/admins/{id}/sign-out`): refresh tokens and console sessions end. */
+  async signOutAdmin(id: string): Promise<Admin> {
+    return ok(await this.api.POST("/api/admins/{id}/sign-out", { params: { path: { id } } }));
   }
 
   /** One page of admins (`GET /api/admins`): filters `status`, `email_prefix`; `limit`, `cursor`. */

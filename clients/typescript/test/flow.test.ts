@@ -8,6 +8,7 @@ import {
   isAdminProvisionerError,
   type AdminProvisionerClient,
   type ErrorCode,
+  type LoginResult,
   type Tokens,
 } from "../src/index.js";
 import { Server } from "./server.js";
@@ -17,6 +18,12 @@ const ANN = "Ann@Example.com";
 const BOB = "bob@example.com";
 const ROOT_PASSWORD = "Root-Pass-word-1!";
 const ANN_PASSWORD = "Ann-Pass-word-2!";
+
+/** The tokens of a sign-in answer (this pool has MFA off: no further challenge). */
+function tokensOf(answer: LoginResult): Tokens {
+  assert.ok("id_token" in answer, `expected tokens, got the challenge ${JSON.stringify(answer)}`);
+  return answer;
+}
 
 /** Awaits `call` and checks that it throws the API error `code` with `status`; returns the error. */
 async function refused(call: Promise<unknown>, status: number, code: ErrorCode): Promise<AdminProvisionerError> {
@@ -56,11 +63,13 @@ describe("the client against a live serve", { timeout: 120_000 }, () => {
     const answer = await anonymous.login({ email: ROOT, password: temporary });
     assert.ok("challenge" in answer, `expected a challenge, got ${JSON.stringify(Object.keys(answer))}`);
     assert.equal(answer.challenge, "NEW_PASSWORD_REQUIRED");
-    const tokens = await anonymous.handleNewPasswordChallenge({
-      username: answer.username,
-      session: answer.session,
-      new_password: ROOT_PASSWORD,
-    });
+    const tokens = tokensOf(
+      await anonymous.handleNewPasswordChallenge({
+        username: answer.username,
+        session: answer.session,
+        new_password: ROOT_PASSWORD,
+      }),
+    );
     assert.match(tokens.id_token, /^eyJ/);
     assert.ok(tokens.expires_in > 0);
 
@@ -148,11 +157,13 @@ describe("the client against a live serve", { timeout: 120_000 }, () => {
       400,
       "password_policy",
     );
-    annTokens = await anonymous.handleNewPasswordChallenge({
-      username: ANN,
-      temporary_password: temporary,
-      new_password: ANN_PASSWORD,
-    });
+    annTokens = tokensOf(
+      await anonymous.handleNewPasswordChallenge({
+        username: ANN,
+        temporary_password: temporary,
+        new_password: ANN_PASSWORD,
+      }),
+    );
     const ann = await root.getAdmin(annId);
     assert.equal(ann.status, "active");
     assert.ok(ann.admin_info?.accepted_at);
@@ -183,6 +194,34 @@ describe("the client against a live serve", { timeout: 120_000 }, () => {
     assert.equal(enabled.status, "active");
     const tokens = await anonymous.login({ email: ANN, password: ANN_PASSWORD });
     assert.ok("id_token" in tokens, "an enabled admin signs in again");
+  });
+
+  it("changes a role, signs an admin out, resets a password and answers forgot-password alike for anyone", async () => {
+    const viewer = await root.changeAdminRole(annId, "viewer");
+    assert.equal(viewer.role, "viewer");
+    const asViewer = createAdminProvisionerClient({
+      baseUrl: server.baseUrl,
+      token: await (async () => {
+        const t = await anonymous.login({ email: ANN, password: ANN_PASSWORD });
+        assert.ok("id_token" in t);
+        return t.id_token;
+      })(),
+    });
+    await refused(asViewer.provisionNewAdmin("carl@example.com"), 403, "forbidden");
+    assert.equal((await root.changeAdminRole(annId, "admin")).role, "admin");
+
+    assert.equal((await root.signOutAdmin(annId)).status, "active");
+    // Unknown and known addresses get the same answer.
+    await anonymous.forgotPassword("nobody@example.com");
+    await anonymous.forgotPassword(ANN);
+    await refused(
+      anonymous.confirmForgotPassword({ email: ANN, code: "000000", new_password: "Other-Pass-word-3!" }),
+      400,
+      "invalid_reset_code",
+    );
+
+    await root.resetAdminPassword(annId);
+    await refused(anonymous.login({ email: ANN, password: ANN_PASSWORD }), 409, "password_reset_required");
   });
 
   it("removes admins from both systems", async () => {
