@@ -1,7 +1,8 @@
 //! The console in a real browser: headless Chromium driven by fantoccini through ChromeDriver.
 //!
 //! Needs `/usr/bin/chromium` and `/usr/bin/chromedriver`; `scripts/install-browser.sh` installs both. A
-//! screenshot of the console is saved to `target/test-artifacts/console.png`.
+//! screenshot of the console is saved to `target/test-artifacts/console.png`; the MFA setup page's to
+//! `mfa-setup.png`.
 
 mod common;
 
@@ -316,6 +317,96 @@ async fn a_failed_line_links_to_the_page_with_its_sagas_facts() {
         assert!(facts.contains(fact), "{fact} missing in {facts}");
     }
     screenshot(&c, "saga.png").await;
+
+    c.close().await.unwrap();
+    app.stop().await.unwrap();
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+#[tokio::test]
+async fn first_login_with_mfa_on_goes_from_the_invitation_to_the_console_through_the_authenticator_setup() {
+    // Arrange: a pool with MFA on (`COGNITO_EMULATOR_MFA=on`), the first admin bootstrapped.
+    let app = spawn_app_configured(admin_provisioner::app::Hooks::default(), |c| {
+        c.cognito_emulator_mfa = "on".into()
+    })
+    .await;
+    app.app
+        .provisioner
+        .bootstrap_admin("mfa@example.com", Some("cli-bootstrap"))
+        .await
+        .unwrap();
+    let driver = start_driver().await;
+    let profile = tempfile::tempdir().unwrap();
+    let c = browser(&driver, profile.path()).await;
+
+    // Act: the temporary password from the mailbox, a new password, then the setup page: the QR code is
+    // drawn by the product (inline SVG) and the key is shown as text; the test is the authenticator app, computing the code from that key.
+    let temp = temporary_password_from_mailbox(&c, &app, "mfa@example.com").await;
+    c.goto(&app.url("/login")).await.unwrap();
+    fill(&c, "#email", "mfa@example.com").await;
+    fill(&c, "#password", &temp).await;
+    click(&c, "#sign-in").await;
+    wait_for_text(&c, "h1", "Choose a new password").await;
+    fill(&c, "#new_password", NEW_PASSWORD).await;
+    fill(&c, "#confirm_password", NEW_PASSWORD).await;
+    click(&c, "#set-password").await;
+    wait_for_text(&c, "h1", "Set up your authenticator").await;
+    let qr = c
+        .find(Locator::Css("#mfa-qr svg"))
+        .await
+        .expect("the QR code is an inline SVG the product drew")
+        .attr("viewBox")
+        .await
+        .unwrap();
+    let secret = c
+        .find(Locator::Css("#mfa-secret"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+        .trim()
+        .to_string();
+    screenshot(&c, "mfa-setup.png").await;
+    let code = admin_provisioner_core::totp::code_at(&secret, unix_now()).unwrap();
+    fill(&c, "#code", &code).await;
+    click(&c, "#verify-code").await;
+    wait_for_text(&c, r#"tr[data-email="mfa@example.com"] .badge"#, "active").await;
+
+    // … signs out and in again: the password, then a code (of the next step: the one used is spent).
+    click(&c, ".who button[type=submit]").await;
+    wait_for_text(&c, "#flash", "signed out").await;
+    c.goto(&app.url("/login")).await.unwrap();
+    fill(&c, "#email", "mfa@example.com").await;
+    fill(&c, "#password", NEW_PASSWORD).await;
+    click(&c, "#sign-in").await;
+    wait_for_text(&c, "h1", "Enter your authenticator code").await;
+    let next = admin_provisioner_core::totp::code_at(&secret, unix_now() + 30).unwrap();
+    fill(&c, "#code", &next).await;
+    click(&c, "#verify-code").await;
+
+    // Assert
+    wait_for_text(&c, r#"tr[data-email="mfa@example.com"] .badge"#, "active").await;
+    assert!(qr.is_some(), "an SVG QR code with a viewBox");
+    assert!(secret.len() >= 16, "a base32 key: {secret}");
+    let record = app
+        .app
+        .provisioner
+        .admin_store()
+        .find_admin_by_email("mfa@example.com")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        record.user.mfa_enrolled_at.is_some(),
+        "the database records the enrolment"
+    );
 
     c.close().await.unwrap();
     app.stop().await.unwrap();

@@ -325,13 +325,20 @@ pub async fn spawn_app() -> SpawnedApp {
 /// Like [`spawn_app`], with test hooks (faults, saga settings); the observer defaults to the process-wide
 /// [`http::metrics_observer`] registry, as `serve` expects.
 pub async fn spawn_app_with(hooks: Hooks) -> SpawnedApp {
+    spawn_app_configured(hooks, |_| {}).await
+}
+
+/// Like [`spawn_app_with`], with the configuration adjusted first (e.g. `COGNITO_EMULATOR_MFA=on`).
+pub async fn spawn_app_configured(hooks: Hooks, adjust: impl FnOnce(&mut Config)) -> SpawnedApp {
     let dir = tempfile::tempdir().unwrap();
     let observer = hooks.observer.clone().unwrap_or_else(|| http::metrics_observer());
     let hooks = Hooks {
         observer: Some(observer),
         ..hooks
     };
-    let app = App::build_with(test_config(dir.path()), hooks).await.unwrap();
+    let mut config = test_config(dir.path());
+    adjust(&mut config);
+    let app = App::build_with(config, hooks).await.unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let base_url = format!("http://{addr}");
