@@ -367,7 +367,7 @@ pub struct RespondRequest {
     pub new_password: Option<String>,
     /// `SOFTWARE_TOKEN_MFA`: the authenticator's current code. `MFA_SETUP`: absent on the first call
     /// (the answer carries `secret_code` and `otpauth_uri`), then the first code the authenticator shows.
-    #[schema(min_length = 6, max_length = 6, example = "123456")]
+    #[schema(min_length = 6, max_length = 6, pattern = "^[0-9]{6}$", example = "123456")]
     pub code: Option<String>,
 }
 
@@ -407,7 +407,7 @@ pub struct ConfirmForgotPasswordRequest {
     #[schema(min_length = 1, max_length = 128)]
     pub email: String,
     /// The six-digit code from the e-mail.
-    #[schema(min_length = 6, max_length = 6, example = "123456")]
+    #[schema(min_length = 6, max_length = 6, pattern = "^[0-9]{6}$", example = "123456")]
     pub code: String,
     /// The new password (the pool's password policy applies).
     #[schema(min_length = 1, max_length = 256)]
@@ -419,7 +419,7 @@ pub struct ConfirmForgotPasswordRequest {
 #[serde(deny_unknown_fields)]
 pub struct MfaVerifyRequest {
     /// The authenticator's current code.
-    #[schema(min_length = 6, max_length = 6, example = "123456")]
+    #[schema(min_length = 6, max_length = 6, pattern = "^[0-9]{6}$", example = "123456")]
     pub code: String,
 }
 
